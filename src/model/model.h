@@ -1,0 +1,81 @@
+// A loaded decoder model: its config and weight views into the mapped files, whatever the
+// format (HF safetensors directory, GGUF, llama2.c .bin). Weights stay in their stored type;
+// only the small 1-D tensors (norms, biases, rope factors) are converted to f32 at load.
+//
+//   KINFER_ASSIGN_OR_RETURN(auto model, LoadModel("/models/smollm2.gguf"));
+//   fmt::print("{}\n", model->config().Summary());
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/mapped_file.h"
+#include "core/status.h"
+#include "core/tensor.h"
+#include "model/config.h"
+
+namespace kinfer::model {
+
+class GgufFile;
+class SafetensorsModel;
+
+enum class ModelFormat { kHuggingFace, kGguf, kLlama2c };
+std::string_view ModelFormatName(ModelFormat f);
+
+struct LayerWeights {
+  std::vector<float> attn_norm;  // [hidden]
+  TensorView wq, wk, wv, wo;     // [heads*head_dim, hidden], [kv*head_dim, hidden] x2, [hidden, heads*head_dim]
+  std::vector<float> bq, bk, bv;  // biases, empty when the family has none
+  std::vector<float> q_norm, k_norm;  // [head_dim], Qwen3 only
+  std::vector<float> ffn_norm;   // [hidden]
+  TensorView w_gate, w_up;       // [ffn, hidden]
+  TensorView w_down;             // [hidden, ffn]
+};
+
+struct ModelWeights {
+  TensorView token_embedding;  // [vocab, hidden]
+  std::vector<LayerWeights> layers;
+  std::vector<float> final_norm;  // [hidden]
+  TensorView lm_head;              // [vocab, hidden]; the embedding when tied
+  std::vector<float> rope_freq_factors;  // [rope_dim/2] divisors of each frequency; may be empty
+};
+
+class Model {
+ public:
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  ModelFormat format() const { return format_; }
+  // The path the model was loaded from (file or directory).
+  const std::string& path() const { return path_; }
+  // The parsed GGUF file when the format is GGUF (its tokenizer and chat template live there).
+  const GgufFile* gguf() const { return gguf_.get(); }
+
+  // Bytes of weights as stored, and the number of parameters.
+  size_t weight_bytes() const;
+  int64_t num_parameters() const;
+
+  ~Model();
+
+ private:
+  friend class ModelBuilder;
+  Model() = default;
+
+  std::string path_;
+  ModelFormat format_ = ModelFormat::kGguf;
+  ModelConfig config_;
+  ModelWeights weights_;
+  std::unique_ptr<GgufFile> gguf_;
+  std::unique_ptr<SafetensorsModel> safetensors_;
+  std::unique_ptr<MappedFile> file_;  // llama2.c
+};
+
+struct LoadOptions {
+  // For llama2.c models: the vocabulary size is taken from the header. No options yet for others.
+};
+
+// Loads a model from a GGUF file, an HF directory (config.json + safetensors) or a llama2.c .bin.
+Result<std::unique_ptr<Model>> LoadModel(const std::string& path,
+                                         const LoadOptions& options = {});
+
+}  // namespace kinfer::model
