@@ -63,9 +63,7 @@ void MatMul(const TensorView& w, const float* x, int64_t n_tokens, float* y, Thr
   const int64_t out = w.rows(), in = w.cols();
   const size_t row_bytes = w.row_bytes();
   const auto* base = static_cast<const uint8_t*>(w.data);
-  pool.ParallelFor(
-      out,
-      [&](int64_t begin, int64_t end) {
+  auto rows = [&](int64_t begin, int64_t end) {
         thread_local std::vector<float> row;
         if (static_cast<int64_t>(row.size()) < in) row.resize(in);
         for (int64_t o = begin; o < end; ++o) {
@@ -78,8 +76,14 @@ void MatMul(const TensorView& w, const float* x, int64_t n_tokens, float* y, Thr
           }
           for (int64_t t = 0; t < n_tokens; ++t) y[t * out + o] = DotF32(wr, x + t * in, in);
         }
-      },
-      16);
+  };
+  // Below this many multiply-adds, waking the other threads costs more than it saves.
+  constexpr int64_t kMinParallelWork = 1 << 15;
+  if (out * in * n_tokens < kMinParallelWork) {
+    rows(0, out);
+  } else {
+    pool.ParallelFor(out, rows, 16);
+  }
 }
 
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {

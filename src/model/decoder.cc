@@ -1,0 +1,328 @@
+#include "model/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numbers>
+
+#include "kernels/ops.h"
+
+namespace kinfer::model {
+
+std::vector<float> RopeInverseFrequencies(const ModelConfig& c,
+                                          std::span<const float> freq_factors) {
+  const int64_t half = c.rope_dim / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    double f = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / static_cast<double>(c.rope_dim));
+    const RopeScaling& rs = c.rope_scaling;
+    if (rs.type == RopeScalingType::kLinear) {
+      f /= rs.factor;
+    } else if (rs.type == RopeScalingType::kLlama3) {
+      const double old_ctx = static_cast<double>(rs.original_max_position_embeddings);
+      const double low_wavelen = old_ctx / rs.low_freq_factor;
+      const double high_wavelen = old_ctx / rs.high_freq_factor;
+      const double wavelen = 2 * std::numbers::pi / f;
+      if (wavelen > low_wavelen) {
+        f /= rs.factor;
+      } else if (wavelen >= high_wavelen) {
+        double smooth = (old_ctx / wavelen - rs.low_freq_factor) /
+                        (rs.high_freq_factor - rs.low_freq_factor);
+        f = (1 - smooth) * f / rs.factor + smooth * f;
+      }
+    }
+    if (!freq_factors.empty()) f /= freq_factors[static_cast<size_t>(i)];
+    inv[static_cast<size_t>(i)] = static_cast<float>(f);
+  }
+  return inv;
+}
+
+Decoder::Decoder(const Model& model, ThreadPool& pool)
+    : model_(model), cfg_(model.config()), pool_(pool) {
+  inv_freq_ = RopeInverseFrequencies(cfg_, model.weights().rope_freq_factors);
+}
+
+int64_t Decoder::NumLogitRows(const ForwardBatch& batch) {
+  int64_t rows = 0;
+  for (const SequenceInput& s : batch.seqs) {
+    if (s.logits == LogitsMode::kLast) rows += 1;
+    if (s.logits == LogitsMode::kAll) rows += s.num_tokens;
+  }
+  return rows;
+}
+
+Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size) const {
+  const KvStoreConfig& kc = kv.config();
+  if (kc.num_layers != cfg_.num_layers || kc.num_kv_heads != cfg_.num_kv_heads ||
+      kc.head_dim != cfg_.head_dim) {
+    return InvalidArgumentError("KV store shape does not match the model");
+  }
+  int64_t total = 0;
+  for (const SequenceInput& s : batch.seqs) {
+    if (s.num_tokens <= 0 || s.start_pos < 0) {
+      return InvalidArgumentError("sequence with {} new tokens at position {}", s.num_tokens,
+                                  s.start_pos);
+    }
+    int64_t end = static_cast<int64_t>(s.start_pos) + s.num_tokens;
+    int64_t blocks_needed = (end + kc.block_size - 1) / kc.block_size;
+    if (static_cast<int64_t>(s.block_table.size()) < blocks_needed) {
+      return InvalidArgumentError("block table of {} blocks cannot hold {} positions",
+                                  s.block_table.size(), end);
+    }
+    for (int64_t b = 0; b < blocks_needed; ++b) {
+      int32_t id = s.block_table[static_cast<size_t>(b)];
+      if (id < 0 || id >= kc.num_blocks) {
+        return InvalidArgumentError("block id {} outside the KV store's {} blocks", id,
+                                    kc.num_blocks);
+      }
+    }
+    total += s.num_tokens;
+  }
+  if (total != static_cast<int64_t>(batch.tokens.size())) {
+    return InvalidArgumentError("batch has {} tokens but its sequences add up to {}",
+                                batch.tokens.size(), total);
+  }
+  for (int32_t t : batch.tokens) {
+    if (t < 0 || t >= cfg_.vocab_size) {
+      return InvalidArgumentError("token id {} outside the vocabulary [0, {})", t, cfg_.vocab_size);
+    }
+  }
+  size_t need = static_cast<size_t>(NumLogitRows(batch) * cfg_.vocab_size);
+  if (logits_size < need) {
+    return InvalidArgumentError("logits buffer of {} floats, {} needed", logits_size, need);
+  }
+  return Status::Ok();
+}
+
+void Decoder::Reserve(int64_t n) {
+  if (n <= capacity_) return;
+  capacity_ = n;
+  const size_t T = static_cast<size_t>(n);
+  const size_t H = static_cast<size_t>(cfg_.hidden_size);
+  const size_t F = static_cast<size_t>(cfg_.intermediate_size);
+  const size_t qd = static_cast<size_t>(cfg_.num_heads * cfg_.head_dim);
+  const size_t kvd = static_cast<size_t>(cfg_.num_kv_heads * cfg_.head_dim);
+  const size_t half = static_cast<size_t>(cfg_.rope_dim / 2);
+  pos_.resize(T);
+  seq_of_.resize(T);
+  cos_.resize(T * half);
+  sin_.resize(T * half);
+  x_.resize(T * H);
+  xn_.resize(T * std::max(H, qd));
+  q_.resize(T * qd);
+  k_.resize(T * kvd);
+  v_.resize(T * kvd);
+  att_.resize(T * qd);
+  gate_.resize(T * F);
+  up_.resize(T * F);
+  logits_in_.resize(T * H);
+}
+
+void Decoder::ComputeRope(int64_t n) {
+  const int64_t half = cfg_.rope_dim / 2;
+  for (int64_t t = 0; t < n; ++t) {
+    const double p = pos_[static_cast<size_t>(t)];
+    for (int64_t i = 0; i < half; ++i) {
+      double angle = p * static_cast<double>(inv_freq_[static_cast<size_t>(i)]);
+      cos_[static_cast<size_t>(t * half + i)] = static_cast<float>(std::cos(angle));
+      sin_[static_cast<size_t>(t * half + i)] = static_cast<float>(std::sin(angle));
+    }
+  }
+}
+
+void Decoder::ApplyRope(float* x, int64_t n, int64_t heads) const {
+  const int64_t hd = cfg_.head_dim, half = cfg_.rope_dim / 2;
+  const bool interleaved = cfg_.rope_layout == RopeLayout::kInterleaved;
+  for (int64_t t = 0; t < n; ++t) {
+    const float* c = cos_.data() + t * half;
+    const float* s = sin_.data() + t * half;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = x + (t * heads + h) * hd;
+      for (int64_t i = 0; i < half; ++i) {
+        int64_t a = interleaved ? 2 * i : i;
+        int64_t b = interleaved ? 2 * i + 1 : i + half;
+        float x0 = v[a], x1 = v[b];
+        v[a] = x0 * c[i] - x1 * s[i];
+        v[b] = x1 * c[i] + x0 * s[i];
+      }
+    }
+  }
+}
+
+void Decoder::WriteKv(int64_t layer, const ForwardBatch& batch, KvStore& kv) {
+  const KvStoreConfig& kc = kv.config();
+  const int64_t hd = cfg_.head_dim, nkv = cfg_.num_kv_heads, bs = kc.block_size;
+  const int64_t T = static_cast<int64_t>(batch.tokens.size());
+  for (int64_t t = 0; t < T; ++t) {
+    const SequenceInput& s = batch.seqs[static_cast<size_t>(seq_of_[static_cast<size_t>(t)])];
+    const int64_t p = pos_[static_cast<size_t>(t)];
+    const int64_t block = s.block_table[static_cast<size_t>(p / bs)];
+    const int64_t slot = p % bs;
+    for (int64_t h = 0; h < nkv; ++h) {
+      const float* ks = k_.data() + (t * nkv + h) * hd;
+      const float* vs = v_.data() + (t * nkv + h) * hd;
+      const size_t off = static_cast<size_t>((h * bs + slot) * hd);
+      if (kc.dtype == DType::kF32) {
+        std::memcpy(static_cast<float*>(kv.keys(layer, block)) + off, ks, hd * sizeof(float));
+        std::memcpy(static_cast<float*>(kv.values(layer, block)) + off, vs, hd * sizeof(float));
+      } else {
+        uint16_t* kd = static_cast<uint16_t*>(kv.keys(layer, block)) + off;
+        uint16_t* vd = static_cast<uint16_t*>(kv.values(layer, block)) + off;
+        for (int64_t d = 0; d < hd; ++d) {
+          kd[d] = Fp32ToFp16(ks[d]);
+          vd[d] = Fp32ToFp16(vs[d]);
+        }
+      }
+    }
+  }
+}
+
+void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore& kv) {
+  const KvStoreConfig& kc = kv.config();
+  const int64_t hd = cfg_.head_dim, nh = cfg_.num_heads, nkv = cfg_.num_kv_heads;
+  const int64_t group = nh / nkv, bs = kc.block_size;
+  const int64_t T = static_cast<int64_t>(batch.tokens.size());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool f16 = kc.dtype == DType::kF16;
+  int64_t work = 0;  // multiply-adds, to decide whether threads are worth waking
+  for (int64_t t = 0; t < T; ++t) work += (pos_[static_cast<size_t>(t)] + 1) * hd * 2 * nh;
+  auto items = [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scores, row;
+    if (static_cast<int64_t>(row.size()) < hd) row.resize(static_cast<size_t>(hd));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / nh, h = item % nh, kvh = h / group;
+      const SequenceInput& s = batch.seqs[static_cast<size_t>(seq_of_[static_cast<size_t>(t)])];
+      const int64_t p = pos_[static_cast<size_t>(t)];
+      const int64_t lo = cfg_.sliding_window > 0 ? std::max<int64_t>(0, p - cfg_.sliding_window + 1) : 0;
+      const float* q = q_.data() + (t * nh + h) * hd;
+      if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(static_cast<size_t>(p + 1));
+      auto key_at = [&](int64_t j) -> const float* {
+        const int64_t block = s.block_table[static_cast<size_t>(j / bs)];
+        const size_t off = static_cast<size_t>((kvh * bs + j % bs) * hd);
+        if (!f16) return static_cast<const float*>(kv.keys(layer, block)) + off;
+        const uint16_t* src = static_cast<const uint16_t*>(kv.keys(layer, block)) + off;
+        for (int64_t d = 0; d < hd; ++d) row[static_cast<size_t>(d)] = Fp16ToFp32(src[d]);
+        return row.data();
+      };
+      float max_score = -INFINITY;
+      for (int64_t j = lo; j <= p; ++j) {
+        float sc = kernels::DotF32(q, key_at(j), hd) * scale;
+        scores[static_cast<size_t>(j)] = sc;
+        max_score = std::max(max_score, sc);
+      }
+      float sum = 0;
+      for (int64_t j = lo; j <= p; ++j) {
+        float e = std::exp(scores[static_cast<size_t>(j)] - max_score);
+        scores[static_cast<size_t>(j)] = e;
+        sum += e;
+      }
+      const float inv_sum = 1.0f / sum;
+      float* out = att_.data() + (t * nh + h) * hd;
+      std::fill(out, out + hd, 0.0f);
+      for (int64_t j = lo; j <= p; ++j) {
+        const float w = scores[static_cast<size_t>(j)] * inv_sum;
+        const int64_t block = s.block_table[static_cast<size_t>(j / bs)];
+        const size_t off = static_cast<size_t>((kvh * bs + j % bs) * hd);
+        if (!f16) {
+          const float* vr = static_cast<const float*>(kv.values(layer, block)) + off;
+          for (int64_t d = 0; d < hd; ++d) out[d] += w * vr[d];
+        } else {
+          const uint16_t* vr = static_cast<const uint16_t*>(kv.values(layer, block)) + off;
+          for (int64_t d = 0; d < hd; ++d) out[d] += w * Fp16ToFp32(vr[d]);
+        }
+      }
+    }
+  };
+  if (work < (1 << 15)) {
+    items(0, T * nh);
+  } else {
+    pool_.ParallelFor(T * nh, items);
+  }
+}
+
+Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits) {
+  KINFER_RETURN_IF_ERROR(Validate(batch, kv, logits.size()));
+  const int64_t T = static_cast<int64_t>(batch.tokens.size());
+  if (T == 0) return Status::Ok();
+  Reserve(T);
+  const ModelWeights& w = model_.weights();
+  const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size, hd = cfg_.head_dim;
+  const int64_t nh = cfg_.num_heads, nkv = cfg_.num_kv_heads;
+  const int64_t qd = nh * hd, kvd = nkv * hd;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+
+  {
+    int64_t t = 0;
+    for (size_t si = 0; si < batch.seqs.size(); ++si) {
+      const SequenceInput& s = batch.seqs[si];
+      for (int32_t i = 0; i < s.num_tokens; ++i, ++t) {
+        pos_[static_cast<size_t>(t)] = s.start_pos + i;
+        seq_of_[static_cast<size_t>(t)] = static_cast<int32_t>(si);
+      }
+    }
+  }
+  ComputeRope(T);
+
+  // Embedding lookup: dequantize each token's row.
+  for (int64_t t = 0; t < T; ++t) {
+    kernels::DequantizeRow(w.token_embedding.dtype,
+                           w.token_embedding.row(batch.tokens[static_cast<size_t>(t)]),
+                           x_.data() + t * H, H);
+  }
+
+  auto add_bias = [&](float* y, const std::vector<float>& bias, int64_t dim) {
+    if (bias.empty()) return;
+    for (int64_t t = 0; t < T; ++t) kernels::Add(y + t * dim, bias.data(), dim);
+  };
+  auto norm_rows = [&](const float* in, const std::vector<float>& weight, float* out, int64_t rows,
+                       int64_t dim) {
+    for (int64_t r = 0; r < rows; ++r) kernels::RmsNorm(in + r * dim, weight.data(), dim, eps, out + r * dim);
+  };
+
+  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    const LayerWeights& L = w.layers[static_cast<size_t>(l)];
+    norm_rows(x_.data(), L.attn_norm, xn_.data(), T, H);
+    kernels::MatMul(L.wq, xn_.data(), T, q_.data(), pool_);
+    kernels::MatMul(L.wk, xn_.data(), T, k_.data(), pool_);
+    kernels::MatMul(L.wv, xn_.data(), T, v_.data(), pool_);
+    add_bias(q_.data(), L.bq, qd);
+    add_bias(k_.data(), L.bk, kvd);
+    add_bias(v_.data(), L.bv, kvd);
+    if (cfg_.qk_norm) {
+      norm_rows(q_.data(), L.q_norm, q_.data(), T * nh, hd);
+      norm_rows(k_.data(), L.k_norm, k_.data(), T * nkv, hd);
+    }
+    ApplyRope(q_.data(), T, nh);
+    ApplyRope(k_.data(), T, nkv);
+    WriteKv(l, batch, kv);
+    Attention(l, batch, kv);
+    kernels::MatMul(L.wo, att_.data(), T, xn_.data(), pool_);
+    for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
+
+    norm_rows(x_.data(), L.ffn_norm, xn_.data(), T, H);
+    kernels::MatMul(L.w_gate, xn_.data(), T, gate_.data(), pool_);
+    kernels::MatMul(L.w_up, xn_.data(), T, up_.data(), pool_);
+    kernels::SiluMul(gate_.data(), up_.data(), T * F, gate_.data());
+    kernels::MatMul(L.w_down, gate_.data(), T, xn_.data(), pool_);
+    for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
+  }
+
+  // Final norm and LM head, only for the rows whose logits were asked for.
+  int64_t rows = 0, t = 0;
+  for (const SequenceInput& s : batch.seqs) {
+    if (s.logits == LogitsMode::kAll) {
+      for (int32_t i = 0; i < s.num_tokens; ++i) {
+        kernels::RmsNorm(x_.data() + (t + i) * H, w.final_norm.data(), H, eps,
+                         logits_in_.data() + rows++ * H);
+      }
+    } else if (s.logits == LogitsMode::kLast) {
+      kernels::RmsNorm(x_.data() + (t + s.num_tokens - 1) * H, w.final_norm.data(), H, eps,
+                       logits_in_.data() + rows++ * H);
+    }
+    t += s.num_tokens;
+  }
+  if (rows > 0) kernels::MatMul(w.lm_head, logits_in_.data(), rows, logits.data(), pool_);
+  return Status::Ok();
+}
+
+}  // namespace kinfer::model

@@ -1,0 +1,81 @@
+// The decoder forward pass for every supported family, over a flattened batch that mixes
+// prefill chunks and decode tokens of many sequences. Keys and values are read and written
+// through each sequence's block table in the KV store (paged attention).
+//
+// Each token's result depends only on its own sequence: matmuls never split a dot product
+// across threads or batch rows, and attention reads a sequence's cache in position order. So a
+// request's logits are bit-identical whether it runs alone or batched with others.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "model/kv_store.h"
+#include "model/model.h"
+
+namespace kinfer::model {
+
+enum class LogitsMode : uint8_t {
+  kNone,  // no logits (a prefill chunk that does not reach the end of the prompt)
+  kLast,  // logits of the last new token
+  kAll,   // logits of every new token (prompt logprobs, reference tests)
+};
+
+// One sequence's part of a forward batch.
+struct SequenceInput {
+  int32_t num_tokens = 0;  // new tokens this step, >= 1
+  int32_t start_pos = 0;   // tokens of this sequence already in the KV cache
+  // Physical KV blocks holding positions [0, start_pos + num_tokens), in order.
+  std::span<const int32_t> block_table;
+  LogitsMode logits = LogitsMode::kLast;
+};
+
+struct ForwardBatch {
+  std::span<const int32_t> tokens;  // every new token, sequence after sequence
+  std::span<const SequenceInput> seqs;
+};
+
+class Decoder {
+ public:
+  // `model` and `pool` must outlive the decoder.
+  Decoder(const Model& model, ThreadPool& pool);
+
+  // Rows of logits (vocab_size floats each) that Forward writes for `batch`, in sequence order.
+  static int64_t NumLogitRows(const ForwardBatch& batch);
+
+  // Runs the batch: writes the new tokens' keys and values into `kv` and the requested logits
+  // rows into `logits` (NumLogitRows(batch) * vocab_size floats). Rejects malformed batches
+  // (token ids out of range, block tables too short) without touching the cache.
+  Status Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits);
+
+  const Model& model() const { return model_; }
+
+ private:
+  Status Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size) const;
+  void Reserve(int64_t tokens);
+  void ComputeRope(int64_t tokens);
+  void ApplyRope(float* x, int64_t tokens, int64_t heads) const;
+  void WriteKv(int64_t layer, const ForwardBatch& batch, KvStore& kv);
+  void Attention(int64_t layer, const ForwardBatch& batch, const KvStore& kv);
+
+  const Model& model_;
+  const ModelConfig& cfg_;
+  ThreadPool& pool_;
+  std::vector<float> inv_freq_;  // [rope_dim / 2]
+
+  // Workspace, grown to the largest batch seen; nothing is allocated per token after that.
+  int64_t capacity_ = 0;
+  std::vector<int32_t> pos_, seq_of_;
+  std::vector<float> cos_, sin_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, logits_in_;
+};
+
+// The rotary frequencies a config implies: 1/theta^(2i/d), then rope scaling (linear, llama3)
+// and GGUF per-frequency divisors (`freq_factors`, may be empty).
+std::vector<float> RopeInverseFrequencies(const ModelConfig& config,
+                                          std::span<const float> freq_factors);
+
+}  // namespace kinfer::model
