@@ -1,0 +1,548 @@
+#include "engine/engine.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "core/log.h"
+#include "engine/block_hash.h"
+
+namespace kinfer::engine {
+namespace {
+
+int64_t AvailableMemoryBytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t value = 0;
+  std::string unit;
+  while (f >> key >> value >> unit) {
+    if (key == "MemAvailable:") return value * 1024;
+  }
+  return int64_t{4} << 30;
+}
+
+// Backs the emitted-text boundary off a UTF-8 continuation byte.
+size_t CharBoundary(const std::string& s, size_t pos) {
+  while (pos > 0 && pos < s.size() && (static_cast<unsigned char>(s[pos]) & 0xC0) == 0x80) --pos;
+  return pos;
+}
+
+}  // namespace
+
+Engine::Engine(const model::Model& model, EngineOptions options)
+    : model_(model), options_(std::move(options)) {}
+
+Result<std::unique_ptr<Engine>> Engine::Create(const model::Model& model, EngineOptions options) {
+  std::unique_ptr<Engine> e(new Engine(model, std::move(options)));
+  KINFER_RETURN_IF_ERROR(e->Init());
+  if (e->options_.start_thread) {
+    e->thread_ = std::thread([raw = e.get()] { raw->Loop(); });
+    pthread_setname_np(e->thread_.native_handle(), "kinfer-engine");
+  }
+  return e;
+}
+
+Status Engine::Init() {
+  const model::ModelConfig& c = model_.config();
+  if (options_.block_size < 1 || options_.block_size > 1024) {
+    return InvalidArgumentError("block size must be in [1, 1024], got {}", options_.block_size);
+  }
+  if (options_.scheduler.max_num_batched_tokens < 1 || options_.scheduler.max_num_seqs < 1) {
+    return InvalidArgumentError("--max-num-batched-tokens and --max-num-seqs must be positive");
+  }
+  pool_ = std::make_unique<ThreadPool>(options_.num_threads);
+  const bool explicit_len = options_.max_model_len > 0;
+  int64_t max_len = explicit_len ? options_.max_model_len : c.max_position_embeddings;
+  max_len = std::min<int64_t>(max_len, int64_t{1} << 30);
+
+  model::KvStoreConfig kc{c.num_layers, c.num_kv_heads, c.head_dim, options_.block_size, 1,
+                          options_.kv_cache_dtype};
+  const int64_t block_bytes = static_cast<int64_t>(model::KvStore::BytesFor(kc));
+  int64_t bytes = options_.kv_cache_bytes;
+  if (bytes <= 0) bytes = std::min(AvailableMemoryBytes() / 4, int64_t{4} << 30);
+  const int64_t num_blocks = std::min<int64_t>(bytes / block_bytes, int64_t{1} << 24);
+  if (num_blocks < 2) {
+    return ResourceExhaustedError(
+        "--kv-cache-memory of {} bytes holds fewer than 2 blocks of {} bytes ({} tokens each)",
+        bytes, block_bytes, options_.block_size);
+  }
+  const int64_t capacity = num_blocks * options_.block_size;
+  if (max_len > capacity) {
+    if (explicit_len) {
+      return ResourceExhaustedError(
+          "--max-model-len {} needs {} KV blocks but --kv-cache-memory ({} bytes) holds {}; raise "
+          "the cache memory or lower the model length",
+          max_len, (max_len + options_.block_size - 1) / options_.block_size, bytes, num_blocks);
+    }
+    KINFER_LOG_WARN("model length {} reduced to {} tokens, what the KV cache ({} MiB) holds", max_len,
+                    capacity, bytes >> 20);
+    max_len = capacity;
+  }
+  max_model_len_ = static_cast<int32_t>(max_len);
+  kc.num_blocks = num_blocks;
+  KINFER_ASSIGN_OR_RETURN(kv_store_, model::KvStore::Create(kc));
+  kv_ = std::make_unique<KvCacheManager>(static_cast<int32_t>(num_blocks), options_.block_size,
+                                         options_.enable_prefix_caching, kv_store_.get());
+  scheduler_ = std::make_unique<Scheduler>(options_.scheduler, *kv_);
+  decoder_ = std::make_unique<model::Decoder>(model_, *pool_);
+  sampler_ = std::make_unique<Sampler>(c.vocab_size);
+  if (!options_.eos_token_ids.empty()) {
+    eos_ids_ = options_.eos_token_ids;
+  } else {
+    for (int64_t e : c.eos_token_ids) eos_ids_.push_back(static_cast<int32_t>(e));
+  }
+  stats_.num_blocks = static_cast<int32_t>(num_blocks);
+  stats_.num_free_blocks = static_cast<int32_t>(num_blocks);
+  KINFER_LOG_INFO("KV cache: {} blocks of {} tokens ({} MiB, {}), max model length {}", num_blocks,
+                  options_.block_size, (num_blocks * block_bytes) >> 20,
+                  DTypeName(options_.kv_cache_dtype), max_model_len_);
+  return Status::Ok();
+}
+
+Engine::~Engine() { Shutdown(); }
+
+void Engine::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (shut_down_) return;
+    shut_down_ = stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // The engine thread is gone: finish whatever is left from here.
+  std::vector<std::unique_ptr<RequestState>> inbox;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    inbox.swap(inbox_);
+  }
+  for (auto& rs : inbox) AdmitRequest(std::move(rs));
+  for (auto& [id, rs] : requests_) {
+    AbortRequest(*rs, FinishReason::kAbort, UnavailableError("the engine is shutting down"));
+  }
+  ReleaseFinished();
+}
+
+Status Engine::Submit(Request r, OutputCallback on_output) {
+  const model::ModelConfig& c = model_.config();
+  if (r.prompt_tokens.empty()) {
+    return InvalidArgumentError("the prompt must contain at least one token");
+  }
+  for (int32_t t : r.prompt_tokens) {
+    if (t < 0 || t >= c.vocab_size) {
+      return InvalidArgumentError("prompt token id {} is outside the vocabulary [0, {})", t,
+                                  c.vocab_size);
+    }
+  }
+  const int32_t prompt_len = static_cast<int32_t>(r.prompt_tokens.size());
+  if (prompt_len >= max_model_len_) {
+    return InvalidArgumentError(
+        "the prompt has {} tokens, but this model's maximum context length is {} tokens "
+        "(prompt plus at least one generated token)",
+        prompt_len, max_model_len_);
+  }
+  KINFER_RETURN_IF_ERROR(r.params.Validate(c.vocab_size));
+  r.params.max_tokens = std::min(r.params.max_tokens, max_model_len_ - prompt_len);
+  r.params.min_tokens = std::min(r.params.min_tokens, r.params.max_tokens);
+  auto rs = std::make_unique<RequestState>();
+  rs->request = std::move(r);
+  rs->on_output = std::move(on_output);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stop_) return UnavailableError("the engine is shutting down");
+    if (!stats_.alive) return UnavailableError("the engine has failed");
+    if (!live_ids_.emplace(rs->request.id, true).second) {
+      return InvalidArgumentError("request id '{}' is already in use", rs->request.id);
+    }
+    inbox_.push_back(std::move(rs));
+  }
+  cv_.notify_one();
+  return Status::Ok();
+}
+
+void Engine::Abort(const std::string& id) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    abort_inbox_.push_back(id);
+  }
+  cv_.notify_one();
+}
+
+EngineStats Engine::Stats() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return stats_;
+}
+
+Sequence* Engine::NewSequence(RequestState& rs, int32_t index) {
+  auto seq = std::make_unique<Sequence>();
+  seq->id = next_seq_id_++;
+  seq->request = &rs;
+  seq->index = index;
+  seq->tokens = rs.request.prompt_tokens;
+  seq->prompt_len = static_cast<int32_t>(seq->tokens.size());
+  seq->priority = rs.request.priority;
+  seq->arrival_order = rs.seqs.empty() ? next_arrival_++ : rs.seqs[0]->arrival_order;
+  const SamplingParams& p = rs.request.params;
+  if (p.seed) {
+    seq->rng.seed(*p.seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(index));
+  } else {
+    seq->rng.seed((static_cast<uint64_t>(entropy_()) << 32) ^ entropy_());
+  }
+  if (options_.text_decoder) seq->text = options_.text_decoder(p.skip_special_tokens);
+  rs.seqs.push_back(std::move(seq));
+  return rs.seqs.back().get();
+}
+
+void Engine::AdmitRequest(std::unique_ptr<RequestState> rs) {
+  rs->extra_hash = HashExtraKeys(rs->request.cache_salt, "");
+  for (const std::string& s : rs->request.params.stop) {
+    rs->stop_holdback = std::max(rs->stop_holdback, static_cast<int32_t>(s.size()) - 1);
+  }
+  Sequence* seq = NewSequence(*rs, 0);
+  scheduler_->AddWaiting(seq);
+  std::string id = rs->request.id;
+  requests_[id] = std::move(rs);
+}
+
+void Engine::DrainInbox() {
+  std::vector<std::unique_ptr<RequestState>> inbox;
+  std::vector<std::string> aborts;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    inbox.swap(inbox_);
+    aborts.swap(abort_inbox_);
+  }
+  for (auto& rs : inbox) AdmitRequest(std::move(rs));
+  for (const std::string& id : aborts) {
+    auto it = requests_.find(id);
+    if (it != requests_.end()) AbortRequest(*it->second, FinishReason::kAbort, Status::Ok());
+  }
+}
+
+void Engine::FinishSequence(Sequence& seq, FinishReason reason) {
+  if (seq.status == SequenceStatus::kFinished) return;
+  if (seq.text) {
+    seq.output_text += seq.text->Flush();
+    if (reason != FinishReason::kAbort && reason != FinishReason::kError && !seq.stop_string) {
+      CheckStop(seq, true);
+      if (seq.status == SequenceStatus::kFinished) return;  // a stop string ended it
+    }
+  }
+  seq.finish_reason = reason;
+  seq.status = SequenceStatus::kFinished;
+  seq.request->num_finished++;
+  scheduler_->Remove(&seq);
+  kv_->Free(seq.id);
+}
+
+void Engine::CheckStop(Sequence& seq, bool flush) {
+  const SamplingParams& p = seq.request->request.params;
+  if (p.stop.empty() || seq.stop_string || seq.output_len() < p.min_tokens) return;
+  const size_t hold = static_cast<size_t>(seq.request->stop_holdback);
+  // Only text that could hold a new match: the unsent tail plus a stop string's overlap.
+  const size_t from = seq.text_sent > hold ? seq.text_sent - hold : 0;
+  size_t best = std::string::npos;
+  const std::string* best_stop = nullptr;
+  for (const std::string& s : p.stop) {
+    size_t pos = seq.output_text.find(s, from);
+    if (pos != std::string::npos && pos < best) {
+      best = pos;
+      best_stop = &s;
+    }
+  }
+  (void)flush;
+  if (!best_stop) return;
+  seq.output_text.resize(p.include_stop_str_in_output ? best + best_stop->size() : best);
+  if (seq.text_sent > seq.output_text.size()) seq.text_sent = seq.output_text.size();
+  seq.stop_string = *best_stop;
+  seq.finish_reason = FinishReason::kStop;
+  seq.status = SequenceStatus::kFinished;
+  seq.request->num_finished++;
+  scheduler_->Remove(&seq);
+  kv_->Free(seq.id);
+}
+
+void Engine::ProcessToken(Sequence& seq, int32_t token, TokenLogprob* lp, bool /*emit*/) {
+  RequestState& rs = *seq.request;
+  const SamplingParams& p = rs.request.params;
+  seq.tokens.push_back(token);
+  seq.pending_tokens.push_back(token);
+  if (lp) seq.pending_logprobs.push_back(std::move(*lp));
+  const bool eos = !p.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
+  const bool stop_token =
+      std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
+  if (eos || stop_token) {
+    if (seq.text && p.include_stop_str_in_output) seq.output_text += seq.text->Push(token);
+    seq.stop_token = token;
+    FinishSequence(seq, FinishReason::kStop);
+    return;
+  }
+  if (seq.text) {
+    seq.output_text += seq.text->Push(token);
+    CheckStop(seq, false);
+    if (seq.status == SequenceStatus::kFinished) return;
+  }
+  if (seq.output_len() >= p.max_tokens ||
+      static_cast<int32_t>(seq.tokens.size()) >= max_model_len_) {
+    FinishSequence(seq, FinishReason::kLength);
+  }
+}
+
+void Engine::SampleInto(Sequence& seq, std::span<const float> row) {
+  RequestState& rs = *seq.request;
+  const SamplingParams& p = rs.request.params;
+  if (options_.logits_observer) options_.logits_observer(rs.request.id, seq.index, row);
+  scratch_.assign(row.begin(), row.end());
+  SampleContext ctx;
+  ctx.params = &p;
+  ctx.prompt = std::span<const int32_t>(seq.tokens.data(), static_cast<size_t>(seq.prompt_len));
+  ctx.output = std::span<const int32_t>(seq.tokens).subspan(static_cast<size_t>(seq.prompt_len));
+  ctx.eos_ids = eos_ids_;
+  ctx.rng = &seq.rng;
+  TokenLogprob lp;
+  const bool want = p.logprobs.has_value();
+  int32_t token = sampler_->Sample(scratch_, ctx, want ? &lp : nullptr);
+  stats_.generation_tokens++;
+  if (!rs.first_token) rs.first_token = Clock::now();
+  ProcessToken(seq, token, want ? &lp : nullptr, true);
+}
+
+void Engine::ForkChildren(RequestState& rs, std::span<const float> row) {
+  rs.forked = true;
+  Sequence& parent = *rs.seqs[0];
+  for (int32_t i = 1; i < rs.request.params.n; ++i) {
+    Sequence* child = NewSequence(rs, i);
+    child->finished_prefill = true;
+    if (kv_->Fork(parent.id, child->id, parent.num_computed)) {
+      child->num_computed = parent.num_computed;
+      scheduler_->AddRunning(child);
+      SampleInto(*child, row);
+    } else {
+      scheduler_->AddWaiting(child);  // computes its own prompt when blocks free up
+    }
+  }
+}
+
+void Engine::AbortRequest(RequestState& rs, FinishReason reason, const Status& error) {
+  if (!error.ok()) rs.prompt_logprobs_sent = true;
+  for (auto& s : rs.seqs) FinishSequence(*s, reason);
+  // Completions never forked count as finished too.
+  rs.forked = true;
+  rs.num_finished = static_cast<int32_t>(rs.seqs.size());
+  RequestOutput out;
+  out.request_id = rs.request.id;
+  out.error = error;
+  for (auto& s : rs.seqs) {
+    SequenceOutput so;
+    so.index = s->index;
+    so.token_ids = std::move(s->pending_tokens);
+    s->pending_tokens.clear();
+    so.logprobs = std::move(s->pending_logprobs);
+    s->pending_logprobs.clear();
+    if (s->text_sent < s->output_text.size() && reason != FinishReason::kError) {
+      so.text = s->output_text.substr(s->text_sent);
+      s->text_sent = s->output_text.size();
+    }
+    so.finish_reason = s->finish_reason;
+    so.stop_string = s->stop_string;
+    so.stop_token = s->stop_token;
+    out.usage.completion_tokens += s->output_len();
+    out.seqs.push_back(std::move(so));
+  }
+  out.finished = true;
+  out.usage.prompt_tokens = static_cast<int32_t>(rs.request.prompt_tokens.size());
+  out.usage.cached_tokens = rs.cached_tokens.value_or(0);
+  out.arrival = rs.request.arrival;
+  out.first_scheduled = rs.first_scheduled;
+  out.first_token = rs.first_token;
+  rs.num_finished = rs.request.params.n;  // marks it done for ReleaseFinished
+  if (rs.on_output) rs.on_output(std::move(out));
+  rs.on_output = nullptr;  // exactly one final output
+}
+
+void Engine::Emit(RequestState& rs, bool force) {
+  if (!rs.on_output) return;
+  RequestOutput out;
+  out.request_id = rs.request.id;
+  const bool done = rs.num_finished >= rs.request.params.n;
+  for (auto& s : rs.seqs) {
+    const bool finished = s->status == SequenceStatus::kFinished;
+    size_t boundary = s->output_text.size();
+    if (!finished && rs.stop_holdback > 0) {
+      size_t hold = static_cast<size_t>(rs.stop_holdback);
+      boundary = boundary > hold ? CharBoundary(s->output_text, boundary - hold) : 0;
+    }
+    const bool has_text = boundary > s->text_sent;
+    const bool newly_finished = finished && s->finish_reason && !s->text_sent_final;
+    if (s->pending_tokens.empty() && !has_text && !newly_finished) continue;
+    SequenceOutput so;
+    so.index = s->index;
+    so.token_ids = std::move(s->pending_tokens);
+    s->pending_tokens.clear();
+    so.logprobs = std::move(s->pending_logprobs);
+    s->pending_logprobs.clear();
+    if (has_text) {
+      so.text = s->output_text.substr(s->text_sent, boundary - s->text_sent);
+      s->text_sent = boundary;
+    }
+    if (newly_finished) {
+      so.finish_reason = s->finish_reason;
+      so.stop_string = s->stop_string;
+      so.stop_token = s->stop_token;
+      s->text_sent_final = true;
+    }
+    out.seqs.push_back(std::move(so));
+  }
+  if (!rs.prompt_logprobs_sent && rs.request.params.prompt_logprobs && rs.seqs[0]->finished_prefill) {
+    out.prompt_logprobs = std::move(rs.prompt_logprobs);
+    rs.prompt_logprobs_sent = true;
+  }
+  if (out.seqs.empty() && out.prompt_logprobs.empty() && !done && !force) return;
+  out.finished = done;
+  out.usage.prompt_tokens = static_cast<int32_t>(rs.request.prompt_tokens.size());
+  for (auto& s : rs.seqs) out.usage.completion_tokens += s->output_len();
+  out.usage.cached_tokens = rs.cached_tokens.value_or(0);
+  out.arrival = rs.request.arrival;
+  out.first_scheduled = rs.first_scheduled;
+  out.first_token = rs.first_token;
+  rs.on_output(std::move(out));
+  if (done) rs.on_output = nullptr;
+}
+
+void Engine::ReleaseFinished() {
+  std::vector<std::string> done;
+  for (auto& [id, rs] : requests_) {
+    if (rs->num_finished >= rs->request.params.n && !rs->on_output) done.push_back(id);
+  }
+  if (done.empty()) return;
+  std::lock_guard<std::mutex> lk(mu_);
+  for (const std::string& id : done) {
+    requests_.erase(id);
+    live_ids_.erase(id);
+    stats_.requests_finished++;
+  }
+}
+
+bool Engine::Step() {
+  DrainInbox();
+  SchedulerOutput so = scheduler_->Schedule();
+  stats_.num_preemptions += static_cast<int64_t>(so.preempted.size());
+  stats_.prefix_cache_queries += so.prefix_queries;
+  stats_.prefix_cache_hits += so.prefix_hits;
+  const bool worked = !so.empty();
+  if (worked) {
+    const int64_t vocab = model_.config().vocab_size;
+    batch_tokens_.clear();
+    batch_seqs_.clear();
+    const Clock::time_point now = Clock::now();
+    for (const ScheduledSequence& s : so.scheduled) {
+      Sequence& seq = *s.seq;
+      if (!seq.request->first_scheduled) seq.request->first_scheduled = now;
+      batch_tokens_.insert(batch_tokens_.end(), seq.tokens.begin() + seq.num_computed,
+                           seq.tokens.begin() + seq.num_computed + s.num_tokens);
+      model::SequenceInput in;
+      in.num_tokens = s.num_tokens;
+      in.start_pos = seq.num_computed;
+      in.block_table = kv_->BlockTable(seq.id);
+      const bool reaches_end = seq.num_computed + s.num_tokens == static_cast<int32_t>(seq.tokens.size());
+      const bool prompt_lp = seq.request->request.params.prompt_logprobs.has_value() &&
+                             seq.index == 0 && seq.num_computed < seq.prompt_len &&
+                             !seq.finished_prefill;
+      in.logits = prompt_lp ? model::LogitsMode::kAll
+                            : (reaches_end ? model::LogitsMode::kLast : model::LogitsMode::kNone);
+      batch_seqs_.push_back(in);
+    }
+    const model::ForwardBatch batch{batch_tokens_, batch_seqs_};
+    logits_.resize(static_cast<size_t>(model::Decoder::NumLogitRows(batch) * vocab));
+    Status st = decoder_->Forward(batch, *kv_store_, logits_);
+    if (!st.ok()) {
+      KINFER_LOG_ERROR("forward pass failed: {}", st.ToString());
+      for (const ScheduledSequence& s : so.scheduled) {
+        if (s.seq->status != SequenceStatus::kFinished) {
+          AbortRequest(*s.seq->request, FinishReason::kError, st);
+        }
+      }
+    } else {
+      size_t row = 0;
+      std::vector<RequestState*> touched;
+      for (size_t i = 0; i < so.scheduled.size(); ++i) {
+        Sequence& seq = *so.scheduled[i].seq;
+        const int32_t n = so.scheduled[i].num_tokens;
+        const int32_t before = seq.num_computed;
+        RequestState& rs = *seq.request;
+        seq.num_computed += n;
+        stats_.prompt_tokens += std::max(0, std::min(seq.num_computed, seq.prompt_len) - before);
+        kv_->CacheComputedBlocks(seq.id, seq.tokens, seq.num_computed, rs.extra_hash);
+        const model::LogitsMode mode = batch_seqs_[i].logits;
+        if (mode == model::LogitsMode::kNone) continue;
+        const size_t rows = mode == model::LogitsMode::kAll ? static_cast<size_t>(n) : 1;
+        if (mode == model::LogitsMode::kAll) {
+          const int32_t top = rs.request.params.prompt_logprobs.value_or(0);
+          if (before == 0) {
+            TokenLogprob first;
+            first.token = seq.tokens[0];
+            first.logprob = 0;
+            rs.prompt_logprobs.push_back(first);  // the first prompt token has no logprob
+          }
+          for (int32_t j = 0; j < n; ++j) {
+            const int32_t next = before + j + 1;
+            if (next >= seq.prompt_len) break;
+            rs.prompt_logprobs.push_back(Sampler::Logprob(
+                std::span<const float>(logits_).subspan((row + static_cast<size_t>(j)) * vocab, vocab),
+                seq.tokens[static_cast<size_t>(next)], top));
+          }
+        }
+        const bool reaches_end = seq.num_computed == static_cast<int32_t>(seq.tokens.size());
+        if (reaches_end) {
+          std::span<const float> last =
+              std::span<const float>(logits_).subspan((row + rows - 1) * vocab, vocab);
+          const bool first_prefill = !seq.finished_prefill;
+          seq.finished_prefill = true;
+          if (first_prefill && seq.index == 0 && rs.request.params.n > 1 && !rs.forked) {
+            ForkChildren(rs, last);
+          }
+          SampleInto(seq, last);
+          if (std::find(touched.begin(), touched.end(), &rs) == touched.end()) touched.push_back(&rs);
+        }
+        row += rows;
+      }
+      for (RequestState* rs : touched) Emit(*rs, false);
+    }
+    stats_.steps++;
+  }
+  ReleaseFinished();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.num_running = static_cast<int32_t>(scheduler_->num_running());
+    stats_.num_waiting = static_cast<int32_t>(scheduler_->num_waiting() + inbox_.size());
+    stats_.num_free_blocks = kv_->pool().num_free();
+    stats_.kv_cache_usage = kv_->usage();
+  }
+  return worked || !requests_.empty();
+}
+
+void Engine::RunUntilIdle() {
+  while (Step()) {
+  }
+}
+
+void Engine::Loop() {
+  try {
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] {
+          return stop_ || !inbox_.empty() || !abort_inbox_.empty() || !requests_.empty();
+        });
+        if (stop_) return;
+      }
+      Step();
+    }
+  } catch (const std::exception& e) {
+    KINFER_LOG_ERROR("engine thread failed: {}", e.what());
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.alive = false;
+  }
+}
+
+}  // namespace kinfer::engine

@@ -1,0 +1,65 @@
+// Decides what runs in each engine step (vLLM v1's policy): every running sequence's next
+// tokens first, then chunks of waiting prompts, within a token budget and a sequence cap.
+// Prefill is always chunked. When KV blocks run out, the lowest-priority, newest running
+// sequence is preempted: its blocks are freed and it waits at the front to be recomputed.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "engine/kv_cache_manager.h"
+#include "engine/sequence.h"
+
+namespace kinfer::engine {
+
+struct SchedulerConfig {
+  int32_t max_num_batched_tokens = 2048;
+  int32_t max_num_seqs = 256;
+};
+
+struct ScheduledSequence {
+  Sequence* seq;
+  int32_t num_tokens;  // new tokens computed this step
+};
+
+struct SchedulerOutput {
+  std::vector<ScheduledSequence> scheduled;
+  std::vector<Sequence*> preempted;
+  int32_t num_tokens = 0;
+  // Prefix-cache accounting for sequences admitted this step: tokens looked up and found.
+  int64_t prefix_queries = 0;
+  int64_t prefix_hits = 0;
+  bool empty() const { return scheduled.empty(); }
+};
+
+class Scheduler {
+ public:
+  Scheduler(const SchedulerConfig& config, KvCacheManager& kv);
+
+  // Queues a new (or forked-but-unplaced) sequence, ordered by (priority, arrival).
+  void AddWaiting(Sequence* seq);
+  // Adds a sequence that already holds its blocks (a fork) straight to running.
+  void AddRunning(Sequence* seq);
+  // Forgets a finished or aborted sequence; the caller frees its blocks.
+  void Remove(Sequence* seq);
+
+  SchedulerOutput Schedule();
+
+  size_t num_running() const { return running_.size(); }
+  size_t num_waiting() const { return waiting_.size(); }
+  const std::vector<Sequence*>& running() const { return running_; }
+  const std::deque<Sequence*>& waiting() const { return waiting_; }
+
+ private:
+  // The running sequence to give up first: highest priority value, then newest.
+  size_t PickVictim() const;
+  void Preempt(size_t running_index, SchedulerOutput& out, int32_t& budget);
+
+  SchedulerConfig config_;
+  KvCacheManager& kv_;
+  std::vector<Sequence*> running_;
+  std::deque<Sequence*> waiting_;
+};
+
+}  // namespace kinfer::engine
