@@ -12,5 +12,6 @@ int& ExitCode();
 void AddInspectCommand(CLI::App& app);
 void AddGenerateCommand(CLI::App& app);
 void AddTokenizeCommand(CLI::App& app);
+void AddServeCommand(CLI::App& app);
 
 }  // namespace kinfer::cli

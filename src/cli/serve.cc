@@ -1,0 +1,161 @@
+// `kinfer serve`: the OpenAI-compatible server (see server/server.h).
+#include <signal.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "server/server.h"
+
+namespace kinfer::cli {
+
+// "2GiB", "512MiB", "1.5G", "1000000" -> bytes; nullopt when malformed.
+std::optional<int64_t> ParseBytes(const std::string& s) {
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || !std::isfinite(v) || v < 0) return std::nullopt;
+  std::string unit(end);
+  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  double mult = 1;
+  if (unit.empty() || unit == "b") {
+    mult = 1;
+  } else if (unit == "k" || unit == "kb") {
+    mult = 1e3;
+  } else if (unit == "kib") {
+    mult = 1024;
+  } else if (unit == "m" || unit == "mb") {
+    mult = 1e6;
+  } else if (unit == "mib") {
+    mult = 1024.0 * 1024;
+  } else if (unit == "g" || unit == "gb") {
+    mult = 1e9;
+  } else if (unit == "gib") {
+    mult = 1024.0 * 1024 * 1024;
+  } else {
+    return std::nullopt;
+  }
+  double bytes = v * mult;
+  if (bytes > 9e18) return std::nullopt;
+  return static_cast<int64_t>(bytes);
+}
+
+void AddServeCommand(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "serve", "Serve a model over the OpenAI API (/v1/completions, /v1/chat/completions, ...)");
+  auto o = std::make_shared<server::ServerOptions>();
+  auto kv_memory = std::make_shared<std::string>();
+  auto kv_dtype = std::make_shared<std::string>("f16");
+  auto log_format = std::make_shared<std::string>("text");
+  auto no_prefix = std::make_shared<bool>(false);
+  auto no_access_log = std::make_shared<bool>(false);
+  auto threads = std::make_shared<int>(0);
+  auto max_body = std::make_shared<std::string>("32MiB");
+
+  cmd->add_option("--model", o->model_path, "GGUF file, HF model directory or llama2.c .bin")
+      ->required();
+  cmd->add_option("--host", o->http.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", o->http.port, "Port for the API")->capture_default_str();
+  cmd->add_option("--served-model-name", o->served_model_names,
+                  "Name(s) clients use in the 'model' field (default: the --model argument)");
+  cmd->add_option("--chat-template", o->chat_template_file,
+                  "Jinja chat template file that overrides the model's own");
+  cmd->add_option("--api-key", o->api_keys,
+                  "Require 'Authorization: Bearer KEY' on /v1/* (repeatable; also $KINFER_API_KEY, "
+                  "comma-separated)");
+  cmd->add_option("--api-key-file", o->api_key_files,
+                  "File with one API key per line, e.g. a mounted Kubernetes Secret (repeatable)");
+  cmd->add_option("--max-model-len", o->engine.max_model_len,
+                  "Longest prompt plus output, in tokens (default: the model's, or what the KV "
+                  "cache holds)");
+  cmd->add_option("--max-num-seqs", o->engine.scheduler.max_num_seqs,
+                  "Most sequences in one engine step")
+      ->capture_default_str();
+  cmd->add_option("--max-num-batched-tokens", o->engine.scheduler.max_num_batched_tokens,
+                  "Most tokens (prefill chunks and decodes) in one engine step")
+      ->capture_default_str();
+  cmd->add_option("--kv-cache-memory", *kv_memory,
+                  "Bytes for the KV cache, e.g. 2GiB (default: a quarter of available memory, at "
+                  "most 4 GiB)");
+  cmd->add_option("--kv-cache-dtype", *kv_dtype, "KV cache element type")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
+  cmd->add_option("--block-size", o->engine.block_size, "Tokens per KV cache block")
+      ->capture_default_str();
+  cmd->add_flag("--no-enable-prefix-caching", *no_prefix, "Turn off automatic prefix caching");
+  cmd->add_option("--threads", *threads, "Compute threads (default: all cores)");
+  cmd->add_option("--ssl-certfile", o->http.tls_cert_file, "PEM certificate chain: serve HTTPS");
+  cmd->add_option("--ssl-keyfile", o->http.tls_key_file, "PEM private key for --ssl-certfile");
+  cmd->add_option("--metrics-port", o->metrics_port,
+                  "Serve /metrics (and /health, /ready) on this port too, apart from the API "
+                  "(0: only on the API port)")
+      ->capture_default_str();
+  cmd->add_flag("--protect-metrics", o->protect_metrics, "Require the API key on /metrics too");
+  cmd->add_flag("--metrics-vllm-names", o->metrics_vllm_names,
+                "Also export every metric under the vllm: prefix, for existing dashboards");
+  cmd->add_option("--drain-delay", o->drain_delay_seconds,
+                  "Seconds after SIGTERM during which new requests are still served (while "
+                  "endpoints are removed); /ready is 503 from the signal on")
+      ->capture_default_str();
+  cmd->add_option("--shutdown-timeout", o->shutdown_timeout_seconds,
+                  "Seconds after SIGTERM for in-flight requests to finish before they are aborted")
+      ->capture_default_str();
+  cmd->add_option("--max-queue-len", o->max_queue_len,
+                  "Requests waiting to start above which new ones get 429 (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-request-body-bytes", *max_body, "Larger request bodies get 413")
+      ->capture_default_str();
+  cmd->add_option("--io-threads", o->http.io_threads, "HTTP I/O threads")->capture_default_str();
+  cmd->add_option("--log-format", *log_format, "Log lines as text or JSON")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  cmd->add_flag("--log-prompts", o->log_prompts, "Include prompt text in the access log");
+  cmd->add_flag("--no-access-log", *no_access_log, "No per-request JSON lines on stdout");
+
+  cmd->callback([=] {
+    if (*log_format == "json") InitLogging(spdlog::level::to_string_view(spdlog::get_level()).data(), LogFormat::kJson);
+    server::ServerOptions opts = *o;
+    if (!kv_memory->empty()) {
+      auto b = ParseBytes(*kv_memory);
+      if (!b) {
+        fmt::print(stderr, "error: --kv-cache-memory '{}': expected bytes like 2GiB\n", *kv_memory);
+        ExitCode() = 2;
+        return;
+      }
+      opts.engine.kv_cache_bytes = *b;
+    }
+    auto mb = ParseBytes(*max_body);
+    if (!mb || *mb <= 0) {
+      fmt::print(stderr, "error: --max-request-body-bytes '{}': expected bytes\n", *max_body);
+      ExitCode() = 2;
+      return;
+    }
+    opts.http.max_body_bytes = static_cast<uint64_t>(*mb);
+    opts.engine.kv_cache_dtype = *kv_dtype == "f32" ? DType::kF32 : DType::kF16;
+    opts.engine.enable_prefix_caching = !*no_prefix;
+    opts.engine.num_threads = *threads > 0 ? *threads : DefaultThreadCount();
+    opts.access_log = !*no_access_log;
+
+    // Signals go to Server::Run's waiter: block them before any thread starts.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    server::Server srv(opts);
+    Status st = srv.Start();
+    if (!st.ok()) {
+      fmt::print(stderr, "error: {}\n", st.message());
+      ExitCode() = 1;
+      return;
+    }
+    ExitCode() = srv.Run();
+  });
+}
+
+}  // namespace kinfer::cli

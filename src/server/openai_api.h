@@ -1,0 +1,128 @@
+// The OpenAI API's wire format: parsing and validating /v1/completions and
+// /v1/chat/completions bodies (with vLLM's extra sampling fields) into engine requests, and
+// rendering responses, stream chunks and errors. Pure functions, no I/O: unit-tested and fuzzed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "engine/request.h"
+
+namespace kinfer::tokenizer {
+class Tokenizer;
+}  // namespace kinfer::tokenizer
+
+namespace kinfer::server {
+
+// An error as OpenAI shapes it: {"error": {"message", "type", "param", "code"}}.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // empty: null
+  std::string code;   // empty: null
+};
+
+std::string ErrorJson(const ApiError& e);
+ApiError BadRequest(std::string message, std::string param = "", std::string code = "");
+
+template <typename T>
+class ApiResult {
+ public:
+  ApiResult(T v) : value_(std::move(v)) {}  // NOLINT
+  ApiResult(ApiError e) : error_(std::move(e)) {}  // NOLINT
+  bool ok() const { return value_.has_value(); }
+  T& operator*() { return *value_; }
+  T* operator->() { return &*value_; }
+  const ApiError& error() const { return error_; }
+
+ private:
+  std::optional<T> value_;
+  ApiError error_;
+};
+
+// Options a chat template is rendered with, from the request.
+struct ChatRenderOptions {
+  Json tools;                       // null when the request has none
+  bool add_generation_prompt = true;
+  Json extra_context = Json::object();  // chat_template_kwargs, e.g. enable_thinking
+};
+// Renders messages (content already flattened to strings) into the prompt text. An error's
+// message is the template's own (raise_exception) or says where the template failed.
+using ChatRenderer = std::function<Result<std::string>(const Json& messages, const ChatRenderOptions&)>;
+
+// What the server knows about the model it serves.
+struct ModelInfo {
+  std::vector<std::string> served_names;  // the first is reported in responses
+  int32_t max_model_len = 0;
+  int32_t vocab_size = 0;
+  const tokenizer::Tokenizer* tokenizer = nullptr;
+  ChatRenderer chat;  // empty: the model has no chat template
+};
+
+enum class Endpoint { kCompletions, kChat };
+
+struct GenerationRequest {
+  Endpoint endpoint = Endpoint::kCompletions;
+  std::string model;                          // as named in responses
+  std::vector<std::vector<int32_t>> prompts;  // one engine request each (chat: one)
+  std::vector<std::string> prompt_texts;      // for echo
+  engine::SamplingParams params;
+  bool stream = false;
+  bool include_usage = false;
+  bool continuous_usage_stats = false;
+  bool echo = false;
+  bool logprobs = false;      // return logprobs of output tokens
+  int32_t top_logprobs = 0;   // alternatives per token
+  int32_t priority = 0;
+  std::string cache_salt;
+  std::string user;
+};
+
+// Parses and validates a request body, applies the chat template and tokenizes.
+ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std::string& body,
+                                                    const ModelInfo& model);
+
+// The template applied to `messages` with the given options (for /tokenize with messages too).
+ApiResult<std::string> RenderChat(const Json& body, const ModelInfo& model);
+
+// Accumulates one choice (one completion of one prompt) for the final, non-streamed response.
+struct ChoiceState {
+  std::string text;
+  std::vector<int32_t> token_ids;
+  std::vector<engine::TokenLogprob> logprobs;
+  std::vector<engine::TokenLogprob> prompt_logprobs;  // for echo with logprobs
+  std::optional<engine::FinishReason> finish_reason;
+  std::optional<std::string> stop_string;
+  std::optional<int32_t> stop_token;
+  bool sent_role = false;  // chat streaming: the first delta carries the role
+};
+
+Json UsageJson(const engine::Usage& u);
+
+// The whole response for a finished non-streamed request. `choices` are ordered by index.
+std::string RenderResponse(const GenerationRequest& req, const std::string& id, int64_t created,
+                           const std::vector<ChoiceState>& choices, const engine::Usage& usage,
+                           const ModelInfo& model);
+
+// One SSE event ("data: {...}\n\n") for a streamed delta of choice `index`.
+std::string RenderStreamChunk(const GenerationRequest& req, const std::string& id, int64_t created,
+                              int32_t index, ChoiceState& state,
+                              const engine::SequenceOutput& delta,
+                              const std::vector<engine::TokenLogprob>& prompt_logprobs,
+                              const ModelInfo& model, const engine::Usage* usage);
+std::string RenderUsageChunk(const GenerationRequest& req, const std::string& id, int64_t created,
+                             const engine::Usage& usage);
+
+// Logprobs in each endpoint's shape.
+Json CompletionLogprobsJson(const std::vector<engine::TokenLogprob>& lps, size_t text_offset,
+                            const ModelInfo& model, bool first_is_null);
+Json ChatLogprobsJson(const std::vector<engine::TokenLogprob>& lps, const ModelInfo& model);
+
+std::string_view FinishReasonForApi(engine::FinishReason r);
+
+}  // namespace kinfer::server
