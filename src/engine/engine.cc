@@ -188,7 +188,7 @@ Sequence* Engine::NewSequence(RequestState& rs, int32_t index) {
   } else {
     seq->rng.seed((static_cast<uint64_t>(entropy_()) << 32) ^ entropy_());
   }
-  if (options_.text_decoder) seq->text = options_.text_decoder(p.skip_special_tokens);
+  if (options_.text_decoder) seq->text = options_.text_decoder(p.skip_special_tokens, seq->tokens);
   rs.seqs.push_back(std::move(seq));
   return rs.seqs.back().get();
 }

@@ -41,8 +41,12 @@ struct EngineOptions {
   SchedulerConfig scheduler;
   bool enable_prefix_caching = true;
   int32_t num_threads = 0;  // compute threads including the engine's own; 0: all cores
-  // Makes a text decoder per sequence (skip_special_tokens); without one, outputs carry ids only.
-  std::function<std::unique_ptr<TextDecoder>(bool skip_special_tokens)> text_decoder;
+  // Makes a text decoder per sequence; without one, outputs carry ids only. It gets the prompt
+  // so that the output continues the prompt's text (a SentencePiece leading space is kept after
+  // a prompt and dropped at the very start, as a full decode would).
+  std::function<std::unique_ptr<TextDecoder>(bool skip_special_tokens,
+                                             std::span<const int32_t> prompt)>
+      text_decoder;
   // Tokens that end a sequence unless ignore_eos; empty: the model config's eos ids.
   std::vector<int32_t> eos_token_ids;
   // Run steps on an internal thread. Tests turn it off and call Step() themselves.

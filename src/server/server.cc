@@ -17,7 +17,7 @@
 #include "server/chat_renderer.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
-#include "tokenizer/detokenizer.h"
+#include "tokenizer/engine_text.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kinfer::server {
@@ -58,16 +58,6 @@ std::vector<double> TokenBuckets(int32_t max) {
   }
   return b;
 }
-
-class Detok : public engine::TextDecoder {
- public:
-  Detok(const tokenizer::Tokenizer& t, bool skip) : d_(t, skip) {}
-  std::string Push(int32_t id) override { return d_.Push(id); }
-  std::string Flush() override { return d_.Flush(); }
-
- private:
-  tokenizer::IncrementalDetokenizer d_;
-};
 
 }  // namespace
 
@@ -381,7 +371,7 @@ void Server::Impl::Load() {
   }
   engine::EngineOptions eo = options.engine;
   const tokenizer::Tokenizer* tp = tok.get();
-  eo.text_decoder = [tp](bool skip) { return std::make_unique<Detok>(*tp, skip); };
+  eo.text_decoder = tokenizer::EngineTextDecoder(*tp);
   if (eo.eos_token_ids.empty()) {
     eo.eos_token_ids = tok->eos_ids();
     for (int64_t e : model->config().eos_token_ids) {

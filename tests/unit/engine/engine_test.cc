@@ -44,7 +44,7 @@ class Runner {
     EXPECT_TRUE(m.ok()) << m.status().ToString();
     model_ = std::move(*m);
     opts.start_thread = false;
-    opts.text_decoder = [](bool) { return std::make_unique<FakeText>(); };
+    opts.text_decoder = [](bool, std::span<const int32_t>) { return std::make_unique<FakeText>(); };
     opts.logits_observer = [this](const std::string& id, int32_t index, std::span<const float> l) {
       out_[id].logits[index].emplace_back(l.begin(), l.end());
     };
