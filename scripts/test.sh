@@ -37,9 +37,14 @@ if want fuzz && [[ -d fuzz ]] && ls fuzz/*_fuzz.cc >/dev/null 2>&1; then
   say "fuzz targets (smoke run)"
   scripts/fuzz.sh smoke
 fi
-if want api && [[ -d tests/api ]] && ls tests/api/test_*.py >/dev/null 2>&1; then
-  say "API tests (official openai client against kinfer serve)"
-  python3 -m pytest -q tests/api
+if want api; then
+  say "API tests: the official openai client against kinfer serve (release build)"
+  KINFER_BINARY=build/release/src/kinfer python3 -m pytest -q tests/api
+  if [[ -x build/asan/src/kinfer ]]; then
+    say "API tests against the ASan/UBSan build (the soak runs on release only)"
+    KINFER_BINARY=build/asan/src/kinfer ASAN_OPTIONS=detect_leaks=1 \
+      python3 -m pytest -q tests/api -k "not soak"
+  fi
 fi
 if want k8s && [[ -x tests/k8s/run.sh ]]; then
   say "Kubernetes tests (real kube-apiserver, etcd and helm)"

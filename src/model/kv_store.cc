@@ -34,7 +34,10 @@ Result<std::unique_ptr<KvStore>> KvStore::Create(const KvStoreConfig& config) {
         config.num_blocks);
   }
   std::unique_ptr<KvStore> kv(new KvStore(config));
-  void* p = ::mmap(nullptr, kv->bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // Populated up front: the cache's memory is committed at start-up, where a too-small memory
+  // limit fails at once, rather than growing as the LRU free queue cycles through blocks.
+  void* p = ::mmap(nullptr, kv->bytes_, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p == MAP_FAILED) {
     return ResourceExhaustedError("cannot reserve {} bytes for the KV cache: {}", kv->bytes_,
                                   std::strerror(errno));

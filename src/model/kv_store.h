@@ -23,7 +23,7 @@ struct KvStoreConfig {
 
 class KvStore {
  public:
-  // Reserves the arena (pages are committed by the OS as blocks are first written).
+  // Allocates and commits the arena.
   static Result<std::unique_ptr<KvStore>> Create(const KvStoreConfig& config);
   ~KvStore();
   KvStore(const KvStore&) = delete;

@@ -104,9 +104,16 @@ class Fields {
 
 constexpr int32_t kMaxInt = std::numeric_limits<int32_t>::max();
 
-// Token text as the API shows it in logprobs.
-std::string TokenText(const ModelInfo& m, int32_t id) {
+// Token text as the API shows it in logprobs: what `id` adds to the text after `prev` (a
+// SentencePiece piece keeps its leading space), or its text alone at the start.
+std::string TokenText(const ModelInfo& m, int32_t id, int32_t prev) {
   int32_t one[1] = {id};
+  if (prev < 0) return m.tokenizer->Decode(one, false);
+  int32_t two[2] = {prev, id};
+  int32_t first[1] = {prev};
+  std::string both = m.tokenizer->Decode(two, false);
+  std::string before = m.tokenizer->Decode(first, false);
+  if (both.compare(0, before.size(), before) == 0) return both.substr(before.size());
   return m.tokenizer->Decode(one, false);
 }
 
@@ -526,12 +533,12 @@ Json UsageJson(const engine::Usage& u) {
 }
 
 Json CompletionLogprobsJson(const std::vector<engine::TokenLogprob>& lps, size_t text_offset,
-                            const ModelInfo& model, bool first_is_null) {
+                            const ModelInfo& model, bool first_is_null, int32_t prev) {
   Json tokens = Json::array(), token_lps = Json::array(), tops = Json::array(),
        offsets = Json::array();
   size_t offset = text_offset;
   for (size_t i = 0; i < lps.size(); ++i) {
-    std::string t = TokenText(model, lps[i].token);
+    std::string t = TokenText(model, lps[i].token, prev);
     tokens.push_back(t);
     const bool null = first_is_null && i == 0;
     token_lps.push_back(null ? Json(nullptr) : Json(lps[i].logprob));
@@ -539,27 +546,30 @@ Json CompletionLogprobsJson(const std::vector<engine::TokenLogprob>& lps, size_t
       tops.push_back(nullptr);
     } else {
       Json top = Json::object();
-      for (const auto& [id, lp] : lps[i].top) top[TokenText(model, id)] = lp;
+      for (const auto& [id, lp] : lps[i].top) top[TokenText(model, id, prev)] = lp;
       tops.push_back(top);
     }
     offsets.push_back(offset);
     offset += t.size();
+    prev = lps[i].token;
   }
   return Json{{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops},
               {"text_offset", offsets}};
 }
 
-Json ChatLogprobsJson(const std::vector<engine::TokenLogprob>& lps, const ModelInfo& model) {
+Json ChatLogprobsJson(const std::vector<engine::TokenLogprob>& lps, const ModelInfo& model,
+                      int32_t prev) {
   Json content = Json::array();
   for (const auto& lp : lps) {
-    std::string t = TokenText(model, lp.token);
+    std::string t = TokenText(model, lp.token, prev);
     Json top = Json::array();
     for (const auto& [id, v] : lp.top) {
-      std::string tt = TokenText(model, id);
+      std::string tt = TokenText(model, id, prev);
       top.push_back({{"token", tt}, {"logprob", v}, {"bytes", BytesOf(tt)}});
     }
     content.push_back({{"token", t}, {"logprob", lp.logprob}, {"bytes", BytesOf(t)},
                        {"top_logprobs", top}});
+    prev = lp.token;
   }
   return Json{{"content", content}};
 }
@@ -596,14 +606,16 @@ std::string RenderResponse(const GenerationRequest& req, const std::string& id, 
       choice["text"] = text;
       if (req.logprobs) {
         if (req.echo && !c.prompt_logprobs.empty()) {
-          Json lp = CompletionLogprobsJson(c.prompt_logprobs, 0, model, true);
-          Json out = CompletionLogprobsJson(c.logprobs, req.prompt_texts[prompt].size(), model, false);
+          Json lp = CompletionLogprobsJson(c.prompt_logprobs, 0, model, true, -1);
+          Json out = CompletionLogprobsJson(c.logprobs, req.prompt_texts[prompt].size(), model,
+                                            false, req.prompts[prompt].back());
           for (const char* k : {"tokens", "token_logprobs", "top_logprobs", "text_offset"}) {
             for (auto& v : out[k]) lp[k].push_back(v);
           }
           choice["logprobs"] = lp;
         } else {
-          choice["logprobs"] = CompletionLogprobsJson(c.logprobs, 0, model, false);
+          choice["logprobs"] =
+              CompletionLogprobsJson(c.logprobs, 0, model, false, req.prompts[prompt].back());
         }
       } else {
         choice["logprobs"] = nullptr;
@@ -611,7 +623,8 @@ std::string RenderResponse(const GenerationRequest& req, const std::string& id, 
       choice["stop_reason"] = StopReason(c);
     } else {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
-      choice["logprobs"] = req.logprobs ? ChatLogprobsJson(c.logprobs, model) : Json(nullptr);
+      choice["logprobs"] =
+          req.logprobs ? ChatLogprobsJson(c.logprobs, model, req.prompts[prompt].back()) : Json(nullptr);
       choice["stop_reason"] = StopReason(c);
     }
     arr.push_back(std::move(choice));
@@ -643,16 +656,20 @@ std::string RenderStreamChunk(const GenerationRequest& req, const std::string& i
     state.sent_role = true;
     choice["text"] = text;
     if (req.logprobs) {
+      if (state.last_token < 0) state.last_token = req.prompts[prompt].back();
       if (first && req.echo && !prompt_logprobs.empty()) {
-        Json lp = CompletionLogprobsJson(prompt_logprobs, 0, model, true);
-        Json out = CompletionLogprobsJson(delta.logprobs, req.prompt_texts[prompt].size(), model, false);
+        Json lp = CompletionLogprobsJson(prompt_logprobs, 0, model, true, -1);
+        Json out = CompletionLogprobsJson(delta.logprobs, req.prompt_texts[prompt].size(), model,
+                                          false, state.last_token);
         for (const char* k : {"tokens", "token_logprobs", "top_logprobs", "text_offset"}) {
           for (auto& v : out[k]) lp[k].push_back(v);
         }
         choice["logprobs"] = lp;
       } else {
-        choice["logprobs"] = CompletionLogprobsJson(delta.logprobs, state.text.size(), model, false);
+        choice["logprobs"] =
+            CompletionLogprobsJson(delta.logprobs, state.text.size(), model, false, state.last_token);
       }
+      if (!delta.logprobs.empty()) state.last_token = delta.logprobs.back().token;
     } else {
       choice["logprobs"] = nullptr;
     }
@@ -672,7 +689,10 @@ std::string RenderStreamChunk(const GenerationRequest& req, const std::string& i
     }
     if (!delta.text.empty() || d.contains("role")) d["content"] = delta.text;
     choice["delta"] = d;
-    choice["logprobs"] = req.logprobs ? ChatLogprobsJson(delta.logprobs, model) : Json(nullptr);
+    if (state.last_token < 0) state.last_token = req.prompts[prompt].back();
+    choice["logprobs"] =
+        req.logprobs ? ChatLogprobsJson(delta.logprobs, model, state.last_token) : Json(nullptr);
+    if (!delta.logprobs.empty()) state.last_token = delta.logprobs.back().token;
     choice["finish_reason"] = finish;
     if (delta.finish_reason) {
       choice["stop_reason"] = delta.stop_string ? Json(*delta.stop_string)

@@ -100,6 +100,7 @@ struct ChoiceState {
   std::optional<std::string> stop_string;
   std::optional<int32_t> stop_token;
   bool sent_role = false;  // chat streaming: the first delta carries the role
+  int32_t last_token = -1;  // context for the next token's text in logprobs (the prompt's last)
 };
 
 Json UsageJson(const engine::Usage& u);
@@ -118,10 +119,12 @@ std::string RenderStreamChunk(const GenerationRequest& req, const std::string& i
 std::string RenderUsageChunk(const GenerationRequest& req, const std::string& id, int64_t created,
                              const engine::Usage& usage);
 
-// Logprobs in each endpoint's shape.
+// Logprobs in each endpoint's shape. Token texts are decoded in context (after `prev`, then
+// after each other), so that they concatenate to the generated text.
 Json CompletionLogprobsJson(const std::vector<engine::TokenLogprob>& lps, size_t text_offset,
-                            const ModelInfo& model, bool first_is_null);
-Json ChatLogprobsJson(const std::vector<engine::TokenLogprob>& lps, const ModelInfo& model);
+                            const ModelInfo& model, bool first_is_null, int32_t prev);
+Json ChatLogprobsJson(const std::vector<engine::TokenLogprob>& lps, const ModelInfo& model,
+                      int32_t prev);
 
 std::string_view FinishReasonForApi(engine::FinishReason r);
 

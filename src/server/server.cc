@@ -173,7 +173,13 @@ void RequestContext::OnOutput(size_t prompt, engine::RequestOutput out) {
     }
     last_output[prompt] = now;
   }
-  if (!out.prompt_logprobs.empty()) prompt_logprobs[prompt] = out.prompt_logprobs;
+  if (!out.prompt_logprobs.empty()) {
+    prompt_logprobs[prompt] = out.prompt_logprobs;
+    for (int32_t j = 0; j < req.params.n; ++j) {
+      choices[prompt * static_cast<size_t>(req.params.n) + static_cast<size_t>(j)].prompt_logprobs =
+          out.prompt_logprobs;
+    }
+  }
   if (!out.error.ok() && error.ok()) error = out.error;
   for (const auto& so : out.seqs) {
     const size_t index = prompt * static_cast<size_t>(req.params.n) + static_cast<size_t>(so.index);
@@ -337,6 +343,10 @@ void Server::Impl::Load() {
   };
   const Clock::time_point t0 = Clock::now();
   KINFER_LOG_INFO("loading {}", options.model_path);
+  // Test hook: stretches the load so tests can watch the probes during it.
+  if (const char* delay = std::getenv("KINFER_TEST_LOAD_DELAY_MS")) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay)));
+  }
   auto m = model::LoadModel(options.model_path);
   if (!m.ok()) return fail(m.status());
   model = std::move(*m);
