@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (fuzz/*_fuzz.cc) with clang and runs them.
+# Runs the libFuzzer targets (fuzz/*_fuzz.cc), built by the asan preset (clang) beside the
+# sanitized unit tests.
 #
 #   scripts/fuzz.sh smoke        # every target for KINFER_FUZZ_SECONDS (default 20) each: CI
 #   scripts/fuzz.sh run NAME [libFuzzer args...]   # one target, as long as you like
@@ -8,8 +9,8 @@
 # from ../shared; crashes are written to build/fuzz/crashes/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc)"
+cmake --preset asan >/dev/null
+cmake --build --preset asan -j "$(nproc)"
 mkdir -p build/fuzz/crashes build/fuzz/corpus
 
 seed_dirs() {
@@ -29,7 +30,7 @@ run_target() {
   mkdir -p "$work"
   mapfile -t seeds < <(seed_dirs "$name")
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
-    "build/fuzz/fuzz/$name" "$work" "${seeds[@]}" -artifact_prefix=build/fuzz/crashes/ \
+    "build/asan/fuzz/$name" "$work" "${seeds[@]}" -artifact_prefix=build/fuzz/crashes/ \
     -rss_limit_mb=2048 -timeout=10 -max_len="${KINFER_FUZZ_MAX_LEN:-65536}" "$@"
 }
 
