@@ -517,6 +517,8 @@ bool Engine::Step() {
     stats_.num_waiting = static_cast<int32_t>(scheduler_->num_waiting() + inbox_.size());
     stats_.num_free_blocks = kv_->pool().num_free();
     stats_.kv_cache_usage = kv_->usage();
+    stats_.kv_tokens_running = 0;
+    for (const Sequence* seq : scheduler_->running()) stats_.kv_tokens_running += seq->num_computed;
   }
   return worked || !requests_.empty();
 }

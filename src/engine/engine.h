@@ -68,6 +68,7 @@ struct EngineStats {
   int64_t prompt_tokens = 0;      // prompt tokens computed (prefill), cache hits excluded
   int64_t generation_tokens = 0;  // tokens sampled
   int64_t steps = 0;
+  int64_t kv_tokens_running = 0;  // tokens with K/V in the cache, summed over running sequences
   int64_t requests_finished = 0;
   bool alive = true;
 };
