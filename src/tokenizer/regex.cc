@@ -35,10 +35,9 @@ class NewerUnicode {
 
  private:
   NewerUnicode() {
-    static const char* const kNames[] = {"Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me",
-                                         "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf",
-                                         "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc",
-                                         "Cf", "Cs", "Co"};
+    static const char* const kNames[] = {
+        "Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps",
+        "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co"};
     // Every character utf8proc knows; those PCRE2 calls unassigned are the newer ones.
     std::string all;
     all.reserve(1 << 20);
@@ -182,9 +181,9 @@ Result<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern) {
   int err = 0;
   PCRE2_SIZE err_offset = 0;
   const std::string translated = TranslatePattern(pattern);
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()),
-                                   translated.size(), PCRE2_UTF | PCRE2_UCP, &err, &err_offset,
-                                   nullptr);
+  pcre2_code* code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
+                    PCRE2_UTF | PCRE2_UCP, &err, &err_offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof(msg));
