@@ -12,5 +12,6 @@ int& ExitCode();
 void AddInspectCommand(CLI::App& app);
 void AddGenerateCommand(CLI::App& app);
 void AddTokenizeCommand(CLI::App& app);
+void AddChatTemplateCommand(CLI::App& app);
 
 }  // namespace kinfer::cli
