@@ -373,13 +373,15 @@ size_t Length(const Value& v) {
     case Value::Type::kString:
       return CharCount(v.s());
     case Value::Type::kList:
+      if (v.is_iterator()) break;
       return v.list().size();
     case Value::Type::kDict:
     case Value::Type::kNamespace:
       return v.dict().size();
     default:
-      throw Error(fmt::format("object of type '{}' has no len()", v.TypeName()));
+      break;
   }
+  throw Error(fmt::format("object of type '{}' has no len()", v.TypeName()));
 }
 
 [[noreturn]] void Unsafe(const std::string& method, const Value& obj) {
@@ -392,7 +394,7 @@ bool IsUnsafeMethod(const Value& obj, const std::string& name) {
                                                         "remove", "clear", "sort",   "reverse"};
   static const std::unordered_set<std::string> kDict = {"pop", "popitem", "update", "clear",
                                                         "setdefault"};
-  if (obj.is_list()) return !obj.is_tuple() && kList.count(name) > 0;
+  if (obj.is_list()) return obj.seq_kind() == Value::SeqKind::kList && kList.count(name) > 0;
   if (obj.is_dict()) return kDict.count(name) > 0;
   return false;
 }
@@ -409,7 +411,7 @@ bool IsMethod(const Value& obj, const std::string& name) {
   static const std::unordered_set<std::string> kList = {"index", "count", "copy"};
   if (obj.is_string()) return kStr.count(name) > 0;
   if (obj.is_dict()) return kDict.count(name) > 0;
-  if (obj.is_list()) return kList.count(name) > 0;
+  if (obj.is_indexable()) return kList.count(name) > 0;
   return false;
 }
 
@@ -613,7 +615,7 @@ Value SelectOrReject(Interpreter& in, const Value& input, const CallArgs& a, boo
     attr = at->s();
     test_index = 1;
   }
-  if (!input.Truthy()) return Value::List({});  // jinja2: `if seq:` around the loop
+  if (!input.Truthy()) return Value::Sequence({}, Value::SeqKind::kGenerator);  // `if seq:`
   const Value* test = test_index < a.positional.size() ? &a.positional[test_index] : nullptr;
   CallArgs test_args;
   for (size_t i = test_index + 1; i < a.positional.size(); ++i) {
@@ -631,7 +633,7 @@ Value SelectOrReject(Interpreter& in, const Value& input, const CallArgs& a, boo
     }
     if (ok == select) out.push_back(item);
   }
-  return Value::List(std::move(out));
+  return Value::Sequence(std::move(out), Value::SeqKind::kGenerator);
 }
 
 std::string IndentText(const std::string& s, const Value* width, bool first, bool blank) {
@@ -700,7 +702,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
            }
            out.push_back(Value::List(std::move(cur)));
          }
-         return Value::List(std::move(out));
+         return Value::Sequence(std::move(out), Value::SeqKind::kGenerator);
        }},
       {"capitalize",
        [](Interpreter&, const Value& v, const CallArgs&) -> Value {
@@ -742,7 +744,12 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
        }},
       {"escape",
        [](Interpreter&, const Value& v, const CallArgs&) -> Value {
-         return Value(HtmlEscape(StrOf(v)));
+         if (v.is_markup()) return v;
+         return Value::Markup(HtmlEscape(StrOf(v)));
+       }},
+      {"forceescape",
+       [](Interpreter&, const Value& v, const CallArgs&) -> Value {
+         return Value::Markup(HtmlEscape(StrOf(v)));
        }},
       {"first",
        [](Interpreter&, const Value& v, const CallArgs&) -> Value {
@@ -793,7 +800,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
        }},
       {"items",
        [](Interpreter&, const Value& v, const CallArgs&) -> Value {
-         return Value::List(Items(v));
+         return Value::Sequence(Items(v), Value::SeqKind::kGenerator);
        }},
       {"join",
        [](Interpreter& in, const Value& v, const CallArgs& a) -> Value {
@@ -812,6 +819,8 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
        }},
       {"last",
        [](Interpreter&, const Value& v, const CallArgs&) -> Value {
+         if (v.is_iterator())
+           throw Error(fmt::format("'{}' object is not reversible", v.TypeName()));
          ValueList items = Iterate(v);
          if (items.empty()) return Value::Undefined("No last item, sequence was empty.");
          return items.back();
@@ -830,7 +839,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
       {"map",
        [](Interpreter& in, const Value& v, const CallArgs& a) -> Value {
          ValueList out;
-         if (!v.Truthy()) return Value::List({});  // jinja2: `if seq:` around the loop
+         if (!v.Truthy()) return Value::Sequence({}, Value::SeqKind::kGenerator);  // `if seq:`
          if (const Value* attr = a.Keyword("attribute")) {
            const Value* def = a.Keyword("default");
            for (const auto& item : Iterate(v)) {
@@ -838,7 +847,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
              Value x = AttrPath(item, StrOf(*attr));
              out.push_back(x.is_undefined() && def != nullptr ? *def : x);
            }
-           return Value::List(std::move(out));
+           return Value::Sequence(std::move(out), Value::SeqKind::kGenerator);
          }
          if (a.positional.empty() || !a.positional[0].is_string()) {
            throw Error("map needs a filter name or attribute=");
@@ -852,7 +861,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
            in.Step();
            out.push_back(ApplyFilter(in, filter, item, rest));
          }
-         return Value::List(std::move(out));
+         return Value::Sequence(std::move(out), Value::SeqKind::kGenerator);
        }},
       {"max",
        [](Interpreter& in, const Value& v, const CallArgs& a) -> Value {
@@ -901,7 +910,11 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
          const Value* old = Arg(a, 0, "old");
          const Value* repl = Arg(a, 1, "new");
          if (old == nullptr || repl == nullptr) throw Error("replace needs old and new");
-         return Value(Replace(StrOf(v), StrOf(*old), StrOf(*repl), IntArg(a, 2, "count", -1), in));
+         // Markup.replace escapes its arguments.
+         auto arg = [&](const Value& x) {
+           return v.is_markup() && !x.is_markup() ? HtmlEscape(StrOf(x)) : StrOf(x);
+         };
+         return Value(Replace(StrOf(v), arg(*old), arg(*repl), IntArg(a, 2, "count", -1), in));
        }},
       {"reverse",
        [](Interpreter&, const Value& v, const CallArgs&) -> Value {
@@ -910,9 +923,11 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
            std::reverse(u.begin(), u.end());
            return Value(FromU32(u));
          }
+         if (v.is_iterator())
+           throw Error(fmt::format("'{}' object is not reversible", v.TypeName()));
          ValueList items = Iterate(v);
          std::reverse(items.begin(), items.end());
-         return Value::List(std::move(items));
+         return Value::Sequence(std::move(items), Value::SeqKind::kReversed);
        }},
       {"round",
        [](Interpreter&, const Value& v, const CallArgs& a) -> Value {
@@ -932,7 +947,10 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
          }
          return Value(x / scale);
        }},
-      {"safe", [](Interpreter&, const Value& v, const CallArgs&) -> Value { return v; }},
+      {"safe",
+       [](Interpreter&, const Value& v, const CallArgs&) -> Value {
+         return v.is_markup() ? v : Value::Markup(StrOf(v));
+       }},
       {"select",
        [](Interpreter& in, const Value& v, const CallArgs& a) -> Value {
          return SelectOrReject(in, v, a, true, false);
@@ -1040,7 +1058,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
              out.push_back(x);
            }
          }
-         return Value::List(std::move(out));
+         return Value::Sequence(std::move(out), Value::SeqKind::kGenerator);
        }},
       {"upper",
        [](Interpreter&, const Value& v, const CallArgs&) -> Value {
@@ -1064,7 +1082,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
 
 const std::unordered_map<std::string, std::string>& FilterAliases() {
   static const std::unordered_map<std::string, std::string> kAliases = {
-      {"count", "length"}, {"d", "default"}, {"e", "escape"}, {"forceescape", "escape"}};
+      {"count", "length"}, {"d", "default"}, {"e", "escape"}};
   return kAliases;
 }
 
@@ -1097,7 +1115,9 @@ bool TestImpl(Interpreter& in, const std::string& name, const Value& v, const Ca
   if (name == "iterable") {
     return v.is_undefined() || v.is_string() || v.is_list() || v.is_mapping();
   }
-  if (name == "sequence") return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
+  if (name == "sequence") {
+    return v.is_undefined() || v.is_string() || v.is_indexable() || v.is_dict();
+  }
   if (name == "callable") return v.is_function();
   if (name == "escaped") return false;
   if (name == "odd" || name == "even") {
@@ -1161,7 +1181,15 @@ Value ApplyFilter(Interpreter& in, const std::string& name, const Value& input,
   if (auto a = FilterAliases().find(n); a != FilterAliases().end()) n = a->second;
   auto it = Filters().find(n);
   if (it == Filters().end()) throw Error(fmt::format("filter '{}' is not supported", name));
-  return it->second(in, input, args);
+  Value out = it->second(in, input, args);
+  // These filters run str methods on the value, and Markup's return Markup.
+  static const std::unordered_set<std::string> kKeepMarkup = {
+      "capitalize", "center", "indent", "lower",    "replace", "reverse",
+      "string",     "title",  "trim",   "truncate", "upper"};
+  if (input.is_markup() && out.is_string() && !out.is_markup() && kKeepMarkup.count(n)) {
+    return Value::Markup(out.s());
+  }
+  return out;
 }
 
 bool ApplyTest(Interpreter& in, const std::string& name, const Value& input, const CallArgs& args) {
@@ -1210,6 +1238,9 @@ Value GetItem(const Value& obj, const Value& key) {
       break;
     case Value::Type::kList:
     case Value::Type::kString: {
+      if (obj.is_list() && !obj.is_indexable()) {
+        throw Error(fmt::format("'{}' object is not subscriptable", obj.TypeName()));
+      }
       if (key.is_string()) return GetAttr(obj, key.s());
       if (!key.is_int() && !key.is_bool()) break;
       const int64_t n = obj.is_list() ? static_cast<int64_t>(obj.list().size())
@@ -1245,7 +1276,7 @@ Value Slice(const Value& obj, const Value& start, const Value& stop, const Value
   std::u32string u;
   const bool is_str = obj.is_string();
   if (is_str) u = ToU32(obj.s());
-  if (!is_str && !obj.is_list()) {
+  if (!is_str && !obj.is_indexable()) {
     throw Error(fmt::format("'{}' object is not subscriptable", obj.TypeName()));
   }
   const int64_t n =
@@ -1277,7 +1308,24 @@ std::optional<Value> CallMethod(Interpreter& in, const Value& obj, const std::st
   in.Step();
   if (IsUnsafeMethod(obj, name)) Unsafe(name, obj);
   if (!IsMethod(obj, name)) return std::nullopt;
-  if (obj.is_string()) return StrMethod(in, obj.s(), name, args);
+  if (obj.is_string()) {
+    if (!obj.is_markup()) return StrMethod(in, obj.s(), name, args);
+    // Markup's methods escape plain string arguments and return Markup.
+    CallArgs escaped = args;
+    for (auto& v : escaped.positional) {
+      if (v.is_string() && !v.is_markup()) v = Value(HtmlEscape(v.s()));
+    }
+    Value out = StrMethod(in, obj.s(), name, escaped);
+    if (out.is_string()) return Value::Markup(out.s());
+    if (out.is_list()) {
+      ValueList items = out.list();
+      for (auto& v : items) {
+        if (v.is_string()) v = Value::Markup(v.s());
+      }
+      return Value::Sequence(std::move(items), out.seq_kind());
+    }
+    return out;
+  }
   if (obj.is_dict()) {
     if (name == "get") {
       const Value* key = Arg(args, 0, "key");
@@ -1292,7 +1340,9 @@ std::optional<Value> CallMethod(Interpreter& in, const Value& obj, const std::st
       if (name == "values") out.push_back(v);
     }
     if (name == "copy") return MakeDictValue(obj.dict().items());
-    return Value::List(std::move(out));
+    return Value::Sequence(std::move(out), name == "items"  ? Value::SeqKind::kDictItems
+                                           : name == "keys" ? Value::SeqKind::kDictKeys
+                                                            : Value::SeqKind::kDictValues);
   }
   // list / tuple
   if (name == "copy") return Value::List(obj.list(), obj.is_tuple());
@@ -1333,9 +1383,13 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
     if (nums) return Value(a.AsDouble() + b.AsDouble());
     if (a.is_string() && b.is_string()) {
       in.CheckSize(a.s().size() + b.s().size());
+      if (a.is_markup() || b.is_markup()) {
+        auto esc = [](const Value& x) { return x.is_markup() ? x.s() : HtmlEscape(x.s()); };
+        return Value::Markup(esc(a) + esc(b));
+      }
       return Value(a.s() + b.s());
     }
-    if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+    if (a.is_indexable() && b.is_indexable() && a.is_tuple() == b.is_tuple()) {
       in.CheckSize((a.list().size() + b.list().size()) * sizeof(Value));
       ValueList out = a.list();
       out.insert(out.end(), b.list().begin(), b.list().end());
@@ -1372,7 +1426,7 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
       if (seq->is_string()) {
         std::string out;
         for (int64_t i = 0; i < n; ++i) out += seq->s();
-        return Value(std::move(out));
+        return seq->is_markup() ? Value::Markup(std::move(out)) : Value(std::move(out));
       }
       ValueList out;
       for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq->list().begin(), seq->list().end());

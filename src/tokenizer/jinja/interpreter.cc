@@ -340,7 +340,8 @@ Value Interpreter::EvalInner(const Expr& e, const std::shared_ptr<Scope>& scope)
       auto d = std::make_shared<Dict>();
       for (size_t i = 0; i + 1 < e.children.size(); i += 2) {
         Value k = Eval(*e.children[i], scope);
-        if (k.is_list() && !k.is_tuple()) throw Error("unhashable type: 'list'");
+        if (k.is_list() && !k.is_tuple())
+          throw Error(fmt::format("unhashable type: '{}'", k.TypeName()));
         if (k.is_dict()) throw Error("unhashable type: 'dict'");
         d->Set(k, Eval(*e.children[i + 1], scope));
       }

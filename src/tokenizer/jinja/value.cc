@@ -122,6 +122,7 @@ void ToJsonImpl(const Value& v, int indent, bool sort_keys, int depth, std::stri
       JsonString(v.s(), out);
       return;
     case Value::Type::kList: {
+      if (!v.is_indexable()) break;
       if (v.list().empty()) {
         out->append("[]");
         return;
@@ -176,9 +177,11 @@ std::string ReprImpl(const Value& v, int depth) {
   CheckDepth(depth);
   switch (v.type()) {
     case Value::Type::kString:
-      return StringRepr(v.s());
+      return v.is_markup() ? "Markup(" + StringRepr(v.s()) + ")" : StringRepr(v.s());
     case Value::Type::kList: {
+      if (v.is_iterator()) return fmt::format("<{} object>", v.TypeName());
       std::string out = v.is_tuple() ? "(" : "[";
+      if (!v.is_indexable()) out = v.TypeName() + "([";
       bool first = true;
       for (const auto& item : v.list()) {
         if (!first) out.append(", ");
@@ -186,7 +189,7 @@ std::string ReprImpl(const Value& v, int depth) {
         out.append(ReprImpl(item, depth + 1));
       }
       if (v.is_tuple() && v.list().size() == 1) out.push_back(',');
-      out.append(v.is_tuple() ? ")" : "]");
+      out.append(v.is_tuple() ? ")" : (v.is_indexable() ? "]" : "])"));
       return out;
     }
     case Value::Type::kDict:
@@ -222,7 +225,8 @@ bool EqualsImpl(const Value& a, const Value& b, int depth) {
     case Value::Type::kString:
       return a.s() == b.s();
     case Value::Type::kList: {
-      if (a.is_tuple() != b.is_tuple() || a.list().size() != b.list().size()) return false;
+      if (a.seq_kind() != b.seq_kind() || a.list().size() != b.list().size()) return false;
+      if (a.is_iterator()) return &a.list() == &b.list();
       for (size_t i = 0; i < a.list().size(); ++i) {
         if (!EqualsImpl(a.list()[i], b.list()[i], depth + 1)) return false;
       }
@@ -258,7 +262,7 @@ int CompareImpl(const Value& a, const Value& b, int depth) {
     const int c = a.s().compare(b.s());  // UTF-8 byte order is code point order
     return c < 0 ? -1 : (c > 0 ? 1 : 0);
   }
-  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+  if (a.is_indexable() && b.is_indexable() && a.is_tuple() == b.is_tuple()) {
     const auto& x = a.list();
     const auto& y = b.list();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
@@ -288,9 +292,13 @@ Value Value::Undefined(std::string why) {
 }
 
 Value Value::List(ValueList items, bool tuple) {
+  return Sequence(std::move(items), tuple ? SeqKind::kTuple : SeqKind::kList);
+}
+
+Value Value::Sequence(ValueList items, SeqKind kind) {
   Value v;
   v.type_ = Type::kList;
-  v.tuple_ = tuple;
+  v.seq_ = kind;
   v.list_ = std::make_shared<ValueList>(std::move(items));
   return v;
 }
@@ -340,7 +348,7 @@ bool Value::Truthy() const {
     case Type::kString:
       return !s_->empty();
     case Type::kList:
-      return !list_->empty();
+      return seq_ == SeqKind::kGenerator || seq_ == SeqKind::kReversed || !list_->empty();
     case Type::kDict:
       return dict_->size() > 0;
     default:
@@ -386,7 +394,23 @@ std::string Value::TypeName() const {
     case Type::kString:
       return "str";
     case Type::kList:
-      return tuple_ ? "tuple" : "list";
+      switch (seq_) {
+        case SeqKind::kList:
+          return "list";
+        case SeqKind::kTuple:
+          return "tuple";
+        case SeqKind::kGenerator:
+          return "generator";
+        case SeqKind::kReversed:
+          return "list_reverseiterator";
+        case SeqKind::kDictItems:
+          return "dict_items";
+        case SeqKind::kDictKeys:
+          return "dict_keys";
+        case SeqKind::kDictValues:
+          return "dict_values";
+      }
+      return "list";
     case Type::kDict:
       return "dict";
     case Type::kFunction:

@@ -44,10 +44,22 @@ class Value {
     kInt,
     kFloat,
     kString,
-    kList,  // also tuples (printed with parentheses)
+    kList,  // also tuples, generators and dict views: see SeqKind
     kDict,
     kFunction,
     kNamespace,  // namespace(): a dict whose attributes templates may set
+  };
+
+  // What Python type a kList value is. Generators (what select/map/... return) and dict views
+  // iterate like lists but have no len(), no indexing and no JSON form, as in Python.
+  enum class SeqKind : uint8_t {
+    kList,
+    kTuple,
+    kGenerator,
+    kReversed,  // list_reverseiterator
+    kDictItems,
+    kDictKeys,
+    kDictValues,
   };
 
   Value() = default;                               // undefined
@@ -59,6 +71,13 @@ class Value {
       : type_(Type::kString), s_(std::make_shared<const std::string>(std::move(s))) {}
   Value(const char* s) : Value(std::string(s)) {}  // NOLINT(google-explicit-constructor)
 
+  // markupsafe.Markup: a string marked safe (|safe, |escape). Adding a plain string to it
+  // HTML-escapes the plain one, as jinja2 templates observe even without autoescaping.
+  static Value Markup(std::string s) {
+    Value v(std::move(s));
+    v.markup_ = true;
+    return v;
+  }
   static Value None() {
     Value v;
     v.type_ = Type::kNone;
@@ -68,6 +87,7 @@ class Value {
   // attribute 'a'"; used when something is done with it that needs a value.
   static Value Undefined(std::string why);
   static Value List(ValueList items, bool tuple = false);
+  static Value Sequence(ValueList items, SeqKind kind);
   static Value MakeDict(std::shared_ptr<Dict> d);
   static Value MakeNamespace(std::shared_ptr<Dict> d);
   static Value MakeFunction(std::string name,
@@ -81,8 +101,18 @@ class Value {
   bool is_float() const { return type_ == Type::kFloat; }
   bool is_number() const { return type_ == Type::kInt || type_ == Type::kFloat || is_bool(); }
   bool is_string() const { return type_ == Type::kString; }
+  bool is_markup() const { return type_ == Type::kString && markup_; }
   bool is_list() const { return type_ == Type::kList; }
-  bool is_tuple() const { return type_ == Type::kList && tuple_; }
+  bool is_tuple() const { return type_ == Type::kList && seq_ == SeqKind::kTuple; }
+  // A list or tuple proper: indexable, sized, JSON-serializable.
+  bool is_indexable() const {
+    return type_ == Type::kList && (seq_ == SeqKind::kList || seq_ == SeqKind::kTuple);
+  }
+  // A generator or reverse iterator: no len() and always true.
+  bool is_iterator() const {
+    return type_ == Type::kList && (seq_ == SeqKind::kGenerator || seq_ == SeqKind::kReversed);
+  }
+  SeqKind seq_kind() const { return seq_; }
   bool is_dict() const { return type_ == Type::kDict; }
   bool is_function() const { return type_ == Type::kFunction; }
   bool is_namespace() const { return type_ == Type::kNamespace; }
@@ -113,7 +143,8 @@ class Value {
 
  private:
   Type type_ = Type::kUndefined;
-  bool tuple_ = false;
+  SeqKind seq_ = SeqKind::kList;
+  bool markup_ = false;
   int64_t i_ = 0;
   double f_ = 0;
   std::shared_ptr<const std::string> s_;  // string, or why an undefined is undefined
