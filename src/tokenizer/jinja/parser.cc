@@ -104,7 +104,7 @@ class Parser {
       const Token& t = Cur();
       if (t.type == T::kEof) {
         if (ends.size() != 0) {
-          Fail(fmt::format("unexpected end of template, expected '{}'", *ends.begin()));
+          Fail(fmt::format("unexpected end of template, expected '{}'", *(ends.end() - 1)));
         }
         return body;
       }
@@ -575,7 +575,10 @@ class Parser {
 
   std::unique_ptr<Expr> ParsePostfix(std::unique_ptr<Expr> node) {
     while (true) {
-      const Token& at = Cur();
+      // Errors in a.b, a[b] and a(b) point at the start of a.
+      Token at = Cur();
+      at.line = node->line;
+      at.column = node->column;
       if (IsOp(".")) {
         Next();
         if (Cur().type == T::kName) {
