@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Builds Kinfer and runs every test: unit tests in the release and the ASan/UBSan builds, the
-# fuzz targets for a short smoke run, the OpenAI API suite against a real `kinfer serve`, and
-# the Kubernetes suite against a real kube-apiserver. This is what CI runs (.ci/run).
+# compatibility tests against the Python reference libraries (Hugging Face tokenizers,
+# sentencepiece, jinja2), the fuzz targets for a short smoke run, the OpenAI API suite against a
+# real `kinfer serve`, and the Kubernetes suite against a real kube-apiserver. This is what CI
+# runs (.ci/run).
 #
 #   scripts/test.sh              # everything
-#   scripts/test.sh unit asan    # only the named stages: unit asan fuzz api k8s
+#   scripts/test.sh unit asan    # only the named stages: unit compat asan fuzz api k8s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stages=("$@")
-((${#stages[@]})) || stages=(unit asan fuzz api k8s)
+((${#stages[@]})) || stages=(unit compat asan fuzz api k8s)
 want() { local s; for s in "${stages[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
 say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 jobs=$(nproc)
@@ -18,7 +20,7 @@ scripts/setup.sh
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/kinfer/ccache}"
 export KINFER_DEFAULT_MODEL="$(scripts/fetch_default_model.sh)"
 
-if want unit || want api || want k8s; then
+if want unit || want compat || want api || want k8s; then
   say "release build"
   cmake --preset release >/dev/null
   cmake --build --preset release -j "$jobs"
@@ -26,6 +28,10 @@ fi
 if want unit; then
   say "unit tests (release)"
   ctest --preset release -j "$jobs"
+fi
+if want compat && [[ -d tests/compat ]]; then
+  say "compatibility tests (tokenizers, sentencepiece and jinja2 run live)"
+  python3 -m pytest -q tests/compat
 fi
 if want asan; then
   say "ASan/UBSan build and unit tests"

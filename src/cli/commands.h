@@ -13,5 +13,6 @@ void AddInspectCommand(CLI::App& app);
 void AddGenerateCommand(CLI::App& app);
 void AddTokenizeCommand(CLI::App& app);
 void AddServeCommand(CLI::App& app);
+void AddChatTemplateCommand(CLI::App& app);
 
 }  // namespace kinfer::cli

@@ -48,7 +48,8 @@ int RunInspect(const std::string& path, bool metadata) {
   fmt::print("qkv bias:      {}\n", c.attention_bias ? "yes" : "no");
   fmt::print("qk norm:       {}\n", c.qk_norm ? "yes" : "no");
   fmt::print("parameters:    {} ({:.1f} M)\n", m.num_parameters(), m.num_parameters() / 1e6);
-  fmt::print("weight bytes:  {} ({})\n", m.weight_bytes(), HumanBytes(static_cast<double>(m.weight_bytes())));
+  fmt::print("weight bytes:  {} ({})\n", m.weight_bytes(),
+             HumanBytes(static_cast<double>(m.weight_bytes())));
 
   // Tensor types and counts, over the matrices the decoder uses.
   std::map<std::string, std::pair<int, size_t>> by_type;
@@ -61,11 +62,13 @@ int RunInspect(const std::string& path, bool metadata) {
   count(m.weights().token_embedding);
   if (m.weights().lm_head.data != m.weights().token_embedding.data) count(m.weights().lm_head);
   for (const auto& l : m.weights().layers) {
-    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) count(*t);
+    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      count(*t);
   }
   fmt::print("matrix types:\n");
   for (const auto& [name, e] : by_type) {
-    fmt::print("  {:<6} {:>5} tensors  {}\n", name, e.first, HumanBytes(static_cast<double>(e.second)));
+    fmt::print("  {:<6} {:>5} tensors  {}\n", name, e.first,
+               HumanBytes(static_cast<double>(e.second)));
   }
   if (metadata && m.gguf()) {
     fmt::print("gguf metadata (version {}):\n", m.gguf()->version());

@@ -12,8 +12,9 @@ int& ExitCode() {
 }  // namespace kinfer::cli
 
 int main(int argc, char** argv) {
-  CLI::App app{"Kinfer: a private LLM serving stack (engine, OpenAI-compatible server, router, "
-               "Kubernetes operator) in one binary"};
+  CLI::App app{
+      "Kinfer: a private LLM serving stack (engine, OpenAI-compatible server, router, "
+      "Kubernetes operator) in one binary"};
   app.set_version_flag("--version", std::string("kinfer ") + KINFER_VERSION);
   app.require_subcommand(1);
   std::string log_level = "info";
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   kinfer::cli::AddGenerateCommand(app);
   kinfer::cli::AddTokenizeCommand(app);
   kinfer::cli::AddServeCommand(app);
+  kinfer::cli::AddChatTemplateCommand(app);
 
   try {
     app.parse(argc, argv);

@@ -50,12 +50,14 @@ std::string_view JsonTypeName(const Json& v) {
   return "unknown";
 }
 
-Result<Json> ParseJson(std::string_view text, std::string_view source, int max_depth) {
+namespace {
+template <typename J>
+Result<J> Parse(std::string_view text, std::string_view source, int max_depth) {
   if (!NestingWithin(text, max_depth)) {
     return InvalidArgumentError("{}: JSON nested deeper than {} levels", source, max_depth);
   }
   try {
-    return Json::parse(text.begin(), text.end());
+    return J::parse(text.begin(), text.end());
   } catch (const Json::parse_error& e) {
     // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 5: ..."
     std::string what = e.what();
@@ -65,6 +67,16 @@ Result<Json> ParseJson(std::string_view text, std::string_view source, int max_d
   } catch (const std::exception& e) {
     return InvalidArgumentError("{}: invalid JSON: {}", source, e.what());
   }
+}
+}  // namespace
+
+Result<Json> ParseJson(std::string_view text, std::string_view source, int max_depth) {
+  return Parse<Json>(text, source, max_depth);
+}
+
+Result<OrderedJson> ParseOrderedJson(std::string_view text, std::string_view source,
+                                     int max_depth) {
+  return Parse<OrderedJson>(text, source, max_depth);
 }
 
 static const Json* FindField(const Json& obj, std::string_view key) {

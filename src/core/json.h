@@ -14,10 +14,14 @@
 namespace kinfer {
 
 using Json = nlohmann::json;
+// Objects keep their key order, as Python dicts do (what chat templates render with tojson).
+using OrderedJson = nlohmann::ordered_json;
 
 // Parses `text`; `source` names it in the error. Rejects invalid UTF-8 in strings and nesting
 // deeper than `max_depth`.
 Result<Json> ParseJson(std::string_view text, std::string_view source, int max_depth = 256);
+Result<OrderedJson> ParseOrderedJson(std::string_view text, std::string_view source,
+                                     int max_depth = 256);
 
 // Accessors for a field of an object. A missing field or JSON null gives `def` (or nullopt);
 // a present field of the wrong type is an error.

@@ -124,13 +124,13 @@ Json BytesOf(const std::string& s) {
 }
 
 // Message content as one string: a string, or the text of each text part joined by newlines.
-std::optional<ApiError> NormalizeMessages(const Json& in, Json* out) {
+std::optional<ApiError> NormalizeMessages(const OrderedJson& in, OrderedJson* out) {
   if (!in.is_array() || in.empty()) {
     return BadRequest("'messages' must be a non-empty array of messages", "messages");
   }
-  *out = Json::array();
+  *out = OrderedJson::array();
   for (size_t i = 0; i < in.size(); ++i) {
-    const Json& m = in[i];
+    const OrderedJson& m = in[i];
     std::string where = fmt::format("messages[{}]", i);
     if (!m.is_object()) return BadRequest(where + " must be an object", "messages");
     auto role = m.find("role");
@@ -146,12 +146,12 @@ std::optional<ApiError> NormalizeMessages(const Json& in, Json* out) {
                                     where, role->get<std::string>()),
                         "messages");
     }
-    Json msg = m;
+    OrderedJson msg = m;
     auto content = m.find("content");
     if (content != m.end() && content->is_array()) {
       std::string text;
       for (size_t p = 0; p < content->size(); ++p) {
-        const Json& part = (*content)[p];
+        const OrderedJson& part = (*content)[p];
         if (!part.is_object() || !part.contains("type") || !part["type"].is_string()) {
           return BadRequest(fmt::format("{}.content[{}] must be an object with a 'type'", where, p),
                             "messages");
@@ -215,22 +215,30 @@ std::string_view FinishReasonForApi(engine::FinishReason r) {
   return "stop";
 }
 
-ApiResult<std::string> RenderChat(const Json& body, const ModelInfo& model) {
+ApiResult<std::string> RenderChat(std::string_view body_text, const ModelInfo& model) {
   if (!model.chat) {
     return ApiError{400,
                     "this model has no chat template; pass --chat-template FILE or use "
                     "/v1/completions",
                     "invalid_request_error", "messages", ""};
   }
+  auto parsed = ParseOrderedJson(body_text, "request body", 64);
+  if (!parsed.ok() || !parsed->is_object()) {
+    return BadRequest("the request body must be a JSON object", "", "invalid_json");
+  }
+  const OrderedJson& body = *parsed;
   auto it = body.find("messages");
   if (it == body.end()) return BadRequest("'messages' is required", "messages");
-  Json messages;
+  OrderedJson messages;
   if (auto err = NormalizeMessages(*it, &messages)) return *err;
-  Fields f(body);
   bool add_generation_prompt = true, continue_final = false;
-  f.Bool("add_generation_prompt", &add_generation_prompt);
-  f.Bool("continue_final_message", &continue_final);
-  if (!f.ok()) return *f.error();
+  for (auto [name, out] : {std::pair{"add_generation_prompt", &add_generation_prompt},
+                           std::pair{"continue_final_message", &continue_final}}) {
+    auto f = body.find(name);
+    if (f == body.end() || f->is_null()) continue;
+    if (!f->is_boolean()) return BadRequest(fmt::format("'{}' must be a boolean", name), name);
+    *out = f->get<bool>();
+  }
   if (continue_final && add_generation_prompt && body.contains("add_generation_prompt") &&
       body["add_generation_prompt"] == true) {
     return BadRequest("'continue_final_message' and 'add_generation_prompt' cannot both be true",
@@ -256,7 +264,7 @@ ApiResult<std::string> RenderChat(const Json& body, const ModelInfo& model) {
   std::string text = std::move(*rendered);
   if (continue_final) {
     // The final (assistant) message stays open: cut the template's end-of-turn after it.
-    const Json& last = messages.back();
+    const OrderedJson& last = messages.back();
     if (last.contains("content") && last["content"].is_string()) {
       const std::string& c = last["content"].get_ref<const std::string&>();
       size_t pos = c.empty() ? std::string::npos : text.rfind(c);
@@ -428,7 +436,7 @@ ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std
         return BadRequest("only response_format {\"type\": \"text\"} is supported", "response_format");
       }
     }
-    auto text = RenderChat(j, model);
+    auto text = RenderChat(body, model);
     if (!text.ok()) return text.error();
     bool add_special = false;
     f.Bool("add_special_tokens", &add_special);

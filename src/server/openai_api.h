@@ -46,14 +46,16 @@ class ApiResult {
 };
 
 // Options a chat template is rendered with, from the request.
+// JSON keeps the client's key order here: templates render tools with tojson.
 struct ChatRenderOptions {
-  Json tools;                       // null when the request has none
+  OrderedJson tools;                  // null when the request has none
   bool add_generation_prompt = true;
-  Json extra_context = Json::object();  // chat_template_kwargs, e.g. enable_thinking
+  OrderedJson extra_context = OrderedJson::object();  // chat_template_kwargs (enable_thinking)
 };
 // Renders messages (content already flattened to strings) into the prompt text. An error's
 // message is the template's own (raise_exception) or says where the template failed.
-using ChatRenderer = std::function<Result<std::string>(const Json& messages, const ChatRenderOptions&)>;
+using ChatRenderer =
+    std::function<Result<std::string>(const OrderedJson& messages, const ChatRenderOptions&)>;
 
 // What the server knows about the model it serves.
 struct ModelInfo {
@@ -87,8 +89,9 @@ struct GenerationRequest {
 ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std::string& body,
                                                     const ModelInfo& model);
 
-// The template applied to `messages` with the given options (for /tokenize with messages too).
-ApiResult<std::string> RenderChat(const Json& body, const ModelInfo& model);
+// The chat template applied to a request body's `messages`, `tools`, `add_generation_prompt`,
+// `continue_final_message` and `chat_template_kwargs` (for /tokenize with messages too).
+ApiResult<std::string> RenderChat(std::string_view body, const ModelInfo& model);
 
 // Accumulates one choice (one completion of one prompt) for the final, non-streamed response.
 struct ChoiceState {

@@ -543,7 +543,7 @@ void Server::Impl::HandleTokenize(HttpExchange& ex, const std::string& request_i
   }
   std::vector<int32_t> ids;
   if (j->contains("messages")) {
-    auto text = RenderChat(*j, info);
+    auto text = RenderChat(ex.body(), info);
     if (!text.ok()) return ReplyError(ex, text.error(), request_id);
     bool add_special = false;
     if (auto a = j->find("add_special_tokens"); a != j->end() && a->is_boolean()) add_special = *a;

@@ -149,23 +149,45 @@ class BertNormalizer final : public Normalizer {
   bool clean_text_, handle_chinese_chars_, strip_accents_, lowercase_;
 };
 
-class CollapseSpacesNormalizer final : public Normalizer {
+class SentencePieceNormalizer final : public Normalizer {
  public:
+  SentencePieceNormalizer(bool add_dummy_prefix, bool remove_extra_whitespaces)
+      : add_dummy_prefix_(add_dummy_prefix), remove_extra_whitespaces_(remove_extra_whitespaces) {}
   void Apply(std::string* text) const override {
+    static constexpr std::string_view kSpace = "\u2581";
+    size_t i = 0;
+    if (remove_extra_whitespaces_) {
+      while (i < text->size() && (*text)[i] == ' ') ++i;
+    }
+    if (i == text->size()) {
+      text->clear();
+      return;
+    }
     std::string out;
-    out.reserve(text->size());
-    bool pending_space = false;
-    for (char ch : *text) {
+    out.reserve(text->size() + text->size() / 4 + 3);
+    if (add_dummy_prefix_) out.append(kSpace);
+    bool prev_space = remove_extra_whitespaces_;
+    for (; i < text->size(); ++i) {
+      const char ch = (*text)[i];
       if (ch == ' ') {
-        pending_space = !out.empty();
+        if (!(remove_extra_whitespaces_ && prev_space)) out.append(kSpace);
+        prev_space = true;
         continue;
       }
-      if (pending_space) out.push_back(' ');
-      pending_space = false;
+      prev_space = false;
       out.push_back(ch);
+    }
+    if (remove_extra_whitespaces_) {
+      while (out.size() >= kSpace.size() &&
+             std::string_view(out).substr(out.size() - kSpace.size()) == kSpace) {
+        out.resize(out.size() - kSpace.size());
+      }
     }
     *text = std::move(out);
   }
+
+ private:
+  bool add_dummy_prefix_, remove_extra_whitespaces_;
 };
 
 class SequenceNormalizer final : public Normalizer {
@@ -209,8 +231,9 @@ std::unique_ptr<Normalizer> MakeBertNormalizer(bool clean_text, bool handle_chin
   return std::make_unique<BertNormalizer>(clean_text, handle_chinese_chars, strip_accents,
                                           lowercase);
 }
-std::unique_ptr<Normalizer> MakeCollapseSpacesNormalizer() {
-  return std::make_unique<CollapseSpacesNormalizer>();
+std::unique_ptr<Normalizer> MakeSentencePieceNormalizer(bool add_dummy_prefix,
+                                                        bool remove_extra_whitespaces) {
+  return std::make_unique<SentencePieceNormalizer>(add_dummy_prefix, remove_extra_whitespaces);
 }
 std::unique_ptr<Normalizer> MakeSequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps) {
   return std::make_unique<SequenceNormalizer>(std::move(steps));

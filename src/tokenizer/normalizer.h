@@ -34,9 +34,11 @@ std::unique_ptr<Normalizer> MakeStripAccentsNormalizer();
 // accents stripped and lowercase as asked.
 std::unique_ptr<Normalizer> MakeBertNormalizer(bool clean_text, bool handle_chinese_chars,
                                                bool strip_accents, bool lowercase);
-// SentencePiece's remove_extra_whitespaces: trims spaces at both ends and collapses runs of
-// spaces to one.
-std::unique_ptr<Normalizer> MakeCollapseSpacesNormalizer();
+// SentencePiece's own normalization: spaces become "▁", a "▁" goes in front of non-empty text
+// (add_dummy_prefix), and with remove_extra_whitespaces leading spaces go, runs of spaces become
+// one and trailing "▁" (from spaces or from the input) are dropped.
+std::unique_ptr<Normalizer> MakeSentencePieceNormalizer(bool add_dummy_prefix,
+                                                        bool remove_extra_whitespaces);
 std::unique_ptr<Normalizer> MakeSequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps);
 
 }  // namespace kinfer::tokenizer

@@ -16,6 +16,10 @@
 
 namespace kinfer::tokenizer {
 
+// The pattern PCRE2 is given for an Oniguruma-syntax `pattern`: \\s and \\S spelled as Unicode
+// White_Space, so both engines agree on what a space is.
+std::string TranslatePattern(std::string_view pattern);
+
 class Regex {
  public:
   // Errors carry PCRE2's message and the offset in the pattern.

@@ -89,17 +89,17 @@ Result<TokenizerParts> BuildSpmTokenizer(SpmVocab v) {
   opt.unk_id = v.unk_id;
   KINFER_ASSIGN_OR_RETURN(parts.model, BpeModel::Create(model_vocab, merges, std::move(opt)));
 
-  std::vector<std::unique_ptr<Normalizer>> norm;
-  if (v.remove_extra_whitespaces) norm.push_back(MakeCollapseSpacesNormalizer());
-  if (v.add_dummy_prefix) norm.push_back(MakePrependNormalizer("\u2581"));
-  norm.push_back(MakeReplaceNormalizer(" ", "\u2581"));
-  parts.normalizer = MakeSequenceNormalizer(std::move(norm));
+  parts.normalizer = MakeSentencePieceNormalizer(v.add_dummy_prefix, v.remove_extra_whitespaces);
 
   using K = DecoderStep::Kind;
   parts.decoder.emplace_back(K::kReplace, "\u2581", " ");
   parts.decoder.emplace_back(K::kByteFallback);
   parts.decoder.emplace_back(K::kFuse);
-  if (v.add_dummy_prefix) parts.decoder.emplace_back(K::kStrip, " ", "", 1, 0);
+  // SentencePiece drops the dummy prefix when decoding; with remove_extra_whitespaces it drops
+  // every leading space.
+  if (v.add_dummy_prefix || v.remove_extra_whitespaces) {
+    parts.decoder.emplace_back(K::kStrip, " ", "", v.remove_extra_whitespaces ? 1 << 30 : 1, 0);
+  }
 
   parts.bos_id = v.bos_id;
   if (v.eos_id) parts.eos_ids.push_back(*v.eos_id);

@@ -23,7 +23,7 @@ class OpenAiApi : public ::testing::Test {
     info_.max_model_len = 64;
     info_.vocab_size = tok_->vocab_size();
     info_.tokenizer = tok_.get();
-    info_.chat = [](const Json& messages, const ChatRenderOptions& o) -> Result<std::string> {
+    info_.chat = [](const OrderedJson& messages, const ChatRenderOptions& o) -> Result<std::string> {
       std::string s;
       for (const auto& m : messages) s += m["role"].get<std::string>() + ": " + m["content"].get<std::string>() + "\n";
       if (o.add_generation_prompt) s += "assistant:";
