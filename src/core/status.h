@@ -135,7 +135,9 @@ class [[nodiscard]] Result {
   template <typename U>
     requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, Status> &&
              !std::is_same_v<std::decay_t<U>, Result<T>> && !std::is_same_v<std::decay_t<U>, T>)
-  Result(U&& value) : v_(T(std::forward<U>(value))) {}  // NOLINT(google-explicit-constructor)
+  // The constraint excludes Result and T themselves, so copies and moves are not hidden.
+  Result(U&& value)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload)
+      : v_(T(std::forward<U>(value))) {}
   Result(Status status)  // NOLINT(google-explicit-constructor)
       : v_(tl::unexpect, std::move(status)) {
     assert(!v_.error().ok() && "Result constructed from an OK status");
@@ -183,17 +185,20 @@ Status AsStatus(const Result<T>& r) {
 // Returns the Status of `expr` (a Status or a Result) from the enclosing function if not OK.
 #define KINFER_RETURN_IF_ERROR(expr)                                          \
   do {                                                                        \
-    const ::kinfer::Status kinfer_status_ = ::kinfer::internal::AsStatus(expr); \
+    ::kinfer::Status kinfer_status_ = ::kinfer::internal::AsStatus(expr);     \
     if (!kinfer_status_.ok()) return kinfer_status_;                           \
   } while (0)
 
 // `lhs = value of expr`, or return its error Status.
 #define KINFER_ASSIGN_OR_RETURN(lhs, expr) \
   KINFER_ASSIGN_OR_RETURN_IMPL_(KINFER_CONCAT_(kinfer_result_, __LINE__), lhs, expr)
+// `lhs` may be a declaration, so it cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define KINFER_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                                  \
   if (!tmp.ok()) return tmp.status();                 \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 // Invariants that only a bug can break: always checked, also in release builds, since a
 // silent corruption of the KV cache or a block table is worse than a crash with a message.

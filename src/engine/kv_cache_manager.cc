@@ -63,12 +63,12 @@ void KvCacheManager::CacheComputedBlocks(uint64_t seq, std::span<const int32_t> 
     // Rebuild the chain up to the blocks taken from the cache.
     uint64_t parent = 0;
     for (int32_t b = 0; b < s.num_hashed; ++b) {
-      parent = HashBlock(parent, tokens.subspan(static_cast<size_t>(b * block_size_), static_cast<size_t>(block_size_)), extra).value;
+      parent = HashBlock(parent, tokens.subspan(static_cast<size_t>(b) * static_cast<size_t>(block_size_), static_cast<size_t>(block_size_)), extra).value;
     }
     s.last_hash = parent;
   }
   for (int32_t b = s.num_hashed; b < full; ++b) {
-    BlockHash h = HashBlock(s.last_hash, tokens.subspan(static_cast<size_t>(b * block_size_), static_cast<size_t>(block_size_)), extra);
+    BlockHash h = HashBlock(s.last_hash, tokens.subspan(static_cast<size_t>(b) * static_cast<size_t>(block_size_), static_cast<size_t>(block_size_)), extra);
     pool_.Cache(s.table[static_cast<size_t>(b)], h);
     s.last_hash = h.value;
     s.num_hashed = b + 1;
