@@ -122,7 +122,8 @@ class RegexSplit final : public PreTokenizer {
       // The common case, without the intermediate piece list.
       std::vector<Range> out;
       out.reserve(words->ranges.size() + words->buf.size() / 4);
-      for (const auto& [b, e] : words->ranges) {
+      for (const auto& range : words->ranges) {
+        const uint32_t b = range.first, e = range.second;
         const std::string_view word = std::string_view(words->buf).substr(b, e - b);
         uint32_t prev = 0;
         re_->ForEachMatch(word, [&](size_t mb, size_t me) {
