@@ -235,9 +235,9 @@ const Value* Arg(const CallArgs& a, size_t index, std::string_view name) {
   return a.Keyword(name);
 }
 
-Value ArgOr(const CallArgs& a, size_t index, std::string_view name, Value def) {
+Value ArgOr(const CallArgs& a, size_t index, std::string_view name, const Value& def) {
   const Value* v = Arg(a, index, name);
-  return v != nullptr ? *v : std::move(def);
+  return v != nullptr ? *v : def;
 }
 
 int64_t IntArg(const CallArgs& a, size_t index, std::string_view name, int64_t def) {
@@ -585,9 +585,9 @@ Value StrMethod(Interpreter& in, const std::string& s, const std::string& name, 
   throw Error(fmt::format("'str' object has no attribute '{}'", name));
 }
 
-Value MakeDictValue(std::vector<std::pair<Value, Value>> items) {
+Value MakeDictValue(const std::vector<std::pair<Value, Value>>& items) {
   auto d = std::make_shared<Dict>();
-  for (auto& [k, v] : items) d->Set(k, std::move(v));
+  for (const auto& [k, v] : items) d->Set(k, v);
   return Value::MakeDict(std::move(d));
 }
 
@@ -759,7 +759,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
        }},
       {"float",
        [](Interpreter&, const Value& v, const CallArgs& a) -> Value {
-         const Value def = ArgOr(a, 0, "default", Value(0.0));
+         Value def = ArgOr(a, 0, "default", Value(0.0));
          if (v.is_number()) return Value(v.AsDouble());
          if (v.is_string()) {
            if (auto f = ParseFloat(v.s())) return Value(*f);
@@ -782,7 +782,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
        }},
       {"int",
        [](Interpreter&, const Value& v, const CallArgs& a) -> Value {
-         const Value def = ArgOr(a, 0, "default", Value(0));
+         Value def = ArgOr(a, 0, "default", Value(0));
          const int64_t base = IntArg(a, 1, "base", 10);
          if (v.is_float()) {
            if (!std::isfinite(v.f()) || std::fabs(v.f()) > 9.2e18) return def;
