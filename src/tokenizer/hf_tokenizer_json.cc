@@ -23,9 +23,9 @@ const Json* Get(const Json& obj, const char* key) {
   return &*it;
 }
 
-std::string GetString(const Json& obj, const char* key, std::string def = "") {
+std::string GetString(const Json& obj, const char* key, std::string_view def = "") {
   const Json* v = Get(obj, key);
-  return v != nullptr && v->is_string() ? v->get<std::string>() : def;
+  return v != nullptr && v->is_string() ? v->get<std::string>() : std::string(def);
 }
 
 bool GetBool(const Json& obj, const char* key, bool def) {

@@ -123,7 +123,6 @@ class RegexSplit final : public PreTokenizer {
       std::vector<Range> out;
       out.reserve(words->ranges.size() + words->buf.size() / 4);
       for (const auto& range : words->ranges) {
-        // Plain copies: clang 14 cannot capture structured bindings in a lambda.
         const uint32_t b = range.first, e = range.second;
         const std::string_view word = std::string_view(words->buf).substr(b, e - b);
         uint32_t prev = 0;

@@ -235,9 +235,9 @@ const Value* Arg(const CallArgs& a, size_t index, std::string_view name) {
   return a.Keyword(name);
 }
 
-Value ArgOr(const CallArgs& a, size_t index, std::string_view name, Value def) {
+Value ArgOr(const CallArgs& a, size_t index, std::string_view name, const Value& def) {
   const Value* v = Arg(a, index, name);
-  return v != nullptr ? *v : std::move(def);
+  return v != nullptr ? *v : def;
 }
 
 int64_t IntArg(const CallArgs& a, size_t index, std::string_view name, int64_t def) {
@@ -585,9 +585,9 @@ Value StrMethod(Interpreter& in, const std::string& s, const std::string& name, 
   throw Error(fmt::format("'str' object has no attribute '{}'", name));
 }
 
-Value MakeDictValue(std::vector<std::pair<Value, Value>> items) {
+Value MakeDictValue(const std::vector<std::pair<Value, Value>>& items) {
   auto d = std::make_shared<Dict>();
-  for (auto& [k, v] : items) d->Set(k, std::move(v));
+  for (const auto& [k, v] : items) d->Set(k, v);
   return Value::MakeDict(std::move(d));
 }
 
@@ -759,7 +759,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
        }},
       {"float",
        [](Interpreter&, const Value& v, const CallArgs& a) -> Value {
-         const Value def = ArgOr(a, 0, "default", Value(0.0));
+         Value def = ArgOr(a, 0, "default", Value(0.0));
          if (v.is_number()) return Value(v.AsDouble());
          if (v.is_string()) {
            if (auto f = ParseFloat(v.s())) return Value(*f);
@@ -782,7 +782,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
        }},
       {"int",
        [](Interpreter&, const Value& v, const CallArgs& a) -> Value {
-         const Value def = ArgOr(a, 0, "default", Value(0));
+         Value def = ArgOr(a, 0, "default", Value(0));
          const int64_t base = IntArg(a, 1, "base", 10);
          if (v.is_float()) {
            if (!std::isfinite(v.f()) || std::fabs(v.f()) > 9.2e18) return def;
@@ -1177,6 +1177,7 @@ bool IsTest(std::string_view name) {
 Value ApplyFilter(Interpreter& in, const std::string& name, const Value& input,
                   const CallArgs& args) {
   in.Step();
+  if (input.is_string()) in.Charge(input.s().size() >> 6);
   std::string n = name;
   if (auto a = FilterAliases().find(n); a != FilterAliases().end()) n = a->second;
   auto it = Filters().find(n);
@@ -1252,6 +1253,7 @@ Value GetItem(const Value& obj, const Value& key) {
             fmt::format("{} object has no element {}", obj.TypeName(), key.i()));
       }
       if (obj.is_list()) return obj.list()[static_cast<size_t>(i)];
+      ChargeWork(obj.s().size() >> 6);
       if (obj.s().size() == static_cast<size_t>(n)) return Value(obj.s().substr(i, 1));
       return Value(FromU32(ToU32(obj.s()).substr(static_cast<size_t>(i), 1)));
     }
@@ -1272,6 +1274,7 @@ Value Slice(const Value& obj, const Value& start, const Value& stop, const Value
     return v.i();
   };
   const int64_t st = as_int(step, "step").value_or(1);
+  ChargeWork(obj.is_string() ? obj.s().size() >> 6 : (obj.is_list() ? obj.list().size() : 0));
   if (st == 0) throw Error("slice step cannot be zero");
   std::u32string u;
   const bool is_str = obj.is_string();
@@ -1382,6 +1385,7 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
     }
     if (nums) return Value(a.AsDouble() + b.AsDouble());
     if (a.is_string() && b.is_string()) {
+      in.Charge((a.s().size() + b.s().size()) >> 6);
       in.CheckSize(a.s().size() + b.s().size());
       if (a.is_markup() || b.is_markup()) {
         auto esc = [](const Value& x) { return x.is_markup() ? x.s() : HtmlEscape(x.s()); };
@@ -1390,6 +1394,7 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
       return Value(a.s() + b.s());
     }
     if (a.is_indexable() && b.is_indexable() && a.is_tuple() == b.is_tuple()) {
+      in.Charge(a.list().size() + b.list().size());
       in.CheckSize((a.list().size() + b.list().size()) * sizeof(Value));
       ValueList out = a.list();
       out.insert(out.end(), b.list().begin(), b.list().end());
@@ -1423,6 +1428,7 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
         in.CheckSize(SIZE_MAX);
       }
       in.CheckSize(unit * static_cast<size_t>(n));
+      in.Charge(unit * static_cast<size_t>(n) >> 6);
       if (seq->is_string()) {
         std::string out;
         for (int64_t i = 0; i < n; ++i) out += seq->s();
@@ -1480,6 +1486,7 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
 }
 
 bool CompareOp(const std::string& op, const Value& a, const Value& b) {
+  if (b.is_string()) ChargeWork(b.s().size() >> 6);
   if (op == "==") return Equals(a, b);
   if (op == "!=") return !Equals(a, b);
   if (op == "in" || op == "not in") {
@@ -1514,6 +1521,9 @@ bool CompareOp(const std::string& op, const Value& a, const Value& b) {
 }
 
 ValueList Iterate(const Value& v) {
+  if (v.is_list()) ChargeWork(v.list().size());
+  if (v.is_mapping()) ChargeWork(v.dict().size());
+  if (v.is_string()) ChargeWork(v.s().size());
   switch (v.type()) {
     case Value::Type::kUndefined:
       return {};

@@ -10,6 +10,8 @@
 namespace kinfer::tokenizer::jinja {
 namespace {
 
+thread_local Interpreter* g_current = nullptr;
+
 // Fills in the node's position on an error thrown below it that has none yet.
 template <typename Node, typename Fn>
 auto AtNode(const Node& n, Fn&& fn) -> decltype(fn()) {
@@ -60,18 +62,27 @@ std::string Interpreter::Render(const std::vector<std::pair<std::string, Value>>
   for (const auto& [name, value] : variables) top->Set(name, value);
   std::string out;
   out_ = &out;
+  Interpreter* const outer = g_current;
+  g_current = this;
   try {
     ExecBody(tmpl_.body, top);
   } catch (...) {
     out_ = nullptr;
+    g_current = outer;
     throw;
   }
   out_ = nullptr;
+  g_current = outer;
   return out;
 }
 
-void Interpreter::Step() {
-  if (++steps_ > limits_.max_steps) {
+void ChargeWork(size_t units) {
+  if (g_current != nullptr) g_current->Charge(units);
+}
+
+void Interpreter::Charge(size_t units) {
+  steps_ += static_cast<int64_t>(std::min<size_t>(units, size_t{1} << 40));
+  if (steps_ > limits_.max_steps) {
     throw Error(fmt::format("template exceeded its work limit ({} steps)", limits_.max_steps));
   }
 }
@@ -83,6 +94,7 @@ void Interpreter::CheckSize(size_t bytes) const {
 }
 
 void Interpreter::Append(std::string_view s) {
+  Charge(s.size() >> 6);
   CheckSize(out_->size() + s.size());
   out_->append(s);
 }
@@ -387,6 +399,7 @@ Value Interpreter::EvalInner(const Expr& e, const std::shared_ptr<Scope>& scope)
       for (const auto& c : e.children) {
         const Value v = Eval(*c, scope);
         out += v.is_string() ? v.s() : v.Str();
+        Charge(out.size() >> 6);
         CheckSize(out.size());
       }
       return Value(std::move(out));

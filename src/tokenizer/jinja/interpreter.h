@@ -34,6 +34,11 @@ class Scope {
   std::shared_ptr<Scope> parent_;
 };
 
+// Adds `units` of work to the render running on this thread (a no-op outside one): builtins
+// charge for the bytes and elements they touch, so a loop over a huge string or list runs out
+// of budget instead of running for hours.
+void ChargeWork(size_t units);
+
 class Interpreter {
  public:
   Interpreter(const Template& tmpl, Limits limits, std::chrono::system_clock::time_point now);
@@ -43,7 +48,8 @@ class Interpreter {
   std::string Render(const std::vector<std::pair<std::string, Value>>& variables);
 
   // For builtins.
-  void Step();
+  void Step() { Charge(1); }
+  void Charge(size_t units);
   void CheckSize(size_t bytes) const;
   std::chrono::system_clock::time_point now() const { return now_; }
   Value Call(const Value& fn, const CallArgs& args);

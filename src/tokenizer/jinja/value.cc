@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "tokenizer/jinja/interpreter.h"
 #include "tokenizer/unicode.h"
 
 namespace kinfer::tokenizer::jinja {
@@ -213,6 +214,7 @@ std::string ReprImpl(const Value& v, int depth) {
 
 bool EqualsImpl(const Value& a, const Value& b, int depth) {
   CheckDepth(depth);
+  ChargeWork(1);
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return a.AsDouble() == b.AsDouble();
     return a.i() == b.i();
@@ -223,6 +225,7 @@ bool EqualsImpl(const Value& a, const Value& b, int depth) {
     case Value::Type::kNone:
       return true;
     case Value::Type::kString:
+      ChargeWork(a.s().size() >> 6);
       return a.s() == b.s();
     case Value::Type::kList: {
       if (a.seq_kind() != b.seq_kind() || a.list().size() != b.list().size()) return false;
@@ -251,6 +254,7 @@ bool EqualsImpl(const Value& a, const Value& b, int depth) {
 
 int CompareImpl(const Value& a, const Value& b, int depth) {
   CheckDepth(depth);
+  ChargeWork(1);
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) {
       const double x = a.AsDouble(), y = b.AsDouble();
@@ -377,7 +381,11 @@ std::string Value::Str() const {
   }
 }
 
-std::string Value::Repr() const { return ReprImpl(*this, 0); }
+std::string Value::Repr() const {
+  std::string r = ReprImpl(*this, 0);
+  ChargeWork(r.size() >> 6);
+  return r;
+}
 
 std::string Value::TypeName() const {
   switch (type_) {
@@ -564,6 +572,7 @@ Value FromJson(const nlohmann::ordered_json& j) {
 std::string ToJson(const Value& v, int indent, bool sort_keys) {
   std::string out;
   ToJsonImpl(v, indent, sort_keys, 0, &out);
+  ChargeWork(out.size() >> 6);
   return out;
 }
 

@@ -181,6 +181,17 @@ TEST(ChatTemplate, WorkOutputAndRecursionAreBounded) {
   auto huge_string = Render("{{ 'x' * 100000000000 }}");
   ASSERT_FALSE(huge_string.ok());
 
+  // Work is counted in bytes and elements touched, not just in statements: a short loop over a
+  // big string runs out of budget instead of copying megabytes a million times.
+  opt = ChatTemplateOptions();
+  opt.max_steps = 200000;
+  auto copies = Render(
+      "{% set ns = namespace(s='x' * 1000000) %}{% for i in range(1000000) %}"
+      "{% set ns.s = ns.s[1:] + 'y' %}{% endfor %}",
+      "[]", opt);
+  ASSERT_FALSE(copies.ok());
+  EXPECT_NE(copies.status().message().find("work limit"), std::string::npos);
+
   // A namespace that holds itself must not leak (ASan checks this) or hang printing.
   auto cycle = Render("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}");
   EXPECT_FALSE(cycle.ok());
