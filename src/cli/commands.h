@@ -11,5 +11,6 @@ int& ExitCode();
 
 void AddInspectCommand(CLI::App& app);
 void AddGenerateCommand(CLI::App& app);
+void AddPullCommand(CLI::App& app);
 
 }  // namespace kinfer::cli

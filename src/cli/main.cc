@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
 
   kinfer::cli::AddInspectCommand(app);
   kinfer::cli::AddGenerateCommand(app);
+  kinfer::cli::AddPullCommand(app);
 
   try {
     app.parse(argc, argv);
