@@ -108,9 +108,8 @@ int RunPull(const PullArgs& args) {
     fmt::print(stderr, "hf://{} at {}: all {} files already in {}, nothing to download\n",
                opts.ref.repo_id, s.commit, s.files_selected, args.dir);
   } else {
-    fmt::print(stderr, "hf://{} at {}: downloaded {} of {} files ({}) into {}\n",
-               opts.ref.repo_id, s.commit, s.files_downloaded, s.files_selected,
-               Human(s.bytes_downloaded), args.dir);
+    fmt::print(stderr, "hf://{} at {}: downloaded {} of {} files ({}) into {}\n", opts.ref.repo_id,
+               s.commit, s.files_downloaded, s.files_selected, Human(s.bytes_downloaded), args.dir);
   }
   return 0;
 }

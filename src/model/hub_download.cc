@@ -35,15 +35,17 @@ bool IsRepoNameChar(char c) {
 }
 
 Status CheckRepoPart(std::string_view part, std::string_view what, std::string_view url) {
-  if (part.empty()) return InvalidArgumentError("{}: empty {}; expected hf://ORG/NAME[@REVISION]", url, what);
+  if (part.empty())
+    return InvalidArgumentError("{}: empty {}; expected hf://ORG/NAME[@REVISION]", url, what);
   if (part == "." || part == ".." || part.starts_with("--") || part.ends_with(".")) {
     return InvalidArgumentError("{}: '{}' is not a valid {}", url, part, what);
   }
   for (char c : part) {
     if (!IsRepoNameChar(c)) {
-      return InvalidArgumentError("{}: {} '{}' has the character '{}'; only letters, digits, "
-                                  "'-', '_' and '.' are allowed",
-                                  url, what, part, c);
+      return InvalidArgumentError(
+          "{}: {} '{}' has the character '{}'; only letters, digits, "
+          "'-', '_' and '.' are allowed",
+          url, what, part, c);
     }
   }
   return Status::Ok();
@@ -54,7 +56,8 @@ Status CheckRelativePath(std::string_view p, std::string_view source) {
   if (p.empty()) return InvalidArgumentError("{}: a file has an empty name", source);
   if (p.front() == '/' || p.find('\\') != std::string_view::npos ||
       p.find('\0') != std::string_view::npos) {
-    return InvalidArgumentError("{}: refusing file name '{}': not a plain relative path", source, p);
+    return InvalidArgumentError("{}: refusing file name '{}': not a plain relative path", source,
+                                p);
   }
   size_t start = 0;
   while (start <= p.size()) {
@@ -104,7 +107,9 @@ size_t MatchClass(std::string_view pattern, size_t pi, char c, bool& matched) {
 
 class Sha {
  public:
-  explicit Sha(const EVP_MD* md) : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_.get(), md, nullptr); }
+  explicit Sha(const EVP_MD* md) : ctx_(EVP_MD_CTX_new()) {
+    EVP_DigestInit_ex(ctx_.get(), md, nullptr);
+  }
   void Update(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
   std::string HexDigest() {
     std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
@@ -251,9 +256,9 @@ struct Response {
   CURLcode curl = CURLE_OK;
   std::string curl_error;
   long status = 0;
-  std::string body;            // for non-2xx responses and for API calls
-  std::string error_code;      // X-Error-Code header (the Hub's RepoNotFound, GatedRepo, ...)
-  std::string content_range;   // of the last response
+  std::string body;           // for non-2xx responses and for API calls
+  std::string error_code;     // X-Error-Code header (the Hub's RepoNotFound, GatedRepo, ...)
+  std::string content_range;  // of the last response
 };
 
 size_t HeaderCallback(char* data, size_t size, size_t n, void* user) {
@@ -271,8 +276,10 @@ size_t HeaderCallback(char* data, size_t size, size_t n, void* user) {
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() &&
+           (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
       value.remove_suffix(1);
     }
     if (name == "x-error-code") r->error_code = value;
@@ -545,9 +552,9 @@ Status DownloadFile(const PullOptions& opts, const std::string& commit, const Hu
     if (r.status == 416 && f.size && verifier->bytes() == *f.size) break;
     bool retry = IsRetryable(r) && attempt < opts.max_attempts;
     if (r.curl != CURLE_OK) {
-      std::string why = fmt::format(
-          "{}: download interrupted at {} of {} ({})", f.path, HumanBytes(verifier->bytes()),
-          f.size ? HumanBytes(*f.size) : "?", curl_easy_strerror(r.curl));
+      std::string why = fmt::format("{}: download interrupted at {} of {} ({})", f.path,
+                                    HumanBytes(verifier->bytes()),
+                                    f.size ? HumanBytes(*f.size) : "?", curl_easy_strerror(r.curl));
       if (!retry) {
         return UnavailableError(
             "{} after {} attempts; the partial file is kept in {}: run the same command again "
@@ -697,7 +704,8 @@ std::string UrlEncodePath(std::string_view s, bool keep_slash) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
+        (keep_slash && c == '/')) {
       out += static_cast<char>(c);
     } else {
       out += '%';
@@ -771,8 +779,9 @@ Result<PullSummary> PullModel(const PullOptions& opts) {
   int64_t all_done = 0;
   for (size_t i = 0; i < selected.size(); ++i) {
     const HubFile& f = *selected[i];
-    PullProgress progress{f.path, static_cast<int>(i + 1), static_cast<int>(selected.size()), 0,
-                          f.size.value_or(-1), all_done, all_total};
+    PullProgress progress{f.path,   static_cast<int>(i + 1), static_cast<int>(selected.size()),
+                          0,        f.size.value_or(-1),     all_done,
+                          all_total};
     if (IsUpToDate(opts.dir, f)) {
       ++summary.files_up_to_date;
     } else {

@@ -44,10 +44,10 @@ bool IsIncluded(const std::vector<std::string>& patterns, std::string_view path)
 
 // One file of a repository revision, as the model-info call lists it.
 struct HubFile {
-  std::string path;          // relative, '/'-separated
+  std::string path;  // relative, '/'-separated
   std::optional<int64_t> size;
-  std::string blob_id;       // git blob sha1 of the file (of the LFS pointer for LFS files)
-  std::string lfs_sha256;    // sha256 of the content, for LFS files; empty otherwise
+  std::string blob_id;     // git blob sha1 of the file (of the LFS pointer for LFS files)
+  std::string lfs_sha256;  // sha256 of the content, for LFS files; empty otherwise
 };
 
 struct HubModelInfo {
@@ -79,7 +79,7 @@ struct PullOptions {
   std::filesystem::path dir;
   std::string endpoint = "https://huggingface.co";  // HF_ENDPOINT
   std::string token;                                // HF_TOKEN; empty = anonymous
-  int max_attempts = 4;  // per file, resuming after a dropped connection
+  int max_attempts = 4;                             // per file, resuming after a dropped connection
   int connect_timeout_s = 30;
   int stall_timeout_s = 60;  // abort a transfer slower than 1 byte/s for this long
   std::function<void(const PullProgress&)> on_progress;

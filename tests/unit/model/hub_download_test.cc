@@ -71,7 +71,7 @@ TEST(GlobMatch, AgreesWithPythonFnmatch) {
       {"*[!0-9].bin", "pytorch_modelx.bin", true},
       {"[ab]*", "bert", true},
       {"[ab]*", "cert", false},
-      {"[", "[", true},          // an unclosed class is a literal
+      {"[", "[", true},  // an unclosed class is a literal
       {"a[", "a[", true},
       {"*", "", true},
       {"", "", true},
@@ -123,8 +123,8 @@ TEST(ModelInfo, ParsesSiblingsWithSizesBlobIdsAndLfsHashes) {
 }
 
 TEST(ModelInfo, RefusesFileNamesThatLeaveTheTargetDirectory) {
-  for (const char* name : {"../evil", "/etc/passwd", "a/../../b", "a//b", ".kinfer-pull/x",
-                           "a\\b"}) {
+  for (const char* name :
+       {"../evil", "/etc/passwd", "a/../../b", "a//b", ".kinfer-pull/x", "a\\b"}) {
     std::string json =
         fmt::format(R"({{"siblings": [{{"rfilename": {}}}]}})", Json(std::string(name)).dump());
     auto info = ParseModelInfo(json, "info");
