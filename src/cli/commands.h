@@ -12,5 +12,6 @@ int& ExitCode();
 void AddInspectCommand(CLI::App& app);
 void AddGenerateCommand(CLI::App& app);
 void AddPullCommand(CLI::App& app);
+void AddModelsCommand(CLI::App& app);
 
 }  // namespace kinfer::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   kinfer::cli::AddInspectCommand(app);
   kinfer::cli::AddGenerateCommand(app);
   kinfer::cli::AddPullCommand(app);
+  kinfer::cli::AddModelsCommand(app);
 
   try {
     app.parse(argc, argv);
