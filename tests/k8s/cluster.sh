@@ -122,11 +122,16 @@ k8s_cluster_up() {
 }
 
 k8s_cluster_down() {
-  local i
+  local i pid deadline
+  # Newest first (kubelet before the API server before etcd); whatever still runs after 10s
+  # (kube-apiserver's graceful shutdown can take a minute) is killed.
   for ((i = ${#K8S_PIDS[@]} - 1; i >= 0; i--)); do
     kill "${K8S_PIDS[i]}" 2>/dev/null || true
   done
+  deadline=$((SECONDS + 10))
   for pid in "${K8S_PIDS[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
   K8S_PIDS=()
