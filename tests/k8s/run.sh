@@ -39,10 +39,14 @@ k8s_cluster_up
 k8s_say "pytest: kinfer pull, the chart (lint, golden, schema), install into kube-apiserver, LLMService CRD"
 python3 -m pytest -q -p no:cacheprovider tests/pull tests/k8s
 
-if [[ ${KINFER_K8S_FULL:-0} == 1 ]]; then
-  tests/k8s/full_cluster.sh
-fi
 k8s_cluster_down
+if [[ ${KINFER_K8S_FULL:-0} == 1 ]]; then
+  # A fresh control plane, so the kubelet runs only the pod under test.
+  k8s_say "full cluster (KINFER_K8S_FULL=1)"
+  k8s_cluster_up
+  tests/k8s/full_cluster.sh
+  k8s_cluster_down
+fi
 trap - EXIT
 
 if [[ ${KINFER_SKIP_IMAGE:-0} != 1 ]]; then
