@@ -14,7 +14,7 @@ APT_PACKAGES=(
   libboost-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libpcre2-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcurl4-openssl-dev libexpected-dev
   openssl curl
-  buildah podman runc debootstrap
+  buildah podman runc debootstrap containerd containernetworking-plugins iptables conntrack
 )
 
 if [[ -z "${KINFER_SETUP_SKIP_APT:-}" ]]; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Starts a real Kubernetes control plane on loopback for the tests: etcd and kube-apiserver on
-# free ports, in a temp dir, with certificates made here by openssl, and (KINFER_K8S_FULL=1)
-# kube-controller-manager, kube-scheduler and a kubelet on containerd. Sourced by run.sh, which
-# calls k8s_cluster_up and traps k8s_cluster_down.
+# free ports, in a temp dir, with certificates made here by openssl (full_cluster.sh adds the
+# rest of a cluster on top). Sourced by run.sh, which calls k8s_cluster_up and traps
+# k8s_cluster_down.
 #
 # Exports: K8S_WORK (temp dir, logs in $K8S_WORK/logs), KUBECONFIG, K8S_API (https URL),
 # K8S_CA, K8S_CLIENT_CERT, K8S_CLIENT_KEY (an admin identity in system:masters).

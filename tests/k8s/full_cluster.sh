@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The opt-in full cluster (KINFER_K8S_FULL=1 tests/k8s/run.sh): on top of the running etcd and
+# The full cluster (run.sh runs it unless KINFER_K8S_FULL=0): on top of the running etcd and
 # kube-apiserver (run.sh's k8s_cluster_up), start kube-controller-manager, kube-scheduler,
 # containerd (Debian's) with runc and the bridge CNI plugin, kube-proxy and a kubelet; load the
 # locally built image; install the chart with the tiny model from a hostPath; and check that its

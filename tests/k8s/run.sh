@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The Kubernetes stage of scripts/test.sh: `kinfer pull` against a local Hub-API server, the Helm
 # chart (lint, golden renders, bad values), then a real etcd + kube-apiserver on loopback into
-# which the chart is installed and the LLMService CRD is exercised, then the container image
-# built with buildah and smoke-tested.
+# which the chart is installed and the LLMService CRD is exercised, the container image built
+# with buildah and smoke-tested, and a full single-node cluster (controller-manager, scheduler,
+# kube-proxy, a kubelet on containerd) running the chart's pod from that image.
 #
-#   tests/k8s/run.sh                 # everything above
-#   KINFER_K8S_FULL=1 tests/k8s/run.sh   # also kube-controller-manager, kube-scheduler and a
-#                                    # kubelet on containerd running the chart's pods (slow, opt-in)
-#   KINFER_SKIP_IMAGE=1 ...          # skip the image build and smoke test
-#   KINFER_K8S_KEEP=1 ...            # keep the control plane's temp dir (logs) after the run
-#   KINFER_UPDATE_GOLDEN=1 ...       # rewrite tests/k8s/golden/*.yaml from the chart
+#   tests/k8s/run.sh                     # everything above
+#   KINFER_K8S_FULL=0 tests/k8s/run.sh   # without the full cluster (no kubelet, no pod networking)
+#   KINFER_SKIP_IMAGE=1 ...              # without the image build and smoke test
+#   KINFER_K8S_KEEP=1 ...                # keep the control plane's temp dir (logs) after the run
+#   KINFER_UPDATE_GOLDEN=1 ...           # rewrite tests/k8s/golden/*.yaml from the chart
 #
-# Needs go, python3 with pytest/requests/pyyaml, openssl, curl; builds or reuses the tools in
-# ${KINFER_CACHE:-~/.cache/kinfer}/k8s (tests/k8s/tools.sh).
+# Needs go, python3 with pytest/requests/pyyaml, openssl, curl, and root for the image and the
+# full cluster; builds or reuses the tools in ${KINFER_CACHE:-~/.cache/kinfer}/k8s (tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -40,17 +40,18 @@ k8s_say "pytest: kinfer pull, the chart (lint, golden, schema), install into kub
 python3 -m pytest -q -p no:cacheprovider tests/pull tests/k8s
 
 k8s_cluster_down
-if [[ ${KINFER_K8S_FULL:-0} == 1 ]]; then
-  # A fresh control plane, so the kubelet runs only the pod under test.
-  k8s_say "full cluster (KINFER_K8S_FULL=1)"
-  k8s_cluster_up
-  tests/k8s/full_cluster.sh
-  k8s_cluster_down
-fi
-trap - EXIT
 
 if [[ ${KINFER_SKIP_IMAGE:-0} != 1 ]]; then
   k8s_say "container image: build with buildah and smoke-test"
   deploy/docker/build.sh --smoke
 fi
+
+if [[ ${KINFER_K8S_FULL:-1} == 1 ]]; then
+  # A fresh control plane, so the kubelet runs only the pod under test.
+  k8s_say "full cluster: controller-manager, scheduler, kube-proxy, kubelet on containerd (KINFER_K8S_FULL=0 skips)"
+  k8s_cluster_up
+  tests/k8s/full_cluster.sh
+  k8s_cluster_down
+fi
+trap - EXIT
 k8s_say "k8s stage passed in $((SECONDS - stage_start))s"

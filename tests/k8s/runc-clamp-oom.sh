@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# runc, for the opt-in full cluster's containerd, with each container's oom_score_adj clamped to
+# runc, for the full cluster's containerd, with each container's oom_score_adj clamped to
 # 0 or above. The kubelet asks for -998 on pod sandboxes (and -997 for Guaranteed pods); lowering
 # oom_score_adj needs CAP_SYS_RESOURCE, which these machines do not grant even to root, and runc
 # then fails with "can't get final child's PID from pipe: EOF". Everything else passes through.

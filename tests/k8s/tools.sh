@@ -4,7 +4,7 @@
 #
 #   $KINFER_CACHE/k8s/kubernetes-<ver>-<key>/bin/{etcd,kube-apiserver}       always
 #   $KINFER_CACHE/k8s/kubernetes-<ver>-<key>/bin/{kube-controller-manager,kube-scheduler,kubelet,kube-proxy}
-#                                                     with KINFER_K8S_FULL=1 (the opt-in cluster)
+#                                                     unless KINFER_K8S_FULL=0 (the full cluster)
 #   $KINFER_CACHE/k8s/helm-<ver>/helm
 #   $KINFER_CACHE/k8s/prometheus-operator-<ver>/   the published ServiceMonitor/PrometheusRule CRDs
 #
@@ -103,7 +103,7 @@ k8s_tools() {
   mkdir -p "$K8S_CACHE"
   command -v go >/dev/null || { k8s_say "error: go is not installed"; return 1; }
   local want=(etcd kube-apiserver)
-  [[ ${KINFER_K8S_FULL:-0} == 1 ]] && want+=(kube-controller-manager kube-scheduler kubelet kube-proxy)
+  [[ ${KINFER_K8S_FULL:-1} == 1 ]] && want+=(kube-controller-manager kube-scheduler kubelet kube-proxy)
   k8s_build_components "${want[@]}"
   k8s_build_helm
   K8S_BIN="$(k8s_bin_dir)"

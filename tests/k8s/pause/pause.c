@@ -1,4 +1,4 @@
-/* The pod sandbox's process for the opt-in full cluster (tests/k8s/full_cluster.sh): holds the
+/* The pod sandbox's process for the full cluster (tests/k8s/full_cluster.sh): holds the
  * pod's namespaces open, reaps children, and exits on SIGTERM/SIGINT. The usual pause image
  * lives in a registry that cannot be reached here, so the tests build this one. */
 #include <signal.h>

@@ -1,4 +1,4 @@
-/* An HTTP responder for the opt-in full cluster's infrastructure check: until `kinfer serve`
+/* An HTTP responder for the full cluster's infrastructure check: until `kinfer serve`
  * exists, it lets tests/k8s/full_cluster.sh show that the kubelet's HTTP probes run, that a
  * Ready pod's endpoint is programmed by kube-proxy, and that a request reaches it through a
  * Service. It answers GET /health, /ready and /v1/models with 200; anything else with 404.

@@ -1,6 +1,6 @@
 // The Kubernetes components the k8s tests run for real, built from the Go module proxy:
-// kube-apiserver (and, for the opt-in full cluster, kube-controller-manager, kube-scheduler and
-// kubelet) from k8s.io/kubernetes and etcd from go.etcd.io/etcd/server/v3 (tests/k8s/tools.sh
+// kube-apiserver (and, for the full cluster, kube-controller-manager, kube-scheduler, kubelet and
+// kube-proxy) from k8s.io/kubernetes and etcd from go.etcd.io/etcd/server/v3 (tests/k8s/tools.sh
 // builds them). k8s.io/kubernetes is not meant to be imported: its go.mod points every k8s.io/*
 // staging module at ./staging, so each is pinned here to its published version instead.
 module kinfer.dev/k8stools
