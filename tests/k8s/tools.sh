@@ -61,7 +61,7 @@ k8s_build_components() {
   k8s_say "building ${names[*]} (Kubernetes $K8S_VERSION from the Go module proxy; minutes on a cold cache)"
   local tmp start=$SECONDS
   tmp="$(mktemp -d "$K8S_CACHE/.build.XXXXXX")"
-  (cd "$K8S_TOOLS_DIR" && go build -trimpath -ldflags "$(k8s_ldflags)" -o "$tmp/" "${pkgs[@]}")
+  (cd "$K8S_TOOLS_DIR" && go build -buildvcs=false -trimpath -ldflags "$(k8s_ldflags)" -o "$tmp/" "${pkgs[@]}")
   [[ -e $tmp/server ]] && mv "$tmp/server" "$tmp/etcd"  # go.etcd.io/etcd/server/v3's command
   mkdir -p "$bin"
   mv "$tmp"/* "$bin/"
@@ -75,7 +75,7 @@ k8s_build_helm() {
   k8s_say "building helm $HELM_VERSION (go install helm.sh/helm/v3/cmd/helm)"
   local start=$SECONDS h=helm.sh/helm/v3
   mkdir -p "$dir"
-  GOBIN="$dir" go install -trimpath -ldflags "-s -w -X $h/internal/version.version=$HELM_VERSION \
+  GOBIN="$dir" go install -buildvcs=false -trimpath -ldflags "-s -w -X $h/internal/version.version=$HELM_VERSION \
     -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=35 \
     -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=35" \
     "$h/cmd/helm@$HELM_VERSION"
