@@ -8,6 +8,8 @@
 #   deploy/docker/build.sh            # build localhost/kinfer:<version> (and :dev)
 #   deploy/docker/build.sh --smoke    # build, then run it once: --version, and a short
 #                                     # `kinfer serve` on the tiny model answering /ready
+#   deploy/docker/build.sh --base     # only make sure the build base exists (run.sh starts
+#                                     # this early, beside the Go builds)
 #
 # Env: KINFER_IMAGE (default localhost/kinfer), KINFER_CACHE, CCACHE_DIR, KINFER_DEBIAN_MIRROR,
 # KINFER_SMOKE_MODEL (default ../shared/models/stories260K/stories260K.gguf).
@@ -126,6 +128,7 @@ smoke() {
 
 need
 ensure_base
+[[ ${1:-} == --base ]] && exit 0
 build
 if [[ ${1:-} == --smoke ]]; then
   smoke

@@ -28,6 +28,14 @@ if [[ ! -x $KINFER_BIN ]]; then
 fi
 export KINFER_BIN
 
+# The image's build base (debootstrap: network and dpkg, little CPU) is made while Go compiles.
+base_pid=""
+if [[ ${KINFER_SKIP_IMAGE:-0} != 1 ]]; then
+  mkdir -p "${KINFER_CACHE:-$HOME/.cache/kinfer}/image"
+  base_log="${KINFER_CACHE:-$HOME/.cache/kinfer}/image/base.log"
+  deploy/docker/build.sh --base >"$base_log" 2>&1 &
+  base_pid=$!
+fi
 k8s_tools
 K8S_PROM_CRDS="$(k8s_fetch_prometheus_crds)"
 export K8S_PROM_CRDS
@@ -43,6 +51,12 @@ k8s_cluster_down
 
 if [[ ${KINFER_SKIP_IMAGE:-0} != 1 ]]; then
   k8s_say "container image: build with buildah and smoke-test"
+  if ! wait "$base_pid"; then
+    cat "$base_log" >&2
+    k8s_say "error: the image's build base could not be made"
+    exit 1
+  fi
+  cat "$base_log" >&2
   deploy/docker/build.sh --smoke
 fi
 
