@@ -84,10 +84,10 @@ done
 k8s_build_components kube-controller-manager kube-scheduler kubelet kube-proxy
 podman image exists "$IMAGE:$VERSION" || deploy/docker/build.sh
 
-# --- our pause and stand-in images (tests/k8s/pause/*.c) and kinfer, for containerd ----------
+# --- our pause and stand-in images (tests/k8s/images/*.c) and kinfer, for containerd ----------
 for prog in pause standin; do
   mkdir -p "$W/$prog-root"
-  gcc -static -O2 -o "$W/$prog-root/$prog" "tests/k8s/pause/$prog.c"
+  gcc -static -O2 -o "$W/$prog-root/$prog" "tests/k8s/images/$prog.c"
   tar -C "$W/$prog-root" -c . | podman import -q --change "ENTRYPOINT [\"/$prog\"]" - "localhost/kinfer-$prog:1" >/dev/null
   podman save -q --format docker-archive -o "$W/$prog.tar" "localhost/kinfer-$prog:1"
 done
@@ -273,7 +273,7 @@ service_answers() {
   k8s_say "full cluster: GET http://$ip:8000$3 through Service $2: $(curl -fsS --max-time 5 "http://$ip:8000$3")"
 }
 
-# --- infrastructure check with a stand-in HTTP server (tests/k8s/pause/standin.c, not kinfer) ---
+# --- infrastructure check with a stand-in HTTP server (tests/k8s/images/standin.c, not kinfer) ---
 api -X POST -H 'Content-Type: application/json' "$K8S_API/api/v1/namespaces/$NS/pods" -d @- >/dev/null <<JSON
 {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "standin", "labels": {"app": "standin"}},
  "spec": {"automountServiceAccountToken": false,
