@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libboost-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libpcre2-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcurl4-openssl-dev libexpected-dev libutf8proc-dev
   openssl curl
+  buildah podman runc debootstrap containerd containernetworking-plugins iptables conntrack
 )
 
 if [[ -z "${KINFER_SETUP_SKIP_APT:-}" ]]; then
@@ -33,7 +34,7 @@ if [[ -z "${KINFER_SETUP_SKIP_APT:-}" ]]; then
 fi
 
 # Python packages for the tests (the product itself is C++ and needs none of these).
-if ! python3 -c "import pytest, openai, tokenizers, sentencepiece, jinja2, numpy, gguf, requests, httpx" 2>/dev/null; then
+if ! python3 -c "import pytest, openai, tokenizers, sentencepiece, jinja2, numpy, gguf, requests, httpx, yaml" 2>/dev/null; then
   say "installing Python test packages (tests/requirements.txt)"
   python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 else

@@ -14,5 +14,7 @@ void AddGenerateCommand(CLI::App& app);
 void AddTokenizeCommand(CLI::App& app);
 void AddServeCommand(CLI::App& app);
 void AddChatTemplateCommand(CLI::App& app);
+void AddPullCommand(CLI::App& app);
+void AddModelsCommand(CLI::App& app);
 
 }  // namespace kinfer::cli

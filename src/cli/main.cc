@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   kinfer::cli::AddTokenizeCommand(app);
   kinfer::cli::AddServeCommand(app);
   kinfer::cli::AddChatTemplateCommand(app);
+  kinfer::cli::AddPullCommand(app);
+  kinfer::cli::AddModelsCommand(app);
 
   try {
     app.parse(argc, argv);
