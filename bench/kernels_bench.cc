@@ -49,7 +49,7 @@ void MatMul(benchmark::State& state, DType t) {
 }
 
 void Args(benchmark::internal::Benchmark* b) {
-  b->Args({4864, 896, 1})->Args({896, 4864, 1})->Args({4864, 896, 4})->Args({4864, 896, 64});
+  b->Args({4864, 896, 1})->Args({896, 4864, 1})->Args({151936, 896, 1})->Args({4864, 896, 4})->Args({4864, 896, 64});
   b->Unit(benchmark::kMicrosecond);
 }
 

@@ -2,8 +2,8 @@
 """Writes random-weight GGUF files in the exact shapes of real models, for benchmarks.
 
 Weight values do not change how fast a kernel runs, so the files hold N(0, 0.02) weights
-quantized with the `gguf` package, and a synthetic byte-level vocabulary (every byte a token, no
-merges, so a prompt of N ASCII letters is N tokens) padded with filler tokens to the model's
+quantized with the `gguf` package, and a synthetic byte-level vocabulary (every byte a token, one
+merge, "zz", so a prompt of N letters without a double z is N tokens) padded with filler tokens to the model's
 vocabulary size. Every 2-D weight is stored in the file's type ("pure"), norms in F32.
 
   python3 bench/make_models.py --out ~/.cache/kinfer/bench-models --shape qwen2.5-0.5b --type Q4_0
@@ -95,7 +95,10 @@ def write(path, shape, type_name, seed=0):
     tokens, types = [], []
     specials = {s["bos"]: "<|bos|>", s["eos"]: "<|eos|>"}
     for i in range(s["vocab"]):
-        if i < 256:
+        if i == 256:  # llama.cpp refuses a BPE vocab without merges: one merge, "z"+"z"
+            tokens.append("zz")
+            types.append(gguf.TokenType.NORMAL)
+        elif i < 256:
             tokens.append(toks[i])
             types.append(gguf.TokenType.NORMAL)
         elif i in specials:
@@ -108,7 +111,7 @@ def write(path, shape, type_name, seed=0):
     w.add_tokenizer_pre(s["pre"])
     w.add_token_list(tokens)
     w.add_token_types(types)
-    w.add_token_merges([])
+    w.add_token_merges(["z z"])
     w.add_bos_token_id(s["bos"])
     w.add_eos_token_id(s["eos"])
     w.add_add_bos_token(arch == "llama")

@@ -351,6 +351,8 @@ void PanelTokens(const float* w, int64_t ws, int64_t rows, const float* x, int64
 }
 
 // R rows of format Q, dequantized into registers, against C tokens. K is whole units.
+constexpr int64_t kPrefetchBytes = 16384;
+
 template <class Q, int R, int C>
 HWY_INLINE void FusedTile(const uint8_t* w, size_t row_bytes, const float* HWY_RESTRICT x,
                           int64_t K, float* HWY_RESTRICT y, int64_t ys) {
@@ -360,8 +362,14 @@ HWY_INLINE void FusedTile(const uint8_t* w, size_t row_bytes, const float* HWY_R
     KINFER_UNROLL for (int c = 0; c < C; ++c) acc[r][c] = hn::Zero(d);
   }
   const int64_t unit = Q::Unit();
+  // Prefetch well ahead on every row: per byte of weights this loop does a lot of work, so the
+  // out-of-order window holds too few cache misses to cover DRAM latency by itself (measured on
+  // a 151936x896 Q8_0 matrix, one thread: 8 GB/s without, 33 GB/s 16 KiB ahead).
+  const int64_t unit_bytes = static_cast<int64_t>(row_bytes) / (K / unit);
+  const int64_t ahead = (kPrefetchBytes + unit_bytes - 1) / unit_bytes * unit_bytes;
   for (int64_t u = 0, k = 0; k < K; ++u, k += unit) {
     KINFER_UNROLL for (int r = 0; r < R; ++r) {
+      __builtin_prefetch(w + r * row_bytes + u * unit_bytes + ahead);
       Q::Each(w + r * row_bytes, u, [&](int64_t off, V wv) HWY_ATTR {
         KINFER_UNROLL for (int c = 0; c < C; ++c) {
           acc[r][c] = hn::MulAdd(wv, hn::LoadU(d, x + c * K + k + off), acc[r][c]);
