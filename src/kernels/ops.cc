@@ -1,4 +1,8 @@
-// Highway compiles this file once per SIMD target and dispatches at run time.
+// Highway compiles this file once per SIMD target and dispatches at run time. AVX3_DL (AVX-512
+// with VNNI) is opted in for the 8-bit integer matmul.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/ops.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -640,6 +644,237 @@ void AttendHeadImpl(const float* q, int64_t hd, const PagedKvView& kv, int64_t l
   }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Q8_0 and Q4_0 weights against activations quantized per token to 8 bits (blocks of 32 with an
+// f32 scale, round to nearest even), with integer dot products: VNNI's vpdpbusd on CPUs that
+// have it (Highway's AVX3_DL target), where it does four times the multiply-adds of an f32 FMA.
+// Every (row, token) output is the scalar recurrence
+//   acc = fma(float(isum_b), dw_b * dx_b, acc)   over blocks b in order, from acc = 0,
+// where isum_b is the exact integer block dot product. Integer sums have no rounding, so any
+// way of computing them gives the same acc: the decode path (rows reduced with hadd) and the
+// prefill path (rows in lanes of a repacked panel) agree bit for bit with MatMulQ8Ref.
+
+struct ActQ8 {
+  const int8_t* qx;   // [T][K]
+  const float* dx;    // [T][K / 32]
+  const int32_t* sx;  // [T][K / 32]: sum of the block's qx
+};
+
+void QuantizeQ8Impl(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sx) {
+  const DF df;
+  const hn::RebindToSigned<DF> di;
+  const hn::Rebind<int8_t, DF> di8;
+  const int64_t N = Lanes();
+  const int64_t nb = K / kQK;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + t * K + b * kQK;
+      auto m = hn::Zero(df);
+      for (int64_t j = 0; j < kQK; j += N) m = hn::Max(m, hn::Abs(hn::LoadU(df, xb + j)));
+      const float amax = hn::GetLane(hn::MaxOfLanes(df, m));
+      const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const auto vid = hn::Set(df, id);
+      auto sum = hn::Zero(di);
+      for (int64_t j = 0; j < kQK; j += N) {
+        auto q = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + j), vid));
+        sum = hn::Add(sum, q);
+        hn::StoreU(hn::DemoteTo(di8, q), di8, qx + t * K + b * kQK + j);
+      }
+      dx[t * nb + b] = amax / 127.0f;
+      sx[t * nb + b] = hn::GetLane(hn::SumOfLanes(di, sum));
+    }
+  }
+}
+
+#if HWY_TARGET == HWY_AVX3_DL
+constexpr bool kHaveQ8Path = true;
+// Highway's AVX3_DL target string lacks avx512vnni (it has the VEX avxvnni); its runtime check
+// does require AVX512-VNNI, so code for this target may use it.
+#define KINFER_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+
+// Weight formats as 32 unsigned bytes per block plus the offset to take back: u = w + kCorr.
+struct IntQ8_0 {
+  static constexpr int kCorr = 128;
+  static constexpr size_t kBlockBytes = sizeof(BlockQ8_0);
+  static HWY_INLINE __m256i Unpack(const uint8_t* blk) {
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)),
+                            _mm256_set1_epi8(static_cast<char>(0x80)));
+  }
+};
+struct IntQ4_0 {
+  static constexpr int kCorr = 8;
+  static constexpr size_t kBlockBytes = sizeof(BlockQ4_0);
+  static HWY_INLINE __m256i Unpack(const uint8_t* blk) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+    const __m128i m = _mm_set1_epi8(0x0F);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, m)),
+                                   _mm_and_si128(_mm_srli_epi16(v, 4), m), 1);
+  }
+};
+
+HWY_INLINE float BlockScale(const uint8_t* blk) {
+  uint16_t d;
+  std::memcpy(&d, blk, 2);
+  return _cvtsh_ss(d);
+}
+
+// Lane r = sum of the eight lanes of p[r].
+HWY_INLINE __m256i Hsum8(const __m256i* p) {
+  const __m256i e = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+  const __m256i f = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(e, f, 0x20), _mm256_permute2x128_si256(e, f, 0x31));
+}
+
+// Decode: up to 8 rows (lanes) against C tokens, weights unpacked in registers once per block.
+template <class F, int C>
+KINFER_VNNI void Q8Rows8(const uint8_t* w, size_t row_bytes, int64_t rows, const ActQ8& a,
+                         int64_t K, float* y, int64_t ys) {
+  const int64_t nb = K / kQK;
+  const uint8_t* rp[8];
+  for (int r = 0; r < 8; ++r) rp[r] = w + static_cast<size_t>(std::min<int64_t>(r, rows - 1)) * row_bytes;
+  __m256 acc[C];
+  KINFER_UNROLL for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i wv[8];
+    alignas(32) float dws[8];
+    KINFER_UNROLL for (int r = 0; r < 8; ++r) {
+      const uint8_t* blk = rp[r] + b * F::kBlockBytes;
+      __builtin_prefetch(blk + kPrefetchBytes);
+      wv[r] = F::Unpack(blk);
+      dws[r] = BlockScale(blk);
+    }
+    const __m256 dw = _mm256_load_ps(dws);
+    KINFER_UNROLL for (int c = 0; c < C; ++c) {
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qx + c * K + b * kQK));
+      __m256i p[8];
+      KINFER_UNROLL for (int r = 0; r < 8; ++r) p[r] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv[r], xq);
+      const __m256i isum = _mm256_sub_epi32(Hsum8(p), _mm256_set1_epi32(F::kCorr * a.sx[c * nb + b]));
+      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
+                               _mm256_mul_ps(dw, _mm256_set1_ps(a.dx[c * nb + b])), acc[c]);
+    }
+  }
+  KINFER_UNROLL for (int c = 0; c < C; ++c) {
+    alignas(32) float out[8];
+    _mm256_store_ps(out, acc[c]);
+    for (int64_t r = 0; r < rows; ++r) y[c * ys + r] = out[r];
+  }
+}
+
+// Prefill: 16 rows repacked so that one 64-byte vector holds bytes 4j..4j+3 of a block of every
+// row (row r in lane r); a token's 4 bytes are broadcast against it.
+template <class F>
+KINFER_VNNI void Q8Pack16(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t nb,
+                          uint32_t* pw, float* pd) {
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t r = 0; r < 16; ++r) {
+      alignas(32) uint32_t v[8] = {};
+      float d = 0.0f;
+      if (r < rows) {
+        const uint8_t* blk = w + static_cast<size_t>(r) * row_bytes + b * F::kBlockBytes;
+        _mm256_store_si256(reinterpret_cast<__m256i*>(v), F::Unpack(blk));
+        d = BlockScale(blk);
+      }
+      for (int j = 0; j < 8; ++j) pw[(b * 8 + j) * 16 + r] = v[j];
+      pd[b * 16 + r] = d;
+    }
+  }
+}
+
+template <int C>
+KINFER_VNNI void Q8Panel16(const uint32_t* pw, const float* pd, int64_t nb, int corr,
+                           const ActQ8& a, int64_t K, float* y, int64_t ys, int64_t rows) {
+  __m512 acc[C];
+  KINFER_UNROLL for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i is[C];
+    KINFER_UNROLL for (int c = 0; c < C; ++c) is[c] = _mm512_set1_epi32(-corr * a.sx[c * nb + b]);
+    KINFER_UNROLL for (int j = 0; j < 8; ++j) {
+      const __m512i wv = _mm512_loadu_si512(pw + (b * 8 + j) * 16);
+      KINFER_UNROLL for (int c = 0; c < C; ++c) {
+        int32_t xj;
+        std::memcpy(&xj, a.qx + c * K + b * kQK + 4 * j, 4);
+        is[c] = _mm512_dpbusd_epi32(is[c], wv, _mm512_set1_epi32(xj));
+      }
+    }
+    const __m512 dwv = _mm512_loadu_ps(pd + b * 16);
+    KINFER_UNROLL for (int c = 0; c < C; ++c) {
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]),
+                               _mm512_mul_ps(dwv, _mm512_set1_ps(a.dx[c * nb + b])), acc[c]);
+    }
+  }
+  const __mmask16 m = static_cast<__mmask16>((1u << rows) - 1);
+  KINFER_UNROLL for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(y + c * ys, m, acc[c]);
+}
+
+template <class F>
+KINFER_VNNI void Q8RowsT(const TensorView& w, const ActQ8& act, int64_t T, float* y,
+                         int64_t row_begin, int64_t row_end) {
+  const int64_t O = w.rows(), K = w.cols(), nb = K / kQK;
+  const size_t row_bytes = w.row_bytes();
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  if (T <= kMaxC) {
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += 8) {
+      const int64_t rn = std::min<int64_t>(8, row_end - r0);
+      const uint8_t* wr = base + static_cast<size_t>(r0) * row_bytes;
+      switch (T) {
+        case 1: Q8Rows8<F, 1>(wr, row_bytes, rn, act, K, y + r0, O); break;
+        case 2: Q8Rows8<F, 2>(wr, row_bytes, rn, act, K, y + r0, O); break;
+        case 3: Q8Rows8<F, 3>(wr, row_bytes, rn, act, K, y + r0, O); break;
+        case 4: Q8Rows8<F, 4>(wr, row_bytes, rn, act, K, y + r0, O); break;
+        case 5: Q8Rows8<F, 5>(wr, row_bytes, rn, act, K, y + r0, O); break;
+        case 6: Q8Rows8<F, 6>(wr, row_bytes, rn, act, K, y + r0, O); break;
+        default: HWY_ASSERT(false);
+      }
+    }
+    return;
+  }
+  thread_local std::vector<uint32_t> pw;
+  thread_local std::vector<float> pd;
+  if (pw.size() < static_cast<size_t>(nb * 8 * 16)) pw.resize(static_cast<size_t>(nb * 8 * 16));
+  if (pd.size() < static_cast<size_t>(nb * 16)) pd.resize(static_cast<size_t>(nb * 16));
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += 16) {
+    const int64_t rn = std::min<int64_t>(16, row_end - r0);
+    Q8Pack16<F>(base + static_cast<size_t>(r0) * row_bytes, row_bytes, rn, nb, pw.data(), pd.data());
+    for (int64_t t0 = 0; t0 < T; t0 += kMaxC) {
+      const int c = static_cast<int>(std::min<int64_t>(kMaxC, T - t0));
+      const ActQ8 a{act.qx + t0 * K, act.dx + t0 * nb, act.sx + t0 * nb};
+      float* yt = y + t0 * O + r0;
+      switch (c) {
+        case 1: Q8Panel16<1>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
+        case 2: Q8Panel16<2>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
+        case 3: Q8Panel16<3>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
+        case 4: Q8Panel16<4>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
+        case 5: Q8Panel16<5>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
+        case 6: Q8Panel16<6>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
+        default: HWY_ASSERT(false);
+      }
+    }
+  }
+}
+
+KINFER_VNNI void MatMulQ8RowsImpl(const TensorView& w, const int8_t* qx, const float* dx,
+                                  const int32_t* sx, int64_t T, float* y, int64_t row_begin,
+                                  int64_t row_end) {
+  const ActQ8 act{qx, dx, sx};
+  if (w.dtype == DType::kQ8_0) {
+    Q8RowsT<IntQ8_0>(w, act, T, y, row_begin, row_end);
+  } else {
+    Q8RowsT<IntQ4_0>(w, act, T, y, row_begin, row_end);
+  }
+}
+#else
+constexpr bool kHaveQ8Path = false;
+void MatMulQ8RowsImpl(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t,
+                      float*, int64_t, int64_t) {
+  HWY_ASSERT(false && "no 8-bit activation path on this target");
+}
+#endif
+
+bool UsesQ8ActivationsImpl(DType t, int64_t K) {
+  return kHaveQ8Path && (t == DType::kQ8_0 || t == DType::kQ4_0) && K % kQK == 0;
+}
+
 }  // namespace kinfer::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -654,6 +889,9 @@ HWY_EXPORT(MatMulRowsImpl);
 HWY_EXPORT(SiluMulImpl);
 HWY_EXPORT(RopeImpl);
 HWY_EXPORT(AttendHeadImpl);
+HWY_EXPORT(UsesQ8ActivationsImpl);
+HWY_EXPORT(QuantizeQ8Impl);
+HWY_EXPORT(MatMulQ8RowsImpl);
 
 float DotF32(const float* a, const float* b, int64_t n) {
   return HWY_DYNAMIC_DISPATCH(DotF32Impl)(a, b, n);
@@ -667,17 +905,96 @@ void DequantizeRow(DType t, const void* src, float* dst, int64_t n) {
   HWY_DYNAMIC_DISPATCH(DequantizeRowImpl)(t, src, dst, n);
 }
 
+bool MatMulUsesQ8Activations(DType t, int64_t cols) {
+  return HWY_DYNAMIC_DISPATCH(UsesQ8ActivationsImpl)(t, cols);
+}
+
+void QuantizeActivationsQ8(const float* x, int64_t n_tokens, int64_t cols, int8_t* qx, float* dx,
+                           int32_t* sx) {
+  HWY_DYNAMIC_DISPATCH(QuantizeQ8Impl)(x, n_tokens, cols, qx, dx, sx);
+}
+
 void MatMul(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
   const int64_t out = w.rows(), in = w.cols();
   if (n_tokens <= 0 || out <= 0) return;
-  auto* fn = HWY_DYNAMIC_DISPATCH(MatMulRowsImpl);
   // Below this many multiply-adds, waking the other threads costs more than it saves.
   constexpr int64_t kMinParallelWork = 1 << 15;
-  if (out * in * n_tokens < kMinParallelWork || pool.num_threads() == 1) {
+  const bool serial = out * in * n_tokens < kMinParallelWork || pool.num_threads() == 1;
+  if (MatMulUsesQ8Activations(w.dtype, in)) {
+    // The calling thread quantizes every token once; the workers read its buffers.
+    thread_local std::vector<int8_t> qx;
+    thread_local std::vector<float> dx;
+    thread_local std::vector<int32_t> sx;
+    const size_t n = static_cast<size_t>(n_tokens * in), nb = n / kQK;
+    if (qx.size() < n) qx.resize(n);
+    if (dx.size() < nb) dx.resize(nb);
+    if (sx.size() < nb) sx.resize(nb);
+    QuantizeActivationsQ8(x, n_tokens, in, qx.data(), dx.data(), sx.data());
+    auto* fn = HWY_DYNAMIC_DISPATCH(MatMulQ8RowsImpl);
+    // Pointers, not the thread_locals: inside the task a thread_local names the worker's own.
+    const int8_t* q = qx.data();
+    const float* d = dx.data();
+    const int32_t* s = sx.data();
+    if (serial) {
+      fn(w, q, d, s, n_tokens, y, 0, out);
+    } else {
+      pool.ParallelFor(out, [&](int64_t begin, int64_t end) {
+        fn(w, q, d, s, n_tokens, y, begin, end);
+      }, 16);
+    }
+    return;
+  }
+  auto* fn = HWY_DYNAMIC_DISPATCH(MatMulRowsImpl);
+  if (serial) {
     fn(w, x, n_tokens, y, 0, out);
     return;
   }
   pool.ParallelFor(out, [&](int64_t begin, int64_t end) { fn(w, x, n_tokens, y, begin, end); }, 16);
+}
+
+void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
+  const int64_t out = w.rows(), K = w.cols(), nb = K / kQK;
+  std::vector<int8_t> qx(static_cast<size_t>(K));
+  std::vector<float> dx(static_cast<size_t>(nb));
+  std::vector<int32_t> sx(static_cast<size_t>(nb));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + t * K + b * kQK;
+      float amax = 0.0f;
+      for (int i = 0; i < kQK; ++i) amax = std::max(amax, std::fabs(xb[i]));
+      const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      int32_t s = 0;
+      for (int i = 0; i < kQK; ++i) {
+        const int q = static_cast<int>(std::nearbyint(xb[i] * id));
+        qx[static_cast<size_t>(b * kQK + i)] = static_cast<int8_t>(q);
+        s += q;
+      }
+      dx[static_cast<size_t>(b)] = amax / 127.0f;
+      sx[static_cast<size_t>(b)] = s;
+    }
+    for (int64_t o = 0; o < out; ++o) {
+      const uint8_t* row = w.row(o);
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum = 0;
+        float dw;
+        if (w.dtype == DType::kQ8_0) {
+          const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
+          dw = Fp16ToFp32(blk->d);
+          for (int i = 0; i < kQK; ++i) isum += blk->qs[i] * qx[static_cast<size_t>(b * kQK + i)];
+        } else {
+          const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
+          dw = Fp16ToFp32(blk->d);
+          for (int i = 0; i < kQK / 2; ++i) {
+            isum += ((blk->qs[i] & 0xF) - 8) * qx[static_cast<size_t>(b * kQK + i)];
+            isum += ((blk->qs[i] >> 4) - 8) * qx[static_cast<size_t>(b * kQK + i + kQK / 2)];
+          }
+        }
+        acc = std::fma(static_cast<float>(isum), dw * dx[static_cast<size_t>(b)], acc);
+      }
+      y[t * out + o] = acc;
+    }
+  }
 }
 
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {

@@ -30,7 +30,22 @@ void DequantizeRow(DType t, const void* src, float* dst, int64_t n);
 // Each (o, t) is computed the same way whatever n_tokens is: W's row is dequantized to f32
 // (the same values as DequantizeRowRef), one f32 vector accumulator takes fused multiply-adds
 // over the row in order, and its lanes are summed in a fixed tree.
+//
+// Exception, where integer dot products win: on CPUs with AVX-512 VNNI, Q8_0 and Q4_0 weights
+// are multiplied with activations quantized per token to 8 bits (blocks of 32, f32 scale, round
+// to nearest even), as llama.cpp does. Each (o, t) is then the recurrence
+//   acc = fma(float(isum_b), d_w,b * d_x,b, acc)   over blocks b in order,
+// isum_b the exact integer block dot; still bit-identical whatever the batch (MatMulQ8Ref is the
+// scalar statement of it). The error is that of rounding x to 8 bits: at most
+// sum_b (d_x,b / 2) * sum_{i in b} |W[o, i]| per output.
 void MatMul(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+
+// Whether MatMul on this CPU quantizes the activations for weights of type t with `cols` columns.
+bool MatMulUsesQ8Activations(DType t, int64_t cols);
+
+// Scalar reference of the 8-bit-activation MatMul (Q8_0 and Q4_0 weights): what MatMul computes
+// when MatMulUsesQ8Activations, bit for bit.
+void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y);
 
 // out = x / sqrt(mean(x^2) + eps) * weight; out may alias x.
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);

@@ -1,5 +1,7 @@
 // Kernels against plain scalar references (double accumulation) on random inputs, odd sizes
 // and tails included.
+// The kernels opt in to Highway's AVX3_DL target (VNNI); so must the target list here.
+#define HWY_WANT_AVX3_DL
 #include "kernels/ops.h"
 
 #include <gtest/gtest.h>
@@ -141,16 +143,36 @@ TEST(Ops, MatMulMatchesDequantizedReference) {
           auto x = Random(static_cast<size_t>(n * cols), 11);
           std::vector<float> y(static_cast<size_t>(n * rows));
           MatMul(w, x.data(), n, y.data(), pool);
+          const bool q8 = MatMulUsesQ8Activations(t, cols);
+          std::vector<float> yq8;
+          if (q8) {  // the 8-bit path: its scalar statement, bit for bit
+            yq8.resize(y.size());
+            MatMulQ8Ref(w, x.data(), n, yq8.data());
+            for (size_t i = 0; i < y.size(); ++i) {
+              ASSERT_EQ(y[i], yq8[i]) << DTypeName(t) << " rows " << rows << " n " << n << " " << i;
+            }
+          }
           std::vector<float> row(static_cast<size_t>(cols));
           for (int64_t o = 0; o < rows; ++o) {
             DequantizeRowRef(t, w.row(o), row.data(), cols);
             for (int64_t k = 0; k < n; ++k) {
-              double ref = 0, mag = 0;
+              double ref = 0, mag = 0, q8_bound = 0;
               for (int64_t i = 0; i < cols; ++i) {
                 ref += static_cast<double>(row[i]) * x[k * cols + i];
                 mag += std::fabs(static_cast<double>(row[i]) * x[k * cols + i]);
               }
-              ASSERT_NEAR(y[k * rows + o], ref, 1e-5 * mag + 1e-6)
+              if (q8) {
+                // Rounding x to 8 bits moves each element by at most half a step, amax / 254.
+                for (int64_t b = 0; b < cols; b += 32) {
+                  double amax = 0, wsum = 0;
+                  for (int64_t i = b; i < b + 32; ++i) {
+                    amax = std::max(amax, std::fabs(static_cast<double>(x[k * cols + i])));
+                    wsum += std::fabs(static_cast<double>(row[i]));
+                  }
+                  q8_bound += amax / 254 * wsum;
+                }
+              }
+              ASSERT_NEAR(y[k * rows + o], ref, 1e-5 * mag + 1e-6 + q8_bound * (1 + 1e-5))
                   << DTypeName(t) << " rows " << rows << " cols " << cols << " n " << n;
             }
           }
