@@ -737,14 +737,19 @@ KINFER_VNNI void Q8Rows8(const uint8_t* w, size_t row_bytes, int64_t rows, const
   KINFER_UNROLL for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     __m256i wv[8];
-    alignas(32) float dws[8];
+    uint16_t hs[8];
     KINFER_UNROLL for (int r = 0; r < 8; ++r) {
       const uint8_t* blk = rp[r] + b * F::kBlockBytes;
       __builtin_prefetch(blk + kPrefetchBytes);
       wv[r] = F::Unpack(blk);
-      dws[r] = BlockScale(blk);
+      std::memcpy(&hs[r], blk, 2);
     }
-    const __m256 dw = _mm256_load_ps(dws);
+    // Scales assembled in a register: eight scalar stores read back as one vector would miss
+    // store forwarding on every block. The conversion is exact, as in BlockScale.
+    const __m256 dw = _mm256_cvtph_ps(_mm_setr_epi16(
+        static_cast<int16_t>(hs[0]), static_cast<int16_t>(hs[1]), static_cast<int16_t>(hs[2]),
+        static_cast<int16_t>(hs[3]), static_cast<int16_t>(hs[4]), static_cast<int16_t>(hs[5]),
+        static_cast<int16_t>(hs[6]), static_cast<int16_t>(hs[7])));
     KINFER_UNROLL for (int c = 0; c < C; ++c) {
       const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qx + c * K + b * kQK));
       __m256i p[8];
