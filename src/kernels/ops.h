@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -39,6 +40,18 @@ void DequantizeRow(DType t, const void* src, float* dst, int64_t n);
 // scalar statement of it). The error is that of rounding x to 8 bits: at most
 // sum_b (d_x,b / 2) * sum_{i in b} |W[o, i]| per output.
 void MatMul(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+
+// One matmul of MatMulMany: y = W x for W = *w (see MatMul).
+struct MatMulJob {
+  const TensorView* w;
+  const float* x;
+  float* y;
+};
+
+// Up to four matmuls over the same n_tokens in one parallel region (q/k/v, gate/up): their
+// rows, laid end to end, are split over the threads, so the pool meets once instead of once
+// per matmul. Each output is computed exactly as MatMul computes it.
+void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& pool);
 
 // Whether MatMul on this CPU quantizes the activations for weights of type t with `cols` columns.
 bool MatMulUsesQ8Activations(DType t, int64_t cols);

@@ -251,9 +251,10 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
     const LayerWeights& L = w.layers[static_cast<size_t>(l)];
     norm_rows(x_.data(), L.attn_norm, xn_.data(), T, H);
-    kernels::MatMul(L.wq, xn_.data(), T, q_.data(), pool_);
-    kernels::MatMul(L.wk, xn_.data(), T, k_.data(), pool_);
-    kernels::MatMul(L.wv, xn_.data(), T, v_.data(), pool_);
+    const kernels::MatMulJob qkv[] = {{&L.wq, xn_.data(), q_.data()},
+                                       {&L.wk, xn_.data(), k_.data()},
+                                       {&L.wv, xn_.data(), v_.data()}};
+    kernels::MatMulMany(qkv, T, pool_);
     add_bias(q_.data(), L.bq, qd);
     add_bias(k_.data(), L.bk, kvd);
     add_bias(v_.data(), L.bv, kvd);
@@ -269,8 +270,9 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
     for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
 
     norm_rows(x_.data(), L.ffn_norm, xn_.data(), T, H);
-    kernels::MatMul(L.w_gate, xn_.data(), T, gate_.data(), pool_);
-    kernels::MatMul(L.w_up, xn_.data(), T, up_.data(), pool_);
+    const kernels::MatMulJob gate_up[] = {{&L.w_gate, xn_.data(), gate_.data()},
+                                           {&L.w_up, xn_.data(), up_.data()}};
+    kernels::MatMulMany(gate_up, T, pool_);
     for (int64_t t = 0; t < T; ++t) {
       kernels::SiluMul(gate_.data() + t * F, up_.data() + t * F, F, gate_.data() + t * F);
     }

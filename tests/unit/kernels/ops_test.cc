@@ -215,6 +215,35 @@ TEST(Ops, MatMulIsBatchAndThreadInvariant) {
   });
 }
 
+// Several matmuls in one region give bit for bit what separate MatMul calls give, with shared
+// and distinct inputs and mixed types (8-bit and f32 activation paths side by side).
+TEST(Ops, MatMulManyEqualsSeparateMatMuls) {
+  ThreadPool pool(2);
+  ForEachTarget([&] {
+    const int64_t cols = 96;
+    const DType types[] = {DType::kQ8_0, DType::kQ4_0, DType::kF16};
+    const int64_t rows[] = {37, 5, 70};
+    std::vector<std::vector<uint8_t>> bytes;
+    std::vector<TensorView> views;
+    for (int j = 0; j < 3; ++j) bytes.push_back(RandomRows(types[j], rows[j], cols, 40 + j));
+    for (int j = 0; j < 3; ++j) views.push_back(View(types[j], rows[j], cols, bytes[j]));
+    for (int64_t n : {1, 3, 9}) {
+      auto x1 = Random(static_cast<size_t>(n * cols), 50), x2 = Random(static_cast<size_t>(n * cols), 51);
+      const float* xs[] = {x1.data(), x1.data(), x2.data()};
+      std::vector<std::vector<float>> want(3), got(3);
+      std::vector<MatMulJob> jobs;
+      for (int j = 0; j < 3; ++j) {
+        want[j].resize(static_cast<size_t>(n * rows[j]));
+        got[j].resize(static_cast<size_t>(n * rows[j]));
+        MatMul(views[j], xs[j], n, want[j].data(), pool);
+        jobs.push_back({&views[j], xs[j], got[j].data()});
+      }
+      MatMulMany(jobs, n, pool);
+      for (int j = 0; j < 3; ++j) ASSERT_EQ(got[j], want[j]) << "job " << j << " n " << n;
+    }
+  });
+}
+
 TEST(Ops, SiluMulMatchesFormulaWithTails) {
   for (int64_t n : {1, 5, 16, 37, 100}) {
     auto g = Random(static_cast<size_t>(n), 5, 4.0f), u = Random(static_cast<size_t>(n), 6);
