@@ -38,7 +38,8 @@ Weight MakeWeight(DType t, int64_t rows, int64_t cols) {
 void MatMul(benchmark::State& state, DType t) {
   const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
   Weight w = MakeWeight(t, rows, cols);
-  std::vector<float> x(static_cast<size_t>(cols * tokens), 0.5f), y(static_cast<size_t>(rows * tokens));
+  std::vector<float> x(static_cast<size_t>(cols * tokens), 0.5f),
+      y(static_cast<size_t>(rows * tokens));
   kinfer::ThreadPool pool(1);
   for (auto _ : state) {
     kinfer::kernels::MatMul(w.view, x.data(), tokens, y.data(), pool);
@@ -49,7 +50,11 @@ void MatMul(benchmark::State& state, DType t) {
 }
 
 void Args(benchmark::internal::Benchmark* b) {
-  b->Args({4864, 896, 1})->Args({896, 4864, 1})->Args({151936, 896, 1})->Args({4864, 896, 4})->Args({4864, 896, 64});
+  b->Args({4864, 896, 1})
+      ->Args({896, 4864, 1})
+      ->Args({151936, 896, 1})
+      ->Args({4864, 896, 4})
+      ->Args({4864, 896, 64});
   b->Unit(benchmark::kMicrosecond);
 }
 

@@ -122,8 +122,8 @@ int main(int argc, char** argv) {
   model::Decoder dec(**model, pool);
   const int64_t bs = 16;
   const int64_t total = prompt + decode;
-  model::KvStoreConfig kc{c.num_layers, c.num_kv_heads, c.head_dim, bs, (total + bs - 1) / bs,
-                          DType::kF16};
+  model::KvStoreConfig kc{c.num_layers, c.num_kv_heads,        c.head_dim,
+                          bs,           (total + bs - 1) / bs, DType::kF16};
   auto kv = model::KvStore::Create(kc);
   if (!kv.ok()) {
     std::fprintf(stderr, "%s\n", kv.status().ToString().c_str());
@@ -170,8 +170,7 @@ int main(int argc, char** argv) {
       "\"prefill_tps\": %.3f, \"decode_tps\": %.3f, \"prefill_tps_cpu\": %.3f, "
       "\"decode_tps_cpu\": %.3f, \"weight_bytes\": %zu}\n",
       path.c_str(), pool.num_threads(), static_cast<long long>(prompt),
-      static_cast<long long>(decode), reps, Median(pp), tg.empty() ? 0.0 : Median(tg), Median(pp_cpu),
-      tg_cpu.empty() ? 0.0 : Median(tg_cpu),
-      (*model)->weight_bytes());
+      static_cast<long long>(decode), reps, Median(pp), tg.empty() ? 0.0 : Median(tg),
+      Median(pp_cpu), tg_cpu.empty() ? 0.0 : Median(tg_cpu), (*model)->weight_bytes());
   return 0;
 }

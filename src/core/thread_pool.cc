@@ -124,7 +124,8 @@ void ThreadPool::WorkerLoop(int index) {
     seen = gen;
     if (stop_.load(std::memory_order_acquire)) return;
     in_job_.fetch_add(1, std::memory_order_seq_cst);
-    if (open_.load(std::memory_order_seq_cst) && job_generation_.load(std::memory_order_relaxed) == gen) {
+    if (open_.load(std::memory_order_seq_cst) &&
+        job_generation_.load(std::memory_order_relaxed) == gen) {
       Drain();
     }
     in_job_.fetch_sub(1, std::memory_order_seq_cst);

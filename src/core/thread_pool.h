@@ -37,9 +37,11 @@ class ThreadPool {
   template <typename F>
   void Run(F&& fn) {
     using Fn = std::remove_reference_t<F>;
-    RunChunks([](void* ctx, int64_t chunk, int64_t chunks) {
-      (*static_cast<Fn*>(ctx))(static_cast<int>(chunk), static_cast<int>(chunks));
-    }, const_cast<void*>(static_cast<const void*>(&fn)), num_threads_);
+    RunChunks(
+        [](void* ctx, int64_t chunk, int64_t chunks) {
+          (*static_cast<Fn*>(ctx))(static_cast<int>(chunk), static_cast<int>(chunks));
+        },
+        const_cast<void*>(static_cast<const void*>(&fn)), num_threads_);
   }
 
   // Calls fn(begin, end) over contiguous ranges that cover [0, n) once, each aligned to `grain`

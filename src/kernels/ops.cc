@@ -5,10 +5,10 @@
 #endif
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/ops.cc"
-#include <hwy/foreach_target.h>  // IWYU pragma: keep
-#include <hwy/highway.h>
 #include <hwy/aligned_allocator.h>
 #include <hwy/contrib/math/math-inl.h>
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
 #if HWY_ARCH_X86
 #include <immintrin.h>
@@ -81,7 +81,8 @@ void AddImpl(float* y, const float* x, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, x + i)), d, y + i);
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, x + i)), d, y + i);
   for (; i < n; ++i) y[i] += x[i];
 }
 
@@ -102,7 +103,9 @@ struct FmtF32 {
   static HWY_INLINE void Each(const uint8_t* row, int64_t u, F&& f) {
     f(0, hn::LoadU(DF(), reinterpret_cast<const float*>(row) + u * Lanes()));
   }
-  static float Scalar(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
+  static float Scalar(const uint8_t* row, int64_t k) {
+    return reinterpret_cast<const float*>(row)[k];
+  }
 };
 
 struct FmtF16 {
@@ -110,7 +113,8 @@ struct FmtF16 {
   template <class F>
   static HWY_INLINE void Each(const uint8_t* row, int64_t u, F&& f) {
     const hn::Rebind<hwy::float16_t, DF> dh;
-    f(0, hn::PromoteTo(DF(), hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + u * Lanes())));
+    f(0, hn::PromoteTo(DF(),
+                       hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + u * Lanes())));
   }
   static float Scalar(const uint8_t* row, int64_t k) {
     return Fp16ToFp32(reinterpret_cast<const uint16_t*>(row)[k]);
@@ -123,7 +127,8 @@ struct FmtBF16 {
   static HWY_INLINE void Each(const uint8_t* row, int64_t u, F&& f) {
     const hn::RebindToUnsigned<DF> du32;
     const hn::Rebind<uint16_t, DF> du16;
-    auto v = hn::PromoteTo(du32, hn::LoadU(du16, reinterpret_cast<const uint16_t*>(row) + u * Lanes()));
+    auto v =
+        hn::PromoteTo(du32, hn::LoadU(du16, reinterpret_cast<const uint16_t*>(row) + u * Lanes()));
     f(0, hn::BitCast(DF(), hn::ShiftLeft<16>(v)));
   }
   static float Scalar(const uint8_t* row, int64_t k) {
@@ -271,18 +276,27 @@ void DeqRowRef(const uint8_t* row, int64_t K, int64_t Kp, float* out) {
 void DequantizeRowImpl(DType t, const void* src, float* dst, int64_t n) {
   const auto* row = static_cast<const uint8_t*>(src);
   switch (t) {
-    case DType::kF16: return DeqRow<FmtF16>(row, n, n, dst);
-    case DType::kBF16: return DeqRow<FmtBF16>(row, n, n, dst);
-    default: break;
+    case DType::kF16:
+      return DeqRow<FmtF16>(row, n, n, dst);
+    case DType::kBF16:
+      return DeqRow<FmtBF16>(row, n, n, dst);
+    default:
+      break;
   }
   if (kBlockVectorsFit) {
     switch (t) {
-      case DType::kQ8_0: return DeqRow<FmtQ8_0>(row, n, n, dst);
-      case DType::kQ4_0: return DeqRow<FmtQ4_0>(row, n, n, dst);
-      case DType::kQ4_1: return DeqRow<FmtQ4_1>(row, n, n, dst);
-      case DType::kQ4_K: return DeqRow<FmtQ4_K>(row, n, n, dst);
-      case DType::kQ6_K: return DeqRow<FmtQ6_K>(row, n, n, dst);
-      default: break;
+      case DType::kQ8_0:
+        return DeqRow<FmtQ8_0>(row, n, n, dst);
+      case DType::kQ4_0:
+        return DeqRow<FmtQ4_0>(row, n, n, dst);
+      case DType::kQ4_1:
+        return DeqRow<FmtQ4_1>(row, n, n, dst);
+      case DType::kQ4_K:
+        return DeqRow<FmtQ4_K>(row, n, n, dst);
+      case DType::kQ6_K:
+        return DeqRow<FmtQ6_K>(row, n, n, dst);
+      default:
+        break;
     }
   }
   DequantizeRowRef(t, src, dst, n);
@@ -311,7 +325,8 @@ template <int R, int C>
 HWY_INLINE void Store(V (&acc)[R][C], float* HWY_RESTRICT y, int64_t ys) {
   const DF d;
   KINFER_UNROLL for (int r = 0; r < R; ++r) {
-    KINFER_UNROLL for (int c = 0; c < C; ++c) y[c * ys + r] = hn::GetLane(hn::SumOfLanes(d, acc[r][c]));
+    KINFER_UNROLL for (int c = 0; c < C; ++c) y[c * ys + r] =
+        hn::GetLane(hn::SumOfLanes(d, acc[r][c]));
   }
 }
 
@@ -348,8 +363,8 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT w, int64_t ws, const float* HWY_R
 
 // Rows [0, rows) of a panel against C tokens.
 template <int C>
-void PanelTokens(const float* w, int64_t ws, int64_t rows, const float* x, int64_t K,
-                 float* y, int64_t ys) {
+void PanelTokens(const float* w, int64_t ws, int64_t rows, const float* x, int64_t K, float* y,
+                 int64_t ys) {
   constexpr int R = C == 1 ? 8 : kTileR;
   int64_t r = 0;
   for (; r + R <= rows; r += R) Tile<R, C>(w + r * ws, ws, x, K, K, y + r, ys);
@@ -399,30 +414,44 @@ template <class Q>
 void FusedTokensN(int c, const uint8_t* w, size_t row_bytes, int64_t rows, const float* x,
                   int64_t K, float* y, int64_t ys) {
   switch (c) {
-    case 1: return FusedTokens<Q, 1>(w, row_bytes, rows, x, K, y, ys);
-    case 2: return FusedTokens<Q, 2>(w, row_bytes, rows, x, K, y, ys);
-    case 3: return FusedTokens<Q, 3>(w, row_bytes, rows, x, K, y, ys);
+    case 1:
+      return FusedTokens<Q, 1>(w, row_bytes, rows, x, K, y, ys);
+    case 2:
+      return FusedTokens<Q, 2>(w, row_bytes, rows, x, K, y, ys);
+    case 3:
+      return FusedTokens<Q, 3>(w, row_bytes, rows, x, K, y, ys);
 #if !(HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3)
-    case 4: return FusedTokens<Q, 4>(w, row_bytes, rows, x, K, y, ys);
-    case 5: return FusedTokens<Q, 5>(w, row_bytes, rows, x, K, y, ys);
-    case 6: return FusedTokens<Q, 6>(w, row_bytes, rows, x, K, y, ys);
+    case 4:
+      return FusedTokens<Q, 4>(w, row_bytes, rows, x, K, y, ys);
+    case 5:
+      return FusedTokens<Q, 5>(w, row_bytes, rows, x, K, y, ys);
+    case 6:
+      return FusedTokens<Q, 6>(w, row_bytes, rows, x, K, y, ys);
 #endif
-    default: HWY_ASSERT(false);
+    default:
+      HWY_ASSERT(false);
   }
 }
 
 void PanelTokensN(int c, const float* w, int64_t ws, int64_t rows, const float* x, int64_t K,
                   float* y, int64_t ys) {
   switch (c) {
-    case 1: return PanelTokens<1>(w, ws, rows, x, K, y, ys);
-    case 2: return PanelTokens<2>(w, ws, rows, x, K, y, ys);
-    case 3: return PanelTokens<3>(w, ws, rows, x, K, y, ys);
+    case 1:
+      return PanelTokens<1>(w, ws, rows, x, K, y, ys);
+    case 2:
+      return PanelTokens<2>(w, ws, rows, x, K, y, ys);
+    case 3:
+      return PanelTokens<3>(w, ws, rows, x, K, y, ys);
 #if !(HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3)
-    case 4: return PanelTokens<4>(w, ws, rows, x, K, y, ys);
-    case 5: return PanelTokens<5>(w, ws, rows, x, K, y, ys);
-    case 6: return PanelTokens<6>(w, ws, rows, x, K, y, ys);
+    case 4:
+      return PanelTokens<4>(w, ws, rows, x, K, y, ys);
+    case 5:
+      return PanelTokens<5>(w, ws, rows, x, K, y, ys);
+    case 6:
+      return PanelTokens<6>(w, ws, rows, x, K, y, ys);
 #endif
-    default: HWY_ASSERT(false);
+    default:
+      HWY_ASSERT(false);
   }
 }
 
@@ -450,7 +479,8 @@ void MatMulRowsT(const TensorView& w, const float* x, int64_t T, float* y, int64
   // A panel that stays in L2 while every token group streams over it.
   const int64_t rp = std::clamp<int64_t>((192 << 10) / (Kp * 4) / 8 * 8, 8, 64);
   thread_local std::vector<float> panel;
-  if (!direct && panel.size() < static_cast<size_t>(rp * Kp)) panel.resize(static_cast<size_t>(rp * Kp));
+  if (!direct && panel.size() < static_cast<size_t>(rp * Kp))
+    panel.resize(static_cast<size_t>(rp * Kp));
   for (int64_t r0 = row_begin; r0 < row_end; r0 += rp) {
     const int64_t rn = std::min(rp, row_end - r0);
     const float* pw;
@@ -481,32 +511,59 @@ void MatMulRowsImpl(const TensorView& w, const float* x, int64_t T, float* y, in
     MatMulRowsT<Q>(w, x, T, y, row_begin, row_end, deq, can_fuse);
   };
   switch (w.dtype) {
-    case DType::kF32: return run(FmtF32(), DeqRow<FmtF32>);
-    case DType::kF16: return run(FmtF16(), DeqRow<FmtF16>);
-    case DType::kBF16: return run(FmtBF16(), DeqRow<FmtBF16>);
-    default: break;
+    case DType::kF32:
+      return run(FmtF32(), DeqRow<FmtF32>);
+    case DType::kF16:
+      return run(FmtF16(), DeqRow<FmtF16>);
+    case DType::kBF16:
+      return run(FmtBF16(), DeqRow<FmtBF16>);
+    default:
+      break;
   }
   if (kBlockVectorsFit) {
     switch (w.dtype) {
-      case DType::kQ8_0: return run(FmtQ8_0(), DeqRow<FmtQ8_0>);
-      case DType::kQ4_0: return run(FmtQ4_0(), DeqRow<FmtQ4_0>);
-      case DType::kQ4_1: return run(FmtQ4_1(), DeqRow<FmtQ4_1>);
-      case DType::kQ4_K: return run(FmtQ4_K(), DeqRow<FmtQ4_K>);
-      case DType::kQ6_K: return run(FmtQ6_K(), DeqRow<FmtQ6_K>);
-      default: break;
+      case DType::kQ8_0:
+        return run(FmtQ8_0(), DeqRow<FmtQ8_0>);
+      case DType::kQ4_0:
+        return run(FmtQ4_0(), DeqRow<FmtQ4_0>);
+      case DType::kQ4_1:
+        return run(FmtQ4_1(), DeqRow<FmtQ4_1>);
+      case DType::kQ4_K:
+        return run(FmtQ4_K(), DeqRow<FmtQ4_K>);
+      case DType::kQ6_K:
+        return run(FmtQ6_K(), DeqRow<FmtQ6_K>);
+      default:
+        break;
     }
   }
   DeqRowFn deq = nullptr;
   switch (w.dtype) {
-    case DType::kQ8_0: deq = DeqRowRef<DType::kQ8_0>; break;
-    case DType::kQ4_0: deq = DeqRowRef<DType::kQ4_0>; break;
-    case DType::kQ4_1: deq = DeqRowRef<DType::kQ4_1>; break;
-    case DType::kQ5_0: deq = DeqRowRef<DType::kQ5_0>; break;
-    case DType::kQ5_1: deq = DeqRowRef<DType::kQ5_1>; break;
-    case DType::kQ4_K: deq = DeqRowRef<DType::kQ4_K>; break;
-    case DType::kQ5_K: deq = DeqRowRef<DType::kQ5_K>; break;
-    case DType::kQ6_K: deq = DeqRowRef<DType::kQ6_K>; break;
-    default: HWY_ASSERT(false && "MatMul: unsupported weight type");
+    case DType::kQ8_0:
+      deq = DeqRowRef<DType::kQ8_0>;
+      break;
+    case DType::kQ4_0:
+      deq = DeqRowRef<DType::kQ4_0>;
+      break;
+    case DType::kQ4_1:
+      deq = DeqRowRef<DType::kQ4_1>;
+      break;
+    case DType::kQ5_0:
+      deq = DeqRowRef<DType::kQ5_0>;
+      break;
+    case DType::kQ5_1:
+      deq = DeqRowRef<DType::kQ5_1>;
+      break;
+    case DType::kQ4_K:
+      deq = DeqRowRef<DType::kQ4_K>;
+      break;
+    case DType::kQ5_K:
+      deq = DeqRowRef<DType::kQ5_K>;
+      break;
+    case DType::kQ6_K:
+      deq = DeqRowRef<DType::kQ6_K>;
+      break;
+    default:
+      HWY_ASSERT(false && "MatMul: unsupported weight type");
   }
   MatMulRowsT<void>(w, x, T, y, row_begin, row_end, deq, false);
 }
@@ -518,9 +575,12 @@ void SiluMulImpl(const float* gate, const float* up, int64_t n, float* out) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const auto one = hn::Set(d, 1.0f);
-  auto f = [&](auto g, auto u) { return hn::Mul(hn::Div(g, hn::Add(one, hn::Exp(d, hn::Neg(g)))), u); };
+  auto f = [&](auto g, auto u) {
+    return hn::Mul(hn::Div(g, hn::Add(one, hn::Exp(d, hn::Neg(g)))), u);
+  };
   int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(f(hn::LoadU(d, gate + i), hn::LoadU(d, up + i)), d, out + i);
+  for (; i + N <= n; i += N)
+    hn::StoreU(f(hn::LoadU(d, gate + i), hn::LoadU(d, up + i)), d, out + i);
   if (i < n) {
     HWY_ALIGN float g[kMaxLanesF32] = {}, u[kMaxLanesF32] = {};
     const size_t rest = static_cast<size_t>(n - i);
@@ -597,7 +657,8 @@ void AttendHeadT(const float* q, int64_t hd, const PagedKvView& kv, int64_t lo, 
   for (int64_t j = lo; j <= hi; ++j) {
     const void* k = at(kv.k_base, j);
     auto acc = hn::Zero(d);
-    for (int64_t i = 0; i < hf; i += N) acc = hn::MulAdd(hn::LoadU(d, q + i), LoadKv<kF16>(k, i), acc);
+    for (int64_t i = 0; i < hf; i += N)
+      acc = hn::MulAdd(hn::LoadU(d, q + i), LoadKv<kF16>(k, i), acc);
     float s = hf > 0 ? hn::GetLane(hn::SumOfLanes(d, acc)) : 0.0f;
     for (int64_t i = hf; i < hd; ++i) s += q[i] * KvAt<kF16>(k, i);
     s *= scale;
@@ -645,7 +706,6 @@ void AttendHeadImpl(const float* q, int64_t hd, const PagedKvView& kv, int64_t l
     AttendHeadT<false>(q, hd, kv, lo, hi, scale, scores, out);
   }
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Q8_0 and Q4_0 weights against activations quantized per token to 8 bits (blocks of 32 with an
@@ -727,7 +787,8 @@ HWY_INLINE float BlockScale(const uint8_t* blk) {
 HWY_INLINE __m256i Hsum8(const __m256i* p) {
   const __m256i e = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
   const __m256i f = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-  return _mm256_add_epi32(_mm256_permute2x128_si256(e, f, 0x20), _mm256_permute2x128_si256(e, f, 0x31));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(e, f, 0x20),
+                          _mm256_permute2x128_si256(e, f, 0x31));
 }
 
 // Decode: up to 8 rows (lanes) against C tokens, weights unpacked in registers once per block.
@@ -736,7 +797,8 @@ KINFER_VNNI void Q8Rows8(const uint8_t* w, size_t row_bytes, int64_t rows, const
                          int64_t K, float* y, int64_t ys) {
   const int64_t nb = K / kQK;
   const uint8_t* rp[8];
-  for (int r = 0; r < 8; ++r) rp[r] = w + static_cast<size_t>(std::min<int64_t>(r, rows - 1)) * row_bytes;
+  for (int r = 0; r < 8; ++r)
+    rp[r] = w + static_cast<size_t>(std::min<int64_t>(r, rows - 1)) * row_bytes;
   __m256 acc[C];
   KINFER_UNROLL for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -755,10 +817,13 @@ KINFER_VNNI void Q8Rows8(const uint8_t* w, size_t row_bytes, int64_t rows, const
         static_cast<int16_t>(hs[3]), static_cast<int16_t>(hs[4]), static_cast<int16_t>(hs[5]),
         static_cast<int16_t>(hs[6]), static_cast<int16_t>(hs[7])));
     KINFER_UNROLL for (int c = 0; c < C; ++c) {
-      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qx + c * K + b * kQK));
+      const __m256i xq =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qx + c * K + b * kQK));
       __m256i p[8];
-      KINFER_UNROLL for (int r = 0; r < 8; ++r) p[r] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv[r], xq);
-      const __m256i isum = _mm256_sub_epi32(Hsum8(p), _mm256_set1_epi32(F::kCorr * a.sx[c * nb + b]));
+      KINFER_UNROLL for (int r = 0; r < 8; ++r) p[r] =
+          _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv[r], xq);
+      const __m256i isum =
+          _mm256_sub_epi32(Hsum8(p), _mm256_set1_epi32(F::kCorr * a.sx[c * nb + b]));
       acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
                                _mm256_mul_ps(dw, _mm256_set1_ps(a.dx[c * nb + b])), acc[c]);
     }
@@ -827,13 +892,26 @@ KINFER_VNNI void Q8RowsT(const TensorView& w, const ActQ8& act, int64_t T, float
       const int64_t rn = std::min<int64_t>(8, row_end - r0);
       const uint8_t* wr = base + static_cast<size_t>(r0) * row_bytes;
       switch (T) {
-        case 1: Q8Rows8<F, 1>(wr, row_bytes, rn, act, K, y + r0, O); break;
-        case 2: Q8Rows8<F, 2>(wr, row_bytes, rn, act, K, y + r0, O); break;
-        case 3: Q8Rows8<F, 3>(wr, row_bytes, rn, act, K, y + r0, O); break;
-        case 4: Q8Rows8<F, 4>(wr, row_bytes, rn, act, K, y + r0, O); break;
-        case 5: Q8Rows8<F, 5>(wr, row_bytes, rn, act, K, y + r0, O); break;
-        case 6: Q8Rows8<F, 6>(wr, row_bytes, rn, act, K, y + r0, O); break;
-        default: HWY_ASSERT(false);
+        case 1:
+          Q8Rows8<F, 1>(wr, row_bytes, rn, act, K, y + r0, O);
+          break;
+        case 2:
+          Q8Rows8<F, 2>(wr, row_bytes, rn, act, K, y + r0, O);
+          break;
+        case 3:
+          Q8Rows8<F, 3>(wr, row_bytes, rn, act, K, y + r0, O);
+          break;
+        case 4:
+          Q8Rows8<F, 4>(wr, row_bytes, rn, act, K, y + r0, O);
+          break;
+        case 5:
+          Q8Rows8<F, 5>(wr, row_bytes, rn, act, K, y + r0, O);
+          break;
+        case 6:
+          Q8Rows8<F, 6>(wr, row_bytes, rn, act, K, y + r0, O);
+          break;
+        default:
+          HWY_ASSERT(false);
       }
     }
     return;
@@ -844,19 +922,33 @@ KINFER_VNNI void Q8RowsT(const TensorView& w, const ActQ8& act, int64_t T, float
   if (pd.size() < static_cast<size_t>(nb * 16)) pd.resize(static_cast<size_t>(nb * 16));
   for (int64_t r0 = row_begin; r0 < row_end; r0 += 16) {
     const int64_t rn = std::min<int64_t>(16, row_end - r0);
-    Q8Pack16<F>(base + static_cast<size_t>(r0) * row_bytes, row_bytes, rn, nb, pw.data(), pd.data());
+    Q8Pack16<F>(base + static_cast<size_t>(r0) * row_bytes, row_bytes, rn, nb, pw.data(),
+                pd.data());
     for (int64_t t0 = 0; t0 < T; t0 += kMaxC) {
       const int c = static_cast<int>(std::min<int64_t>(kMaxC, T - t0));
       const ActQ8 a{act.qx + t0 * K, act.dx + t0 * nb, act.sx + t0 * nb};
       float* yt = y + t0 * O + r0;
       switch (c) {
-        case 1: Q8Panel16<1>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
-        case 2: Q8Panel16<2>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
-        case 3: Q8Panel16<3>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
-        case 4: Q8Panel16<4>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
-        case 5: Q8Panel16<5>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
-        case 6: Q8Panel16<6>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn); break;
-        default: HWY_ASSERT(false);
+        case 1:
+          Q8Panel16<1>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
+          break;
+        case 2:
+          Q8Panel16<2>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
+          break;
+        case 3:
+          Q8Panel16<3>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
+          break;
+        case 4:
+          Q8Panel16<4>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
+          break;
+        case 5:
+          Q8Panel16<5>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
+          break;
+        case 6:
+          Q8Panel16<6>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
+          break;
+        default:
+          HWY_ASSERT(false);
       }
     }
   }
@@ -960,8 +1052,8 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     if (qx_buf[j].size() < n) qx_buf[j].resize(n);
     if (dx_buf[j].size() < nb) dx_buf[j].resize(nb);
     if (sx_buf[j].size() < nb) sx_buf[j].resize(nb);
-    HWY_DYNAMIC_DISPATCH(QuantizeQ8Impl)(jobs[j].x, n_tokens, in, qx_buf[j].data(),
-                                         dx_buf[j].data(), sx_buf[j].data());
+    HWY_DYNAMIC_DISPATCH(QuantizeQ8Impl)
+    (jobs[j].x, n_tokens, in, qx_buf[j].data(), dx_buf[j].data(), sx_buf[j].data());
     act[j].qx = qx_buf[j].data();
     act[j].dx = dx_buf[j].data();
     act[j].sx = sx_buf[j].data();

@@ -14,7 +14,8 @@ std::vector<float> RopeInverseFrequencies(const ModelConfig& c,
   const int64_t half = c.rope_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
-    double f = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / static_cast<double>(c.rope_dim));
+    double f =
+        1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / static_cast<double>(c.rope_dim));
     const RopeScaling& rs = c.rope_scaling;
     if (rs.type == RopeScalingType::kLinear) {
       f /= rs.factor;
@@ -26,8 +27,8 @@ std::vector<float> RopeInverseFrequencies(const ModelConfig& c,
       if (wavelen > low_wavelen) {
         f /= rs.factor;
       } else if (wavelen >= high_wavelen) {
-        double smooth = (old_ctx / wavelen - rs.low_freq_factor) /
-                        (rs.high_freq_factor - rs.low_freq_factor);
+        double smooth =
+            (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
         f = (1 - smooth) * f / rs.factor + smooth * f;
       }
     }
@@ -245,15 +246,16 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
   };
   auto norm_rows = [&](const float* in, const std::vector<float>& weight, float* out, int64_t rows,
                        int64_t dim) {
-    for (int64_t r = 0; r < rows; ++r) kernels::RmsNorm(in + r * dim, weight.data(), dim, eps, out + r * dim);
+    for (int64_t r = 0; r < rows; ++r)
+      kernels::RmsNorm(in + r * dim, weight.data(), dim, eps, out + r * dim);
   };
 
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
     const LayerWeights& L = w.layers[static_cast<size_t>(l)];
     norm_rows(x_.data(), L.attn_norm, xn_.data(), T, H);
     const kernels::MatMulJob qkv[] = {{&L.wq, xn_.data(), q_.data()},
-                                       {&L.wk, xn_.data(), k_.data()},
-                                       {&L.wv, xn_.data(), v_.data()}};
+                                      {&L.wk, xn_.data(), k_.data()},
+                                      {&L.wv, xn_.data(), v_.data()}};
     kernels::MatMulMany(qkv, T, pool_);
     add_bias(q_.data(), L.bq, qd);
     add_bias(k_.data(), L.bk, kvd);
@@ -271,7 +273,7 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
 
     norm_rows(x_.data(), L.ffn_norm, xn_.data(), T, H);
     const kernels::MatMulJob gate_up[] = {{&L.w_gate, xn_.data(), gate_.data()},
-                                           {&L.w_up, xn_.data(), up_.data()}};
+                                          {&L.w_up, xn_.data(), up_.data()}};
     kernels::MatMulMany(gate_up, T, pool_);
     for (int64_t t = 0; t < T; ++t) {
       kernels::SiluMul(gate_.data() + t * F, up_.data() + t * F, F, gate_.data() + t * F);

@@ -26,8 +26,9 @@ const std::string kShared = KINFER_SHARED_DIR;
 std::vector<float> RunAll(const Model& model, const std::vector<int32_t>& tokens, DType kv_dtype,
                           ThreadPool& pool, int64_t chunk = 0) {
   const ModelConfig& c = model.config();
-  KvStoreConfig kc{c.num_layers, c.num_kv_heads, c.head_dim, 16,
-                   static_cast<int64_t>(tokens.size()) / 16 + 1, kv_dtype};
+  KvStoreConfig kc{
+      c.num_layers, c.num_kv_heads, c.head_dim, 16, static_cast<int64_t>(tokens.size()) / 16 + 1,
+      kv_dtype};
   auto kv = KvStore::Create(kc);
   EXPECT_TRUE(kv.ok()) << kv.status().ToString();
   std::vector<int32_t> table(static_cast<size_t>(kc.num_blocks));
@@ -39,10 +40,13 @@ std::vector<float> RunAll(const Model& model, const std::vector<int32_t>& tokens
   if (chunk <= 0) chunk = n;
   for (int64_t begin = 0; begin < n; begin += chunk) {
     int64_t len = std::min(chunk, n - begin);
-    SequenceInput s{static_cast<int32_t>(len), static_cast<int32_t>(begin), table, LogitsMode::kAll};
-    ForwardBatch b{std::span<const int32_t>(tokens).subspan(static_cast<size_t>(begin), static_cast<size_t>(len)),
+    SequenceInput s{static_cast<int32_t>(len), static_cast<int32_t>(begin), table,
+                    LogitsMode::kAll};
+    ForwardBatch b{std::span<const int32_t>(tokens).subspan(static_cast<size_t>(begin),
+                                                            static_cast<size_t>(len)),
                    std::span<const SequenceInput>(&s, 1)};
-    Status st = dec.Forward(b, **kv, std::span<float>(out).subspan(static_cast<size_t>(begin * c.vocab_size)));
+    Status st = dec.Forward(
+        b, **kv, std::span<float>(out).subspan(static_cast<size_t>(begin * c.vocab_size)));
     EXPECT_TRUE(st.ok()) << st.ToString();
   }
   return out;
@@ -67,8 +71,8 @@ double ScaledError(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 struct Case {
-  std::string name;      // fixture model
-  std::string format;    // "hf" or "<type>.gguf"
+  std::string name;    // fixture model
+  std::string format;  // "hf" or "<type>.gguf"
 };
 
 std::vector<Case> AllCases() {
@@ -133,7 +137,8 @@ TEST_P(ReferenceLogits, MatchTransformersWithinF32Tolerance) {
     // The f16 KV cache rounds keys and values to 11 significant bits (relative 2^-11); through
     // softmax and a few layers that stays well under 1% of the logits' range.
     std::vector<float> got16 = RunAll(**model, seq, DType::kF16, pool);
-    EXPECT_LE(ScaledError(got16, want), std::max(1e-2, tol)) << c.name << " " << c.format << " f16 KV";
+    EXPECT_LE(ScaledError(got16, want), std::max(1e-2, tol))
+        << c.name << " " << c.format << " f16 KV";
     // Prefill in chunks of 3 must give bit-identical logits to one pass.
     std::vector<float> chunked = RunAll(**model, seq, DType::kF32, pool, 3);
     EXPECT_EQ(chunked, got) << c.name << " " << c.format << " chunked prefill";
@@ -219,12 +224,14 @@ TEST_P(Stories260K, GreedyDecodeMatchesRunC) {
     std::vector<int32_t> got;
     int32_t pos = static_cast<int32_t>(prompt.size());
     while (pos <= steps) {
-      int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      int32_t next =
+          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       if (next == 1) break;  // run.c stops on BOS
       got.push_back(next);
       if (pos == steps) break;
       SequenceInput d{1, pos, table, LogitsMode::kLast};
-      ASSERT_TRUE(dec.Forward({std::span<const int32_t>(&got.back(), 1), {&d, 1}}, **kv, logits).ok());
+      ASSERT_TRUE(
+          dec.Forward({std::span<const int32_t>(&got.back(), 1), {&d, 1}}, **kv, logits).ok());
       ++pos;
     }
     EXPECT_EQ(got, want) << "prompt '" << cs["prompt"].get<std::string>() << "'";
