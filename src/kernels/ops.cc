@@ -5,10 +5,12 @@
 #endif
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/ops.cc"
-#include <hwy/aligned_allocator.h>
-#include <hwy/contrib/math/math-inl.h>
+// foreach_target.h must come first (it re-includes this file per target): keep this order.
+// clang-format off
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+// clang-format on
 
 #if HWY_ARCH_X86
 #include <immintrin.h>
