@@ -84,7 +84,7 @@ def build_llama_cpp(version, jobs):
     tgz = os.path.join(sdist_dir, f"llama_cpp_python-{version}.tar.gz")
     if not os.path.exists(tgz):
         run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
-             ":all:", "--no-build-isolation", "-d", sdist_dir, f"llama-cpp-python=={version}"])
+             ":all:", "-d", sdist_dir, f"llama-cpp-python=={version}"])
     src = os.path.join(root, "src")
     if not os.path.exists(os.path.join(src, "CMakeLists.txt")):
         log(f"unpacking llama.cpp from {tgz}")
