@@ -52,29 +52,58 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::RunImpl(Trampoline fn, void* ctx) {
-  if (num_threads_ == 1) {
-    fn(ctx, 0, 1);
+void ThreadPool::Drain() {
+  const int64_t chunks = job_chunks_;
+  while (true) {
+    int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
+    if (c >= chunks) return;
+    job_fn_(job_ctx_, c, chunks);
+    if (done_chunks_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
+      done_chunks_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::RunChunks(ChunkFn fn, void* ctx, int64_t chunks) {
+  if (chunks <= 0) return;
+  if (num_threads_ == 1 || chunks == 1) {
+    for (int64_t c = 0; c < chunks; ++c) fn(ctx, c, chunks);
     return;
   }
   bool was_running = running_.exchange(true, std::memory_order_acquire);
   KINFER_CHECK(!was_running && "ThreadPool::Run is not reentrant");
   job_fn_ = fn;
   job_ctx_ = ctx;
-  pending_.store(num_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+  job_chunks_ = chunks;
+  next_chunk_.store(0, std::memory_order_relaxed);
+  done_chunks_.store(0, std::memory_order_relaxed);
+  const uint64_t gen = generation_.load(std::memory_order_relaxed) + 1;
+  job_generation_.store(gen, std::memory_order_relaxed);
+  open_.store(true, std::memory_order_seq_cst);
+  generation_.store(gen, std::memory_order_seq_cst);
   generation_.notify_all();
 
-  fn(ctx, 0, num_threads_);
+  Drain();
 
   int spins = 0;
   while (true) {
-    int left = pending_.load(std::memory_order_acquire);
-    if (left == 0) break;
+    int64_t done = done_chunks_.load(std::memory_order_acquire);
+    if (done == chunks) break;
     if (++spins < kSpinIterations) {
       CpuRelax();
     } else {
-      pending_.wait(left, std::memory_order_acquire);
+      done_chunks_.wait(done, std::memory_order_acquire);
+    }
+  }
+  // Close the job, then wait for workers still inside it (they find no chunk left and leave at
+  // once) so that none touches `ctx` after we return. A worker that enters after the close sees
+  // open_ == false and leaves without touching it (seq_cst on both sides: Dekker's pattern).
+  open_.store(false, std::memory_order_seq_cst);
+  for (int i = 0; in_job_.load(std::memory_order_seq_cst) != 0; ++i) {
+    if (i < kSpinIterations) {
+      CpuRelax();
+    } else {
+      std::this_thread::yield();  // a worker preempted between entering and leaving
     }
   }
   running_.store(false, std::memory_order_release);
@@ -94,8 +123,12 @@ void ThreadPool::WorkerLoop(int index) {
     }
     seen = gen;
     if (stop_.load(std::memory_order_acquire)) return;
-    job_fn_(job_ctx_, index, num_threads_);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    in_job_.fetch_add(1, std::memory_order_seq_cst);
+    if (open_.load(std::memory_order_seq_cst) &&
+        job_generation_.load(std::memory_order_relaxed) == gen) {
+      Drain();
+    }
+    in_job_.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 

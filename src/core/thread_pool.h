@@ -1,6 +1,11 @@
-// A fixed pool of compute threads for the kernels. The calling thread works too (it is thread 0),
-// work is split statically, and the threads meet at a spin-then-sleep barrier, so a parallel
-// region costs a few microseconds and allocates nothing.
+// A fixed pool of compute threads for the kernels. The calling thread works too (it is thread 0).
+// A parallel region is cut into a fixed set of chunks (fixed by the sizes alone) that the threads
+// claim from an atomic counter; the region ends when every chunk is done, not when every thread
+// has arrived, so a worker that the OS has preempted (a shared node, a CPU-limited pod) delays
+// the region by at most the chunk it holds instead of its whole share. Waits spin, then sleep on
+// a futex. A region costs a few microseconds and allocates nothing.
+//
+// Which thread runs a chunk varies from run to run; what a chunk computes must not depend on it.
 //
 //   ThreadPool pool(4);
 //   pool.Run([&](int thread, int num_threads) { ... my share ... });
@@ -26,51 +31,67 @@ class ThreadPool {
 
   int num_threads() const { return num_threads_; }
 
-  // Runs fn(thread_index, num_threads) once on every thread and returns when all have finished.
-  // Only one thread may call Run at a time, and not from inside a task.
+  // Runs fn(index, num_threads) once for every index in [0, num_threads), each on some pool
+  // thread, and returns when all have finished. Only one thread may call Run or ParallelFor at
+  // a time, and not from inside a task.
   template <typename F>
   void Run(F&& fn) {
     using Fn = std::remove_reference_t<F>;
-    RunImpl(
-        [](void* ctx, int thread, int n) { (*static_cast<Fn*>(ctx))(thread, n); },
-        const_cast<void*>(static_cast<const void*>(&fn)));
+    RunChunks(
+        [](void* ctx, int64_t chunk, int64_t chunks) {
+          (*static_cast<Fn*>(ctx))(static_cast<int>(chunk), static_cast<int>(chunks));
+        },
+        const_cast<void*>(static_cast<const void*>(&fn)), num_threads_);
   }
 
-  // Splits [0, n) into one contiguous range per thread, aligned to `grain` items, and calls
-  // fn(begin, end) for each non-empty range. The split depends only on n, grain and the number
-  // of threads, so results never depend on timing.
+  // Calls fn(begin, end) over contiguous ranges that cover [0, n) once, each aligned to `grain`
+  // items. The ranges depend only on n, grain and the number of threads (about four per thread,
+  // so a late thread's work is picked up by the others); never on timing.
   template <typename F>
   void ParallelFor(int64_t n, F&& fn, int64_t grain = 1) {
     if (n <= 0) return;
+    if (grain < 1) grain = 1;
     if (num_threads_ == 1 || n <= grain) {
       fn(int64_t{0}, n);
       return;
     }
-    Run([&](int t, int nt) {
-      int64_t chunks = (n + grain - 1) / grain;
-      int64_t begin = chunks * t / nt * grain;
-      int64_t end = chunks * (t + 1) / nt * grain;
+    const int64_t grains = (n + grain - 1) / grain;
+    const int64_t chunks = grains < 4 * num_threads_ ? grains : 4 * num_threads_;
+    auto range = [&](void* /*unused*/, int64_t c, int64_t /*chunks*/) {
+      int64_t begin = grains * c / chunks * grain;
+      int64_t end = grains * (c + 1) / chunks * grain;
       if (end > n) end = n;
       if (begin < end) fn(begin, end);
-    });
+    };
+    using R = decltype(range);
+    RunChunks([](void* ctx, int64_t c, int64_t k) { (*static_cast<R*>(ctx))(nullptr, c, k); },
+              &range, chunks);
   }
 
  private:
-  using Trampoline = void (*)(void* ctx, int thread, int num_threads);
+  using ChunkFn = void (*)(void* ctx, int64_t chunk, int64_t chunks);
 
-  void RunImpl(Trampoline fn, void* ctx);
+  void RunChunks(ChunkFn fn, void* ctx, int64_t chunks);
+  // Claims and runs chunks of the open job until none is left.
+  void Drain();
   void WorkerLoop(int index);
 
   int num_threads_;
   std::vector<std::thread> workers_;
 
-  // The current job; written by the caller before `generation_` is bumped.
-  Trampoline job_fn_ = nullptr;
+  // The current job; written by the caller before `open_` and `generation_` are set, and left
+  // alone until every worker that entered the job has left it (`in_job_` back to 0).
+  ChunkFn job_fn_ = nullptr;
   void* job_ctx_ = nullptr;
+  int64_t job_chunks_ = 0;
+  std::atomic<uint64_t> job_generation_{0};
 
   alignas(64) std::atomic<uint64_t> generation_{0};
-  alignas(64) std::atomic<int> pending_{0};
-  alignas(64) std::atomic<bool> stop_{false};
+  alignas(64) std::atomic<int64_t> next_chunk_{0};
+  alignas(64) std::atomic<int64_t> done_chunks_{0};
+  alignas(64) std::atomic<int> in_job_{0};
+  std::atomic<bool> open_{false};
+  std::atomic<bool> stop_{false};
   std::atomic<bool> running_{false};
 };
 

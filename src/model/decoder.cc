@@ -14,7 +14,8 @@ std::vector<float> RopeInverseFrequencies(const ModelConfig& c,
   const int64_t half = c.rope_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
-    double f = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / static_cast<double>(c.rope_dim));
+    double f =
+        1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / static_cast<double>(c.rope_dim));
     const RopeScaling& rs = c.rope_scaling;
     if (rs.type == RopeScalingType::kLinear) {
       f /= rs.factor;
@@ -26,8 +27,8 @@ std::vector<float> RopeInverseFrequencies(const ModelConfig& c,
       if (wavelen > low_wavelen) {
         f /= rs.factor;
       } else if (wavelen >= high_wavelen) {
-        double smooth = (old_ctx / wavelen - rs.low_freq_factor) /
-                        (rs.high_freq_factor - rs.low_freq_factor);
+        double smooth =
+            (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
         f = (1 - smooth) * f / rs.factor + smooth * f;
       }
     }
@@ -134,18 +135,8 @@ void Decoder::ApplyRope(float* x, int64_t n, int64_t heads) const {
   const int64_t hd = cfg_.head_dim, half = cfg_.rope_dim / 2;
   const bool interleaved = cfg_.rope_layout == RopeLayout::kInterleaved;
   for (int64_t t = 0; t < n; ++t) {
-    const float* c = cos_.data() + t * half;
-    const float* s = sin_.data() + t * half;
-    for (int64_t h = 0; h < heads; ++h) {
-      float* v = x + (t * heads + h) * hd;
-      for (int64_t i = 0; i < half; ++i) {
-        int64_t a = interleaved ? 2 * i : i;
-        int64_t b = interleaved ? 2 * i + 1 : i + half;
-        float x0 = v[a], x1 = v[b];
-        v[a] = x0 * c[i] - x1 * s[i];
-        v[b] = x1 * c[i] + x0 * s[i];
-      }
-    }
+    kernels::Rope(x + t * heads * hd, heads, hd, cfg_.rope_dim, cos_.data() + t * half,
+                  sin_.data() + t * half, interleaved);
   }
 }
 
@@ -184,53 +175,32 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool f16 = kc.dtype == DType::kF16;
+  const int64_t esize = f16 ? 2 : 4;
+  const auto* k0 = static_cast<const uint8_t*>(kv.keys(layer, 0));
+  const auto* v0 = static_cast<const uint8_t*>(kv.values(layer, 0));
+  const int64_t block_stride =
+      kc.num_blocks > 1 ? (static_cast<const uint8_t*>(kv.keys(layer, 1)) - k0) / esize : 0;
   int64_t work = 0;  // multiply-adds, to decide whether threads are worth waking
   for (int64_t t = 0; t < T; ++t) work += (pos_[static_cast<size_t>(t)] + 1) * hd * 2 * nh;
   auto items = [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores, row;
-    if (static_cast<int64_t>(row.size()) < hd) row.resize(static_cast<size_t>(hd));
+    thread_local std::vector<float> scores;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / nh, h = item % nh, kvh = h / group;
       const SequenceInput& s = batch.seqs[static_cast<size_t>(seq_of_[static_cast<size_t>(t)])];
       const int64_t p = pos_[static_cast<size_t>(t)];
-      const int64_t lo = cfg_.sliding_window > 0 ? std::max<int64_t>(0, p - cfg_.sliding_window + 1) : 0;
-      const float* q = q_.data() + (t * nh + h) * hd;
+      const int64_t lo =
+          cfg_.sliding_window > 0 ? std::max<int64_t>(0, p - cfg_.sliding_window + 1) : 0;
       if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(static_cast<size_t>(p + 1));
-      auto key_at = [&](int64_t j) -> const float* {
-        const int64_t block = s.block_table[static_cast<size_t>(j / bs)];
-        const size_t off = static_cast<size_t>((kvh * bs + j % bs) * hd);
-        if (!f16) return static_cast<const float*>(kv.keys(layer, block)) + off;
-        const uint16_t* src = static_cast<const uint16_t*>(kv.keys(layer, block)) + off;
-        for (int64_t d = 0; d < hd; ++d) row[static_cast<size_t>(d)] = Fp16ToFp32(src[d]);
-        return row.data();
-      };
-      float max_score = -INFINITY;
-      for (int64_t j = lo; j <= p; ++j) {
-        float sc = kernels::DotF32(q, key_at(j), hd) * scale;
-        scores[static_cast<size_t>(j)] = sc;
-        max_score = std::max(max_score, sc);
-      }
-      float sum = 0;
-      for (int64_t j = lo; j <= p; ++j) {
-        float e = std::exp(scores[static_cast<size_t>(j)] - max_score);
-        scores[static_cast<size_t>(j)] = e;
-        sum += e;
-      }
-      const float inv_sum = 1.0f / sum;
-      float* out = att_.data() + (t * nh + h) * hd;
-      std::fill(out, out + hd, 0.0f);
-      for (int64_t j = lo; j <= p; ++j) {
-        const float w = scores[static_cast<size_t>(j)] * inv_sum;
-        const int64_t block = s.block_table[static_cast<size_t>(j / bs)];
-        const size_t off = static_cast<size_t>((kvh * bs + j % bs) * hd);
-        if (!f16) {
-          const float* vr = static_cast<const float*>(kv.values(layer, block)) + off;
-          for (int64_t d = 0; d < hd; ++d) out[d] += w * vr[d];
-        } else {
-          const uint16_t* vr = static_cast<const uint16_t*>(kv.values(layer, block)) + off;
-          for (int64_t d = 0; d < hd; ++d) out[d] += w * Fp16ToFp32(vr[d]);
-        }
-      }
+      kernels::PagedKvView view;
+      view.k_base = k0;
+      view.v_base = v0;
+      view.block_stride = block_stride;
+      view.head_offset = kvh * bs * hd;
+      view.block_size = bs;
+      view.block_table = s.block_table.data();
+      view.f16 = f16;
+      kernels::AttendHead(q_.data() + (t * nh + h) * hd, hd, view, lo, p, scale, scores.data(),
+                          att_.data() + (t * nh + h) * hd);
     }
   };
   if (work < (1 << 15)) {
@@ -276,15 +246,17 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
   };
   auto norm_rows = [&](const float* in, const std::vector<float>& weight, float* out, int64_t rows,
                        int64_t dim) {
-    for (int64_t r = 0; r < rows; ++r) kernels::RmsNorm(in + r * dim, weight.data(), dim, eps, out + r * dim);
+    for (int64_t r = 0; r < rows; ++r)
+      kernels::RmsNorm(in + r * dim, weight.data(), dim, eps, out + r * dim);
   };
 
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
     const LayerWeights& L = w.layers[static_cast<size_t>(l)];
     norm_rows(x_.data(), L.attn_norm, xn_.data(), T, H);
-    kernels::MatMul(L.wq, xn_.data(), T, q_.data(), pool_);
-    kernels::MatMul(L.wk, xn_.data(), T, k_.data(), pool_);
-    kernels::MatMul(L.wv, xn_.data(), T, v_.data(), pool_);
+    const kernels::MatMulJob qkv[] = {{&L.wq, xn_.data(), q_.data()},
+                                      {&L.wk, xn_.data(), k_.data()},
+                                      {&L.wv, xn_.data(), v_.data()}};
+    kernels::MatMulMany(qkv, T, pool_);
     add_bias(q_.data(), L.bq, qd);
     add_bias(k_.data(), L.bk, kvd);
     add_bias(v_.data(), L.bv, kvd);
@@ -300,9 +272,12 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
     for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
 
     norm_rows(x_.data(), L.ffn_norm, xn_.data(), T, H);
-    kernels::MatMul(L.w_gate, xn_.data(), T, gate_.data(), pool_);
-    kernels::MatMul(L.w_up, xn_.data(), T, up_.data(), pool_);
-    kernels::SiluMul(gate_.data(), up_.data(), T * F, gate_.data());
+    const kernels::MatMulJob gate_up[] = {{&L.w_gate, xn_.data(), gate_.data()},
+                                          {&L.w_up, xn_.data(), up_.data()}};
+    kernels::MatMulMany(gate_up, T, pool_);
+    for (int64_t t = 0; t < T; ++t) {
+      kernels::SiluMul(gate_.data() + t * F, up_.data() + t * F, F, gate_.data() + t * F);
+    }
     kernels::MatMul(L.w_down, gate_.data(), T, xn_.data(), pool_);
     for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
   }

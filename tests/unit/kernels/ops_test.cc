@@ -1,12 +1,16 @@
 // Kernels against plain scalar references (double accumulation) on random inputs, odd sizes
 // and tails included.
+// The kernels opt in to Highway's AVX3_DL target (VNNI); so must the target list here.
+#define HWY_WANT_AVX3_DL
 #include "kernels/ops.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 
 #include "kernels/quant.h"
 
@@ -33,73 +37,311 @@ TEST(Ops, DotF32MatchesDoubleReferenceForOddSizes) {
   }
 }
 
-// Random Q8_0 / Q4_0 / Q4_K rows built from random bytes with sane scales.
-std::vector<uint8_t> RandomBlocks(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+// Random rows of any compute type: random bytes with sane f16 scales, or random values for the
+// plain float types.
+std::vector<uint8_t> RandomRows(DType t, int64_t rows, int64_t cols, uint32_t seed) {
   size_t bytes = *RowBytes(t, cols) * static_cast<size_t>(rows);
   std::vector<uint8_t> data(bytes);
   std::mt19937 rng(seed);
+  if (t == DType::kF32 || t == DType::kF16 || t == DType::kBF16) {
+    auto v = Random(static_cast<size_t>(rows * cols), seed);
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (t == DType::kF32) {
+        std::memcpy(&data[i * 4], &v[i], 4);
+      } else {
+        uint16_t h = t == DType::kF16 ? Fp32ToFp16(v[i]) : Fp32ToBf16(v[i]);
+        std::memcpy(&data[i * 2], &h, 2);
+      }
+    }
+    return data;
+  }
   for (auto& b : data) b = static_cast<uint8_t>(rng());
   const size_t bb = GetDTypeInfo(t).block_bytes;
   for (size_t off = 0; off < bytes; off += bb) {
     uint16_t d = Fp32ToFp16(0.01f + 0.001f * static_cast<float>(rng() % 100));
+    uint16_t m = Fp32ToFp16(-0.05f + 0.001f * static_cast<float>(rng() % 100));
     switch (t) {
       case DType::kQ8_0:
-      case DType::kQ4_0: std::memcpy(&data[off], &d, 2); break;
+      case DType::kQ4_0:
+      case DType::kQ5_0:
+        std::memcpy(&data[off], &d, 2);
+        break;
+      case DType::kQ4_1:
+      case DType::kQ5_1:
+        std::memcpy(&data[off], &d, 2);
+        std::memcpy(&data[off + 2], &m, 2);
+        break;
       case DType::kQ4_K:
+      case DType::kQ5_K:
         std::memcpy(&data[off], &d, 2);
         std::memcpy(&data[off + 2], &d, 2);
         break;
-      case DType::kQ6_K: std::memcpy(&data[off + bb - 2], &d, 2); break;
-      default: break;
+      case DType::kQ6_K:
+        std::memcpy(&data[off + bb - 2], &d, 2);
+        break;
+      default:
+        break;
     }
   }
   return data;
 }
 
+TensorView View(DType t, int64_t rows, int64_t cols, const std::vector<uint8_t>& bytes) {
+  TensorView w;
+  w.dtype = t;
+  w.ndim = 2;
+  w.shape = {rows, cols, 0, 0};
+  w.data = bytes.data();
+  w.nbytes = bytes.size();
+  return w;
+}
+
+// Runs `body` once per SIMD target compiled in and supported here (e.g. AVX3, AVX2, SSE4 on an
+// AVX-512 machine), so every target's kernels are checked, not only the best one.
+template <typename F>
+void ForEachTarget(F&& body) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    body();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+const DType kAllTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
+                           DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                           DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+
+// Column counts per type: odd ones (vector tails) where the type allows any width.
+std::vector<int64_t> ColsFor(DType t) {
+  int64_t bs = GetDTypeInfo(t).block_size;
+  if (bs == 1) return {1, 7, 16, 33, 100, 517};
+  if (bs == 32) return {32, 96, 544};
+  return {256, 768};
+}
+
+TEST(Ops, DequantizeRowEqualsReferenceExactly) {
+  ForEachTarget([&] {
+    for (DType t : kAllTypes) {
+      for (int64_t cols : ColsFor(t)) {
+        auto bytes = RandomRows(t, 1, cols, 5);
+        std::vector<float> got(static_cast<size_t>(cols)), want(static_cast<size_t>(cols));
+        DequantizeRow(t, bytes.data(), got.data(), cols);
+        DequantizeRowRef(t, bytes.data(), want.data(), cols);
+        for (int64_t i = 0; i < cols; ++i) ASSERT_EQ(got[i], want[i]) << DTypeName(t) << " " << i;
+      }
+    }
+  });
+}
+
+// Every type, odd row counts, token counts on both sides of the fused/panel switch, against
+// a double-precision dot over the reference dequantization.
 TEST(Ops, MatMulMatchesDequantizedReference) {
   ThreadPool pool(3);
-  for (DType t : {DType::kF32, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
-    for (int64_t rows : {1, 5, 67}) {
-      const int64_t cols = 512;
-      std::vector<uint8_t> bytes;
-      std::vector<float> f32w;
-      if (t == DType::kF32) {
-        f32w = Random(static_cast<size_t>(rows * cols), 7);
-      } else {
-        bytes = RandomBlocks(t, rows, cols, 9);
-      }
-      TensorView w;
-      w.dtype = t;
-      w.ndim = 2;
-      w.shape = {rows, cols, 0, 0};
-      w.data = t == DType::kF32 ? static_cast<const void*>(f32w.data()) : bytes.data();
-      w.nbytes = t == DType::kF32 ? f32w.size() * 4 : bytes.size();
-      for (int64_t n : {1, 3, 17}) {
-        auto x = Random(static_cast<size_t>(n * cols), 11);
-        std::vector<float> y(static_cast<size_t>(n * rows));
-        MatMul(w, x.data(), n, y.data(), pool);
-        std::vector<float> row(static_cast<size_t>(cols));
-        for (int64_t o = 0; o < rows; ++o) {
-          DequantizeRowRef(t, w.row(o), row.data(), cols);
-          for (int64_t k = 0; k < n; ++k) {
-            double ref = 0, mag = 0;
-            for (int64_t i = 0; i < cols; ++i) {
-              ref += static_cast<double>(row[i]) * x[k * cols + i];
-              mag += std::fabs(static_cast<double>(row[i]) * x[k * cols + i]);
+  ForEachTarget([&] {
+    for (DType t : kAllTypes) {
+      for (int64_t cols : ColsFor(t)) {
+        for (int64_t rows : {1, 5, 67}) {
+          auto bytes = RandomRows(t, rows, cols, 9);
+          TensorView w = View(t, rows, cols, bytes);
+          for (int64_t n : {1, 2, 3, 7, 17}) {
+            auto x = Random(static_cast<size_t>(n * cols), 11);
+            std::vector<float> y(static_cast<size_t>(n * rows));
+            MatMul(w, x.data(), n, y.data(), pool);
+            const bool q8 = MatMulUsesQ8Activations(t, cols);
+            std::vector<float> yq8;
+            if (q8) {  // the 8-bit path: its scalar statement, bit for bit
+              yq8.resize(y.size());
+              MatMulQ8Ref(w, x.data(), n, yq8.data());
+              for (size_t i = 0; i < y.size(); ++i) {
+                ASSERT_EQ(y[i], yq8[i])
+                    << DTypeName(t) << " rows " << rows << " n " << n << " " << i;
+              }
             }
-            ASSERT_NEAR(y[k * rows + o], ref, 1e-5 * mag + 1e-6)
-                << DTypeName(t) << " rows " << rows << " n " << n;
+            std::vector<float> row(static_cast<size_t>(cols));
+            for (int64_t o = 0; o < rows; ++o) {
+              DequantizeRowRef(t, w.row(o), row.data(), cols);
+              for (int64_t k = 0; k < n; ++k) {
+                double ref = 0, mag = 0, q8_bound = 0;
+                for (int64_t i = 0; i < cols; ++i) {
+                  ref += static_cast<double>(row[i]) * x[k * cols + i];
+                  mag += std::fabs(static_cast<double>(row[i]) * x[k * cols + i]);
+                }
+                if (q8) {
+                  // Rounding x to 8 bits moves each element by at most half a step, amax / 254.
+                  for (int64_t b = 0; b < cols; b += 32) {
+                    double amax = 0, wsum = 0;
+                    for (int64_t i = b; i < b + 32; ++i) {
+                      amax = std::max(amax, std::fabs(static_cast<double>(x[k * cols + i])));
+                      wsum += std::fabs(static_cast<double>(row[i]));
+                    }
+                    q8_bound += amax / 254 * wsum;
+                  }
+                }
+                ASSERT_NEAR(y[k * rows + o], ref, 1e-5 * mag + 1e-6 + q8_bound * (1 + 1e-5))
+                    << DTypeName(t) << " rows " << rows << " cols " << cols << " n " << n;
+              }
+            }
           }
         }
-        // Batch invariance: each token's row equals running that token alone.
-        for (int64_t k = 0; k < n; ++k) {
-          std::vector<float> single(static_cast<size_t>(rows));
-          MatMul(w, x.data() + k * cols, 1, single.data(), pool);
-          for (int64_t o = 0; o < rows; ++o) ASSERT_EQ(single[o], y[k * rows + o]);
+      }
+    }
+  });
+}
+
+// A token's outputs are bit-identical whatever else is in the call and however many threads
+// share it: alone, in a batch of 2..40 (fused and panel paths), at 1, 2 or 3 threads.
+TEST(Ops, MatMulIsBatchAndThreadInvariant) {
+  ThreadPool pool1(1), pool2(2), pool3(3);
+  ForEachTarget([&] {
+    for (DType t : kAllTypes) {
+      const int64_t cols = ColsFor(t).back(), rows = 37;
+      auto bytes = RandomRows(t, rows, cols, 21);
+      TensorView w = View(t, rows, cols, bytes);
+      const int64_t max_n = 40;
+      auto x = Random(static_cast<size_t>(max_n * cols), 23);
+      std::vector<float> alone(static_cast<size_t>(max_n * rows));
+      for (int64_t k = 0; k < max_n; ++k) {
+        MatMul(w, x.data() + k * cols, 1, alone.data() + k * rows, pool1);
+      }
+      for (int64_t n : {2, 3, 4, 5, 6, 7, 12, 40}) {
+        for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
+          // Tokens [max_n - n, max_n): the last token sits at a different place in each batch.
+          std::vector<float> y(static_cast<size_t>(n * rows));
+          MatMul(w, x.data() + (max_n - n) * cols, n, y.data(), *pool);
+          for (int64_t k = 0; k < n; ++k) {
+            for (int64_t o = 0; o < rows; ++o) {
+              ASSERT_EQ(y[k * rows + o], alone[(max_n - n + k) * rows + o])
+                  << DTypeName(t) << " n " << n << " threads " << pool->num_threads();
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// Several matmuls in one region give bit for bit what separate MatMul calls give, with shared
+// and distinct inputs and mixed types (8-bit and f32 activation paths side by side).
+TEST(Ops, MatMulManyEqualsSeparateMatMuls) {
+  ThreadPool pool(2);
+  ForEachTarget([&] {
+    const int64_t cols = 96;
+    const DType types[] = {DType::kQ8_0, DType::kQ4_0, DType::kF16};
+    const int64_t rows[] = {37, 5, 70};
+    std::vector<std::vector<uint8_t>> bytes;
+    std::vector<TensorView> views;
+    for (int j = 0; j < 3; ++j) bytes.push_back(RandomRows(types[j], rows[j], cols, 40 + j));
+    for (int j = 0; j < 3; ++j) views.push_back(View(types[j], rows[j], cols, bytes[j]));
+    for (int64_t n : {1, 3, 9}) {
+      auto x1 = Random(static_cast<size_t>(n * cols), 50),
+           x2 = Random(static_cast<size_t>(n * cols), 51);
+      const float* xs[] = {x1.data(), x1.data(), x2.data()};
+      std::vector<std::vector<float>> want(3), got(3);
+      std::vector<MatMulJob> jobs;
+      for (int j = 0; j < 3; ++j) {
+        want[j].resize(static_cast<size_t>(n * rows[j]));
+        got[j].resize(static_cast<size_t>(n * rows[j]));
+        MatMul(views[j], xs[j], n, want[j].data(), pool);
+        jobs.push_back({&views[j], xs[j], got[j].data()});
+      }
+      MatMulMany(jobs, n, pool);
+      for (int j = 0; j < 3; ++j) ASSERT_EQ(got[j], want[j]) << "job " << j << " n " << n;
+    }
+  });
+}
+
+TEST(Ops, SiluMulMatchesFormulaWithTails) {
+  for (int64_t n : {1, 5, 16, 37, 100}) {
+    auto g = Random(static_cast<size_t>(n), 5, 4.0f), u = Random(static_cast<size_t>(n), 6);
+    std::vector<float> out(static_cast<size_t>(n));
+    SiluMul(g.data(), u.data(), n, out.data());
+    for (int64_t i = 0; i < n; ++i) {
+      double gi = g[i];
+      double want = gi / (1 + std::exp(-gi)) * u[i];
+      ASSERT_NEAR(out[i], want, 1e-6 * (1 + std::fabs(want))) << n << " " << i;
+    }
+  }
+}
+
+TEST(Ops, RopeMatchesScalarRotationInBothLayouts) {
+  for (bool interleaved : {false, true}) {
+    for (int64_t hd : {8, 64, 100}) {
+      for (int64_t rot : {hd, hd / 2}) {
+        const int64_t heads = 3, half = rot / 2;
+        auto x = Random(static_cast<size_t>(heads * hd), 7);
+        auto c = Random(static_cast<size_t>(half), 8), s = Random(static_cast<size_t>(half), 9);
+        std::vector<float> got = x;
+        Rope(got.data(), heads, hd, rot, c.data(), s.data(), interleaved);
+        for (int64_t h = 0; h < heads; ++h) {
+          const float* v = x.data() + h * hd;
+          for (int64_t i = 0; i < half; ++i) {
+            int64_t a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+            double ra = static_cast<double>(v[a]) * c[i] - static_cast<double>(v[b]) * s[i];
+            double rb = static_cast<double>(v[b]) * c[i] + static_cast<double>(v[a]) * s[i];
+            ASSERT_NEAR(got[h * hd + a], ra, 1e-6);
+            ASSERT_NEAR(got[h * hd + b], rb, 1e-6);
+          }
+          for (int64_t i = rot; i < hd; ++i) ASSERT_EQ(got[h * hd + i], v[i]);
         }
       }
     }
   }
+}
+
+// Attention of one query over a paged cache with a shuffled block table, f16 and f32 entries,
+// odd head sizes and windows starting past 0, against double softmax(q.K) . V.
+TEST(Ops, AttendHeadMatchesDoubleReference) {
+  ForEachTarget([&] {
+    for (bool f16 : {true, false}) {
+      for (int64_t hd : {5, 16, 64, 72}) {
+        const int64_t bs = 4, blocks = 9, kv_heads = 2, head = 1;
+        const int64_t block_stride = kv_heads * bs * hd;
+        auto kf = Random(static_cast<size_t>(blocks * block_stride), 31);
+        auto vf = Random(static_cast<size_t>(blocks * block_stride), 32);
+        std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+        for (size_t i = 0; i < kf.size(); ++i) {
+          kh[i] = Fp32ToFp16(kf[i]);
+          vh[i] = Fp32ToFp16(vf[i]);
+          kf[i] = Fp16ToFp32(kh[i]);  // the reference sees the values the cache holds
+          vf[i] = Fp16ToFp32(vh[i]);
+        }
+        std::vector<int32_t> table = {7, 2, 5, 0, 8, 1, 3, 6, 4};
+        PagedKvView view;
+        view.k_base = f16 ? static_cast<const void*>(kh.data()) : kf.data();
+        view.v_base = f16 ? static_cast<const void*>(vh.data()) : vf.data();
+        view.block_stride = block_stride;
+        view.head_offset = head * bs * hd;
+        view.block_size = bs;
+        view.block_table = table.data();
+        view.f16 = f16;
+        auto q = Random(static_cast<size_t>(hd), 33);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        for (auto [lo, hi] : {std::pair<int64_t, int64_t>{0, 0}, {0, 18}, {5, 35}, {3, 20}}) {
+          std::vector<float> scores(static_cast<size_t>(hi + 1)), out(static_cast<size_t>(hd));
+          AttendHead(q.data(), hd, view, lo, hi, scale, scores.data(), out.data());
+          std::vector<double> p;
+          double mx = -1e300, sum = 0;
+          auto at = [&](const std::vector<float>& base, int64_t j, int64_t d) {
+            return static_cast<double>(base[static_cast<size_t>(
+                table[j / bs] * block_stride + head * bs * hd + (j % bs) * hd + d)]);
+          };
+          for (int64_t j = lo; j <= hi; ++j) {
+            double s = 0;
+            for (int64_t d = 0; d < hd; ++d) s += q[d] * at(kf, j, d);
+            p.push_back(s * scale);
+            mx = std::max(mx, p.back());
+          }
+          for (double& v : p) sum += (v = std::exp(v - mx));
+          for (int64_t d = 0; d < hd; ++d) {
+            double want = 0;
+            for (int64_t j = lo; j <= hi; ++j) want += p[j - lo] / sum * at(vf, j, d);
+            ASSERT_NEAR(out[d], want, 1e-5) << "f16 " << f16 << " hd " << hd << " lo " << lo;
+          }
+        }
+      }
+    }
+  });
 }
 
 TEST(Ops, RmsNormAndSiluMulMatchFormulas) {
@@ -121,9 +363,9 @@ TEST(Ops, HalfConversionsRoundTripAndRoundToNearestEven) {
     if (std::isnan(f)) continue;
     ASSERT_EQ(Fp32ToFp16(f), h) << h;
   }
-  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie: to even
+  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);      // tie: to even
   EXPECT_EQ(Fp32ToFp16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3C02);  // tie: to even (up)
-  EXPECT_EQ(Fp32ToFp16(70000.0f), 0x7C00);  // overflow to inf
+  EXPECT_EQ(Fp32ToFp16(70000.0f), 0x7C00);                          // overflow to inf
   EXPECT_EQ(Fp32ToFp16(std::ldexp(1.0f, -25)), 0x0000);  // half the smallest subnormal: to even
   EXPECT_EQ(Fp32ToFp16(std::ldexp(1.5f, -25)), 0x0001);
   EXPECT_EQ(Bf16ToFp32(Fp32ToBf16(3.140625f)), 3.140625f);

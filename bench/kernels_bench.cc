@@ -1,0 +1,71 @@
+// Kernel microbenchmarks: MatMul per weight type and token count, single-threaded, on a
+// [rows, cols] weight with random blocks. Items processed = weights x tokens (multiply-adds).
+//
+//   kernels_bench --benchmark_filter=MatMul/Q4_0
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+#include "kernels/quant.h"
+
+namespace {
+
+using kinfer::DType;
+
+struct Weight {
+  std::vector<uint8_t> bytes;
+  kinfer::TensorView view;
+};
+
+Weight MakeWeight(DType t, int64_t rows, int64_t cols) {
+  Weight w;
+  size_t bytes = *kinfer::RowBytes(t, cols) * static_cast<size_t>(rows);
+  w.bytes.resize(bytes);
+  std::mt19937 rng(1);
+  for (auto& b : w.bytes) b = static_cast<uint8_t>(rng() & 0x3F);  // small values, no NaN/Inf
+  w.view.dtype = t;
+  w.view.ndim = 2;
+  w.view.shape = {rows, cols, 0, 0};
+  w.view.data = w.bytes.data();
+  w.view.nbytes = bytes;
+  return w;
+}
+
+void MatMul(benchmark::State& state, DType t) {
+  const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
+  Weight w = MakeWeight(t, rows, cols);
+  std::vector<float> x(static_cast<size_t>(cols * tokens), 0.5f),
+      y(static_cast<size_t>(rows * tokens));
+  kinfer::ThreadPool pool(1);
+  for (auto _ : state) {
+    kinfer::kernels::MatMul(w.view, x.data(), tokens, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetItemsProcessed(state.iterations() * rows * cols * tokens);
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.bytes.size()));
+}
+
+void Args(benchmark::internal::Benchmark* b) {
+  b->Args({4864, 896, 1})
+      ->Args({896, 4864, 1})
+      ->Args({151936, 896, 1})
+      ->Args({4864, 896, 4})
+      ->Args({4864, 896, 64});
+  b->Unit(benchmark::kMicrosecond);
+}
+
+BENCHMARK_CAPTURE(MatMul, F16, DType::kF16)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, BF16, DType::kBF16)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q8_0, DType::kQ8_0)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q4_0, DType::kQ4_0)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q4_1, DType::kQ4_1)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q4_K, DType::kQ4_K)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q6_K, DType::kQ6_K)->Apply(Args);
+
+}  // namespace
+
+BENCHMARK_MAIN();

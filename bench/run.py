@@ -1,0 +1,516 @@
+#!/usr/bin/env python3
+"""Kinfer against llama.cpp on the same GGUF files and thread count, in one run.
+
+  python3 bench/run.py                      # everything, defaults below
+  python3 bench/run.py --quick              # one model, fewer rounds: a smoke run
+  python3 bench/run.py --threads 2 --shapes qwen2.5-0.5b --types Q4_0 --rounds 5
+
+What it does, with progress on stderr and the table on stdout:
+  1. builds Kinfer (cmake release preset: kinfer, kinfer_bench);
+  2. builds llama.cpp (llama-bench, llama-server) from the llama-cpp-python source distribution
+     on PyPI into ~/.cache/kinfer/llama.cpp-<version> (nothing of it enters this repository);
+  3. writes random-weight GGUFs in the shapes of Qwen2.5-0.5B and Llama-3.2-1B (bench/make_models.py)
+     into ~/.cache/kinfer/bench-models;
+  4. measures the machine's read bandwidth (kinfer_bench --stream-gib) and from it the decode
+     bound of each model: read bandwidth / bytes read per token (weights + KV of the context);
+  5. prefill (512-token prompt) and batch-1 decode tokens/s: kinfer_bench and llama-bench,
+     alternated round by round so both see the same machine load; medians of the rounds;
+  6. serving through the OpenAI API (/v1/completions, stream, ignore_eos, 128 output tokens,
+     fixed prompts) at 1, 4 and 16 concurrent streams against `kinfer serve` and llama-server
+     with the same threads, slots and context: aggregate output tokens/s, TTFT p50/p99,
+     inter-token latency p50, and each server's peak RSS (VmHWM).
+
+Ratios are Kinfer / llama.cpp: above 1 is better for Kinfer in tokens/s, below 1 in latency and RSS.
+The machine is shared: read ratios, not lone absolute numbers.
+"""
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.path.expanduser(os.environ.get("KINFER_BENCH_CACHE", "~/.cache/kinfer"))
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    log("$ " + " ".join(cmd))
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def output(cmd, timeout=None):
+    log("$ " + " ".join(cmd))
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout).stdout
+
+
+# ----------------------------------------------------------------------------------- setup
+
+def ensure_python_packages():
+    try:
+        import gguf  # noqa: F401
+        import numpy  # noqa: F401
+    except ImportError:
+        run([sys.executable, "-m", "pip", "install", "--quiet", "gguf", "numpy"])
+
+
+def build_kinfer(jobs):
+    run(["cmake", "--preset", "release"], cwd=REPO, stdout=subprocess.DEVNULL)
+    run(["cmake", "--build", "--preset", "release", f"-j{jobs}", "--target", "kinfer",
+         "kinfer_bench"], cwd=REPO, stdout=subprocess.DEVNULL)
+    return os.path.join(REPO, "build/release/kinfer"), \
+        os.path.join(REPO, "build/release/bench/kinfer_bench")
+
+
+def build_llama_cpp(version, jobs):
+    root = os.path.join(CACHE, f"llama.cpp-{version}")
+    bench = os.path.join(root, "build/bin/llama-bench")
+    server = os.path.join(root, "build/bin/llama-server")
+    if os.path.exists(bench) and os.path.exists(server):
+        return bench, server
+    sdist_dir = os.path.join(CACHE, "sdist")
+    os.makedirs(sdist_dir, exist_ok=True)
+    tgz = os.path.join(sdist_dir, f"llama_cpp_python-{version}.tar.gz")
+    if not os.path.exists(tgz):
+        run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
+             ":all:", "-d", sdist_dir, f"llama-cpp-python=={version}"])
+    src = os.path.join(root, "src")
+    if not os.path.exists(os.path.join(src, "CMakeLists.txt")):
+        log(f"unpacking llama.cpp from {tgz}")
+        tmp = os.path.join(root, "unpack")
+        shutil.rmtree(tmp, ignore_errors=True)
+        with tarfile.open(tgz) as t:
+            t.extractall(tmp)
+        shutil.move(os.path.join(tmp, f"llama_cpp_python-{version}", "vendor", "llama.cpp"), src)
+        shutil.rmtree(tmp)
+    run(["cmake", "-S", src, "-B", os.path.join(root, "build"), "-G", "Ninja",
+         "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_BUILD_TESTS=OFF",
+         "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",
+         "-DLLAMA_OPENSSL=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_APP=OFF"],
+        stdout=subprocess.DEVNULL)
+    run(["cmake", "--build", os.path.join(root, "build"), f"-j{jobs}", "--target", "llama-bench",
+         "llama-server"], stdout=subprocess.DEVNULL)
+    return bench, server
+
+
+def make_models(shapes, types):
+    out = os.path.join(CACHE, "bench-models")
+    cmd = [sys.executable, os.path.join(REPO, "bench/make_models.py"), "--out", out]
+    for s in shapes:
+        cmd += ["--shape", s]
+    for t in types:
+        cmd += ["--type", t]
+    run(cmd, stdout=sys.stderr)
+    return [(s, t, os.path.join(out, f"{s}-{t}.gguf")) for s in shapes for t in types]
+
+
+def kinfer_serve_available(kinfer):
+    try:
+        r = subprocess.run([kinfer, "serve", "--help"], capture_output=True, text=True, timeout=30)
+        return r.returncode == 0 and "--kv-cache-memory" in (r.stdout + r.stderr)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+# ------------------------------------------------------------------------- model numbers
+
+def model_shape(path):
+    """(layers, kv_heads, head_dim, 2-D weight bytes read per token) from the GGUF itself."""
+    import gguf
+    r = gguf.GGUFReader(path)
+    arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
+
+    def num(key):
+        f = r.fields[f"{arch}.{key}"]
+        return int(f.parts[-1][0])
+
+    layers, heads = num("block_count"), num("attention.head_count")
+    kv_heads = num("attention.head_count_kv")
+    head_dim = num("embedding_length") // heads
+    names = {t.name for t in r.tensors}
+    per_token = 0
+    for t in r.tensors:
+        if len(t.shape) < 2:
+            continue
+        if t.name == "token_embd.weight" and "output.weight" in names:
+            continue  # untied: a lookup reads one row; the LM head reads output.weight
+        per_token += int(t.n_bytes)
+    return layers, kv_heads, head_dim, per_token
+
+
+def decode_bytes_per_token(shape, context):
+    layers, kv_heads, head_dim, weights = shape
+    kv = 2 * layers * kv_heads * head_dim * 2 * context  # f16 keys and values read by attention
+    return weights + kv
+
+
+def stream_bandwidth(kinfer_bench, threads):
+    j = json.loads(output([kinfer_bench, "--stream-gib", "1", "--threads", str(threads), "-r", "10"]))
+    return j["read_bytes_per_s"]
+
+
+def kinfer_pp_tg(kinfer_bench, path, threads, p, n):
+    j = json.loads(output([kinfer_bench, "--model", path, "--threads", str(threads), "-p", str(p),
+                           "-n", str(n), "-r", "1"], timeout=1800).strip().splitlines()[-1])
+    return j["prefill_tps"], j["decode_tps"]
+
+
+def llama_pp_tg(llama_bench, path, threads, p, n):
+    out = output([llama_bench, "-m", path, "-t", str(threads), "-p", str(p), "-n", str(n),
+                  "-r", "1", "-o", "json"], timeout=1800)
+    pp = tg = None
+    for row in json.loads(out):
+        if row.get("n_prompt", 0) > 0 and row.get("n_gen", 0) == 0:
+            pp = row["avg_ts"]
+        elif row.get("n_gen", 0) > 0 and row.get("n_prompt", 0) == 0:
+            tg = row["avg_ts"]
+    return pp, tg
+
+
+# ------------------------------------------------------------------------------- serving
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A server process on 127.0.0.1 whose peak RSS is read from /proc before it is stopped."""
+
+    def __init__(self, name, cmd, port, log_path):
+        self.name, self.cmd, self.port = name, cmd, port
+        self.log = open(log_path, "w")
+        log(f"starting {name}: " + " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def wait_ready(self, timeout=600):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log.name}")
+            for path in ("/health", "/ready"):
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                        head = s.recv(64).decode(errors="replace")
+                        if " 200 " in head:
+                            return
+                except OSError:
+                    pass
+            time.sleep(1)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log.name}")
+
+    def peak_rss(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+async def _read_until(reader, sep):
+    return await reader.readuntil(sep)
+
+
+async def stream_completion(port, model, prompt, max_tokens):
+    """One streamed /v1/completions request. Returns (ttft, [token arrival times], tokens)."""
+    body = json.dumps({
+        "model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
+        "stream": True, "ignore_eos": True, "stream_options": {"include_usage": True},
+    }).encode()
+    t0 = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+                 b"Connection: close\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode(errors="replace")
+    status = head.split(" ", 2)[1]
+    if status != "200":
+        rest = await reader.read(2000)
+        raise RuntimeError(f"HTTP {status}: {rest[:300]!r}")
+    chunked = "transfer-encoding: chunked" in head.lower()
+
+    async def chunks():
+        if not chunked:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                yield data
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                return
+            data = await reader.readexactly(size)
+            await reader.readexactly(2)
+            yield data
+
+    times, usage_tokens, buf = [], None, b""
+    async for data in chunks():
+        now = time.perf_counter()
+        buf += data
+        while b"\n\n" in buf:
+            event, buf = buf.split(b"\n\n", 1)
+            for line in event.split(b"\n"):
+                if not line.startswith(b"data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    continue
+                j = json.loads(payload)
+                if j.get("usage"):
+                    usage_tokens = j["usage"].get("completion_tokens")
+                if j.get("choices"):
+                    times.append(now)
+    writer.close()
+    tokens = usage_tokens if usage_tokens else len(times)
+    if not times:
+        raise RuntimeError("stream carried no tokens")
+    return times[0] - t0, [t - t0 for t in times], tokens
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def prompts(n, length):
+    """Fixed prompts of `length` single-byte tokens (letters and spaces, never "zz")."""
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+             "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo"]
+    out = []
+    for i in range(n):
+        text, j = f"{i} ", i
+        while len(text) < length:
+            text += words[j % len(words)] + " "
+            j += 7
+        out.append(text[:length])
+    return out
+
+
+async def load_test(port, model, concurrency, requests, prompt_len, max_tokens):
+    ps = prompts(requests, prompt_len)
+    queue = list(range(requests))
+    results = []
+
+    async def worker():
+        while queue:
+            i = queue.pop(0)
+            results.append(await stream_completion(port, model, ps[i], max_tokens))
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - t0
+    ttft = [r[0] for r in results]
+    itl = []
+    for _, times, _ in results:
+        itl += [b - a for a, b in zip(times, times[1:])]
+    return {
+        "tokens_per_s": sum(r[2] for r in results) / wall,
+        "ttft_p50": pct(ttft, 50), "ttft_p99": pct(ttft, 99),
+        "itl_p50": pct(itl, 50), "itl_p99": pct(itl, 99),
+    }
+
+
+def serve_one(name, cmd, port, model_name, levels, args, tag):
+    srv = Server(name, cmd, port, os.path.join(CACHE, f"bench-{name}-{tag}.log"))
+    try:
+        srv.wait_ready()
+        # One request warms caches and lazy initialization; not counted.
+        asyncio.run(load_test(port, model_name, 1, 1, args.prompt_len, 8))
+        res = {}
+        for c in levels:
+            n = max(c * args.requests_per_stream, 2)
+            log(f"{name}: {c} streams, {n} requests")
+            res[c] = asyncio.run(load_test(port, model_name, c, n, args.prompt_len, args.max_tokens))
+        res["peak_rss"] = srv.peak_rss()
+        return res
+    finally:
+        srv.stop()
+
+
+# --------------------------------------------------------------------------------- table
+
+def fmt(v, unit=""):
+    if v is None or (isinstance(v, float) and v != v):
+        return "n/a"
+    if unit == "ms":
+        return f"{v * 1000:.1f} ms"
+    if unit == "MiB":
+        return f"{v / 2**20:.0f} MiB"
+    if unit == "GB/s":
+        return f"{v / 1e9:.1f} GB/s"
+    return f"{v:.1f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or not b or a != a or b != b:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+def print_table(rows, title):
+    print(f"\n## {title}\n")
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for k, r in enumerate(rows):
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+        if k == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    sys.stdout.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--shapes", nargs="+", default=["qwen2.5-0.5b", "llama-3.2-1b"])
+    ap.add_argument("--types", nargs="+", default=["F16", "Q8_0", "Q4_0"])
+    ap.add_argument("--rounds", type=int, default=3, help="alternated rounds per tool and model")
+    ap.add_argument("--prompt", type=int, default=512)
+    ap.add_argument("--decode", type=int, default=128)
+    ap.add_argument("--serve-models", nargs="*", default=["qwen2.5-0.5b-Q4_0", "qwen2.5-0.5b-Q8_0"],
+                    help="<shape>-<type> files to serve; none skips serving")
+    ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--requests-per-stream", type=int, default=2)
+    ap.add_argument("--prompt-len", type=int, default=128, help="serving prompt tokens")
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--max-model-len", type=int, default=1024)
+    ap.add_argument("--jobs", type=int, default=2, help="build parallelism")
+    ap.add_argument("--llama-cpp-python", default=LLAMA_CPP_PYTHON_VERSION)
+    ap.add_argument("--quick", action="store_true", help="Qwen2.5-0.5B Q4_0 only, 1 round")
+    args = ap.parse_args()
+    if args.quick:
+        args.shapes, args.types, args.rounds = ["qwen2.5-0.5b"], ["Q4_0"], 1
+        args.serve_models = ["qwen2.5-0.5b-Q4_0"]
+        args.requests_per_stream = 1
+
+    os.makedirs(CACHE, exist_ok=True)
+    ensure_python_packages()
+    kinfer, kinfer_bench = build_kinfer(args.jobs)
+    llama_bench, llama_server = build_llama_cpp(args.llama_cpp_python, args.jobs)
+    models = make_models(args.shapes, args.types)
+    T = args.threads
+    log(f"threads {T}; {os.cpu_count()} CPUs; load average {os.getloadavg()}")
+
+    # Other processes' load only ever lowers a bandwidth sample: keep the best of samples taken
+    # before and after every model.
+    bw_samples = [stream_bandwidth(kinfer_bench, T)]
+    log(f"read bandwidth {bw_samples[-1] / 1e9:.1f} GB/s")
+
+    # Prefill and decode, alternated.
+    rows = [["model", "size", f"prefill t/s Kinfer", "llama.cpp", "ratio", "decode t/s Kinfer",
+             "llama.cpp", "ratio", "bound t/s", "Kinfer/bound", "llama.cpp/bound"]]
+    measured = []
+    for shape, typ, path in models:
+        ms = model_shape(path)
+        k_pp, k_tg, l_pp, l_tg = [], [], [], []
+        for r in range(args.rounds):
+            log(f"{shape} {typ}: round {r + 1}/{args.rounds}")
+            a, b = kinfer_pp_tg(kinfer_bench, path, T, args.prompt, args.decode)
+            k_pp.append(a)
+            k_tg.append(b)
+            a, b = llama_pp_tg(llama_bench, path, T, args.prompt, args.decode)
+            l_pp.append(a)
+            l_tg.append(b)
+        med = lambda xs: statistics.median([x for x in xs if x is not None]) if any(
+            x is not None for x in xs) else None
+        kp, kt, lp, lt = med(k_pp), med(k_tg), med(l_pp), med(l_tg)
+        bw_samples.append(stream_bandwidth(kinfer_bench, T))
+        measured.append((shape, typ, ms, kp, kt, lp, lt))
+        log(f"{shape} {typ}: prefill {kp} vs {lp}, decode {kt} vs {lt}")
+    bw = max(bw_samples)
+    for shape, typ, ms, kp, kt, lp, lt in measured:
+        bound = bw / decode_bytes_per_token(ms, args.prompt + args.decode // 2)
+        rows.append([f"{shape} {typ}", fmt(ms[3], "MiB"), fmt(kp), fmt(lp), ratio(kp, lp),
+                     fmt(kt), fmt(lt), ratio(kt, lt), fmt(bound), ratio(kt, bound),
+                     ratio(lt, bound)])
+    print(f"# Kinfer vs llama.cpp ({args.llama_cpp_python} sdist), {T} threads, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"\nread bandwidth (STREAM-style sum, {T} threads, best of {len(bw_samples)} samples "
+          f"{', '.join(f'{b / 1e9:.1f}' for b in bw_samples)} GB/s): {fmt(bw, 'GB/s')}; "
+          f"decode bound = bandwidth / (2-D weight bytes + f16 KV bytes at context "
+          f"{args.prompt + args.decode // 2})")
+    print_table(rows, f"prefill ({args.prompt}-token prompt) and decode ({args.decode} tokens, "
+                      f"batch 1), median of {args.rounds} alternated rounds")
+
+    # Serving.
+    if not args.serve_models:
+        return 0
+    have_serve = kinfer_serve_available(kinfer)
+    if not have_serve:
+        log("`kinfer serve` with --kv-cache-memory is not in this build: Kinfer's serving "
+            "columns are n/a")
+    for name in args.serve_models:
+        path = os.path.join(CACHE, "bench-models", f"{name}.gguf")
+        if not os.path.exists(path):
+            shape, typ = name.rsplit("-", 1)
+            make_models([shape], [typ])
+        ms = model_shape(path)
+        layers, kv_heads, head_dim, _ = ms
+        slots = max(args.levels)
+        ctx = args.max_model_len
+        kv_bytes = 2 * layers * kv_heads * head_dim * 2 * ctx * slots
+        results = {}
+        if have_serve:
+            port = free_port()
+            results["kinfer"] = serve_one("kinfer", [
+                kinfer, "serve", "--model", path, "--host", "127.0.0.1", "--port", str(port),
+                "--threads", str(T), "--max-num-seqs", str(slots), "--max-model-len", str(ctx),
+                "--kv-cache-memory", str(kv_bytes)], port, "default", args.levels, args, name)
+        port = free_port()
+        results["llama"] = serve_one("llama-server", [
+            llama_server, "-m", path, "--host", "127.0.0.1", "--port", str(port), "-t", str(T),
+            "-np", str(slots), "-c", str(ctx * slots), "--cont-batching", "--no-webui",
+            "-cram", "0"], port, "default", args.levels, args, name)
+        k, l = results.get("kinfer"), results["llama"]
+        rows = [["streams", "out t/s Kinfer", "llama-server", "ratio", "TTFT p50 Kinfer",
+                 "llama-server", "ratio", "TTFT p99 Kinfer", "llama-server", "ITL p50 Kinfer",
+                 "llama-server", "ratio"]]
+        for c in args.levels:
+            kc = k[c] if k else {}
+            lc = l[c]
+            rows.append([c, fmt(kc.get("tokens_per_s")), fmt(lc["tokens_per_s"]),
+                         ratio(kc.get("tokens_per_s"), lc["tokens_per_s"]),
+                         fmt(kc.get("ttft_p50"), "ms"), fmt(lc["ttft_p50"], "ms"),
+                         ratio(kc.get("ttft_p50"), lc["ttft_p50"]),
+                         fmt(kc.get("ttft_p99"), "ms"), fmt(lc["ttft_p99"], "ms"),
+                         fmt(kc.get("itl_p50"), "ms"), fmt(lc["itl_p50"], "ms"),
+                         ratio(kc.get("itl_p50"), lc["itl_p50"])])
+        print_table(rows, f"serving {name}: /v1/completions stream, {args.prompt_len}-token "
+                          f"prompts, {args.max_tokens} tokens ignore_eos, {slots} slots x {ctx} "
+                          f"context, {T} threads")
+        print(f"\npeak RSS: Kinfer {fmt(k['peak_rss'] if k else None, 'MiB')}, llama-server "
+              f"{fmt(l['peak_rss'], 'MiB')}, ratio {ratio(k['peak_rss'] if k else None, l['peak_rss'])}"
+              f" (same {slots} x {ctx} f16 KV capacity, {fmt(kv_bytes, 'MiB')})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
