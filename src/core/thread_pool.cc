@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "core/system_info.h"
 
 namespace kinfer {
 namespace {
@@ -25,14 +26,15 @@ inline void CpuRelax() {
 }  // namespace
 
 int DefaultThreadCount() {
+  int n = 0;
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-  unsigned hc = std::thread::hardware_concurrency();
-  return hc > 0 ? static_cast<int>(hc) : 1;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+  if (n <= 0) n = 1;
+  // A pod's CPU limit is a quota, not an affinity mask: more threads than it would only queue.
+  if (auto limit = CgroupCpuLimit()) n = std::min(n, *limit);
+  return n;
 }
 
 ThreadPool::ThreadPool(int num_threads)

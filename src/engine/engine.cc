@@ -6,21 +6,11 @@
 #include <fstream>
 
 #include "core/log.h"
+#include "core/system_info.h"
 #include "engine/block_hash.h"
 
 namespace kinfer::engine {
 namespace {
-
-int64_t AvailableMemoryBytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  int64_t value = 0;
-  std::string unit;
-  while (f >> key >> value >> unit) {
-    if (key == "MemAvailable:") return value * 1024;
-  }
-  return int64_t{4} << 30;
-}
 
 // Backs the emitted-text boundary off a UTF-8 continuation byte.
 size_t CharBoundary(const std::string& s, size_t pos) {
@@ -60,7 +50,14 @@ Status Engine::Init() {
                           options_.kv_cache_dtype};
   const int64_t block_bytes = static_cast<int64_t>(model::KvStore::BytesFor(kc));
   int64_t bytes = options_.kv_cache_bytes;
-  if (bytes <= 0) bytes = std::min(AvailableMemoryBytes() / 4, int64_t{4} << 30);
+  if (bytes <= 0) {
+    // A quarter of what is free (within the container's limit), at most 4 GiB, and no more than
+    // every sequence at full length could use.
+    const int64_t seqs = options_.scheduler.max_num_seqs;
+    const int64_t full = (max_len + options_.block_size - 1) / options_.block_size * seqs;
+    bytes = std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30, full * block_bytes});
+    bytes = std::max(bytes, 2 * block_bytes);
+  }
   const int64_t num_blocks = std::min<int64_t>(bytes / block_bytes, int64_t{1} << 24);
   if (num_blocks < 2) {
     return ResourceExhaustedError(
@@ -81,6 +78,9 @@ Status Engine::Init() {
   }
   max_model_len_ = static_cast<int32_t>(max_len);
   kc.num_blocks = num_blocks;
+  KINFER_LOG_INFO("KV cache: {} blocks of {} tokens ({} MiB, {}), max model length {}", num_blocks,
+                  options_.block_size, (num_blocks * block_bytes) >> 20,
+                  DTypeName(options_.kv_cache_dtype), max_model_len_);
   KINFER_ASSIGN_OR_RETURN(kv_store_, model::KvStore::Create(kc));
   kv_ = std::make_unique<KvCacheManager>(static_cast<int32_t>(num_blocks), options_.block_size,
                                          options_.enable_prefix_caching, kv_store_.get());
@@ -94,9 +94,6 @@ Status Engine::Init() {
   }
   stats_.num_blocks = static_cast<int32_t>(num_blocks);
   stats_.num_free_blocks = static_cast<int32_t>(num_blocks);
-  KINFER_LOG_INFO("KV cache: {} blocks of {} tokens ({} MiB, {}), max model length {}", num_blocks,
-                  options_.block_size, (num_blocks * block_bytes) >> 20,
-                  DTypeName(options_.kv_cache_dtype), max_model_len_);
   return Status::Ok();
 }
 
