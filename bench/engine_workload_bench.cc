@@ -24,7 +24,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::vector<int32_t> RandomTokens(std::mt19937& rng, int n, int vocab) {
   std::vector<int32_t> t(static_cast<size_t>(n));
@@ -110,9 +112,10 @@ int main(int argc, char** argv) {
       if (s.steps % 200 == 0) std::fprintf(stderr, ".");
     }
     std::fprintf(stderr, "\n");
-    std::printf("KV waste (mixed prompts 16-512, outputs 16-256, block %d): %.2f%% of allocated "
-                "slots, mean over %d steps\n",
-                bs, 100.0 * waste_sum / samples, samples);
+    std::printf(
+        "KV waste (mixed prompts 16-512, outputs 16-256, block %d): %.2f%% of allocated "
+        "slots, mean over %d steps\n",
+        bs, 100.0 * waste_sum / samples, samples);
   }
 
   // 2. Aggregate decode throughput by concurrency.
@@ -151,13 +154,13 @@ int main(int argc, char** argv) {
     }
     times[prefix] = Since(t0);
     engine::EngineStats s = e->Stats();
-    std::printf("shared 384-token system prompt, 16 requests, prefix caching %s: %.3f s, hit rate "
-                "%.1f%% (%lld of %lld prompt tokens), %lld prompt tokens computed\n",
-                prefix ? "on " : "off", times[prefix],
-                s.prefix_cache_queries ? 100.0 * s.prefix_cache_hits / s.prefix_cache_queries : 0.0,
-                static_cast<long long>(s.prefix_cache_hits),
-                static_cast<long long>(s.prefix_cache_queries),
-                static_cast<long long>(s.prompt_tokens));
+    std::printf(
+        "shared 384-token system prompt, 16 requests, prefix caching %s: %.3f s, hit rate "
+        "%.1f%% (%lld of %lld prompt tokens), %lld prompt tokens computed\n",
+        prefix ? "on " : "off", times[prefix],
+        s.prefix_cache_queries ? 100.0 * s.prefix_cache_hits / s.prefix_cache_queries : 0.0,
+        static_cast<long long>(s.prefix_cache_hits), static_cast<long long>(s.prefix_cache_queries),
+        static_cast<long long>(s.prompt_tokens));
   }
   std::printf("prefill time saved by prefix caching: %.1f%% (%.2fx faster)\n",
               100.0 * (1 - times[1] / times[0]), times[0] / times[1]);

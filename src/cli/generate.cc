@@ -60,7 +60,8 @@ int RunGenerate(const GenerateOptions& o) {
   } else {
     prompt = (*tok)->Encode(o.prompt, !o.no_bos, /*parse_special=*/true);
   }
-  if (prompt.empty()) return fail(InvalidArgumentError("the prompt is empty: give --prompt or --prompt-ids"));
+  if (prompt.empty())
+    return fail(InvalidArgumentError("the prompt is empty: give --prompt or --prompt-ids"));
 
   engine::EngineOptions eo;
   eo.num_threads = o.threads > 0 ? o.threads : DefaultThreadCount();
@@ -106,9 +107,10 @@ int RunGenerate(const GenerateOptions& o) {
   std::fputc('\n', stdout);
   const double prefill = first ? std::chrono::duration<double>(*first - start).count() : 0;
   const double decode = first ? std::chrono::duration<double>(end - *first).count() : 0;
-  fmt::print(stderr, "[{} prompt tokens in {:.3f} s; {} generated, {:.1f} tokens/s after the first]\n",
-             usage.prompt_tokens, prefill, usage.completion_tokens,
-             usage.completion_tokens > 1 && decode > 0 ? (usage.completion_tokens - 1) / decode : 0.0);
+  fmt::print(
+      stderr, "[{} prompt tokens in {:.3f} s; {} generated, {:.1f} tokens/s after the first]\n",
+      usage.prompt_tokens, prefill, usage.completion_tokens,
+      usage.completion_tokens > 1 && decode > 0 ? (usage.completion_tokens - 1) / decode : 0.0);
   return 0;
 }
 
@@ -117,7 +119,8 @@ int RunGenerate(const GenerateOptions& o) {
 void AddGenerateCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt and stream it to stdout");
   auto o = std::make_shared<GenerateOptions>();
-  cmd->add_option("--model", o->model, "GGUF file, HF model directory or llama2.c .bin")->required();
+  cmd->add_option("--model", o->model, "GGUF file, HF model directory or llama2.c .bin")
+      ->required();
   cmd->add_option("--tokenizer", o->tokenizer,
                   "Tokenizer file or directory (default: the model's; for a llama2.c .bin, a "
                   "tok*.bin beside it)");

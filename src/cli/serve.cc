@@ -116,7 +116,8 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_flag("--no-access-log", *no_access_log, "No per-request JSON lines on stdout");
 
   cmd->callback([=] {
-    if (*log_format == "json") InitLogging(spdlog::level::to_string_view(spdlog::get_level()).data(), LogFormat::kJson);
+    if (*log_format == "json")
+      InitLogging(spdlog::level::to_string_view(spdlog::get_level()).data(), LogFormat::kJson);
     server::ServerOptions opts = *o;
     if (!kv_memory->empty()) {
       auto b = ParseBytes(*kv_memory);

@@ -4,27 +4,48 @@ namespace kinfer {
 
 std::optional<DTypeInfo> GetDTypeInfo(uint32_t ggml_type) {
   switch (ggml_type) {
-    case 0: return DTypeInfo{"F32", 1, 4, true};
-    case 1: return DTypeInfo{"F16", 1, 2, true};
-    case 2: return DTypeInfo{"Q4_0", 32, 18, true};
-    case 3: return DTypeInfo{"Q4_1", 32, 20, true};
-    case 6: return DTypeInfo{"Q5_0", 32, 22, true};
-    case 7: return DTypeInfo{"Q5_1", 32, 24, true};
-    case 8: return DTypeInfo{"Q8_0", 32, 34, true};
-    case 9: return DTypeInfo{"Q8_1", 32, 36, false};
-    case 10: return DTypeInfo{"Q2_K", 256, 84, false};
-    case 11: return DTypeInfo{"Q3_K", 256, 110, false};
-    case 12: return DTypeInfo{"Q4_K", 256, 144, true};
-    case 13: return DTypeInfo{"Q5_K", 256, 176, true};
-    case 14: return DTypeInfo{"Q6_K", 256, 210, true};
-    case 15: return DTypeInfo{"Q8_K", 256, 292, false};
-    case 24: return DTypeInfo{"I8", 1, 1, false};
-    case 25: return DTypeInfo{"I16", 1, 2, false};
-    case 26: return DTypeInfo{"I32", 1, 4, false};
-    case 27: return DTypeInfo{"I64", 1, 8, false};
-    case 28: return DTypeInfo{"F64", 1, 8, false};
-    case 30: return DTypeInfo{"BF16", 1, 2, true};
-    default: return std::nullopt;
+    case 0:
+      return DTypeInfo{"F32", 1, 4, true};
+    case 1:
+      return DTypeInfo{"F16", 1, 2, true};
+    case 2:
+      return DTypeInfo{"Q4_0", 32, 18, true};
+    case 3:
+      return DTypeInfo{"Q4_1", 32, 20, true};
+    case 6:
+      return DTypeInfo{"Q5_0", 32, 22, true};
+    case 7:
+      return DTypeInfo{"Q5_1", 32, 24, true};
+    case 8:
+      return DTypeInfo{"Q8_0", 32, 34, true};
+    case 9:
+      return DTypeInfo{"Q8_1", 32, 36, false};
+    case 10:
+      return DTypeInfo{"Q2_K", 256, 84, false};
+    case 11:
+      return DTypeInfo{"Q3_K", 256, 110, false};
+    case 12:
+      return DTypeInfo{"Q4_K", 256, 144, true};
+    case 13:
+      return DTypeInfo{"Q5_K", 256, 176, true};
+    case 14:
+      return DTypeInfo{"Q6_K", 256, 210, true};
+    case 15:
+      return DTypeInfo{"Q8_K", 256, 292, false};
+    case 24:
+      return DTypeInfo{"I8", 1, 1, false};
+    case 25:
+      return DTypeInfo{"I16", 1, 2, false};
+    case 26:
+      return DTypeInfo{"I32", 1, 4, false};
+    case 27:
+      return DTypeInfo{"I64", 1, 8, false};
+    case 28:
+      return DTypeInfo{"F64", 1, 8, false};
+    case 30:
+      return DTypeInfo{"BF16", 1, 2, true};
+    default:
+      return std::nullopt;
   }
 }
 

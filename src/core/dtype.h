@@ -84,10 +84,11 @@ inline uint16_t Fp32ToFp16(float f) {
   uint32_t sign = (x >> 16) & 0x8000;
   uint32_t abs = x & 0x7FFFFFFF;
   if (abs >= 0x7F800000u) {  // inf or nan
-    return static_cast<uint16_t>(sign | 0x7C00 | (abs > 0x7F800000u ? 0x200 | ((abs >> 13) & 0x3FF) : 0));
+    return static_cast<uint16_t>(sign | 0x7C00 |
+                                 (abs > 0x7F800000u ? 0x200 | ((abs >> 13) & 0x3FF) : 0));
   }
   if (abs >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00);  // overflow to inf
-  if (abs < 0x38800000u) {  // subnormal or zero in half
+  if (abs < 0x38800000u) {                                              // subnormal or zero in half
     if (abs < 0x33000000u) return static_cast<uint16_t>(sign);  // below half of the smallest
     // |f| = m * 2^(e-150) with the implicit bit in m; in units of 2^-24 that is m >> (126 - e).
     uint32_t e = abs >> 23;

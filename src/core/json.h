@@ -35,7 +35,8 @@ Result<std::optional<std::string>> JsonOptString(const Json& obj, std::string_vi
                                                  std::string_view source);
 
 Result<int64_t> JsonInt(const Json& obj, std::string_view key, std::string_view source);
-Result<int64_t> JsonInt(const Json& obj, std::string_view key, int64_t def, std::string_view source);
+Result<int64_t> JsonInt(const Json& obj, std::string_view key, int64_t def,
+                        std::string_view source);
 Result<double> JsonDouble(const Json& obj, std::string_view key, double def,
                           std::string_view source);
 Result<bool> JsonBool(const Json& obj, std::string_view key, bool def, std::string_view source);

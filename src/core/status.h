@@ -130,13 +130,14 @@ class [[nodiscard]] Result {
  public:
   using value_type = T;
 
-  Result(const T& value) : v_(value) {}  // NOLINT(google-explicit-constructor)
+  Result(const T& value) : v_(value) {}        // NOLINT(google-explicit-constructor)
   Result(T&& value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
   template <typename U>
-    requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, Status> &&
-             !std::is_same_v<std::decay_t<U>, Result<T>> && !std::is_same_v<std::decay_t<U>, T>)
-  // The constraint excludes Result and T themselves, so copies and moves are not hidden.
-  Result(U&& value)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload)
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, Status> &&
+           !std::is_same_v<std::decay_t<U>, Result<T>> && !std::is_same_v<std::decay_t<U>, T>)
+      // The constraint excludes Result and T themselves, so copies and moves are not hidden.
+      Result(
+          U&& value)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload)
       : v_(T(std::forward<U>(value))) {}
   Result(Status status)  // NOLINT(google-explicit-constructor)
       : v_(tl::unexpect, std::move(status)) {
@@ -183,10 +184,10 @@ Status AsStatus(const Result<T>& r) {
 #define KINFER_CONCAT_(a, b) KINFER_CONCAT_INNER_(a, b)
 
 // Returns the Status of `expr` (a Status or a Result) from the enclosing function if not OK.
-#define KINFER_RETURN_IF_ERROR(expr)                                          \
-  do {                                                                        \
-    ::kinfer::Status kinfer_status_ = ::kinfer::internal::AsStatus(expr);     \
-    if (!kinfer_status_.ok()) return kinfer_status_;                           \
+#define KINFER_RETURN_IF_ERROR(expr)                                      \
+  do {                                                                    \
+    ::kinfer::Status kinfer_status_ = ::kinfer::internal::AsStatus(expr); \
+    if (!kinfer_status_.ok()) return kinfer_status_;                      \
   } while (0)
 
 // `lhs = value of expr`, or return its error Status.
@@ -202,9 +203,9 @@ Status AsStatus(const Result<T>& r) {
 
 // Invariants that only a bug can break: always checked, also in release builds, since a
 // silent corruption of the KV cache or a block table is worse than a crash with a message.
-#define KINFER_CHECK(cond)                                                                 \
-  do {                                                                                     \
-    if (!(cond)) ::kinfer::internal::CheckFailed(__FILE__, __LINE__, #cond);               \
+#define KINFER_CHECK(cond)                                                   \
+  do {                                                                       \
+    if (!(cond)) ::kinfer::internal::CheckFailed(__FILE__, __LINE__, #cond); \
   } while (0)
 
 namespace kinfer::internal {

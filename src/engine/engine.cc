@@ -46,8 +46,8 @@ Status Engine::Init() {
   int64_t max_len = explicit_len ? options_.max_model_len : c.max_position_embeddings;
   max_len = std::min<int64_t>(max_len, int64_t{1} << 30);
 
-  model::KvStoreConfig kc{c.num_layers, c.num_kv_heads, c.head_dim, options_.block_size, 1,
-                          options_.kv_cache_dtype};
+  model::KvStoreConfig kc{
+      c.num_layers, c.num_kv_heads, c.head_dim, options_.block_size, 1, options_.kv_cache_dtype};
   const int64_t block_bytes = static_cast<int64_t>(model::KvStore::BytesFor(kc));
   int64_t bytes = options_.kv_cache_bytes;
   if (bytes <= 0) {
@@ -72,8 +72,8 @@ Status Engine::Init() {
           "the cache memory or lower the model length",
           max_len, (max_len + options_.block_size - 1) / options_.block_size, bytes, num_blocks);
     }
-    KINFER_LOG_WARN("model length {} reduced to {} tokens, what the KV cache ({} MiB) holds", max_len,
-                    capacity, bytes >> 20);
+    KINFER_LOG_WARN("model length {} reduced to {} tokens, what the KV cache ({} MiB) holds",
+                    max_len, capacity, bytes >> 20);
     max_len = capacity;
   }
   max_model_len_ = static_cast<int32_t>(max_len);
@@ -265,7 +265,8 @@ void Engine::ProcessToken(Sequence& seq, int32_t token, TokenLogprob* lp, bool /
   seq.tokens.push_back(token);
   seq.pending_tokens.push_back(token);
   if (lp) seq.pending_logprobs.push_back(std::move(*lp));
-  const bool eos = !p.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
+  const bool eos =
+      !p.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
   const bool stop_token =
       std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
   if (eos || stop_token) {
@@ -390,7 +391,8 @@ void Engine::Emit(RequestState& rs, bool force) {
     }
     out.seqs.push_back(std::move(so));
   }
-  if (!rs.prompt_logprobs_sent && rs.request.params.prompt_logprobs && rs.seqs[0]->finished_prefill) {
+  if (!rs.prompt_logprobs_sent && rs.request.params.prompt_logprobs &&
+      rs.seqs[0]->finished_prefill) {
     out.prompt_logprobs = std::move(rs.prompt_logprobs);
     rs.prompt_logprobs_sent = true;
   }
@@ -441,7 +443,8 @@ bool Engine::Step() {
       in.num_tokens = s.num_tokens;
       in.start_pos = seq.num_computed;
       in.block_table = kv_->BlockTable(seq.id);
-      const bool reaches_end = seq.num_computed + s.num_tokens == static_cast<int32_t>(seq.tokens.size());
+      const bool reaches_end =
+          seq.num_computed + s.num_tokens == static_cast<int32_t>(seq.tokens.size());
       const bool prompt_lp = seq.request->request.params.prompt_logprobs.has_value() &&
                              seq.index == 0 && seq.num_computed < seq.prompt_len &&
                              !seq.finished_prefill;
@@ -484,9 +487,10 @@ bool Engine::Step() {
           for (int32_t j = 0; j < n; ++j) {
             const int32_t next = before + j + 1;
             if (next >= seq.prompt_len) break;
-            rs.prompt_logprobs.push_back(Sampler::Logprob(
-                std::span<const float>(logits_).subspan((row + static_cast<size_t>(j)) * vocab, vocab),
-                seq.tokens[static_cast<size_t>(next)], top));
+            rs.prompt_logprobs.push_back(
+                Sampler::Logprob(std::span<const float>(logits_).subspan(
+                                     (row + static_cast<size_t>(j)) * vocab, vocab),
+                                 seq.tokens[static_cast<size_t>(next)], top));
           }
         }
         const bool reaches_end = seq.num_computed == static_cast<int32_t>(seq.tokens.size());
@@ -499,7 +503,8 @@ bool Engine::Step() {
             ForkChildren(rs, last);
           }
           SampleInto(seq, last);
-          if (std::find(touched.begin(), touched.end(), &rs) == touched.end()) touched.push_back(&rs);
+          if (std::find(touched.begin(), touched.end(), &rs) == touched.end())
+            touched.push_back(&rs);
         }
         row += rows;
       }

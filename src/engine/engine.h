@@ -61,7 +61,7 @@ struct EngineStats {
   int32_t num_waiting = 0;
   int32_t num_blocks = 0;
   int32_t num_free_blocks = 0;
-  double kv_cache_usage = 0;  // fraction of blocks in use
+  double kv_cache_usage = 0;         // fraction of blocks in use
   int64_t prefix_cache_queries = 0;  // prompt tokens looked up
   int64_t prefix_cache_hits = 0;     // of those, found in the cache
   int64_t num_preemptions = 0;

@@ -14,15 +14,15 @@ namespace kinfer::engine {
 struct RequestState {
   Request request;
   std::function<void(RequestOutput)> on_output;
-  uint64_t extra_hash = 0;     // prefix-cache isolation key (cache_salt)
+  uint64_t extra_hash = 0;  // prefix-cache isolation key (cache_salt)
   std::vector<std::unique_ptr<Sequence>> seqs;
   int32_t num_finished = 0;
-  bool forked = false;         // children of an n > 1 request exist
+  bool forked = false;                   // children of an n > 1 request exist
   std::optional<int32_t> cached_tokens;  // prefix-cache hit at first admission
   std::optional<Clock::time_point> first_scheduled, first_token;
   std::vector<TokenLogprob> prompt_logprobs;
   bool prompt_logprobs_sent = false;
-  int32_t stop_holdback = 0;   // longest stop string minus one, in bytes
+  int32_t stop_holdback = 0;  // longest stop string minus one, in bytes
 };
 
 inline bool PrefixCachingAllowed(const Sequence& s) {

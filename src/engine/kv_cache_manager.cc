@@ -8,7 +8,9 @@ namespace kinfer::engine {
 
 KvCacheManager::KvCacheManager(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching,
                                model::KvStore* store)
-    : pool_(num_blocks), block_size_(block_size), prefix_caching_(enable_prefix_caching),
+    : pool_(num_blocks),
+      block_size_(block_size),
+      prefix_caching_(enable_prefix_caching),
       store_(store) {}
 
 std::vector<int32_t> KvCacheManager::FindCachedPrefix(std::span<const int32_t> tokens,
@@ -18,7 +20,8 @@ std::vector<int32_t> KvCacheManager::FindCachedPrefix(std::span<const int32_t> t
   const size_t max_blocks = (tokens.size() - 1) / static_cast<size_t>(block_size_);
   uint64_t parent = 0;
   for (size_t b = 0; b < max_blocks; ++b) {
-    BlockHash h = HashBlock(parent, tokens.subspan(b * block_size_, static_cast<size_t>(block_size_)), extra);
+    BlockHash h =
+        HashBlock(parent, tokens.subspan(b * block_size_, static_cast<size_t>(block_size_)), extra);
     auto hit = pool_.Lookup(h);
     if (!hit) break;
     blocks.push_back(*hit);
@@ -58,17 +61,26 @@ void KvCacheManager::CacheComputedBlocks(uint64_t seq, std::span<const int32_t> 
   auto it = seqs_.find(seq);
   if (it == seqs_.end()) return;
   SeqBlocks& s = it->second;
-  const int32_t full = std::min<int32_t>(num_computed / block_size_, static_cast<int32_t>(s.table.size()));
+  const int32_t full =
+      std::min<int32_t>(num_computed / block_size_, static_cast<int32_t>(s.table.size()));
   if (s.num_hashed > 0 && s.last_hash == 0) {
     // Rebuild the chain up to the blocks taken from the cache.
     uint64_t parent = 0;
     for (int32_t b = 0; b < s.num_hashed; ++b) {
-      parent = HashBlock(parent, tokens.subspan(static_cast<size_t>(b) * static_cast<size_t>(block_size_), static_cast<size_t>(block_size_)), extra).value;
+      parent = HashBlock(parent,
+                         tokens.subspan(static_cast<size_t>(b) * static_cast<size_t>(block_size_),
+                                        static_cast<size_t>(block_size_)),
+                         extra)
+                   .value;
     }
     s.last_hash = parent;
   }
   for (int32_t b = s.num_hashed; b < full; ++b) {
-    BlockHash h = HashBlock(s.last_hash, tokens.subspan(static_cast<size_t>(b) * static_cast<size_t>(block_size_), static_cast<size_t>(block_size_)), extra);
+    BlockHash h =
+        HashBlock(s.last_hash,
+                  tokens.subspan(static_cast<size_t>(b) * static_cast<size_t>(block_size_),
+                                 static_cast<size_t>(block_size_)),
+                  extra);
     pool_.Cache(s.table[static_cast<size_t>(b)], h);
     s.last_hash = h.value;
     s.num_hashed = b + 1;

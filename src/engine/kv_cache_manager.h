@@ -52,8 +52,8 @@ class KvCacheManager {
  private:
   struct SeqBlocks {
     std::vector<int32_t> table;
-    int32_t num_hashed = 0;     // leading blocks already registered in the prefix cache
-    uint64_t last_hash = 0;     // hash of block num_hashed - 1
+    int32_t num_hashed = 0;  // leading blocks already registered in the prefix cache
+    uint64_t last_hash = 0;  // hash of block num_hashed - 1
   };
 
   BlockPool pool_;

@@ -6,10 +6,14 @@ namespace kinfer::engine {
 
 std::string_view FinishReasonName(FinishReason r) {
   switch (r) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kAbort: return "abort";
-    case FinishReason::kError: return "error";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kAbort:
+      return "abort";
+    case FinishReason::kError:
+      return "error";
   }
   return "unknown";
 }
@@ -22,7 +26,8 @@ Status SamplingParams::Validate(int64_t vocab_size) const {
   if (!std::isfinite(top_p) || top_p <= 0 || top_p > 1) {
     return InvalidArgumentError("'top_p' must be in (0, 1], got {}", top_p);
   }
-  if (top_k < -1) return InvalidArgumentError("'top_k' must be -1 (disabled) or >= 0, got {}", top_k);
+  if (top_k < -1)
+    return InvalidArgumentError("'top_k' must be -1 (disabled) or >= 0, got {}", top_k);
   if (!std::isfinite(min_p) || min_p < 0 || min_p > 1) {
     return InvalidArgumentError("'min_p' must be in [0, 1], got {}", min_p);
   }
@@ -55,7 +60,8 @@ Status SamplingParams::Validate(int64_t vocab_size) const {
     if (s.empty()) return InvalidArgumentError("'stop' strings must not be empty");
   }
   if (stop.size() > 16) return InvalidArgumentError("'stop' takes at most 16 strings");
-  if (max_tokens < 1) return InvalidArgumentError("'max_tokens' must be at least 1, got {}", max_tokens);
+  if (max_tokens < 1)
+    return InvalidArgumentError("'max_tokens' must be at least 1, got {}", max_tokens);
   if (min_tokens < 0 || min_tokens > max_tokens) {
     return InvalidArgumentError("'min_tokens' must be between 0 and max_tokens ({}), got {}",
                                 max_tokens, min_tokens);

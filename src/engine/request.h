@@ -16,22 +16,22 @@ namespace kinfer::engine {
 using Clock = std::chrono::steady_clock;
 
 struct SamplingParams {
-  int32_t n = 1;                  // independent completions sharing the prompt's KV blocks
-  float temperature = 1.0f;       // 0: greedy
+  int32_t n = 1;             // independent completions sharing the prompt's KV blocks
+  float temperature = 1.0f;  // 0: greedy
   float top_p = 1.0f;
-  int32_t top_k = 0;              // 0 or -1: no limit
+  int32_t top_k = 0;  // 0 or -1: no limit
   float min_p = 0.0f;
   float repetition_penalty = 1.0f;  // HF-style, over prompt and output tokens
   float presence_penalty = 0.0f;    // OpenAI-style, over output tokens
   float frequency_penalty = 0.0f;
   std::vector<std::pair<int32_t, float>> logit_bias;
   std::optional<uint64_t> seed;
-  std::vector<std::string> stop;       // stop strings, matched across token boundaries
+  std::vector<std::string> stop;  // stop strings, matched across token boundaries
   std::vector<int32_t> stop_token_ids;
   bool include_stop_str_in_output = false;
   bool ignore_eos = false;
   int32_t min_tokens = 0;
-  int32_t max_tokens = 16;  // also capped by the model length
+  int32_t max_tokens = 16;                 // also capped by the model length
   std::optional<int32_t> logprobs;         // top alternatives per output token (0: chosen only)
   std::optional<int32_t> prompt_logprobs;  // likewise for prompt tokens
   bool skip_special_tokens = true;
@@ -44,7 +44,7 @@ struct Request {
   std::string id;
   std::vector<int32_t> prompt_tokens;
   SamplingParams params;
-  int32_t priority = 0;  // lower runs first, as vLLM's `priority`
+  int32_t priority = 0;    // lower runs first, as vLLM's `priority`
   std::string cache_salt;  // isolates prefix-cache sharing between tenants
   Clock::time_point arrival = Clock::now();
 };
@@ -62,7 +62,7 @@ struct TokenLogprob {
 struct SequenceOutput {
   int32_t index = 0;
   std::vector<int32_t> token_ids;
-  std::string text;  // UTF-8 text delta; never a split character
+  std::string text;                    // UTF-8 text delta; never a split character
   std::vector<TokenLogprob> logprobs;  // one per token id, when asked for
   std::optional<FinishReason> finish_reason;
   std::optional<std::string> stop_string;  // the stop string that ended it
@@ -77,7 +77,7 @@ struct Usage {
 
 struct RequestOutput {
   std::string request_id;
-  std::vector<SequenceOutput> seqs;  // only the completions that changed
+  std::vector<SequenceOutput> seqs;           // only the completions that changed
   std::vector<TokenLogprob> prompt_logprobs;  // once, when asked for (first is empty)
   bool finished = false;  // every completion has finished; the last output for the request
   Usage usage;            // counts so far

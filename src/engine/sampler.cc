@@ -35,12 +35,11 @@ TokenLogprob Sampler::Logprob(std::span<const float> logits, int32_t token, int3
     std::vector<int32_t> ids(logits.size());
     std::iota(ids.begin(), ids.end(), 0);
     size_t k = std::min(static_cast<size_t>(top), ids.size());
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<long>(k), ids.end(),
-                      [&](int32_t a, int32_t b) {
-                        return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
-                               (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] &&
-                                a < b);
-                      });
+    std::partial_sort(
+        ids.begin(), ids.begin() + static_cast<long>(k), ids.end(), [&](int32_t a, int32_t b) {
+          return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
+                 (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
+        });
     for (size_t i = 0; i < k; ++i) {
       lp.top.emplace_back(ids[i], logits[static_cast<size_t>(ids[i])] - log_z);
     }
@@ -67,8 +66,8 @@ int32_t Sampler::Sample(std::span<float> logits, const SampleContext& ctx, Token
   }
   for (const auto& [token, bias] : p.logit_bias) l[token] += bias;
 
-  const bool penalties = p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f ||
-                         p.frequency_penalty != 0.0f;
+  const bool penalties =
+      p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
   if (penalties) {
     for (int32_t t : ctx.output) {
       if (counts_[static_cast<size_t>(t)]++ == 0 && !in_context_[static_cast<size_t>(t)]) {
@@ -114,7 +113,8 @@ int32_t Sampler::Sample(std::span<float> logits, const SampleContext& ctx, Token
     const bool need_sort = p.top_p < 1.0f;
     if (p.top_k > 0 && static_cast<size_t>(p.top_k) < V) {
       keep = static_cast<size_t>(p.top_k);
-      std::partial_sort(order_.begin(), order_.begin() + static_cast<long>(keep), order_.end(), by_logit);
+      std::partial_sort(order_.begin(), order_.begin() + static_cast<long>(keep), order_.end(),
+                        by_logit);
     } else if (need_sort) {
       std::sort(order_.begin(), order_.end(), by_logit);
     }

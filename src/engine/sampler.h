@@ -16,8 +16,8 @@ namespace kinfer::engine {
 struct SampleContext {
   const SamplingParams* params = nullptr;
   std::span<const int32_t> prompt;
-  std::span<const int32_t> output;     // tokens generated so far
-  std::span<const int32_t> eos_ids;    // masked until min_tokens, unless ignore_eos
+  std::span<const int32_t> output;   // tokens generated so far
+  std::span<const int32_t> eos_ids;  // masked until min_tokens, unless ignore_eos
   std::mt19937_64* rng = nullptr;
 };
 
@@ -35,10 +35,10 @@ class Sampler {
 
  private:
   int64_t vocab_;
-  std::vector<int32_t> counts_;        // occurrences of each token in the output
-  std::vector<uint8_t> in_context_;    // token seen in prompt or output
-  std::vector<int32_t> touched_;       // entries of counts_/in_context_ to reset
-  std::vector<int32_t> order_;         // candidate ids, sorted by logit
+  std::vector<int32_t> counts_;      // occurrences of each token in the output
+  std::vector<uint8_t> in_context_;  // token seen in prompt or output
+  std::vector<int32_t> touched_;     // entries of counts_/in_context_ to reset
+  std::vector<int32_t> order_;       // candidate ids, sorted by logit
   std::vector<float> probs_;
 };
 

@@ -16,7 +16,8 @@ bool Before(const Sequence* a, const Sequence* b) {
 
 }  // namespace
 
-Scheduler::Scheduler(const SchedulerConfig& config, KvCacheManager& kv) : config_(config), kv_(kv) {}
+Scheduler::Scheduler(const SchedulerConfig& config, KvCacheManager& kv)
+    : config_(config), kv_(kv) {}
 
 void Scheduler::AddWaiting(Sequence* seq) {
   seq->status = SequenceStatus::kWaiting;

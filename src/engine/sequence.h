@@ -33,18 +33,18 @@ struct Sequence {
   SequenceStatus status = SequenceStatus::kWaiting;
   std::vector<int32_t> tokens;  // prompt, then output
   int32_t prompt_len = 0;
-  int32_t num_computed = 0;     // tokens whose K/V are in the cache
+  int32_t num_computed = 0;  // tokens whose K/V are in the cache
   int32_t priority = 0;
-  uint64_t arrival_order = 0;   // FCFS tie-break; kept across preemption
-  bool forked = false;          // created by forking after its parent's prefill
+  uint64_t arrival_order = 0;  // FCFS tie-break; kept across preemption
+  bool forked = false;         // created by forking after its parent's prefill
   bool finished_prefill = false;
 
   std::mt19937_64 rng;
   std::unique_ptr<TextDecoder> text;
-  std::string output_text;      // decoded so far
-  size_t text_sent = 0;         // bytes of output_text already emitted
-  bool text_sent_final = false;  // the finish reason has been emitted
-  std::vector<int32_t> pending_tokens;    // ids not yet emitted
+  std::string output_text;              // decoded so far
+  size_t text_sent = 0;                 // bytes of output_text already emitted
+  bool text_sent_final = false;         // the finish reason has been emitted
+  std::vector<int32_t> pending_tokens;  // ids not yet emitted
   std::vector<TokenLogprob> pending_logprobs;
   std::optional<FinishReason> finish_reason;
   std::optional<std::string> stop_string;

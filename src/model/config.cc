@@ -43,8 +43,7 @@ Status ParseRopeScaling(const Json& rs, const std::string& where, RopeScaling* o
   if (t == "llama3") {
     out->type = RopeScalingType::kLlama3;
     KINFER_ASSIGN_OR_RETURN(out->low_freq_factor, JsonDouble(rs, "low_freq_factor", 1.0, where));
-    KINFER_ASSIGN_OR_RETURN(out->high_freq_factor,
-                            JsonDouble(rs, "high_freq_factor", 4.0, where));
+    KINFER_ASSIGN_OR_RETURN(out->high_freq_factor, JsonDouble(rs, "high_freq_factor", 4.0, where));
     KINFER_ASSIGN_OR_RETURN(out->original_max_position_embeddings,
                             JsonInt(rs, "original_max_position_embeddings", 8192, where));
     if (out->high_freq_factor <= out->low_freq_factor) {
@@ -54,8 +53,8 @@ Status ParseRopeScaling(const Json& rs, const std::string& where, RopeScaling* o
     }
     return Status::Ok();
   }
-  return UnimplementedError("{}: rope scaling type '{}' is not supported (supported: linear, llama3)",
-                            where, t);
+  return UnimplementedError(
+      "{}: rope scaling type '{}' is not supported (supported: linear, llama3)", where, t);
 }
 
 }  // namespace
@@ -100,8 +99,8 @@ Result<ModelConfig> ParseHfConfig(const std::string& json_text, const std::strin
   ModelConfig c;
 
   std::string hf_class;
-  if (auto it = j.find("architectures"); it != j.end() && it->is_array() && !it->empty() &&
-                                         (*it)[0].is_string()) {
+  if (auto it = j.find("architectures");
+      it != j.end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
     hf_class = (*it)[0].get<std::string>();
   }
   KINFER_ASSIGN_OR_RETURN(std::string model_type, JsonString(j, "model_type", "", path));
@@ -140,8 +139,8 @@ Result<ModelConfig> ParseHfConfig(const std::string& json_text, const std::strin
   c.qk_norm = family->qk_norm;
   KINFER_ASSIGN_OR_RETURN(std::string act, JsonString(j, "hidden_act", "silu", path));
   if (act != "silu" && act != "swish") {
-    return UnimplementedError("{}: field 'hidden_act': '{}' is not supported (expected silu)",
-                              path, act);
+    return UnimplementedError("{}: field 'hidden_act': '{}' is not supported (expected silu)", path,
+                              act);
   }
   if (c.architecture == "mistral") {
     KINFER_ASSIGN_OR_RETURN(c.sliding_window, JsonInt(j, "sliding_window", 0, path));
@@ -240,8 +239,8 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
     }
   }
   // llama.cpp's converter turns llama3 scaling into the rope_freqs tensor; the loader reads it.
-  c.rope_layout = (arch == "qwen2" || arch == "qwen3") ? RopeLayout::kHalf
-                                                       : RopeLayout::kInterleaved;
+  c.rope_layout =
+      (arch == "qwen2" || arch == "qwen3") ? RopeLayout::kHalf : RopeLayout::kInterleaved;
   c.attention_bias = g.FindTensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = g.FindTensor("blk.0.attn_q_norm.weight") != nullptr;
   c.tie_word_embeddings = g.FindTensor("output.weight") == nullptr;
@@ -259,8 +258,8 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
     KINFER_ASSIGN_OR_RETURN(uint64_t bos, g.GetUint("tokenizer.ggml.bos_token_id"));
     c.bos_token_id = static_cast<int64_t>(bos);
   }
-  for (const char* key :
-       {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+  for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
+                          "tokenizer.ggml.eom_token_id"}) {
     if (!g.Has(key)) continue;
     KINFER_ASSIGN_OR_RETURN(uint64_t id, g.GetUint(key));
     bool seen = false;

@@ -62,16 +62,21 @@ size_t ScalarSize(GgufValueType t) {
   switch (t) {
     case GgufValueType::kUint8:
     case GgufValueType::kInt8:
-    case GgufValueType::kBool: return 1;
+    case GgufValueType::kBool:
+      return 1;
     case GgufValueType::kUint16:
-    case GgufValueType::kInt16: return 2;
+    case GgufValueType::kInt16:
+      return 2;
     case GgufValueType::kUint32:
     case GgufValueType::kInt32:
-    case GgufValueType::kFloat32: return 4;
+    case GgufValueType::kFloat32:
+      return 4;
     case GgufValueType::kUint64:
     case GgufValueType::kInt64:
-    case GgufValueType::kFloat64: return 8;
-    default: return 0;
+    case GgufValueType::kFloat64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -130,7 +135,9 @@ Status ReadScalar(Cursor& c, GgufValueType type, GgufValue* v, const std::string
       uint64_t x;
       KINFER_RETURN_IF_ERROR(c.Read(&x, key));
       v->u = x;
-      v->i = x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ? -1 : static_cast<int64_t>(x);
+      v->i = x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+                 ? -1
+                 : static_cast<int64_t>(x);
       return Status::Ok();
     }
     case GgufValueType::kInt64: {
@@ -157,8 +164,10 @@ Status ReadScalar(Cursor& c, GgufValueType type, GgufValue* v, const std::string
       v->u = x != 0;
       return Status::Ok();
     }
-    case GgufValueType::kString: return c.ReadString(&v->s, key);
-    case GgufValueType::kArray: break;
+    case GgufValueType::kString:
+      return c.ReadString(&v->s, key);
+    case GgufValueType::kArray:
+      break;
   }
   return InternalError("unreachable");
 }
@@ -216,19 +225,32 @@ Status ReadArray(Cursor& c, GgufValue* v, const std::string& key, const std::str
 
 std::string_view GgufValueTypeName(GgufValueType t) {
   switch (t) {
-    case GgufValueType::kUint8: return "uint8";
-    case GgufValueType::kInt8: return "int8";
-    case GgufValueType::kUint16: return "uint16";
-    case GgufValueType::kInt16: return "int16";
-    case GgufValueType::kUint32: return "uint32";
-    case GgufValueType::kInt32: return "int32";
-    case GgufValueType::kFloat32: return "float32";
-    case GgufValueType::kBool: return "bool";
-    case GgufValueType::kString: return "string";
-    case GgufValueType::kArray: return "array";
-    case GgufValueType::kUint64: return "uint64";
-    case GgufValueType::kInt64: return "int64";
-    case GgufValueType::kFloat64: return "float64";
+    case GgufValueType::kUint8:
+      return "uint8";
+    case GgufValueType::kInt8:
+      return "int8";
+    case GgufValueType::kUint16:
+      return "uint16";
+    case GgufValueType::kInt16:
+      return "int16";
+    case GgufValueType::kUint32:
+      return "uint32";
+    case GgufValueType::kInt32:
+      return "int32";
+    case GgufValueType::kFloat32:
+      return "float32";
+    case GgufValueType::kBool:
+      return "bool";
+    case GgufValueType::kString:
+      return "string";
+    case GgufValueType::kArray:
+      return "array";
+    case GgufValueType::kUint64:
+      return "uint64";
+    case GgufValueType::kInt64:
+      return "int64";
+    case GgufValueType::kFloat64:
+      return "float64";
   }
   return "unknown";
 }
@@ -241,26 +263,40 @@ int64_t GgufArray::GetInt(uint64_t i) const {
   const uint8_t* p = data + i * ScalarSize(elem_type);
   switch (elem_type) {
     case GgufValueType::kUint8:
-    case GgufValueType::kBool: return LoadAt<uint8_t>(p);
-    case GgufValueType::kInt8: return LoadAt<int8_t>(p);
-    case GgufValueType::kUint16: return LoadAt<uint16_t>(p);
-    case GgufValueType::kInt16: return LoadAt<int16_t>(p);
-    case GgufValueType::kUint32: return LoadAt<uint32_t>(p);
-    case GgufValueType::kInt32: return LoadAt<int32_t>(p);
-    case GgufValueType::kUint64: return static_cast<int64_t>(LoadAt<uint64_t>(p));
-    case GgufValueType::kInt64: return LoadAt<int64_t>(p);
-    case GgufValueType::kFloat32: return static_cast<int64_t>(LoadAt<float>(p));
-    case GgufValueType::kFloat64: return static_cast<int64_t>(LoadAt<double>(p));
-    default: return 0;
+    case GgufValueType::kBool:
+      return LoadAt<uint8_t>(p);
+    case GgufValueType::kInt8:
+      return LoadAt<int8_t>(p);
+    case GgufValueType::kUint16:
+      return LoadAt<uint16_t>(p);
+    case GgufValueType::kInt16:
+      return LoadAt<int16_t>(p);
+    case GgufValueType::kUint32:
+      return LoadAt<uint32_t>(p);
+    case GgufValueType::kInt32:
+      return LoadAt<int32_t>(p);
+    case GgufValueType::kUint64:
+      return static_cast<int64_t>(LoadAt<uint64_t>(p));
+    case GgufValueType::kInt64:
+      return LoadAt<int64_t>(p);
+    case GgufValueType::kFloat32:
+      return static_cast<int64_t>(LoadAt<float>(p));
+    case GgufValueType::kFloat64:
+      return static_cast<int64_t>(LoadAt<double>(p));
+    default:
+      return 0;
   }
 }
 
 double GgufArray::GetFloat(uint64_t i) const {
   const uint8_t* p = data + i * ScalarSize(elem_type);
   switch (elem_type) {
-    case GgufValueType::kFloat32: return LoadAt<float>(p);
-    case GgufValueType::kFloat64: return LoadAt<double>(p);
-    default: return static_cast<double>(GetInt(i));
+    case GgufValueType::kFloat32:
+      return LoadAt<float>(p);
+    case GgufValueType::kFloat64:
+      return LoadAt<double>(p);
+    default:
+      return static_cast<double>(GetInt(i));
   }
 }
 
@@ -273,8 +309,10 @@ bool GgufValue::IsInteger() const {
     case GgufValueType::kUint32:
     case GgufValueType::kInt32:
     case GgufValueType::kUint64:
-    case GgufValueType::kInt64: return true;
-    default: return false;
+    case GgufValueType::kInt64:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -287,13 +325,16 @@ std::string GgufValue::ToDisplayString() const {
       }
       return this->s.size() > 80 ? "\"" + s + "...\"" : "\"" + s + "\"";
     }
-    case GgufValueType::kBool: return u ? "true" : "false";
+    case GgufValueType::kBool:
+      return u ? "true" : "false";
     case GgufValueType::kFloat32:
-    case GgufValueType::kFloat64: return fmt::format("{}", f);
+    case GgufValueType::kFloat64:
+      return fmt::format("{}", f);
     case GgufValueType::kUint64:
     case GgufValueType::kUint32:
     case GgufValueType::kUint16:
-    case GgufValueType::kUint8: return fmt::format("{}", u);
+    case GgufValueType::kUint8:
+      return fmt::format("{}", u);
     case GgufValueType::kArray: {
       const GgufArray& a = *array;
       if (a.count <= 8 && a.IsNumeric()) {
@@ -308,7 +349,8 @@ std::string GgufValue::ToDisplayString() const {
       }
       return fmt::format("[{} {}]", a.count, GgufValueTypeName(a.elem_type));
     }
-    default: return fmt::format("{}", i);
+    default:
+      return fmt::format("{}", i);
   }
 }
 
@@ -354,9 +396,10 @@ Status GgufFile::ParseImpl(std::span<const uint8_t> bytes) {
   }
   KINFER_RETURN_IF_ERROR(c.Read(&version_, "version"));
   if (version_ == 1) {
-    return UnimplementedError("{}: GGUF version 1 is not supported (expected 2 or 3); "
-                              "re-convert the model with a current llama.cpp",
-                              name_);
+    return UnimplementedError(
+        "{}: GGUF version 1 is not supported (expected 2 or 3); "
+        "re-convert the model with a current llama.cpp",
+        name_);
   }
   if (version_ != 2 && version_ != 3) {
     if ((version_ & 0xFFFF) == 0 && (version_ >> 24) <= 3) {
@@ -428,8 +471,8 @@ Status GgufFile::ParseImpl(std::span<const uint8_t> bytes) {
       int64_t ne = 0;
       KINFER_RETURN_IF_ERROR(c.Read(&ne, what));
       if (ne <= 0 || ne > (int64_t{1} << 40)) {
-        return DataLossError("{}: {}: dimension {} is {}, expected a positive size", name_, what,
-                             d, ne);
+        return DataLossError("{}: {}: dimension {} is {}, expected a positive size", name_, what, d,
+                             ne);
       }
       info.ne[d] = ne;
       if (numel > (uint64_t{1} << 48) / static_cast<uint64_t>(ne)) {
@@ -443,8 +486,8 @@ Status GgufFile::ParseImpl(std::span<const uint8_t> bytes) {
     if (!dinfo) return DataLossError("{}: {}: unknown tensor type {}", name_, what, type);
     info.dtype = static_cast<DType>(type);
     if (info.ne[0] % dinfo->block_size != 0) {
-      return DataLossError("{}: {}: row length {} is not a multiple of the {} block size {}",
-                           name_, what, info.ne[0], dinfo->name, dinfo->block_size);
+      return DataLossError("{}: {}: row length {} is not a multiple of the {} block size {}", name_,
+                           what, info.ne[0], dinfo->name, dinfo->block_size);
     }
     info.nbytes = static_cast<size_t>(numel / dinfo->block_size) * dinfo->block_bytes;
     KINFER_RETURN_IF_ERROR(c.Read(&info.offset, what));

@@ -47,9 +47,9 @@ struct GgufValue;
 struct GgufArray {
   GgufValueType elem_type = GgufValueType::kUint8;
   uint64_t count = 0;
-  const uint8_t* data = nullptr;             // numeric elements, packed little-endian
-  std::vector<std::string_view> strings;     // when elem_type == kString
-  std::vector<GgufValue> arrays;             // when elem_type == kArray
+  const uint8_t* data = nullptr;          // numeric elements, packed little-endian
+  std::vector<std::string_view> strings;  // when elem_type == kString
+  std::vector<GgufValue> arrays;          // when elem_type == kArray
 
   // Element i as a number, converted; i < count and a numeric or bool type.
   int64_t GetInt(uint64_t i) const;
@@ -66,7 +66,9 @@ struct GgufValue {
   std::shared_ptr<const GgufArray> array;
 
   bool IsInteger() const;
-  bool IsFloat() const { return type == GgufValueType::kFloat32 || type == GgufValueType::kFloat64; }
+  bool IsFloat() const {
+    return type == GgufValueType::kFloat32 || type == GgufValueType::kFloat64;
+  }
   // A short human-readable rendering ("[49152 strings]" for big arrays).
   std::string ToDisplayString() const;
 };
@@ -89,8 +91,7 @@ class GgufFile {
   // Maps and parses `path`.
   static Result<std::unique_ptr<GgufFile>> Open(const std::string& path);
   // Parses bytes that outlive the result; `name` is used in error messages.
-  static Result<std::unique_ptr<GgufFile>> Parse(std::span<const uint8_t> bytes,
-                                                 std::string name);
+  static Result<std::unique_ptr<GgufFile>> Parse(std::span<const uint8_t> bytes, std::string name);
 
   const std::string& name() const { return name_; }
   uint32_t version() const { return version_; }

@@ -12,8 +12,8 @@ size_t ElementBytes(DType t) { return t == DType::kF32 ? 4 : 2; }
 }  // namespace
 
 KvStore::KvStore(const KvStoreConfig& c) : config_(c) {
-  layer_block_bytes_ = static_cast<size_t>(c.num_kv_heads * c.block_size * c.head_dim) *
-                       ElementBytes(c.dtype);
+  layer_block_bytes_ =
+      static_cast<size_t>(c.num_kv_heads * c.block_size * c.head_dim) * ElementBytes(c.dtype);
   bytes_ = BytesFor(c);
 }
 
@@ -24,7 +24,8 @@ size_t KvStore::BytesFor(const KvStoreConfig& c) {
 
 Result<std::unique_ptr<KvStore>> KvStore::Create(const KvStoreConfig& config) {
   if (config.dtype != DType::kF16 && config.dtype != DType::kF32) {
-    return InvalidArgumentError("KV cache dtype must be f16 or f32, got {}", DTypeName(config.dtype));
+    return InvalidArgumentError("KV cache dtype must be f16 or f32, got {}",
+                                DTypeName(config.dtype));
   }
   if (config.num_layers <= 0 || config.num_kv_heads <= 0 || config.head_dim <= 0 ||
       config.block_size <= 0 || config.num_blocks <= 0) {

@@ -31,7 +31,9 @@ class KvStore {
 
   const KvStoreConfig& config() const { return config_; }
   // Bytes per block across all layers, keys and values: what one block of a sequence costs.
-  size_t block_bytes() const { return 2 * static_cast<size_t>(config_.num_layers) * layer_block_bytes_; }
+  size_t block_bytes() const {
+    return 2 * static_cast<size_t>(config_.num_layers) * layer_block_bytes_;
+  }
   size_t total_bytes() const { return bytes_; }
   // Bytes needed for `num_blocks` blocks of a model shape.
   static size_t BytesFor(const KvStoreConfig& config);

@@ -16,9 +16,12 @@ namespace fs = std::filesystem;
 
 std::string_view ModelFormatName(ModelFormat f) {
   switch (f) {
-    case ModelFormat::kHuggingFace: return "huggingface";
-    case ModelFormat::kGguf: return "gguf";
-    case ModelFormat::kLlama2c: return "llama2c";
+    case ModelFormat::kHuggingFace:
+      return "huggingface";
+    case ModelFormat::kGguf:
+      return "gguf";
+    case ModelFormat::kLlama2c:
+      return "llama2c";
   }
   return "unknown";
 }
@@ -77,8 +80,8 @@ Status CheckMatrix(const TensorView& t, std::string_view file, std::string_view 
 Result<std::vector<float>> VectorF32(const TensorView& t, std::string_view file,
                                      std::string_view name, int64_t n) {
   if (t.numel() != n || t.ndim < 1 || t.cols() != n) {
-    return InvalidArgumentError("{}: tensor '{}': expected shape [{}] from the config, got {}", file,
-                                name, n, ShapeString(t));
+    return InvalidArgumentError("{}: tensor '{}': expected shape [{}] from the config, got {}",
+                                file, name, n, ShapeString(t));
   }
   if (!kernels::IsComputeType(t.dtype)) {
     return UnimplementedError("{}: tensor '{}': type {} is not supported", file, name,
@@ -140,9 +143,10 @@ class SafetensorsSource : public ModelBuilder::TensorSource {
     const SafetensorsTensor* t = st_.Find(name, &file);
     if (!t) return NotFoundError("{}: missing tensor '{}'", dir_, name);
     if (!t->supported) {
-      return UnimplementedError("{}: tensor '{}': dtype {} is not supported (expected F32, F16 or "
-                                "BF16)",
-                                file, name, t->dtype_name);
+      return UnimplementedError(
+          "{}: tensor '{}': dtype {} is not supported (expected F32, F16 or "
+          "BF16)",
+          file, name, t->dtype_name);
     }
     if (t->shape.size() > 4) {
       return InvalidArgumentError("{}: tensor '{}': {} dimensions", file, name, t->shape.size());
@@ -226,18 +230,18 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromGguf(const std::string& path) {
   m->path_ = path;
   m->format_ = ModelFormat::kGguf;
   KINFER_ASSIGN_OR_RETURN(m->config_, ConfigFromGguf(*gguf));
-  Names n{"token_embd.weight",       "output_norm.weight",      "output.weight",
-          "blk.{}.attn_norm.weight", "blk.{}.attn_q.weight",    "blk.{}.attn_k.weight",
-          "blk.{}.attn_v.weight",    "blk.{}.attn_output.weight", "blk.{}.attn_q.bias",
-          "blk.{}.attn_k.bias",      "blk.{}.attn_v.bias",      "blk.{}.attn_q_norm.weight",
-          "blk.{}.attn_k_norm.weight", "blk.{}.ffn_norm.weight", "blk.{}.ffn_gate.weight",
-          "blk.{}.ffn_up.weight",    "blk.{}.ffn_down.weight"};
+  Names n{"token_embd.weight",         "output_norm.weight",        "output.weight",
+          "blk.{}.attn_norm.weight",   "blk.{}.attn_q.weight",      "blk.{}.attn_k.weight",
+          "blk.{}.attn_v.weight",      "blk.{}.attn_output.weight", "blk.{}.attn_q.bias",
+          "blk.{}.attn_k.bias",        "blk.{}.attn_v.bias",        "blk.{}.attn_q_norm.weight",
+          "blk.{}.attn_k_norm.weight", "blk.{}.ffn_norm.weight",    "blk.{}.ffn_gate.weight",
+          "blk.{}.ffn_up.weight",      "blk.{}.ffn_down.weight"};
   GgufSource src(*gguf);
   KINFER_RETURN_IF_ERROR(FillWeights(*m, src, n));
   if (const GgufTensorInfo* rf = gguf->FindTensor("rope_freqs.weight")) {
-    KINFER_ASSIGN_OR_RETURN(m->weights_.rope_freq_factors,
-                            VectorF32(rf->View(), path, "rope_freqs.weight",
-                                      m->config_.rope_dim / 2));
+    KINFER_ASSIGN_OR_RETURN(
+        m->weights_.rope_freq_factors,
+        VectorF32(rf->View(), path, "rope_freqs.weight", m->config_.rope_dim / 2));
   }
   m->gguf_ = std::move(gguf);
   return m;
@@ -288,9 +292,10 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromLlama2c(const std::string& path
     if (size < 256) return DataLossError("{}: truncated llama2.c header", path);
     std::memcpy(&version, p + 4, 4);
     if (version != 1) {
-      return UnimplementedError("{}: llama2.c export version {} is not supported (expected the "
-                                "legacy format or version 1, fp32)",
-                                path, version);
+      return UnimplementedError(
+          "{}: llama2.c export version {} is not supported (expected the "
+          "legacy format or version 1, fp32)",
+          path, version);
     }
     std::memcpy(h, p + 8, sizeof(h));
     shared = p[8 + sizeof(h)] != 0;
@@ -416,9 +421,10 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& path, const LoadOpti
       }
     }
     if (count == 1) return ModelBuilder::FromGguf(gguf);
-    return NotFoundError("{}: not a model directory: expected config.json with *.safetensors, or "
-                         "exactly one .gguf file (found {})",
-                         path, count);
+    return NotFoundError(
+        "{}: not a model directory: expected config.json with *.safetensors, or "
+        "exactly one .gguf file (found {})",
+        path, count);
   }
   if (!fs::exists(path, ec)) return NotFoundError("{}: no such file or directory", path);
   KINFER_ASSIGN_OR_RETURN(auto f, MappedFile::Open(path));

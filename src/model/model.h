@@ -25,19 +25,20 @@ std::string_view ModelFormatName(ModelFormat f);
 
 struct LayerWeights {
   std::vector<float> attn_norm;  // [hidden]
-  TensorView wq, wk, wv, wo;     // [heads*head_dim, hidden], [kv*head_dim, hidden] x2, [hidden, heads*head_dim]
-  std::vector<float> bq, bk, bv;  // biases, empty when the family has none
+  TensorView wq, wk, wv,
+      wo;  // [heads*head_dim, hidden], [kv*head_dim, hidden] x2, [hidden, heads*head_dim]
+  std::vector<float> bq, bk, bv;      // biases, empty when the family has none
   std::vector<float> q_norm, k_norm;  // [head_dim], Qwen3 only
-  std::vector<float> ffn_norm;   // [hidden]
-  TensorView w_gate, w_up;       // [ffn, hidden]
-  TensorView w_down;             // [hidden, ffn]
+  std::vector<float> ffn_norm;        // [hidden]
+  TensorView w_gate, w_up;            // [ffn, hidden]
+  TensorView w_down;                  // [hidden, ffn]
 };
 
 struct ModelWeights {
   TensorView token_embedding;  // [vocab, hidden]
   std::vector<LayerWeights> layers;
-  std::vector<float> final_norm;  // [hidden]
-  TensorView lm_head;              // [vocab, hidden]; the embedding when tied
+  std::vector<float> final_norm;         // [hidden]
+  TensorView lm_head;                    // [vocab, hidden]; the embedding when tied
   std::vector<float> rope_freq_factors;  // [rope_dim/2] divisors of each frequency; may be empty
 };
 
@@ -75,7 +76,6 @@ struct LoadOptions {
 };
 
 // Loads a model from a GGUF file, an HF directory (config.json + safetensors) or a llama2.c .bin.
-Result<std::unique_ptr<Model>> LoadModel(const std::string& path,
-                                         const LoadOptions& options = {});
+Result<std::unique_ptr<Model>> LoadModel(const std::string& path, const LoadOptions& options = {});
 
 }  // namespace kinfer::model

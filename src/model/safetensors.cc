@@ -15,8 +15,7 @@ size_t ElementSize(std::string_view dtype) {
   if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
   if (dtype == "F32" || dtype == "I32" || dtype == "U32") return 4;
   if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16") return 2;
-  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL" || dtype == "F8_E4M3" ||
-      dtype == "F8_E5M2")
+  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL" || dtype == "F8_E4M3" || dtype == "F8_E5M2")
     return 1;
   return 0;
 }
@@ -111,9 +110,10 @@ Status SafetensorsFile::ParseImpl(std::span<const uint8_t> bytes) {
     uint64_t begin = (*off_it)[0].get<uint64_t>();
     uint64_t end = (*off_it)[1].get<uint64_t>();
     if (begin > end || end > data_size) {
-      return DataLossError("{}: data_offsets [{}, {}) outside the {}-byte data section; the file "
-                           "is truncated or corrupt",
-                           where, begin, end, data_size);
+      return DataLossError(
+          "{}: data_offsets [{}, {}) outside the {}-byte data section; the file "
+          "is truncated or corrupt",
+          where, begin, end, data_size);
     }
     if (end - begin != numel * esize) {
       return DataLossError("{}: data_offsets span {} bytes but shape and dtype {} need {}", where,

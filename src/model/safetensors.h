@@ -20,8 +20,8 @@ namespace kinfer::model {
 
 struct SafetensorsTensor {
   std::string name;
-  std::string dtype_name;   // as written: "F32", "BF16", "I64", ...
-  bool supported = false;   // whether dtype is F32, F16 or BF16
+  std::string dtype_name;  // as written: "F32", "BF16", "I64", ...
+  bool supported = false;  // whether dtype is F32, F16 or BF16
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;

@@ -31,7 +31,8 @@ Result<ApiKeys> ApiKeys::Load(const std::vector<std::string>& keys,
   auto add = [&](const std::string& raw, const std::string& where) -> Status {
     std::string k = Trim(raw);
     if (k.empty()) return Status::Ok();
-    if (k.size() < 8) return InvalidArgumentError("{}: an API key must have at least 8 characters", where);
+    if (k.size() < 8)
+      return InvalidArgumentError("{}: an API key must have at least 8 characters", where);
     out.digests_.push_back(Digest(k));
     return Status::Ok();
   };

@@ -11,12 +11,12 @@
 #include <optional>
 #include <thread>
 
+#include <fmt/format.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <fmt/format.h>
 
 #include "core/log.h"
 
@@ -30,21 +30,36 @@ using tcp = net::ip::tcp;
 
 std::string_view HttpReason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 422:
+      return "Unprocessable Entity";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Unknown";
   }
 }
 
@@ -64,9 +79,10 @@ std::string ErrorResponse(int status, std::string_view message) {
       R"({{"error":{{"message":"{}","type":"invalid_request_error","param":null,"code":null}}}})",
       message);
   return StatusLine(status) +
-         fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n"
-                     "Server: kinfer\r\n\r\n",
-                     body.size()) +
+         fmt::format(
+             "Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n"
+             "Server: kinfer\r\n\r\n",
+             body.size()) +
          body;
 }
 
@@ -182,7 +198,8 @@ class SessionImpl : public Session {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(64 * 1024);
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(options_.idle_timeout_seconds));
+    beast::get_lowest_layer(stream_).expires_after(
+        std::chrono::seconds(options_.idle_timeout_seconds));
     auto self = std::static_pointer_cast<SessionImpl>(shared_from_this());
     http::async_read(stream_, buffer_, *parser_,
                      [self](beast::error_code ec, std::size_t) { self->OnRead(ec); });
@@ -227,28 +244,28 @@ class SessionImpl : public Session {
   void WatchForDisconnect() {
     auto self = std::static_pointer_cast<SessionImpl>(shared_from_this());
     auto& sock = beast::get_lowest_layer(stream_).socket();
-    sock.async_wait(tcp::socket::wait_read, net::bind_executor(stream_.get_executor(),
-        [self](beast::error_code ec) {
-          if (self->response_complete_ || self->reading_ || self->closed_) return;
-          auto& s = beast::get_lowest_layer(self->stream_).socket();
-          if (ec) {
-            if (ec != net::error::operation_aborted) self->NotifyClosed();
-            return;
-          }
-          unsigned char byte = 0;
-          ssize_t n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-          bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-          if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
-            gone = gone || (n == 1 && byte == 0x15);  // TLS alert record: close_notify
-          }
-          if (gone) {
-            self->NotifyClosed();
-            beast::error_code ignored;
-            s.shutdown(tcp::socket::shutdown_both, ignored);
-            s.close(ignored);
-          }
-          // Other bytes (a pipelined request) are left for the next read.
-        }));
+    sock.async_wait(tcp::socket::wait_read,
+                    net::bind_executor(stream_.get_executor(), [self](beast::error_code ec) {
+                      if (self->response_complete_ || self->reading_ || self->closed_) return;
+                      auto& s = beast::get_lowest_layer(self->stream_).socket();
+                      if (ec) {
+                        if (ec != net::error::operation_aborted) self->NotifyClosed();
+                        return;
+                      }
+                      unsigned char byte = 0;
+                      ssize_t n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+                      bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+                      if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+                        gone = gone || (n == 1 && byte == 0x15);  // TLS alert record: close_notify
+                      }
+                      if (gone) {
+                        self->NotifyClosed();
+                        beast::error_code ignored;
+                        s.shutdown(tcp::socket::shutdown_both, ignored);
+                        s.close(ignored);
+                      }
+                      // Other bytes (a pipelined request) are left for the next read.
+                    }));
   }
 
   void DoWrite() override {
@@ -353,9 +370,10 @@ void HttpExchange::StartStream(int status, const std::string& content_type,
                                const std::vector<std::pair<std::string, std::string>>& headers) {
   if (responded_.exchange(true)) return;
   std::string out = StatusLine(status);
-  out += fmt::format("Content-Type: {}\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache\r\n"
-                     "Server: kinfer\r\n",
-                     content_type);
+  out += fmt::format(
+      "Content-Type: {}\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache\r\n"
+      "Server: kinfer\r\n",
+      content_type);
   for (const auto& [k, v] : headers) out += k + ": " + v + "\r\n";
   if (!keep_alive_) out += "Connection: close\r\n";
   out += "\r\n";

@@ -52,7 +52,8 @@ MetricFamily::MetricFamily(std::string name, std::string help, Type type,
 
 MetricFamily::Series& MetricFamily::Get(const Labels& labels) {
   Series& s = series_[labels];
-  if (type_ == Type::kHistogram && s.bucket_counts.empty()) s.bucket_counts.assign(buckets_.size(), 0);
+  if (type_ == Type::kHistogram && s.bucket_counts.empty())
+    s.bucket_counts.assign(buckets_.size(), 0);
   return s;
 }
 
@@ -78,7 +79,9 @@ void MetricFamily::Observe(const Labels& labels, double v) {
 
 void MetricFamily::Render(const std::vector<std::string>& prefixes, std::string* out) const {
   std::lock_guard<std::mutex> lk(mu_);
-  const char* type = type_ == Type::kCounter ? "counter" : type_ == Type::kGauge ? "gauge" : "histogram";
+  const char* type = type_ == Type::kCounter ? "counter"
+                     : type_ == Type::kGauge ? "gauge"
+                                             : "histogram";
   for (const std::string& prefix : prefixes) {
     const std::string full = prefix + name_;
     *out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", full, help_, full, type);
@@ -112,8 +115,8 @@ MetricFamily& MetricsRegistry::Gauge(const std::string& name, const std::string&
 
 MetricFamily& MetricsRegistry::Histogram(const std::string& name, const std::string& help,
                                          std::vector<double> buckets) {
-  families_.push_back(
-      std::make_unique<MetricFamily>(name, help, MetricFamily::Type::kHistogram, std::move(buckets)));
+  families_.push_back(std::make_unique<MetricFamily>(name, help, MetricFamily::Type::kHistogram,
+                                                     std::move(buckets)));
   return *families_.back();
 }
 

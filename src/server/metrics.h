@@ -20,9 +20,9 @@ class MetricFamily {
   enum class Type { kCounter, kGauge, kHistogram };
   MetricFamily(std::string name, std::string help, Type type, std::vector<double> buckets = {});
 
-  void Add(const Labels& labels, double v = 1);      // counter
-  void Set(const Labels& labels, double v);          // gauge
-  void Observe(const Labels& labels, double v);      // histogram
+  void Add(const Labels& labels, double v = 1);  // counter
+  void Set(const Labels& labels, double v);      // gauge
+  void Observe(const Labels& labels, double v);  // histogram
   // Appends this family in exposition format, with every prefix in `prefixes`.
   void Render(const std::vector<std::string>& prefixes, std::string* out) const;
   const std::string& name() const { return name_; }

@@ -207,10 +207,14 @@ std::string ErrorJson(const ApiError& e) {
 
 std::string_view FinishReasonForApi(engine::FinishReason r) {
   switch (r) {
-    case engine::FinishReason::kStop: return "stop";
-    case engine::FinishReason::kLength: return "length";
-    case engine::FinishReason::kAbort: return "abort";
-    case engine::FinishReason::kError: return "error";
+    case engine::FinishReason::kStop:
+      return "stop";
+    case engine::FinishReason::kLength:
+      return "length";
+    case engine::FinishReason::kAbort:
+      return "abort";
+    case engine::FinishReason::kError:
+      return "error";
   }
   return "stop";
 }
@@ -326,7 +330,8 @@ ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std
   f.Float("presence_penalty", &p.presence_penalty, -2, 2);
   f.Float("frequency_penalty", &p.frequency_penalty, -2, 2);
   int64_t seed = 0;
-  if (f.Int("seed", &seed, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max())) {
+  if (f.Int("seed", &seed, std::numeric_limits<int64_t>::min(),
+            std::numeric_limits<int64_t>::max())) {
     p.seed = static_cast<uint64_t>(seed);
   }
   f.Bool("ignore_eos", &p.ignore_eos);
@@ -364,7 +369,8 @@ ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std
       p.stop.push_back(stop->get<std::string>());
     } else if (stop->is_array()) {
       for (const Json& s : *stop) {
-        if (!s.is_string()) return BadRequest("'stop' must be a string or an array of strings", "stop");
+        if (!s.is_string())
+          return BadRequest("'stop' must be a string or an array of strings", "stop");
         p.stop.push_back(s.get<std::string>());
       }
     } else {
@@ -377,18 +383,21 @@ ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std
     }
   }
   if (const Json* ids = f.Get("stop_token_ids")) {
-    if (!ids->is_array()) return BadRequest("'stop_token_ids' must be an array of integers", "stop_token_ids");
+    if (!ids->is_array())
+      return BadRequest("'stop_token_ids' must be an array of integers", "stop_token_ids");
     for (const Json& t : *ids) {
       if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= model.vocab_size) {
-        return BadRequest(fmt::format("'stop_token_ids' entries must be token ids in [0, {})",
-                                      model.vocab_size),
-                          "stop_token_ids");
+        return BadRequest(
+            fmt::format("'stop_token_ids' entries must be token ids in [0, {})", model.vocab_size),
+            "stop_token_ids");
       }
       p.stop_token_ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
     }
   }
   if (const Json* lb = f.Get("logit_bias")) {
-    if (!lb->is_object()) return BadRequest("'logit_bias' must be an object mapping token ids to numbers", "logit_bias");
+    if (!lb->is_object())
+      return BadRequest("'logit_bias' must be an object mapping token ids to numbers",
+                        "logit_bias");
     for (auto it = lb->begin(); it != lb->end(); ++it) {
       char* end = nullptr;
       long long id = std::strtoll(it.key().c_str(), &end, 10);
@@ -433,7 +442,8 @@ ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std
   if (chat) {
     if (const Json* rf = f.Get("response_format")) {
       if (!rf->is_object() || !rf->contains("type") || (*rf)["type"] != "text") {
-        return BadRequest("only response_format {\"type\": \"text\"} is supported", "response_format");
+        return BadRequest("only response_format {\"type\": \"text\"} is supported",
+                          "response_format");
       }
     }
     auto text = RenderChat(body, model);
@@ -450,10 +460,11 @@ ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std
     auto add_ids = [&](const Json& arr) -> std::optional<ApiError> {
       std::vector<int32_t> ids;
       for (const Json& t : arr) {
-        if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= model.vocab_size) {
-          return BadRequest(fmt::format("token ids in 'prompt' must be integers in [0, {})",
-                                        model.vocab_size),
-                            "prompt");
+        if (!t.is_number_integer() || t.get<int64_t>() < 0 ||
+            t.get<int64_t>() >= model.vocab_size) {
+          return BadRequest(
+              fmt::format("token ids in 'prompt' must be integers in [0, {})", model.vocab_size),
+              "prompt");
         }
         ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
       }
@@ -475,14 +486,15 @@ ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std
         } else if (item.is_array() && !item.empty()) {
           if (auto err = add_ids(item)) return *err;
         } else {
-          return BadRequest("'prompt' must be a string, an array of strings, an array of token "
-                            "ids, or an array of token id arrays",
-                            "prompt");
+          return BadRequest(
+              "'prompt' must be a string, an array of strings, an array of token "
+              "ids, or an array of token id arrays",
+              "prompt");
         }
       }
     } else {
-      return BadRequest("'prompt' must be a non-empty string, array of strings, or array of token ids",
-                        "prompt");
+      return BadRequest(
+          "'prompt' must be a non-empty string, array of strings, or array of token ids", "prompt");
     }
     if (!f.ok()) return *f.error();
   }
@@ -561,7 +573,9 @@ Json CompletionLogprobsJson(const std::vector<engine::TokenLogprob>& lps, size_t
     offset += t.size();
     prev = lps[i].token;
   }
-  return Json{{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops},
+  return Json{{"tokens", tokens},
+              {"token_logprobs", token_lps},
+              {"top_logprobs", tops},
               {"text_offset", offsets}};
 }
 
@@ -575,8 +589,8 @@ Json ChatLogprobsJson(const std::vector<engine::TokenLogprob>& lps, const ModelI
       std::string tt = TokenText(model, id, prev);
       top.push_back({{"token", tt}, {"logprob", v}, {"bytes", BytesOf(tt)}});
     }
-    content.push_back({{"token", t}, {"logprob", lp.logprob}, {"bytes", BytesOf(t)},
-                       {"top_logprobs", top}});
+    content.push_back(
+        {{"token", t}, {"logprob", lp.logprob}, {"bytes", BytesOf(t)}, {"top_logprobs", top}});
     prev = lp.token;
   }
   return Json{{"content", content}};
@@ -608,7 +622,8 @@ std::string RenderResponse(const GenerationRequest& req, const std::string& id, 
     const size_t prompt = i / static_cast<size_t>(n);
     Json choice;
     choice["index"] = i;
-    choice["finish_reason"] = c.finish_reason ? Json(FinishReasonForApi(*c.finish_reason)) : Json(nullptr);
+    choice["finish_reason"] =
+        c.finish_reason ? Json(FinishReasonForApi(*c.finish_reason)) : Json(nullptr);
     if (req.endpoint == Endpoint::kCompletions) {
       std::string text = req.echo ? req.prompt_texts[prompt] + c.text : c.text;
       choice["text"] = text;
@@ -631,8 +646,9 @@ std::string RenderResponse(const GenerationRequest& req, const std::string& id, 
       choice["stop_reason"] = StopReason(c);
     } else {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
-      choice["logprobs"] =
-          req.logprobs ? ChatLogprobsJson(c.logprobs, model, req.prompts[prompt].back()) : Json(nullptr);
+      choice["logprobs"] = req.logprobs
+                               ? ChatLogprobsJson(c.logprobs, model, req.prompts[prompt].back())
+                               : Json(nullptr);
       choice["stop_reason"] = StopReason(c);
     }
     arr.push_back(std::move(choice));
@@ -655,7 +671,8 @@ std::string RenderStreamChunk(const GenerationRequest& req, const std::string& i
   Json choice;
   choice["index"] = index;
   const size_t prompt = static_cast<size_t>(index / req.params.n);
-  Json finish = delta.finish_reason ? Json(FinishReasonForApi(*delta.finish_reason)) : Json(nullptr);
+  Json finish =
+      delta.finish_reason ? Json(FinishReasonForApi(*delta.finish_reason)) : Json(nullptr);
   if (req.endpoint == Endpoint::kCompletions) {
     j["object"] = "text_completion";
     std::string text = delta.text;
@@ -674,8 +691,8 @@ std::string RenderStreamChunk(const GenerationRequest& req, const std::string& i
         }
         choice["logprobs"] = lp;
       } else {
-        choice["logprobs"] =
-            CompletionLogprobsJson(delta.logprobs, state.text.size(), model, false, state.last_token);
+        choice["logprobs"] = CompletionLogprobsJson(delta.logprobs, state.text.size(), model, false,
+                                                    state.last_token);
       }
       if (!delta.logprobs.empty()) state.last_token = delta.logprobs.back().token;
     } else {
@@ -684,7 +701,7 @@ std::string RenderStreamChunk(const GenerationRequest& req, const std::string& i
     state.text += delta.text;
     choice["finish_reason"] = finish;
     if (delta.finish_reason) {
-      choice["stop_reason"] = delta.stop_string ? Json(*delta.stop_string)
+      choice["stop_reason"] = delta.stop_string  ? Json(*delta.stop_string)
                               : delta.stop_token ? Json(*delta.stop_token)
                                                  : Json(nullptr);
     }
@@ -703,7 +720,7 @@ std::string RenderStreamChunk(const GenerationRequest& req, const std::string& i
     if (!delta.logprobs.empty()) state.last_token = delta.logprobs.back().token;
     choice["finish_reason"] = finish;
     if (delta.finish_reason) {
-      choice["stop_reason"] = delta.stop_string ? Json(*delta.stop_string)
+      choice["stop_reason"] = delta.stop_string  ? Json(*delta.stop_string)
                               : delta.stop_token ? Json(*delta.stop_token)
                                                  : Json(nullptr);
     }
@@ -717,7 +734,8 @@ std::string RenderUsageChunk(const GenerationRequest& req, const std::string& id
                              const engine::Usage& usage) {
   Json j;
   j["id"] = id;
-  j["object"] = req.endpoint == Endpoint::kCompletions ? "text_completion" : "chat.completion.chunk";
+  j["object"] =
+      req.endpoint == Endpoint::kCompletions ? "text_completion" : "chat.completion.chunk";
   j["created"] = created;
   j["model"] = req.model;
   j["choices"] = Json::array();

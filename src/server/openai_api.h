@@ -33,7 +33,7 @@ ApiError BadRequest(std::string message, std::string param = "", std::string cod
 template <typename T>
 class ApiResult {
  public:
-  ApiResult(T v) : value_(std::move(v)) {}  // NOLINT
+  ApiResult(T v) : value_(std::move(v)) {}         // NOLINT
   ApiResult(ApiError e) : error_(std::move(e)) {}  // NOLINT
   bool ok() const { return value_.has_value(); }
   T& operator*() { return *value_; }
@@ -48,7 +48,7 @@ class ApiResult {
 // Options a chat template is rendered with, from the request.
 // JSON keeps the client's key order here: templates render tools with tojson.
 struct ChatRenderOptions {
-  OrderedJson tools;                  // null when the request has none
+  OrderedJson tools;  // null when the request has none
   bool add_generation_prompt = true;
   OrderedJson extra_context = OrderedJson::object();  // chat_template_kwargs (enable_thinking)
 };
@@ -78,8 +78,8 @@ struct GenerationRequest {
   bool include_usage = false;
   bool continuous_usage_stats = false;
   bool echo = false;
-  bool logprobs = false;      // return logprobs of output tokens
-  int32_t top_logprobs = 0;   // alternatives per token
+  bool logprobs = false;     // return logprobs of output tokens
+  int32_t top_logprobs = 0;  // alternatives per token
   int32_t priority = 0;
   std::string cache_salt;
   std::string user;
@@ -102,7 +102,7 @@ struct ChoiceState {
   std::optional<engine::FinishReason> finish_reason;
   std::optional<std::string> stop_string;
   std::optional<int32_t> stop_token;
-  bool sent_role = false;  // chat streaming: the first delta carries the role
+  bool sent_role = false;   // chat streaming: the first delta carries the role
   int32_t last_token = -1;  // context for the next token's text in logprobs (the prompt's last)
 };
 

@@ -70,10 +70,10 @@ struct Server::Impl {
 
   enum class State { kLoading, kReady, kFailed };
   std::atomic<State> state{State::kLoading};
-  std::atomic<bool> draining{false};   // /ready answers 503
-  std::atomic<bool> refusing{false};   // new requests get 503
-  std::atomic<int> inflight{0};        // generation requests not yet answered
-  std::atomic<int> queued{0};          // of those, not yet generating
+  std::atomic<bool> draining{false};  // /ready answers 503
+  std::atomic<bool> refusing{false};  // new requests get 503
+  std::atomic<int> inflight{0};       // generation requests not yet answered
+  std::atomic<int> queued{0};         // of those, not yet generating
   std::string load_error;
   std::thread loader;
 
@@ -133,8 +133,8 @@ struct RequestContext : std::enable_shared_from_this<RequestContext> {
   Server::Impl* srv = nullptr;
   std::shared_ptr<HttpExchange> ex;
   GenerationRequest req;
-  std::string id;             // response id: cmpl-... / chatcmpl-...
-  std::string request_id;     // X-Request-Id
+  std::string id;          // response id: cmpl-... / chatcmpl-...
+  std::string request_id;  // X-Request-Id
   int64_t created = 0;
   Clock::time_point start;
   std::mutex mu;
@@ -217,9 +217,11 @@ void RequestContext::OnOutput(size_t prompt, engine::RequestOutput out) {
   for (const auto& so : out.seqs) {
     if (so.finish_reason) reason = std::string(FinishReasonForApi(*so.finish_reason));
   }
-  if (out.error.ok() && reason != "abort") s.request_success->Add({labels[0], {"finished_reason", reason}});
+  if (out.error.ok() && reason != "abort")
+    s.request_success->Add({labels[0], {"finished_reason", reason}});
   if (out.first_token) s.ttft->Observe(labels, Seconds(*out.first_token - out.arrival));
-  if (out.first_scheduled) s.queue_time->Observe(labels, Seconds(*out.first_scheduled - out.arrival));
+  if (out.first_scheduled)
+    s.queue_time->Observe(labels, Seconds(*out.first_scheduled - out.arrival));
   s.e2e->Observe(labels, Seconds(now - out.arrival));
   s.req_prompt_tokens->Observe(labels, out.usage.prompt_tokens);
   s.req_gen_tokens->Observe(labels, out.usage.completion_tokens);
@@ -256,7 +258,8 @@ void RequestContext::Finish() {
   } else {
     s.Reply(*ex, 200, RenderResponse(req, id, created, choices, usage, s.info), request_id);
   }
-  if (req.stream || client_gone) s.http_requests->Add({s.ModelLabels()[0], {"status", std::to_string(status)}});
+  if (req.stream || client_gone)
+    s.http_requests->Add({s.ModelLabels()[0], {"status", std::to_string(status)}});
   s.inflight--;
   s.cv.notify_all();
   if (s.options.access_log) {
@@ -282,7 +285,8 @@ void RequestContext::Finish() {
 
 void Server::Impl::SetupMetrics() {
   if (options.metrics_vllm_names) prefixes.push_back("vllm:");
-  running = &registry.Gauge("num_requests_running", "Number of requests in model execution batches.");
+  running =
+      &registry.Gauge("num_requests_running", "Number of requests in model execution batches.");
   waiting = &registry.Gauge("num_requests_waiting", "Number of requests waiting to be processed.");
   kv_usage = &registry.Gauge("kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.");
   prefix_queries = &registry.Counter("prefix_cache_queries",
@@ -291,22 +295,27 @@ void Server::Impl::SetupMetrics() {
                                   "Prefix cache hits, in terms of number of cached tokens.");
   preemptions = &registry.Counter("num_preemptions", "Cumulative number of preemptions.");
   prompt_tokens = &registry.Counter("prompt_tokens", "Number of prefill tokens processed.");
-  generation_tokens = &registry.Counter("generation_tokens", "Number of generation tokens processed.");
-  request_success = &registry.Counter("request_success", "Count of successfully processed requests.");
+  generation_tokens =
+      &registry.Counter("generation_tokens", "Number of generation tokens processed.");
+  request_success =
+      &registry.Counter("request_success", "Count of successfully processed requests.");
   http_requests = &registry.Counter("http_requests", "HTTP requests answered, by status code.");
-  ttft = &registry.Histogram("time_to_first_token_seconds", "Histogram of time to first token in seconds.",
-                             {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0,
-                              2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0});
-  itl = &registry.Histogram("inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
-                            {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
-                             5.0, 7.5, 10.0, 20.0, 40.0, 80.0});
-  const std::vector<double> latency = {0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0,
-                                       30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0,
-                                       7680.0};
+  ttft = &registry.Histogram(
+      "time_to_first_token_seconds", "Histogram of time to first token in seconds.",
+      {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25,  0.5,   0.75,
+       1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0});
+  itl = &registry.Histogram("inter_token_latency_seconds",
+                            "Histogram of inter-token latency in seconds.",
+                            {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0,
+                             2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0});
+  const std::vector<double> latency = {0.3,  0.5,   0.8,   1.0,   1.5,   2.0,    2.5,
+                                       5.0,  10.0,  15.0,  20.0,  30.0,  40.0,   50.0,
+                                       60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
   e2e = &registry.Histogram("e2e_request_latency_seconds",
                             "Histogram of end to end request latency in seconds.", latency);
-  queue_time = &registry.Histogram("request_queue_time_seconds",
-                                   "Histogram of time spent in WAITING phase for request.", latency);
+  queue_time =
+      &registry.Histogram("request_queue_time_seconds",
+                          "Histogram of time spent in WAITING phase for request.", latency);
   cache_config = &registry.Gauge("cache_config_info", "Information of the KV cache configuration.");
   registry.OnCollect([this] {
     if (!engine) return;
@@ -376,8 +385,9 @@ void Server::Impl::Load() {
       };
     }
   } else {
-    KINFER_LOG_WARN("the model has no chat template: /v1/chat/completions will answer 400 "
-                    "(pass --chat-template FILE)");
+    KINFER_LOG_WARN(
+        "the model has no chat template: /v1/chat/completions will answer 400 "
+        "(pass --chat-template FILE)");
   }
   engine::EngineOptions eo = options.engine;
   const tokenizer::Tokenizer* tp = tok.get();
@@ -385,7 +395,8 @@ void Server::Impl::Load() {
   if (eo.eos_token_ids.empty()) {
     eo.eos_token_ids = tok->eos_ids();
     for (int64_t e : model->config().eos_token_ids) {
-      if (std::find(eo.eos_token_ids.begin(), eo.eos_token_ids.end(), e) == eo.eos_token_ids.end()) {
+      if (std::find(eo.eos_token_ids.begin(), eo.eos_token_ids.end(), e) ==
+          eo.eos_token_ids.end()) {
         eo.eos_token_ids.push_back(static_cast<int32_t>(e));
       }
     }
@@ -395,19 +406,20 @@ void Server::Impl::Load() {
   info.max_model_len = (*e)->max_model_len();
   info.vocab_size = static_cast<int32_t>(model->config().vocab_size);
   info.tokenizer = tok.get();
-  req_prompt_tokens = &registry.Histogram("request_prompt_tokens", "Number of prefill tokens processed.",
-                                          TokenBuckets(info.max_model_len));
-  req_gen_tokens = &registry.Histogram("request_generation_tokens",
-                                       "Number of generation tokens processed.",
-                                       TokenBuckets(info.max_model_len));
+  req_prompt_tokens =
+      &registry.Histogram("request_prompt_tokens", "Number of prefill tokens processed.",
+                          TokenBuckets(info.max_model_len));
+  req_gen_tokens =
+      &registry.Histogram("request_generation_tokens", "Number of generation tokens processed.",
+                          TokenBuckets(info.max_model_len));
   cache_config->Set({{"block_size", std::to_string((*e)->block_size())},
                      {"num_gpu_blocks", std::to_string((*e)->Stats().num_blocks)},
                      {"cache_dtype", std::string(DTypeName(eo.kv_cache_dtype))}},
                     1);
   engine = std::move(*e);
   state = State::kReady;
-  KINFER_LOG_INFO("ready in {:.1f} s: serving '{}' (max model length {})", Seconds(Clock::now() - t0),
-                  info.served_names[0], info.max_model_len);
+  KINFER_LOG_INFO("ready in {:.1f} s: serving '{}' (max model length {})",
+                  Seconds(Clock::now() - t0), info.served_names[0], info.max_model_len);
 }
 
 void Server::Impl::Reply(HttpExchange& ex, int status, const std::string& body,
@@ -445,17 +457,22 @@ void Server::Impl::Handle(std::shared_ptr<HttpExchange> ex, bool metrics_listene
     bool api;  // needs the model and (when keys are set) an API key
   };
   static const Route kRoutes[] = {
-      {"/health", "GET", false},          {"/ready", "GET", false},
-      {"/metrics", "GET", false},         {"/version", "GET", false},
-      {"/v1/models", "GET", true},        {"/v1/completions", "POST", true},
-      {"/v1/chat/completions", "POST", true}, {"/tokenize", "POST", true},
+      {"/health", "GET", false},
+      {"/ready", "GET", false},
+      {"/metrics", "GET", false},
+      {"/version", "GET", false},
+      {"/v1/models", "GET", true},
+      {"/v1/completions", "POST", true},
+      {"/v1/chat/completions", "POST", true},
+      {"/tokenize", "POST", true},
       {"/detokenize", "POST", true},
   };
   const Route* route = nullptr;
   for (const Route& r : kRoutes) {
     if (path == r.path) route = &r;
   }
-  if (metrics_listener && path != "/metrics" && path != "/health" && path != "/ready") route = nullptr;
+  if (metrics_listener && path != "/metrics" && path != "/health" && path != "/ready")
+    route = nullptr;
   if (!route) {
     ApiError e;
     e.status = 404;
@@ -473,7 +490,8 @@ void Server::Impl::Handle(std::shared_ptr<HttpExchange> ex, bool metrics_listene
   }
   const bool needs_key = route->api || (path == "/metrics" && options.protect_metrics);
   if (needs_key && keys.enabled()) {
-    std::string presented = ApiKeys::FromHeaders(ex->header("authorization"), ex->header("x-api-key"));
+    std::string presented =
+        ApiKeys::FromHeaders(ex->header("authorization"), ex->header("x-api-key"));
     if (presented.empty() || !keys.Check(presented)) {
       ApiError e;
       e.status = 401;
@@ -513,7 +531,9 @@ void Server::Impl::Handle(std::shared_ptr<HttpExchange> ex, bool metrics_listene
     return ReplyError(*ex, e, request_id, {{"Connection", "close"}});
   }
   if (state != State::kReady) {
-    ApiError e{503, state == State::kLoading ? "the model is still loading" : "the model failed to load: " + load_error,
+    ApiError e{503,
+               state == State::kLoading ? "the model is still loading"
+                                        : "the model failed to load: " + load_error,
                "service_unavailable", "", ""};
     return ReplyError(*ex, e, request_id, {{"Retry-After", "5"}});
   }
@@ -531,8 +551,9 @@ void Server::Impl::Handle(std::shared_ptr<HttpExchange> ex, bool metrics_listene
   }
   if (path == "/tokenize") return HandleTokenize(*ex, request_id);
   if (path == "/detokenize") return HandleDetokenize(*ex, request_id);
-  HandleGeneration(std::move(ex), path == "/v1/completions" ? Endpoint::kCompletions : Endpoint::kChat,
-                   request_id, start);
+  HandleGeneration(std::move(ex),
+                   path == "/v1/completions" ? Endpoint::kCompletions : Endpoint::kChat, request_id,
+                   start);
 }
 
 void Server::Impl::HandleTokenize(HttpExchange& ex, const std::string& request_id) {
@@ -552,8 +573,9 @@ void Server::Impl::HandleTokenize(HttpExchange& ex, const std::string& request_i
     bool add_special = true;
     if (auto a = j->find("add_special_tokens"); a != j->end()) {
       if (!a->is_boolean()) {
-        return ReplyError(ex, BadRequest("'add_special_tokens' must be a boolean", "add_special_tokens"),
-                          request_id);
+        return ReplyError(
+            ex, BadRequest("'add_special_tokens' must be a boolean", "add_special_tokens"),
+            request_id);
       }
       add_special = *a;
     }
@@ -579,19 +601,23 @@ void Server::Impl::HandleDetokenize(HttpExchange& ex, const std::string& request
   }
   auto t = j->find("tokens");
   if (t == j->end() || !t->is_array()) {
-    return ReplyError(ex, BadRequest("'tokens' must be an array of token ids", "tokens"), request_id);
+    return ReplyError(ex, BadRequest("'tokens' must be an array of token ids", "tokens"),
+                      request_id);
   }
   std::vector<int32_t> ids;
   for (const Json& v : *t) {
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= info.vocab_size) {
-      return ReplyError(ex, BadRequest(fmt::format("'tokens' must hold token ids in [0, {})", info.vocab_size),
-                                       "tokens"),
-                        request_id);
+      return ReplyError(
+          ex,
+          BadRequest(fmt::format("'tokens' must hold token ids in [0, {})", info.vocab_size),
+                     "tokens"),
+          request_id);
     }
     ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
   }
   Reply(ex, 200,
-        Json{{"prompt", tok->Decode(ids, false)}}.dump(-1, ' ', false, Json::error_handler_t::replace),
+        Json{{"prompt", tok->Decode(ids, false)}}.dump(-1, ' ', false,
+                                                       Json::error_handler_t::replace),
         request_id);
 }
 
@@ -645,9 +671,8 @@ void Server::Impl::HandleGeneration(std::shared_ptr<HttpExchange> ex, Endpoint e
     r.params = ctx->req.params;
     r.priority = ctx->req.priority;
     r.cache_salt = ctx->req.cache_salt;
-    Status st = engine->Submit(std::move(r), [ctx, i](engine::RequestOutput out) {
-      ctx->OnOutput(i, std::move(out));
-    });
+    Status st = engine->Submit(
+        std::move(r), [ctx, i](engine::RequestOutput out) { ctx->OnOutput(i, std::move(out)); });
     if (!st.ok()) {
       // Earlier prompts of this request were accepted: abort them, and answer once they end.
       for (size_t k = 0; k < i; ++k) engine->Abort(ctx->EngineId(k));
@@ -661,9 +686,10 @@ void Server::Impl::HandleGeneration(std::shared_ptr<HttpExchange> ex, Endpoint e
           // Nothing was sent yet: a plain error response.
           ctx->done = true;
           inflight--;
-          ApiError e = st.code() == StatusCode::kInvalidArgument
-                           ? BadRequest(st.message(), endpoint == Endpoint::kChat ? "messages" : "prompt")
-                           : ApiError{503, st.message(), "service_unavailable", "", ""};
+          ApiError e =
+              st.code() == StatusCode::kInvalidArgument
+                  ? BadRequest(st.message(), endpoint == Endpoint::kChat ? "messages" : "prompt")
+                  : ApiError{503, st.message(), "service_unavailable", "", ""};
           ReplyError(*ex, e, request_id);
           ctx->ex.reset();
           cv.notify_all();
@@ -690,7 +716,8 @@ Status Server::Start() {
   KINFER_ASSIGN_OR_RETURN(m.keys, ApiKeys::Load(m.options.api_keys, m.options.api_key_files));
   m.info.served_names = m.options.served_model_names;
   if (m.info.served_names.empty()) m.info.served_names.push_back(m.options.model_path);
-  if (!m.options.chat_template_file.empty() && !std::filesystem::exists(m.options.chat_template_file)) {
+  if (!m.options.chat_template_file.empty() &&
+      !std::filesystem::exists(m.options.chat_template_file)) {
     return NotFoundError("--chat-template {}: no such file", m.options.chat_template_file);
   }
   m.SetupMetrics();
@@ -707,9 +734,11 @@ Status Server::Start() {
         mo, [&m](std::shared_ptr<HttpExchange> ex) { m.Handle(std::move(ex), true); });
     KINFER_RETURN_IF_ERROR(m.metrics_http->Start());
   }
-  KINFER_LOG_INFO("listening on {}://{}:{}{}", m.options.http.tls_cert_file.empty() ? "http" : "https",
-                  m.options.http.host, m.http->port(),
-                  m.options.metrics_port > 0 ? fmt::format(" (metrics on port {})", m.metrics_http->port()) : "");
+  KINFER_LOG_INFO(
+      "listening on {}://{}:{}{}", m.options.http.tls_cert_file.empty() ? "http" : "https",
+      m.options.http.host, m.http->port(),
+      m.options.metrics_port > 0 ? fmt::format(" (metrics on port {})", m.metrics_http->port())
+                                 : "");
   if (m.keys.enabled()) KINFER_LOG_INFO("API keys required: {} configured", m.keys.size());
   m.loader = std::thread([&m] { m.Load(); });
   return Status::Ok();

@@ -13,8 +13,8 @@ namespace kinfer::tokenizer {
 
 // A factory for EngineOptions::text_decoder. `tokenizer` must outlive the engine.
 inline auto EngineTextDecoder(const Tokenizer& tokenizer) {
-  return [&tokenizer](bool skip_special, std::span<const int32_t> prompt)
-             -> std::unique_ptr<engine::TextDecoder> {
+  return [&tokenizer](bool skip_special,
+                      std::span<const int32_t> prompt) -> std::unique_ptr<engine::TextDecoder> {
     class Adapter : public engine::TextDecoder {
      public:
       Adapter(const Tokenizer& t, bool skip) : d_(t, skip) {}

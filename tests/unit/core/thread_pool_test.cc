@@ -14,11 +14,15 @@ TEST(ThreadPool, ParallelForVisitsEveryIndexOnce) {
   for (int64_t n : {0, 1, 3, 17, 1000, 4097}) {
     std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
     for (int rep = 0; rep < 50; ++rep) {
-      pool.ParallelFor(n, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
-      }, 8);
+      pool.ParallelFor(
+          n,
+          [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+          },
+          8);
     }
-    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 50) << n << " " << i;
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 50) << n << " " << i;
   }
 }
 

@@ -53,7 +53,8 @@ TEST(BlockPool, EvictsLeastRecentlyUsedCachedBlock) {
   // Free in reverse: block 2 first (least recently used), block 0 last.
   for (int i = 2; i >= 0; --i) pool.Unref(blocks[static_cast<size_t>(i)]);
   EXPECT_EQ(pool.FreeQueue(), (std::vector<int32_t>{2, 1, 0}));
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(pool.Lookup(hashes[static_cast<size_t>(i)]), blocks[static_cast<size_t>(i)]);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(pool.Lookup(hashes[static_cast<size_t>(i)]), blocks[static_cast<size_t>(i)]);
   // A hit on a free block in the middle takes it out of the queue in O(1).
   pool.Ref(1);
   EXPECT_EQ(pool.FreeQueue(), (std::vector<int32_t>{2, 0}));

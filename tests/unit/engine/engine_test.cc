@@ -111,7 +111,8 @@ TEST(Engine, BatchInvariantTokensAndLogits) {
   // Half of them share a 40-token system prefix, for prefix-cache hits.
   for (int i = 0; i < kRequests; i += 2) {
     std::vector<int32_t> p = Prompt(40, 1000, 512);
-    p.insert(p.end(), prompts[static_cast<size_t>(i)].begin(), prompts[static_cast<size_t>(i)].end());
+    p.insert(p.end(), prompts[static_cast<size_t>(i)].begin(),
+             prompts[static_cast<size_t>(i)].end());
     prompts[static_cast<size_t>(i)] = p;
   }
   auto id = [](int i) { return "r" + std::to_string(i); };
@@ -136,9 +137,9 @@ TEST(Engine, BatchInvariantTokensAndLogits) {
     bool prefix;
   };
   // stories260K: one 16-token block is 5 layers x 2 x 4 heads x 16 x 8 x 2 bytes = 10 KiB.
-  for (const Variant& v : {Variant{"batched", 64 << 20, 2048, false},
-                           Variant{"prefix-cached", 64 << 20, 2048, true},
-                           Variant{"chunked+preempted", 40 * 10240, 32, true}}) {
+  for (const Variant& v :
+       {Variant{"batched", 64 << 20, 2048, false}, Variant{"prefix-cached", 64 << 20, 2048, true},
+        Variant{"chunked+preempted", 40 * 10240, 32, true}}) {
     EngineOptions o;
     o.enable_prefix_caching = v.prefix;
     o.kv_cache_bytes = v.kv_bytes;
@@ -267,7 +268,9 @@ TEST(Engine, RejectsBadRequestsAtSubmission) {
   o.max_model_len = 64;
   Runner r(kStories, o);
   EXPECT_EQ(r.Submit(Greedy("long", Prompt(64, 1, 512), 4)).code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(r.Submit(Greedy("long", Prompt(64, 1, 512), 4)).message().find("maximum context length is 64"),
+  EXPECT_NE(r.Submit(Greedy("long", Prompt(64, 1, 512), 4))
+                .message()
+                .find("maximum context length is 64"),
             std::string::npos);
   EXPECT_EQ(r.Submit(Greedy("oov", {1, 9999}, 4)).code(), StatusCode::kInvalidArgument);
   Request bad = Greedy("t", {1}, 4);

@@ -36,7 +36,8 @@ struct Fixture {
   void Complete(const SchedulerOutput& out) {
     for (const auto& s : out.scheduled) {
       s.seq->num_computed += s.num_tokens;
-      if (s.seq->num_computed == static_cast<int32_t>(s.seq->tokens.size())) s.seq->tokens.push_back(1);
+      if (s.seq->num_computed == static_cast<int32_t>(s.seq->tokens.size()))
+        s.seq->tokens.push_back(1);
     }
   }
 };

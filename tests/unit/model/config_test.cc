@@ -33,11 +33,13 @@ TEST(Config, FamilyDefaults) {
 }
 
 TEST(Config, RopeScalingInBothConventions) {
-  auto legacy = Parse(R"(,"model_type":"llama","rope_theta":500000,"rope_scaling":{"type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192})");
+  auto legacy = Parse(
+      R"(,"model_type":"llama","rope_theta":500000,"rope_scaling":{"type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192})");
   ASSERT_TRUE(legacy.ok()) << legacy.status().ToString();
   EXPECT_EQ(legacy->rope_scaling.type, RopeScalingType::kLlama3);
   EXPECT_EQ(legacy->rope_theta, 500000);
-  auto modern = Parse(R"(,"model_type":"llama","rope_parameters":{"rope_type":"llama3","rope_theta":500000,"factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192})");
+  auto modern = Parse(
+      R"(,"model_type":"llama","rope_parameters":{"rope_type":"llama3","rope_theta":500000,"factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192})");
   ASSERT_TRUE(modern.ok());
   EXPECT_EQ(modern->rope_scaling.type, RopeScalingType::kLlama3);
   EXPECT_EQ(modern->rope_theta, 500000);

@@ -2,8 +2,8 @@
 // every failure is an error that names the file and what was wrong, never a crash.
 #include "model/gguf.h"
 
-#include <gtest/gtest.h>
 #include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 
@@ -13,12 +13,10 @@
 namespace kinfer::model {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::GgufBuilder;
+using ::testing::HasSubstr;
 
-Status ParseBytes(const std::vector<uint8_t>& b) {
-  return GgufFile::Parse(b, "bad.gguf").status();
-}
+Status ParseBytes(const std::vector<uint8_t>& b) { return GgufFile::Parse(b, "bad.gguf").status(); }
 
 TEST(Gguf, ReadsRealFileMetadataAndTensors) {
   auto g = GgufFile::Open(KINFER_SHARED_DIR "/models/stories260K/stories260K.gguf");
@@ -159,8 +157,10 @@ TEST(Gguf, LoaderNamesMissingAndMisshapenTensors) {
 
   GgufBuilder::Write(path, TinyLlama("", "blk.0.attn_k.weight"));
   auto bad = LoadModel(path);
-  EXPECT_THAT(bad.status().message(),
-              HasSubstr("tensor 'blk.0.attn_k.weight': expected shape [16, 32] from the config, got [16, 64]"));
+  EXPECT_THAT(
+      bad.status().message(),
+      HasSubstr(
+          "tensor 'blk.0.attn_k.weight': expected shape [16, 32] from the config, got [16, 64]"));
   std::filesystem::remove(path);
 }
 

@@ -42,7 +42,8 @@ TEST_P(QuantFixture, DequantizeMatchesGgufPackage) {
       ASSERT_EQ(a, b) << "element " << i;
     } else {
       // numpy may round d*q and the min's product separately; allow one float32 rounding.
-      ASSERT_NEAR(got_ref[i], want[i], 2e-7f * std::max(1.0f, std::fabs(want[i]))) << "element " << i;
+      ASSERT_NEAR(got_ref[i], want[i], 2e-7f * std::max(1.0f, std::fabs(want[i])))
+          << "element " << i;
     }
     ASSERT_EQ(got[i], got_ref[i]) << "optimized dequantize differs from the reference at " << i;
   }

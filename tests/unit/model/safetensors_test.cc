@@ -30,8 +30,9 @@ std::string Error(const std::string& header, size_t data_bytes) {
 
 TEST(Safetensors, ParsesValidHeader) {
   auto f = SafetensorsFile::Parse(
-      File(R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"b":{"dtype":"BF16","shape":[4],"data_offsets":[24,32]}})",
-           32),
+      File(
+          R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"b":{"dtype":"BF16","shape":[4],"data_offsets":[24,32]}})",
+          32),
       "m.safetensors");
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   EXPECT_EQ((*f)->metadata().at("format"), "pt");
@@ -50,8 +51,11 @@ TEST(Safetensors, RejectsBrokenHeadersWithClearMessages) {
               HasSubstr("tensor 'a': data_offsets span 16 bytes but shape and dtype F32 need 8"));
   EXPECT_THAT(Error(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8),
               HasSubstr("tensor 'a': data_offsets [0, 16) outside the 8-byte data section"));
-  EXPECT_THAT(Error(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
-              HasSubstr("overlap"));
+  EXPECT_THAT(
+      Error(
+          R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+          12),
+      HasSubstr("overlap"));
   EXPECT_THAT(Error(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8),
               HasSubstr("shape has a non-integer entry"));
   std::vector<uint8_t> lies = File("{}", 0);

@@ -27,7 +27,9 @@ TEST(Metrics, RendersCountersGaugesAndCumulativeHistograms) {
   h.Observe(l, 5);
   std::string out = reg.Render({"kinfer:", "vllm:"});
   EXPECT_THAT(out, HasSubstr("# TYPE kinfer:request_success counter\n"));
-  EXPECT_THAT(out, HasSubstr(R"(kinfer:request_success_total{model_name="m\"x",finished_reason="stop"} 2)"));
+  EXPECT_THAT(
+      out,
+      HasSubstr(R"(kinfer:request_success_total{model_name="m\"x",finished_reason="stop"} 2)"));
   EXPECT_THAT(out, HasSubstr(R"(vllm:num_requests_running{model_name="m\"x"} 3)"));
   EXPECT_THAT(out, HasSubstr(R"(kinfer:latency_seconds_bucket{model_name="m\"x",le="0.1"} 1)"));
   EXPECT_THAT(out, HasSubstr(R"(kinfer:latency_seconds_bucket{model_name="m\"x",le="1"} 2)"));
@@ -44,8 +46,10 @@ TEST(ApiKeys, FromFlagsFilesAndEnvironment) {
   unsetenv("KINFER_API_KEY");
   ASSERT_TRUE(k.ok()) << k.status().ToString();
   EXPECT_EQ(k->size(), 4u);
-  for (const char* ok : {"flag-key-1234", "file-key-1234", "env-key-5678"}) EXPECT_TRUE(k->Check(ok));
-  for (const char* bad : {"", "flag-key-123", "flag-key-12345", "FILE-KEY-1234"}) EXPECT_FALSE(k->Check(bad));
+  for (const char* ok : {"flag-key-1234", "file-key-1234", "env-key-5678"})
+    EXPECT_TRUE(k->Check(ok));
+  for (const char* bad : {"", "flag-key-123", "flag-key-12345", "FILE-KEY-1234"})
+    EXPECT_FALSE(k->Check(bad));
   EXPECT_EQ(ApiKeys::FromHeaders("Bearer abc", ""), "abc");
   EXPECT_EQ(ApiKeys::FromHeaders("bearer  abc ", ""), "abc");
   EXPECT_EQ(ApiKeys::FromHeaders("Basic abc", "xyz"), "xyz");

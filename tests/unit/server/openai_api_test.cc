@@ -23,9 +23,11 @@ class OpenAiApi : public ::testing::Test {
     info_.max_model_len = 64;
     info_.vocab_size = tok_->vocab_size();
     info_.tokenizer = tok_.get();
-    info_.chat = [](const OrderedJson& messages, const ChatRenderOptions& o) -> Result<std::string> {
+    info_.chat = [](const OrderedJson& messages,
+                    const ChatRenderOptions& o) -> Result<std::string> {
       std::string s;
-      for (const auto& m : messages) s += m["role"].get<std::string>() + ": " + m["content"].get<std::string>() + "\n";
+      for (const auto& m : messages)
+        s += m["role"].get<std::string>() + ": " + m["content"].get<std::string>() + "\n";
       if (o.add_generation_prompt) s += "assistant:";
       return s;
     };
@@ -61,7 +63,8 @@ TEST_F(OpenAiApi, ChatUsesTheTemplateAndDefaultsToTheRestOfTheContext) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->prompt_texts[0], "user: Hi\nthere\nassistant:");
   EXPECT_EQ(r->params.max_tokens, 64 - static_cast<int32_t>(r->prompts[0].size()));
-  auto no_gen = Chat(R"({"messages": [{"role": "user", "content": "Hi"}], "add_generation_prompt": false})");
+  auto no_gen =
+      Chat(R"({"messages": [{"role": "user", "content": "Hi"}], "add_generation_prompt": false})");
   ASSERT_TRUE(no_gen.ok());
   EXPECT_EQ(no_gen->prompt_texts[0], "user: Hi\n");
 }
@@ -78,10 +81,13 @@ TEST_F(OpenAiApi, ErrorsNameTheFieldAndStatus) {
            {R"({"prompt": "x", "temperature": "hot"})", 400, "temperature", "must be a number"},
            {R"({"prompt": "x", "max_tokens": 1e400})", 400, "", "invalid JSON"},
            {R"({"prompt": "x", "max_tokens": 18446744073709551616})", 400, "max_tokens", ""},
-           {R"({"prompt": "x", "stream_options": {"include_usage": true}})", 400, "stream_options", "only allowed"},
-           {R"({"prompt": "x", "stream": true, "stream_options": {"include_usage": 1}})", 400, "stream_options.include_usage", ""},
+           {R"({"prompt": "x", "stream_options": {"include_usage": true}})", 400, "stream_options",
+            "only allowed"},
+           {R"({"prompt": "x", "stream": true, "stream_options": {"include_usage": 1}})", 400,
+            "stream_options.include_usage", ""},
            {R"({"prompt": [1, 2, 100000]})", 400, "prompt", "token ids"},
-           {R"({"prompt": "x", "max_tokens": 100})", 400, "max_tokens", "maximum context length is 64"},
+           {R"({"prompt": "x", "max_tokens": 100})", 400, "max_tokens",
+            "maximum context length is 64"},
            {R"({"prompt": "x", "suffix": "y"})", 400, "suffix", ""},
            {R"([1])", 400, "", "JSON object"},
            {R"({"prompt": "x", "logit_bias": {"1": "a"}})", 400, "logit_bias", ""},
@@ -139,7 +145,8 @@ TEST_F(OpenAiApi, RendersCompletionAndChatResponses) {
   EXPECT_EQ(f["choices"][0]["delta"]["content"], "Hello");
   delta.text = "";
   delta.finish_reason = engine::FinishReason::kLength;
-  auto last = Json::parse(RenderStreamChunk(*c, "chatcmpl-1", 7, 0, st, delta, {}, info_, nullptr).substr(6));
+  auto last = Json::parse(
+      RenderStreamChunk(*c, "chatcmpl-1", 7, 0, st, delta, {}, info_, nullptr).substr(6));
   EXPECT_FALSE(last["choices"][0]["delta"].contains("role"));
   EXPECT_EQ(last["choices"][0]["finish_reason"], "length");
 }
