@@ -93,7 +93,7 @@ int RunGenerate(const GenerateOptions& o) {
   std::promise<engine::Usage> done;
   const auto start = std::chrono::steady_clock::now();
   std::optional<std::chrono::steady_clock::time_point> first;
-  Status st = (*engine)->Submit(r, [&](engine::RequestOutput out) {
+  Status st = (*engine)->Submit(r, [&](const engine::RequestOutput& out) {
     for (const auto& s : out.seqs) {
       if (!s.token_ids.empty() && !first) first = std::chrono::steady_clock::now();
       std::fwrite(s.text.data(), 1, s.text.size(), stdout);

@@ -136,8 +136,8 @@ class [[nodiscard]] Result {
   requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, Status> &&
            !std::is_same_v<std::decay_t<U>, Result<T>> && !std::is_same_v<std::decay_t<U>, T>)
       // The constraint excludes Result and T themselves, so copies and moves are not hidden.
-      Result(
-          U&& value)  // NOLINT(google-explicit-constructor,bugprone-forwarding-reference-overload)
+      // NOLINTNEXTLINE(google-explicit-constructor,bugprone-forwarding-reference-overload)
+      Result(U&& value)
       : v_(T(std::forward<U>(value))) {}
   Result(Status status)  // NOLINT(google-explicit-constructor)
       : v_(tl::unexpect, std::move(status)) {

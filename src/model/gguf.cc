@@ -102,7 +102,7 @@ Status ReadScalar(Cursor& c, GgufValueType type, GgufValue* v, const std::string
     case GgufValueType::kInt8: {
       int8_t x;
       KINFER_RETURN_IF_ERROR(c.Read(&x, key));
-      v->i = x;
+      v->i = x;  // NOLINT(bugprone-signed-char-misuse): GGUF int8 is signed
       return Status::Ok();
     }
     case GgufValueType::kUint16: {

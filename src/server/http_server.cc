@@ -353,13 +353,15 @@ std::string HttpExchange::header(const std::string& name) const {
   return it == headers_.end() ? std::string() : it->second;
 }
 
-void HttpExchange::Respond(int status, const std::string& content_type, std::string body,
+void HttpExchange::Respond(int status, const std::string& content_type, const std::string& body,
                            const std::vector<std::pair<std::string, std::string>>& headers) {
   if (responded_.exchange(true)) return;
   std::string out = StatusLine(status);
   out += fmt::format("Content-Type: {}\r\nContent-Length: {}\r\nServer: kinfer\r\n", content_type,
                      body.size());
-  for (const auto& [k, v] : headers) out += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : headers) {
+    out.append(k).append(": ").append(v).append("\r\n");
+  }
   if (!keep_alive_) out += "Connection: close\r\n";
   out += "\r\n";
   out += body;
@@ -374,13 +376,15 @@ void HttpExchange::StartStream(int status, const std::string& content_type,
       "Content-Type: {}\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache\r\n"
       "Server: kinfer\r\n",
       content_type);
-  for (const auto& [k, v] : headers) out += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : headers) {
+    out.append(k).append(": ").append(v).append("\r\n");
+  }
   if (!keep_alive_) out += "Connection: close\r\n";
   out += "\r\n";
   session_->QueueWrite(std::move(out), false, keep_alive_);
 }
 
-void HttpExchange::Send(std::string data) {
+void HttpExchange::Send(const std::string& data) {
   if (data.empty()) return;
   std::string chunk = fmt::format("{:x}\r\n", data.size());
   chunk += data;

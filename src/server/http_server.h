@@ -38,11 +38,11 @@ class HttpExchange {
   std::string header(const std::string& name) const;
   const std::string& remote() const { return remote_; }
 
-  void Respond(int status, const std::string& content_type, std::string body,
+  void Respond(int status, const std::string& content_type, const std::string& body,
                const std::vector<std::pair<std::string, std::string>>& headers = {});
   void StartStream(int status, const std::string& content_type,
                    const std::vector<std::pair<std::string, std::string>>& headers = {});
-  void Send(std::string data);
+  void Send(const std::string& data);
   void End();
 
   // Called once, on an I/O thread, when the client goes away before the response is complete.

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -113,12 +114,12 @@ struct Server::Impl {
 
   void SetupMetrics();
   void Load();
-  void Handle(std::shared_ptr<HttpExchange> ex, bool metrics_listener);
+  void Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_listener);
   void Reply(HttpExchange& ex, int status, const std::string& body, const std::string& request_id,
              const std::string& content_type = "application/json", Headers headers = {});
   void ReplyError(HttpExchange& ex, const ApiError& e, const std::string& request_id,
                   Headers headers = {});
-  void HandleGeneration(std::shared_ptr<HttpExchange> ex, Endpoint endpoint,
+  void HandleGeneration(const std::shared_ptr<HttpExchange>& ex, Endpoint endpoint,
                         const std::string& request_id, Clock::time_point start);
   void HandleTokenize(HttpExchange& ex, const std::string& request_id);
   void HandleDetokenize(HttpExchange& ex, const std::string& request_id);
@@ -445,7 +446,7 @@ void Server::Impl::ReplyError(HttpExchange& ex, const ApiError& e, const std::st
   }
 }
 
-void Server::Impl::Handle(std::shared_ptr<HttpExchange> ex, bool metrics_listener) {
+void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_listener) {
   const Clock::time_point start = Clock::now();
   const std::string request_id = RequestId(*ex);
   const std::string& path = ex->path();
@@ -551,9 +552,8 @@ void Server::Impl::Handle(std::shared_ptr<HttpExchange> ex, bool metrics_listene
   }
   if (path == "/tokenize") return HandleTokenize(*ex, request_id);
   if (path == "/detokenize") return HandleDetokenize(*ex, request_id);
-  HandleGeneration(std::move(ex),
-                   path == "/v1/completions" ? Endpoint::kCompletions : Endpoint::kChat, request_id,
-                   start);
+  HandleGeneration(ex, path == "/v1/completions" ? Endpoint::kCompletions : Endpoint::kChat,
+                   request_id, start);
 }
 
 void Server::Impl::HandleTokenize(HttpExchange& ex, const std::string& request_id) {
@@ -621,7 +621,7 @@ void Server::Impl::HandleDetokenize(HttpExchange& ex, const std::string& request
         request_id);
 }
 
-void Server::Impl::HandleGeneration(std::shared_ptr<HttpExchange> ex, Endpoint endpoint,
+void Server::Impl::HandleGeneration(const std::shared_ptr<HttpExchange>& ex, Endpoint endpoint,
                                     const std::string& request_id, Clock::time_point start) {
   if (options.max_queue_len > 0 && queued.load() >= options.max_queue_len) {
     ApiError e{429,
@@ -722,7 +722,7 @@ Status Server::Start() {
   }
   m.SetupMetrics();
   m.http = std::make_unique<HttpServer>(
-      m.options.http, [&m](std::shared_ptr<HttpExchange> ex) { m.Handle(std::move(ex), false); });
+      m.options.http, [&m](const std::shared_ptr<HttpExchange>& ex) { m.Handle(ex, false); });
   KINFER_RETURN_IF_ERROR(m.http->Start());
   if (m.options.metrics_port > 0) {
     HttpServerOptions mo = m.options.http;
@@ -731,7 +731,7 @@ Status Server::Start() {
     mo.tls_key_file.clear();
     mo.io_threads = 1;
     m.metrics_http = std::make_unique<HttpServer>(
-        mo, [&m](std::shared_ptr<HttpExchange> ex) { m.Handle(std::move(ex), true); });
+        mo, [&m](const std::shared_ptr<HttpExchange>& ex) { m.Handle(ex, true); });
     KINFER_RETURN_IF_ERROR(m.metrics_http->Start());
   }
   KINFER_LOG_INFO(
@@ -767,7 +767,7 @@ int Server::Run() {
     m.cv.wait(lk, [&] { return m.shutdown_requested; });
   }
   if (m.state == Impl::State::kFailed) {
-    pthread_kill(waiter.native_handle(), SIGTERM);
+    kill(getpid(), SIGTERM);  // wakes the waiter: the signal is blocked in every thread
     waiter.join();
     if (m.loader.joinable()) m.loader.join();
     m.http->Stop();
