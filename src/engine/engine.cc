@@ -322,40 +322,15 @@ void Engine::ForkChildren(RequestState& rs, std::span<const float> row) {
 }
 
 void Engine::AbortRequest(RequestState& rs, FinishReason reason, const Status& error) {
-  if (!error.ok()) rs.prompt_logprobs_sent = true;
-  for (auto& s : rs.seqs) FinishSequence(*s, reason);
-  // Completions never forked count as finished too.
-  rs.forked = true;
-  rs.num_finished = static_cast<int32_t>(rs.seqs.size());
-  RequestOutput out;
-  out.request_id = rs.request.id;
-  out.error = error;
-  for (auto& s : rs.seqs) {
-    SequenceOutput so;
-    so.index = s->index;
-    so.token_ids = std::move(s->pending_tokens);
-    s->pending_tokens.clear();
-    so.logprobs = std::move(s->pending_logprobs);
-    s->pending_logprobs.clear();
-    if (s->text_sent < s->output_text.size() && reason != FinishReason::kError) {
-      so.text = s->output_text.substr(s->text_sent);
-      s->text_sent = s->output_text.size();
-    }
-    so.finish_reason = s->finish_reason;
-    so.stop_string = s->stop_string;
-    so.stop_token = s->stop_token;
-    out.usage.completion_tokens += s->output_len();
-    out.seqs.push_back(std::move(so));
+  if (!error.ok()) {
+    rs.prompt_logprobs_sent = true;
+    rs.error = error;
   }
-  out.finished = true;
-  out.usage.prompt_tokens = static_cast<int32_t>(rs.request.prompt_tokens.size());
-  out.usage.cached_tokens = rs.cached_tokens.value_or(0);
-  out.arrival = rs.request.arrival;
-  out.first_scheduled = rs.first_scheduled;
-  out.first_token = rs.first_token;
-  rs.num_finished = rs.request.params.n;  // marks it done for ReleaseFinished
-  if (rs.on_output) rs.on_output(std::move(out));
-  rs.on_output = nullptr;  // exactly one final output
+  for (auto& s : rs.seqs) FinishSequence(*s, reason);
+  // Completions never forked count as finished too: this is the request's last output.
+  rs.forked = true;
+  rs.num_finished = rs.request.params.n;
+  Emit(rs, /*force=*/true);
 }
 
 void Engine::Emit(RequestState& rs, bool force) {
@@ -370,7 +345,8 @@ void Engine::Emit(RequestState& rs, bool force) {
       size_t hold = static_cast<size_t>(rs.stop_holdback);
       boundary = boundary > hold ? CharBoundary(s->output_text, boundary - hold) : 0;
     }
-    const bool has_text = boundary > s->text_sent;
+    // After an error the text is incomplete: only the finish is reported.
+    const bool has_text = boundary > s->text_sent && rs.error.ok();
     const bool newly_finished = finished && s->finish_reason && !s->text_sent_final;
     if (s->pending_tokens.empty() && !has_text && !newly_finished) continue;
     SequenceOutput so;
@@ -398,6 +374,7 @@ void Engine::Emit(RequestState& rs, bool force) {
   }
   if (out.seqs.empty() && out.prompt_logprobs.empty() && !done && !force) return;
   out.finished = done;
+  out.error = rs.error;
   out.usage.prompt_tokens = static_cast<int32_t>(rs.request.prompt_tokens.size());
   for (auto& s : rs.seqs) out.usage.completion_tokens += s->output_len();
   out.usage.cached_tokens = rs.cached_tokens.value_or(0);

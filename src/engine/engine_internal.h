@@ -23,6 +23,7 @@ struct RequestState {
   std::vector<TokenLogprob> prompt_logprobs;
   bool prompt_logprobs_sent = false;
   int32_t stop_holdback = 0;  // longest stop string minus one, in bytes
+  Status error;               // set when the request failed (FinishReason::kError)
 };
 
 inline bool PrefixCachingAllowed(const Sequence& s) {
