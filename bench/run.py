@@ -69,7 +69,7 @@ def build_kinfer(jobs):
     run(["cmake", "--preset", "release"], cwd=REPO, stdout=subprocess.DEVNULL)
     run(["cmake", "--build", "--preset", "release", f"-j{jobs}", "--target", "kinfer",
          "kinfer_bench"], cwd=REPO, stdout=subprocess.DEVNULL)
-    return os.path.join(REPO, "build/release/kinfer"), \
+    return os.path.join(REPO, "build/release/src/kinfer"), \
         os.path.join(REPO, "build/release/bench/kinfer_bench")
 
 
@@ -405,6 +405,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=2, help="build parallelism")
     ap.add_argument("--llama-cpp-python", default=LLAMA_CPP_PYTHON_VERSION)
     ap.add_argument("--quick", action="store_true", help="Qwen2.5-0.5B Q4_0 only, 1 round")
+    ap.add_argument("--serve-only", action="store_true", help="skip bandwidth, prefill and decode")
     args = ap.parse_args()
     if args.quick:
         args.shapes, args.types, args.rounds = ["qwen2.5-0.5b"], ["Q4_0"], 1
@@ -415,9 +416,14 @@ def main():
     ensure_python_packages()
     kinfer, kinfer_bench = build_kinfer(args.jobs)
     llama_bench, llama_server = build_llama_cpp(args.llama_cpp_python, args.jobs)
-    models = make_models(args.shapes, args.types)
+    models = [] if args.serve_only else make_models(args.shapes, args.types)
     T = args.threads
     log(f"threads {T}; {os.cpu_count()} CPUs; load average {os.getloadavg()}")
+
+    if args.serve_only:
+        print(f"# Kinfer vs llama.cpp ({args.llama_cpp_python} sdist), {T} threads, "
+              f"{time.strftime('%Y-%m-%d %H:%M')}")
+        return serve(args, kinfer, llama_server, T)
 
     # Other processes' load only ever lowers a bandwidth sample: keep the best of samples taken
     # before and after every model.
@@ -460,7 +466,10 @@ def main():
     print_table(rows, f"prefill ({args.prompt}-token prompt) and decode ({args.decode} tokens, "
                       f"batch 1), median of {args.rounds} alternated rounds")
 
-    # Serving.
+    return serve(args, kinfer, llama_server, T)
+
+
+def serve(args, kinfer, llama_server, T):
     if not args.serve_models:
         return 0
     have_serve = kinfer_serve_available(kinfer)
@@ -483,7 +492,8 @@ def main():
             results["kinfer"] = serve_one("kinfer", [
                 kinfer, "serve", "--model", path, "--host", "127.0.0.1", "--port", str(port),
                 "--threads", str(T), "--max-num-seqs", str(slots), "--max-model-len", str(ctx),
-                "--kv-cache-memory", str(kv_bytes)], port, "default", args.levels, args, name)
+                "--kv-cache-memory", str(kv_bytes), "--served-model-name", "default",
+                "--no-access-log"], port, "default", args.levels, args, name)
         port = free_port()
         results["llama"] = serve_one("llama-server", [
             llama_server, "-m", path, "--host", "127.0.0.1", "--port", str(port), "-t", str(T),
