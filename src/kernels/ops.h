@@ -25,12 +25,17 @@ float SumF32(const float* a, int64_t n);
 // dst[0..n) = the n values stored at src in type t (any compute type).
 void DequantizeRow(DType t, const void* src, float* dst, int64_t n);
 
+// dst[0..cols) = row r of matrix w, whatever its layout (packed ones included, pack.h).
+void DequantizeMatrixRow(const TensorView& w, int64_t r, float* dst);
+
 // y[t * out + o] = sum_i W[o, i] * x[t * in + i] for t < n_tokens and o < out, where W is
 // [out, in] in any compute type, accumulated in f32. Work is split over output rows only.
 //
 // Each (o, t) is computed the same way whatever n_tokens is: W's row is dequantized to f32
 // (the same values as DequantizeRowRef), one f32 vector accumulator takes fused multiply-adds
 // over the row in order, and its lanes are summed in a fixed tree.
+//
+// W may be in a packed layout (pack.h): the result is bit for bit that of the stored layout.
 //
 // Exception, where integer dot products win: on CPUs with AVX-512 VNNI, Q8_0 and Q4_0 weights
 // are multiplied with activations quantized per token to 8 bits (blocks of 32, f32 scale, round
@@ -56,8 +61,8 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
 // Whether MatMul on this CPU quantizes the activations for weights of type t with `cols` columns.
 bool MatMulUsesQ8Activations(DType t, int64_t cols);
 
-// Scalar reference of the 8-bit-activation MatMul (Q8_0 and Q4_0 weights): what MatMul computes
-// when MatMulUsesQ8Activations, bit for bit.
+// Scalar reference of the 8-bit-activation MatMul (Q8_0 and Q4_0 weights, stored or packed):
+// what MatMul computes when MatMulUsesQ8Activations, bit for bit.
 void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y);
 
 // out = x / sqrt(mean(x^2) + eps) * weight; out may alias x.
