@@ -233,11 +233,11 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
   }
   ComputeRope(T);
 
-  // Embedding lookup: dequantize each token's row.
+  // Embedding lookup: dequantize each token's row (of a packed matrix too, when it is tied to
+  // the LM head).
   for (int64_t t = 0; t < T; ++t) {
-    kernels::DequantizeRow(w.token_embedding.dtype,
-                           w.token_embedding.row(batch.tokens[static_cast<size_t>(t)]),
-                           x_.data() + t * H, H);
+    kernels::DequantizeMatrixRow(w.token_embedding, batch.tokens[static_cast<size_t>(t)],
+                                 x_.data() + t * H);
   }
 
   auto add_bias = [&](float* y, const std::vector<float>& bias, int64_t dim) {
