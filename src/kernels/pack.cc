@@ -1,5 +1,7 @@
 #include "kernels/pack.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -85,6 +87,8 @@ void PackGroup(DType stored, const uint8_t* rows, size_t row_bytes, int64_t n, i
   }
 }
 
+void PackedMatrix::Unmap::operator()(uint8_t* p) const { ::munmap(p, length); }
+
 bool ShouldPack(const TensorView& w) {
   return w.ndim == 2 && PackedTypeOf(w.dtype) && w.cols() % kQK == 0 &&
          MatMulUsesQ8Activations(w.dtype, w.cols());
@@ -100,10 +104,22 @@ std::unique_ptr<PackedMatrix> PackMatrix(
   v.dtype = *packed;
   v.data = nullptr;
   const size_t size = PackedLayout(v).size();
-  // 64-byte vectors are loaded from here; aligned_alloc wants a multiple of the alignment.
-  auto* bytes = static_cast<uint8_t*>(std::aligned_alloc(64, (size + 63) / 64 * 64));
-  if (bytes == nullptr) throw std::bad_alloc();
-  out->bytes_.reset(bytes);
+  // Mapped 2 MiB-aligned so that transparent huge pages can back it (madvise mode included);
+  // the unused head and tail of the over-sized mapping go back at once.
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t length = (size + 4095) / 4096 * 4096;
+  void* m = ::mmap(nullptr, length + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+  if (m == MAP_FAILED) throw std::bad_alloc();
+  const uintptr_t raw = reinterpret_cast<uintptr_t>(m);
+  const uintptr_t aligned = (raw + kHuge - 1) / kHuge * kHuge;
+  if (aligned > raw) ::munmap(m, aligned - raw);
+  if (raw + length + kHuge > aligned + length) {
+    ::munmap(reinterpret_cast<void*>(aligned + length), raw + length + kHuge - aligned - length);
+  }
+  auto* bytes = reinterpret_cast<uint8_t*>(aligned);
+  ::madvise(bytes, length, MADV_HUGEPAGE);
+  out->bytes_ = std::unique_ptr<uint8_t, PackedMatrix::Unmap>(bytes, PackedMatrix::Unmap{length});
   v.data = bytes;
   v.nbytes = size;
   const PackedLayout p(v);

@@ -16,7 +16,7 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -69,11 +69,14 @@ class PackedMatrix {
  private:
   friend std::unique_ptr<PackedMatrix> PackMatrix(
       const TensorView& w, const std::function<void(const uint8_t*, const uint8_t*)>& consumed);
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
+  // Anonymous memory of its own, in 2 MiB pages where the kernel gives them: a decode step
+  // streams every matrix once, and the hardware prefetchers stop at page boundaries.
+  struct Unmap {
+    size_t length;
+    void operator()(uint8_t* p) const;
   };
   TensorView view_;
-  std::unique_ptr<uint8_t, Free> bytes_;
+  std::unique_ptr<uint8_t, Unmap> bytes_;
 };
 
 // Whether MatMul on this CPU runs faster on `w` packed: Q8_0 and Q4_0 matrices with whole
