@@ -108,8 +108,8 @@ std::unique_ptr<PackedMatrix> PackMatrix(
   // the unused head and tail of the over-sized mapping go back at once.
   constexpr size_t kHuge = size_t{2} << 20;
   const size_t length = (size + 4095) / 4096 * 4096;
-  void* m = ::mmap(nullptr, length + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  void* m =
+      ::mmap(nullptr, length + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) throw std::bad_alloc();
   const uintptr_t raw = reinterpret_cast<uintptr_t>(m);
   const uintptr_t aligned = (raw + kHuge - 1) / kHuge * kHuge;

@@ -15,8 +15,8 @@
 // packing a mapped file's tensor and dropping the mapped pages keeps one copy in memory.
 #pragma once
 
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
