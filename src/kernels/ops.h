@@ -100,4 +100,11 @@ struct PagedKvView {
 void AttendHead(const float* q, int64_t head_dim, const PagedKvView& kv, int64_t lo, int64_t hi,
                 float scale, float* scores, float* out);
 
+// AttendHead for `heads` query heads that share the KV head of `kv` (grouped-query attention),
+// reading the cache once for all of them: q and out hold the heads one after another
+// (heads * head_dim floats), `scores` needs heads * (hi + 1) floats. Each head's output is bit
+// for bit what AttendHead gives it alone.
+void AttendHeads(const float* q, int64_t heads, int64_t head_dim, const PagedKvView& kv,
+                 int64_t lo, int64_t hi, float scale, float* scores, float* out);
+
 }  // namespace kinfer::kernels

@@ -415,6 +415,48 @@ TEST(Ops, AttendHeadMatchesDoubleReference) {
   });
 }
 
+// Query heads sharing a KV head, attended together, give each head bit for bit what
+// AttendHead gives it alone; spans cross the kernel's chunks of cache rows.
+TEST(Ops, AttendHeadsEqualsAttendHeadPerHead) {
+  ForEachTarget([&] {
+    for (bool f16 : {true, false}) {
+      for (int64_t hd : {5, 16, 64, 72, 136}) {
+        const int64_t bs = 16, blocks = 6, kv_heads = 2, head = 1, G = 3;
+        const int64_t block_stride = kv_heads * bs * hd;
+        auto kf = Random(static_cast<size_t>(blocks * block_stride), 71);
+        auto vf = Random(static_cast<size_t>(blocks * block_stride), 72);
+        std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+        for (size_t i = 0; i < kf.size(); ++i) {
+          kh[i] = Fp32ToFp16(kf[i]);
+          vh[i] = Fp32ToFp16(vf[i]);
+        }
+        std::vector<int32_t> table = {4, 0, 5, 2, 1, 3};
+        PagedKvView view;
+        view.k_base = f16 ? static_cast<const void*>(kh.data()) : kf.data();
+        view.v_base = f16 ? static_cast<const void*>(vh.data()) : vf.data();
+        view.block_stride = block_stride;
+        view.head_offset = head * bs * hd;
+        view.block_size = bs;
+        view.block_table = table.data();
+        view.f16 = f16;
+        auto q = Random(static_cast<size_t>(G * hd), 73);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        for (auto [lo, hi] : {std::pair<int64_t, int64_t>{0, 0}, {0, 31}, {0, 95}, {7, 70}}) {
+          std::vector<float> scores(static_cast<size_t>(G * (hi + 1))),
+              got(static_cast<size_t>(G * hd)), alone(static_cast<size_t>(hd));
+          AttendHeads(q.data(), G, hd, view, lo, hi, scale, scores.data(), got.data());
+          for (int64_t g = 0; g < G; ++g) {
+            AttendHead(q.data() + g * hd, hd, view, lo, hi, scale, scores.data(), alone.data());
+            for (int64_t i = 0; i < hd; ++i) {
+              ASSERT_EQ(got[g * hd + i], alone[i]) << "f16 " << f16 << " hd " << hd << " g " << g;
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 TEST(Ops, RmsNormAndSiluMulMatchFormulas) {
   auto x = Random(37, 3), w = Random(37, 4);
   std::vector<float> out(37);
