@@ -80,6 +80,36 @@ float SumF32Impl(const float* a, int64_t n) {
   return sum;
 }
 
+// The first index of the largest value: the largest by vectors (NaN never wins a comparison),
+// then the first element equal to it.
+int64_t ArgMaxImpl(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  float best = -INFINITY;
+  int64_t i = 0;
+  if (n >= 4 * N) {
+    auto m0 = hn::Set(d, -INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    for (; i + 4 * N <= n; i += 4 * N) {
+      m0 = hn::Max(m0, hn::LoadU(d, x + i));
+      m1 = hn::Max(m1, hn::LoadU(d, x + i + N));
+      m2 = hn::Max(m2, hn::LoadU(d, x + i + 2 * N));
+      m3 = hn::Max(m3, hn::LoadU(d, x + i + 3 * N));
+    }
+    best = hn::GetLane(hn::MaxOfLanes(d, hn::Max(hn::Max(m0, m1), hn::Max(m2, m3))));
+  }
+  for (; i < n; ++i) best = x[i] > best ? x[i] : best;
+  const auto vb = hn::Set(d, best);
+  i = 0;
+  for (; i + N <= n; i += N) {
+    const intptr_t k = hn::FindFirstTrue(d, hn::Eq(hn::LoadU(d, x + i), vb));
+    if (k >= 0) return i + k;
+  }
+  for (; i < n; ++i) {
+    if (x[i] == best) return i;
+  }
+  return 0;  // empty, or nothing but NaN and -inf
+}
+
 void AddImpl(float* y, const float* x, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -1169,6 +1199,7 @@ namespace kinfer::kernels {
 
 HWY_EXPORT(DotF32Impl);
 HWY_EXPORT(AddImpl);
+HWY_EXPORT(ArgMaxImpl);
 HWY_EXPORT(SumF32Impl);
 HWY_EXPORT(DequantizeRowImpl);
 HWY_EXPORT(MatMulRowsImpl);
@@ -1184,6 +1215,8 @@ float DotF32(const float* a, const float* b, int64_t n) {
 }
 
 void Add(float* y, const float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(AddImpl)(y, x, n); }
+
+int64_t ArgMax(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(ArgMaxImpl)(x, n); }
 
 float SumF32(const float* a, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumF32Impl)(a, n); }
 

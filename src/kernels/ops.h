@@ -75,6 +75,10 @@ void SiluMul(const float* gate, const float* up, int64_t n, float* out);
 // y[i] += x[i]
 void Add(float* y, const float* x, int64_t n);
 
+// The lowest i with x[i] the largest of x[0..n) (NaNs are never the largest; 0 when nothing
+// but NaN and -inf): greedy sampling over a vocabulary of logits.
+int64_t ArgMax(const float* x, int64_t n);
+
 // x[i] = x[a_i] * cos - x[b_i] * sin pairs for one token's heads: rotary embedding.
 // `interleaved`: pairs (2i, 2i+1) (GPT-J/llama2.c); otherwise (i, i + rot/2) (NeoX/HF).
 // cos/sin hold rot/2 values; the first `rot` of each head's `head_dim` values rotate.
