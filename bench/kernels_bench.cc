@@ -5,11 +5,13 @@
 #include <benchmark/benchmark.h>
 
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
+#include "kernels/pack.h"
 #include "kernels/quant.h"
 
 namespace {
@@ -35,9 +37,19 @@ Weight MakeWeight(DType t, int64_t rows, int64_t cols) {
   return w;
 }
 
-void MatMul(benchmark::State& state, DType t) {
+// `packed`: the layout the loader makes for this CPU (kernels/pack.h), where it makes one.
+void MatMul(benchmark::State& state, DType t, bool packed) {
   const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
   Weight w = MakeWeight(t, rows, cols);
+  std::unique_ptr<kinfer::kernels::PackedMatrix> pm;
+  if (packed) {
+    if (!kinfer::kernels::ShouldPack(w.view)) {
+      state.SkipWithError("not packed on this CPU");
+      return;
+    }
+    pm = kinfer::kernels::PackMatrix(w.view);
+    w.view = pm->view();
+  }
   std::vector<float> x(static_cast<size_t>(cols * tokens), 0.5f),
       y(static_cast<size_t>(rows * tokens));
   kinfer::ThreadPool pool(1);
@@ -54,17 +66,22 @@ void Args(benchmark::internal::Benchmark* b) {
       ->Args({896, 4864, 1})
       ->Args({151936, 896, 1})
       ->Args({4864, 896, 4})
-      ->Args({4864, 896, 64});
+      ->Args({4864, 896, 16})
+      ->Args({4864, 896, 64})
+      ->Args({4864, 896, 512})
+      ->Args({896, 4864, 512});
   b->Unit(benchmark::kMicrosecond);
 }
 
-BENCHMARK_CAPTURE(MatMul, F16, DType::kF16)->Apply(Args);
-BENCHMARK_CAPTURE(MatMul, BF16, DType::kBF16)->Apply(Args);
-BENCHMARK_CAPTURE(MatMul, Q8_0, DType::kQ8_0)->Apply(Args);
-BENCHMARK_CAPTURE(MatMul, Q4_0, DType::kQ4_0)->Apply(Args);
-BENCHMARK_CAPTURE(MatMul, Q4_1, DType::kQ4_1)->Apply(Args);
-BENCHMARK_CAPTURE(MatMul, Q4_K, DType::kQ4_K)->Apply(Args);
-BENCHMARK_CAPTURE(MatMul, Q6_K, DType::kQ6_K)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, F16, DType::kF16, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, BF16, DType::kBF16, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q8_0, DType::kQ8_0, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q8_0x16, DType::kQ8_0, true)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q4_0, DType::kQ4_0, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q4_0x16, DType::kQ4_0, true)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q4_1, DType::kQ4_1, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q4_K, DType::kQ4_K, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q6_K, DType::kQ6_K, false)->Apply(Args);
 
 }  // namespace
 

@@ -16,9 +16,11 @@ What it does, with progress on stderr and the table on stdout:
   5. prefill (512-token prompt) and batch-1 decode tokens/s: kinfer_bench and llama-bench,
      alternated round by round so both see the same machine load; medians of the rounds;
   6. serving through the OpenAI API (/v1/completions, stream, ignore_eos, 128 output tokens,
-     fixed prompts) at 1, 4 and 16 concurrent streams against `kinfer serve` and llama-server
-     with the same threads, slots and context: aggregate output tokens/s, TTFT p50/p99,
-     inter-token latency p50, and each server's peak RSS (VmHWM).
+     fixed prompts, a different one per request so no prefix cache answers) at 1, 4 and 16
+     concurrent streams against `kinfer serve` and llama-server with the same threads, slots and
+     context (Kinfer's --kv-cache-memory = llama-server's -c in f16 KV bytes), both up at once
+     and alternated level by level: aggregate output tokens/s, TTFT p50/p99, inter-token
+     latency p50, and each server's peak RSS (VmHWM).
 
 Ratios are Kinfer / llama.cpp: above 1 is better for Kinfer in tokens/s, below 1 in latency and RSS.
 The machine is shared: read ratios, not lone absolute numbers.
@@ -69,7 +71,7 @@ def build_kinfer(jobs):
     run(["cmake", "--preset", "release"], cwd=REPO, stdout=subprocess.DEVNULL)
     run(["cmake", "--build", "--preset", "release", f"-j{jobs}", "--target", "kinfer",
          "kinfer_bench"], cwd=REPO, stdout=subprocess.DEVNULL)
-    return os.path.join(REPO, "build/release/kinfer"), \
+    return os.path.join(REPO, "build/release/src/kinfer"), \
         os.path.join(REPO, "build/release/bench/kinfer_bench")
 
 
@@ -302,12 +304,13 @@ def pct(xs, p):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def prompts(n, length):
-    """Fixed prompts of `length` single-byte tokens (letters and spaces, never "zz")."""
+def prompts(n, length, first=0):
+    """Fixed prompts number first..first+n-1 of `length` single-byte tokens (letters and spaces,
+    never "zz"); prompts with different numbers differ from their first block on."""
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
              "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo"]
     out = []
-    for i in range(n):
+    for i in range(first, first + n):
         text, j = f"{i} ", i
         while len(text) < length:
             text += words[j % len(words)] + " "
@@ -316,8 +319,8 @@ def prompts(n, length):
     return out
 
 
-async def load_test(port, model, concurrency, requests, prompt_len, max_tokens):
-    ps = prompts(requests, prompt_len)
+async def load_test(port, model, concurrency, requests, prompt_len, max_tokens, first=0):
+    ps = prompts(requests, prompt_len, first)
     queue = list(range(requests))
     results = []
 
@@ -340,21 +343,35 @@ async def load_test(port, model, concurrency, requests, prompt_len, max_tokens):
     }
 
 
-def serve_one(name, cmd, port, model_name, levels, args, tag):
-    srv = Server(name, cmd, port, os.path.join(CACHE, f"bench-{name}-{tag}.log"))
+def serve_alternated(servers, model_name, levels, args):
+    """Starts every (name, cmd, port) server, warms each, then runs each concurrency level on
+    each server in turn, so that both see the same machine load. Every request of the run has a
+    prompt of its own: no server answers from its prefix cache."""
+    started = []
     try:
-        srv.wait_ready()
-        # One request warms caches and lazy initialization; not counted.
-        asyncio.run(load_test(port, model_name, 1, 1, args.prompt_len, 8))
-        res = {}
+        for name, cmd, port, tag in servers:
+            srv = Server(name, cmd, port, os.path.join(CACHE, f"bench-{name}-{tag}.log"))
+            started.append(srv)
+            srv.wait_ready()
+        # One request each warms caches and lazy initialization; not counted.
+        for srv in started:
+            asyncio.run(load_test(srv.port, model_name, 1, 1, args.prompt_len, 8, first=10**6))
+        res = {srv.name: {} for srv in started}
+        first = 0
         for c in levels:
             n = max(c * args.requests_per_stream, 2)
-            log(f"{name}: {c} streams, {n} requests")
-            res[c] = asyncio.run(load_test(port, model_name, c, n, args.prompt_len, args.max_tokens))
-        res["peak_rss"] = srv.peak_rss()
+            for srv in started:
+                log(f"{srv.name}: {c} streams, {n} requests")
+                res[srv.name][c] = asyncio.run(load_test(srv.port, model_name, c, n,
+                                                         args.prompt_len, args.max_tokens,
+                                                         first=first))
+                first += n
+        for srv in started:
+            res[srv.name]["peak_rss"] = srv.peak_rss()
         return res
     finally:
-        srv.stop()
+        for srv in started:
+            srv.stop()
 
 
 # --------------------------------------------------------------------------------- table
@@ -405,6 +422,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=2, help="build parallelism")
     ap.add_argument("--llama-cpp-python", default=LLAMA_CPP_PYTHON_VERSION)
     ap.add_argument("--quick", action="store_true", help="Qwen2.5-0.5B Q4_0 only, 1 round")
+    ap.add_argument("--serve-only", action="store_true", help="skip bandwidth, prefill and decode")
     args = ap.parse_args()
     if args.quick:
         args.shapes, args.types, args.rounds = ["qwen2.5-0.5b"], ["Q4_0"], 1
@@ -415,9 +433,14 @@ def main():
     ensure_python_packages()
     kinfer, kinfer_bench = build_kinfer(args.jobs)
     llama_bench, llama_server = build_llama_cpp(args.llama_cpp_python, args.jobs)
-    models = make_models(args.shapes, args.types)
+    models = [] if args.serve_only else make_models(args.shapes, args.types)
     T = args.threads
     log(f"threads {T}; {os.cpu_count()} CPUs; load average {os.getloadavg()}")
+
+    if args.serve_only:
+        print(f"# Kinfer vs llama.cpp ({args.llama_cpp_python} sdist), {T} threads, "
+              f"{time.strftime('%Y-%m-%d %H:%M')}")
+        return serve(args, kinfer, llama_server, T)
 
     # Other processes' load only ever lowers a bandwidth sample: keep the best of samples taken
     # before and after every model.
@@ -460,7 +483,10 @@ def main():
     print_table(rows, f"prefill ({args.prompt}-token prompt) and decode ({args.decode} tokens, "
                       f"batch 1), median of {args.rounds} alternated rounds")
 
-    # Serving.
+    return serve(args, kinfer, llama_server, T)
+
+
+def serve(args, kinfer, llama_server, T):
     if not args.serve_models:
         return 0
     have_serve = kinfer_serve_available(kinfer)
@@ -477,18 +503,21 @@ def main():
         slots = max(args.levels)
         ctx = args.max_model_len
         kv_bytes = 2 * layers * kv_heads * head_dim * 2 * ctx * slots
-        results = {}
+        servers = []
         if have_serve:
             port = free_port()
-            results["kinfer"] = serve_one("kinfer", [
+            servers.append(("kinfer", [
                 kinfer, "serve", "--model", path, "--host", "127.0.0.1", "--port", str(port),
                 "--threads", str(T), "--max-num-seqs", str(slots), "--max-model-len", str(ctx),
-                "--kv-cache-memory", str(kv_bytes)], port, "default", args.levels, args, name)
+                "--kv-cache-memory", str(kv_bytes), "--served-model-name", "default",
+                "--no-access-log"], port, name))
         port = free_port()
-        results["llama"] = serve_one("llama-server", [
+        servers.append(("llama-server", [
             llama_server, "-m", path, "--host", "127.0.0.1", "--port", str(port), "-t", str(T),
             "-np", str(slots), "-c", str(ctx * slots), "--cont-batching", "--no-webui",
-            "-cram", "0"], port, "default", args.levels, args, name)
+            "-cram", "0"], port, name))
+        results = serve_alternated(servers, "default", args.levels, args)
+        results["llama"] = results.pop("llama-server")
         k, l = results.get("kinfer"), results["llama"]
         rows = [["streams", "out t/s Kinfer", "llama-server", "ratio", "TTFT p50 Kinfer",
                  "llama-server", "ratio", "TTFT p99 Kinfer", "llama-server", "ITL p50 Kinfer",

@@ -21,7 +21,9 @@ std::string HumanBytes(double b) {
 }
 
 int RunInspect(const std::string& path, bool metadata) {
-  auto model = model::LoadModel(path);
+  model::LoadOptions options;
+  options.pack_weights = false;  // describe the file as stored
+  auto model = model::LoadModel(path, options);
   if (!model.ok()) {
     fmt::print(stderr, "error: {}\n", model.status().message());
     return 1;

@@ -49,15 +49,30 @@ std::optional<DTypeInfo> GetDTypeInfo(uint32_t ggml_type) {
   }
 }
 
-DTypeInfo GetDTypeInfo(DType t) { return *GetDTypeInfo(static_cast<uint32_t>(t)); }
+namespace {
+
+std::optional<DTypeInfo> AnyDTypeInfo(DType t) {
+  switch (t) {
+    case DType::kQ8_0x16:
+      return DTypeInfo{"Q8_0x16", 32, 34, true};
+    case DType::kQ4_0x16:
+      return DTypeInfo{"Q4_0x16", 32, 18, true};
+    default:
+      return GetDTypeInfo(static_cast<uint32_t>(t));
+  }
+}
+
+}  // namespace
+
+DTypeInfo GetDTypeInfo(DType t) { return *AnyDTypeInfo(t); }
 
 std::string_view DTypeName(DType t) {
-  auto info = GetDTypeInfo(static_cast<uint32_t>(t));
+  auto info = AnyDTypeInfo(t);
   return info ? info->name : "UNKNOWN";
 }
 
 std::optional<size_t> RowBytes(DType t, int64_t n) {
-  auto info = GetDTypeInfo(static_cast<uint32_t>(t));
+  auto info = AnyDTypeInfo(t);
   if (!info || n < 0 || n % info->block_size != 0) return std::nullopt;
   return static_cast<size_t>(n / info->block_size) * info->block_bytes;
 }

@@ -31,6 +31,10 @@ enum class DType : uint32_t {
   kI64 = 27,
   kF64 = 28,
   kBF16 = 30,
+  // Kinfer's own layouts, never read from a file: Q8_0 and Q4_0 blocks of 16 rows interleaved,
+  // made at load time where MatMul reads them faster (kernels/pack.h has the byte layout).
+  kQ8_0x16 = 0x10008,
+  kQ4_0x16 = 0x10002,
 };
 
 struct DTypeInfo {
@@ -40,8 +44,10 @@ struct DTypeInfo {
   bool supported;         // whether Kinfer's kernels can compute with it
 };
 
-// Geometry of a ggml type id, or nullopt for ids Kinfer does not know at all.
+// Geometry of a ggml type id, or nullopt for ids Kinfer does not know at all (Kinfer's own
+// layouts are not ggml ids: a file cannot name them).
 std::optional<DTypeInfo> GetDTypeInfo(uint32_t ggml_type);
+// Any DType, Kinfer's own layouts included (their block geometry is that of the stored type).
 DTypeInfo GetDTypeInfo(DType t);
 std::string_view DTypeName(DType t);
 

@@ -286,11 +286,16 @@ void Engine::ProcessToken(Sequence& seq, int32_t token, TokenLogprob* lp, bool /
   }
 }
 
-void Engine::SampleInto(Sequence& seq, std::span<const float> row) {
+void Engine::SampleInto(Sequence& seq, std::span<float> row, bool row_is_scratch) {
   RequestState& rs = *seq.request;
   const SamplingParams& p = rs.request.params;
   if (options_.logits_observer) options_.logits_observer(rs.request.id, seq.index, row);
-  scratch_.assign(row.begin(), row.end());
+  // The sampler rewrites its logits (bias, penalties): a row that others still read is copied.
+  std::span<float> logits = row;
+  if (!row_is_scratch) {
+    scratch_.assign(row.begin(), row.end());
+    logits = scratch_;
+  }
   SampleContext ctx;
   ctx.params = &p;
   ctx.prompt = std::span<const int32_t>(seq.tokens.data(), static_cast<size_t>(seq.prompt_len));
@@ -299,13 +304,13 @@ void Engine::SampleInto(Sequence& seq, std::span<const float> row) {
   ctx.rng = &seq.rng;
   TokenLogprob lp;
   const bool want = p.logprobs.has_value();
-  int32_t token = sampler_->Sample(scratch_, ctx, want ? &lp : nullptr);
+  int32_t token = sampler_->Sample(logits, ctx, want ? &lp : nullptr);
   stats_.generation_tokens++;
   if (!rs.first_token) rs.first_token = Clock::now();
   ProcessToken(seq, token, want ? &lp : nullptr, true);
 }
 
-void Engine::ForkChildren(RequestState& rs, std::span<const float> row) {
+void Engine::ForkChildren(RequestState& rs, std::span<float> row) {
   rs.forked = true;
   Sequence& parent = *rs.seqs[0];
   for (int32_t i = 1; i < rs.request.params.n; ++i) {
@@ -314,7 +319,7 @@ void Engine::ForkChildren(RequestState& rs, std::span<const float> row) {
     if (kv_->Fork(parent.id, child->id, parent.num_computed)) {
       child->num_computed = parent.num_computed;
       scheduler_->AddRunning(child);
-      SampleInto(*child, row);
+      SampleInto(*child, row, false);  // the parent samples from it next
     } else {
       scheduler_->AddWaiting(child);  // computes its own prompt when blocks free up
     }
@@ -472,14 +477,14 @@ bool Engine::Step() {
         }
         const bool reaches_end = seq.num_computed == static_cast<int32_t>(seq.tokens.size());
         if (reaches_end) {
-          std::span<const float> last =
-              std::span<const float>(logits_).subspan((row + rows - 1) * vocab, vocab);
+          std::span<float> last =
+              std::span<float>(logits_).subspan((row + rows - 1) * vocab, vocab);
           const bool first_prefill = !seq.finished_prefill;
           seq.finished_prefill = true;
           if (first_prefill && seq.index == 0 && rs.request.params.n > 1 && !rs.forked) {
             ForkChildren(rs, last);
           }
-          SampleInto(seq, last);
+          SampleInto(seq, last, true);  // its last reader
           if (std::find(touched.begin(), touched.end(), &rs) == touched.end())
             touched.push_back(&rs);
         }

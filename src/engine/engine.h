@@ -118,8 +118,9 @@ class Engine {
   void Emit(RequestState& rs, bool force);
   void ReleaseFinished();
   Sequence* NewSequence(RequestState& rs, int32_t index);
-  void ForkChildren(RequestState& rs, std::span<const float> logits);
-  void SampleInto(Sequence& seq, std::span<const float> logits_row);
+  void ForkChildren(RequestState& rs, std::span<float> logits);
+  // `row_is_scratch`: nothing reads the row after this, so the sampler may rewrite it in place.
+  void SampleInto(Sequence& seq, std::span<float> logits_row, bool row_is_scratch);
 
   const model::Model& model_;
   EngineOptions options_;

@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 
+#include "kernels/ops.h"
+
 namespace kinfer::engine {
 namespace {
 
@@ -100,7 +102,8 @@ int32_t Sampler::Sample(std::span<float> logits, const SampleContext& ctx, Token
 
   int32_t chosen;
   if (p.temperature < 1e-5f) {
-    chosen = static_cast<int32_t>(std::max_element(l, l + V) - l);  // lowest id on ties
+    // The lowest id on ties.
+    chosen = static_cast<int32_t>(kernels::ArgMax(l, static_cast<int64_t>(V)));
   } else {
     const float inv_t = 1.0f / p.temperature;
     float max = kNegInf;

@@ -25,6 +25,7 @@
 
 #include "core/status.h"
 #include "kernels/ops.h"
+#include "kernels/pack.h"
 #include "kernels/quant.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -77,6 +78,36 @@ float SumF32Impl(const float* a, int64_t n) {
   float sum = hn::GetLane(hn::SumOfLanes(d, s0));
   for (; i < n; ++i) sum += a[i];
   return sum;
+}
+
+// The first index of the largest value: the largest by vectors (NaN never wins a comparison),
+// then the first element equal to it.
+int64_t ArgMaxImpl(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  float best = -INFINITY;
+  int64_t i = 0;
+  if (n >= 4 * N) {
+    auto m0 = hn::Set(d, -INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    for (; i + 4 * N <= n; i += 4 * N) {
+      m0 = hn::Max(m0, hn::LoadU(d, x + i));
+      m1 = hn::Max(m1, hn::LoadU(d, x + i + N));
+      m2 = hn::Max(m2, hn::LoadU(d, x + i + 2 * N));
+      m3 = hn::Max(m3, hn::LoadU(d, x + i + 3 * N));
+    }
+    best = hn::GetLane(hn::MaxOfLanes(d, hn::Max(hn::Max(m0, m1), hn::Max(m2, m3))));
+  }
+  for (; i < n; ++i) best = x[i] > best ? x[i] : best;
+  const auto vb = hn::Set(d, best);
+  i = 0;
+  for (; i + N <= n; i += N) {
+    const intptr_t k = hn::FindFirstTrue(d, hn::Eq(hn::LoadU(d, x + i), vb));
+    if (k >= 0) return i + k;
+  }
+  for (; i < n; ++i) {
+    if (x[i] == best) return i;
+  }
+  return 0;  // empty, or nothing but NaN and -inf
 }
 
 void AddImpl(float* y, const float* x, int64_t n) {
@@ -459,11 +490,25 @@ void PanelTokensN(int c, const float* w, int64_t ws, int64_t rows, const float* 
 
 using DeqRowFn = void (*)(const uint8_t* row, int64_t K, int64_t Kp, float* out);
 
+// Row r of a packed matrix (pack.h) in f32, zero-padded to Kp: its stored blocks, dequantized
+// as DequantizeRowRef does.
+template <DType kStored>
+void DeqPackedRow(const TensorView& w, int64_t r, int64_t K, int64_t Kp, float* out) {
+  thread_local std::vector<uint8_t> blocks;
+  const size_t n = *RowBytes(kStored, K);
+  if (blocks.size() < n) blocks.resize(n);
+  UnpackRow(w, r, blocks.data());
+  DeqRowRef<kStored>(blocks.data(), K, Kp, out);
+}
+
 // Output rows [row_begin, row_end) for all T tokens. `fused` runs format Q in registers when
-// the tokens fit one group and rows are whole units; `deq` fills panels otherwise.
+// the tokens fit one group and rows are whole units; `deq` fills panels otherwise, or
+// `deq_packed` for a packed matrix (no row pointers).
 template <class Q>
 void MatMulRowsT(const TensorView& w, const float* x, int64_t T, float* y, int64_t row_begin,
-                 int64_t row_end, DeqRowFn deq, bool can_fuse) {
+                 int64_t row_end, DeqRowFn deq, bool can_fuse,
+                 void (*deq_packed)(const TensorView&, int64_t, int64_t, int64_t,
+                                    float*) = nullptr) {
   const int64_t N = Lanes();
   const int64_t O = w.rows(), K = w.cols();
   const int64_t Kp = (K + N - 1) / N * N;
@@ -492,7 +537,11 @@ void MatMulRowsT(const TensorView& w, const float* x, int64_t T, float* y, int64
       ws = static_cast<int64_t>(row_bytes / 4);
     } else {
       for (int64_t r = 0; r < rn; ++r) {
-        deq(base + static_cast<size_t>(r0 + r) * row_bytes, K, Kp, panel.data() + r * Kp);
+        if (deq_packed != nullptr) {
+          deq_packed(w, r0 + r, K, Kp, panel.data() + r * Kp);
+        } else {
+          deq(base + static_cast<size_t>(r0 + r) * row_bytes, K, Kp, panel.data() + r * Kp);
+        }
       }
       pw = panel.data();
       ws = Kp;
@@ -540,6 +589,12 @@ void MatMulRowsImpl(const TensorView& w, const float* x, int64_t T, float* y, in
   }
   DeqRowFn deq = nullptr;
   switch (w.dtype) {
+    case DType::kQ8_0x16:
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, nullptr, false,
+                               DeqPackedRow<DType::kQ8_0>);
+    case DType::kQ4_0x16:
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, nullptr, false,
+                               DeqPackedRow<DType::kQ4_0>);
     case DType::kQ8_0:
       deq = DeqRowRef<DType::kQ8_0>;
       break;
@@ -643,69 +698,171 @@ HWY_INLINE float KvAt(const void* p, int64_t i) {
   }
 }
 
+// Cache rows (keys or values) are converted to f32 a chunk at a time, once for every query head
+// of the group; the f32 rows hold exactly LoadKv's and KvAt's values.
+constexpr int64_t kAttnChunk = 32;
+
 template <bool kF16>
-void AttendHeadT(const float* q, int64_t hd, const PagedKvView& kv, int64_t lo, int64_t hi,
-                 float scale, float* scores, float* out) {
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const int64_t hf = hd / N * N;
-  const int64_t esize = kF16 ? 2 : 4;
-  auto at = [&](const void* base, int64_t j) {
+struct KvRows {
+  const PagedKvView& kv;
+  int64_t hd;
+  float* buf;  // kAttnChunk * hd floats (kF16 only)
+
+  const void* At(const void* base, int64_t j) const {
     const int64_t block = kv.block_table[j / kv.block_size];
     const int64_t off = block * kv.block_stride + kv.head_offset + (j % kv.block_size) * hd;
-    return static_cast<const void*>(static_cast<const uint8_t*>(base) + off * esize);
-  };
-  float max_score = -INFINITY;
-  for (int64_t j = lo; j <= hi; ++j) {
-    const void* k = at(kv.k_base, j);
-    auto acc = hn::Zero(d);
-    for (int64_t i = 0; i < hf; i += N)
-      acc = hn::MulAdd(hn::LoadU(d, q + i), LoadKv<kF16>(k, i), acc);
-    float s = hf > 0 ? hn::GetLane(hn::SumOfLanes(d, acc)) : 0.0f;
-    for (int64_t i = hf; i < hd; ++i) s += q[i] * KvAt<kF16>(k, i);
-    s *= scale;
-    scores[j] = s;
-    max_score = std::max(max_score, s);
+    return static_cast<const uint8_t*>(base) + off * (kF16 ? 2 : 4);
   }
-  // Exponentials in vectors from lo; the tail goes through a zero-padded vector too.
-  const auto vmax = hn::Set(d, max_score);
-  auto vsum = hn::Zero(d);
-  int64_t j = lo;
-  for (; j + N <= hi + 1; j += N) {
-    auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, scores + j), vmax));
-    hn::StoreU(e, d, scores + j);
-    vsum = hn::Add(vsum, e);
-  }
-  float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
-  if (j <= hi) {
-    HWY_ALIGN float t[kMaxLanesF32];
-    const int64_t rest = hi + 1 - j;
-    for (int64_t i = 0; i < N; ++i) t[i] = i < rest ? scores[j + i] : max_score;
-    hn::Store(hn::Exp(d, hn::Sub(hn::Load(d, t), vmax)), d, t);
-    for (int64_t i = 0; i < rest; ++i) {
-      scores[j + i] = t[i];
-      sum += t[i];
+  // Pointers to rows c0..c0+n-1 of `base` as f32.
+  void Load(const void* base, int64_t c0, int64_t n, const float** rows) const {
+    const DF d;
+    const int64_t N = Lanes(), hf = hd / N * N;
+    for (int64_t p = 0; p < n; ++p) {
+      const void* src = At(base, c0 + p);
+      if constexpr (kF16) {
+        float* dst = buf + p * hd;
+        for (int64_t i = 0; i < hf; i += N) hn::StoreU(LoadKv<true>(src, i), d, dst + i);
+        for (int64_t i = hf; i < hd; ++i) dst[i] = KvAt<true>(src, i);
+        rows[p] = dst;
+      } else {
+        rows[p] = static_cast<const float*>(src);
+      }
     }
   }
-  const float inv_sum = 1.0f / sum;
-  std::fill(out, out + hd, 0.0f);
-  for (j = lo; j <= hi; ++j) {
-    const float wj = scores[j] * inv_sum;
-    const void* v = at(kv.v_base, j);
-    const auto vw = hn::Set(d, wj);
-    for (int64_t i = 0; i < hf; i += N) {
-      hn::StoreU(hn::MulAdd(vw, LoadKv<kF16>(v, i), hn::LoadU(d, out + i)), d, out + i);
+};
+
+// acc[0..NV) += w_p * row_p[d0 + v * N] for the chunk's rows in order: the value rows weighted by
+// their probabilities, one output slice held in registers.
+template <int NV>
+HWY_INLINE void WeightedRows(const float* const* rows, const float* w, int64_t n, int64_t d0,
+                             float* out) {
+  const DF d;
+  const int64_t N = Lanes();
+  V acc[NV];
+  KINFER_UNROLL for (int v = 0; v < NV; ++v) acc[v] = hn::LoadU(d, out + d0 + v * N);
+  for (int64_t p = 0; p < n; ++p) {
+    const V vw = hn::Set(d, w[p]);
+    KINFER_UNROLL for (int v = 0; v < NV; ++v) {
+      acc[v] = hn::MulAdd(vw, hn::LoadU(d, rows[p] + d0 + v * N), acc[v]);
     }
-    for (int64_t i = hf; i < hd; ++i) out[i] += wj * KvAt<kF16>(v, i);
+  }
+  KINFER_UNROLL for (int v = 0; v < NV; ++v) hn::StoreU(acc[v], d, out + d0 + v * N);
+}
+
+template <bool kF16>
+void AttendHeadsT(const float* q, int64_t G, int64_t hd, const PagedKvView& kv, int64_t lo,
+                  int64_t hi, float scale, float* scores, float* out) {
+  const DF d;
+  const int64_t N = Lanes();
+  const int64_t hf = hd / N * N;
+  const int64_t S = hi + 1;  // scores of head g at scores + g * S
+  thread_local std::vector<float> buf, maxes, weights;
+  if (kF16 && buf.size() < static_cast<size_t>(kAttnChunk * hd)) {
+    buf.resize(static_cast<size_t>(kAttnChunk * hd));
+  }
+  if (maxes.size() < static_cast<size_t>(G)) maxes.resize(static_cast<size_t>(G));
+  if (weights.size() < static_cast<size_t>(kAttnChunk)) weights.resize(kAttnChunk);
+  const KvRows<kF16> rows_of{kv, hd, buf.data()};
+  const float* rows[kAttnChunk];
+
+  // Scores: one dot product a position, lanes summed, then the scalar tail of the head.
+  for (int64_t g = 0; g < G; ++g) maxes[static_cast<size_t>(g)] = -INFINITY;
+  for (int64_t c0 = lo; c0 <= hi; c0 += kAttnChunk) {
+    const int64_t n = std::min(kAttnChunk, hi + 1 - c0);
+    rows_of.Load(kv.k_base, c0, n, rows);
+    for (int64_t g = 0; g < G; ++g) {
+      const float* qg = q + g * hd;
+      float mx = maxes[static_cast<size_t>(g)];
+      for (int64_t p = 0; p < n; ++p) {
+        const float* k = rows[p];
+        auto acc = hn::Zero(d);
+        for (int64_t i = 0; i < hf; i += N)
+          acc = hn::MulAdd(hn::LoadU(d, qg + i), hn::LoadU(d, k + i), acc);
+        float s = hf > 0 ? hn::GetLane(hn::SumOfLanes(d, acc)) : 0.0f;
+        for (int64_t i = hf; i < hd; ++i) s += qg[i] * k[i];
+        s *= scale;
+        scores[g * S + c0 + p] = s;
+        mx = std::max(mx, s);
+      }
+      maxes[static_cast<size_t>(g)] = mx;
+    }
+  }
+  // Softmax of each head: exponentials in vectors from lo; the tail through a zero-padded vector.
+  for (int64_t g = 0; g < G; ++g) {
+    float* sc = scores + g * S;
+    const float max_score = maxes[static_cast<size_t>(g)];
+    const auto vmax = hn::Set(d, max_score);
+    auto vsum = hn::Zero(d);
+    int64_t j = lo;
+    for (; j + N <= hi + 1; j += N) {
+      auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, sc + j), vmax));
+      hn::StoreU(e, d, sc + j);
+      vsum = hn::Add(vsum, e);
+    }
+    float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
+    if (j <= hi) {
+      HWY_ALIGN float t[kMaxLanesF32];
+      const int64_t rest = hi + 1 - j;
+      for (int64_t i = 0; i < N; ++i) t[i] = i < rest ? sc[j + i] : max_score;
+      hn::Store(hn::Exp(d, hn::Sub(hn::Load(d, t), vmax)), d, t);
+      for (int64_t i = 0; i < rest; ++i) {
+        sc[j + i] = t[i];
+        sum += t[i];
+      }
+    }
+    maxes[static_cast<size_t>(g)] = 1.0f / sum;  // from here on: each head's 1 / sum
+    std::fill(out + g * hd, out + (g + 1) * hd, 0.0f);
+  }
+  // Values: out[i] = fma(w_j, v_j[i], out[i]) over j in order, slices of 8 vectors in registers.
+  for (int64_t c0 = lo; c0 <= hi; c0 += kAttnChunk) {
+    const int64_t n = std::min(kAttnChunk, hi + 1 - c0);
+    rows_of.Load(kv.v_base, c0, n, rows);
+    for (int64_t g = 0; g < G; ++g) {
+      const float inv_sum = maxes[static_cast<size_t>(g)];
+      float* w = weights.data();
+      for (int64_t p = 0; p < n; ++p) w[p] = scores[g * S + c0 + p] * inv_sum;
+      float* og = out + g * hd;
+      for (int64_t d0 = 0; d0 < hf; d0 += 8 * N) {
+        switch (std::min<int64_t>(8, (hf - d0) / N)) {
+          case 1:
+            WeightedRows<1>(rows, w, n, d0, og);
+            break;
+          case 2:
+            WeightedRows<2>(rows, w, n, d0, og);
+            break;
+          case 3:
+            WeightedRows<3>(rows, w, n, d0, og);
+            break;
+          case 4:
+            WeightedRows<4>(rows, w, n, d0, og);
+            break;
+          case 5:
+            WeightedRows<5>(rows, w, n, d0, og);
+            break;
+          case 6:
+            WeightedRows<6>(rows, w, n, d0, og);
+            break;
+          case 7:
+            WeightedRows<7>(rows, w, n, d0, og);
+            break;
+          default:
+            WeightedRows<8>(rows, w, n, d0, og);
+            break;
+        }
+      }
+      for (int64_t p = 0; p < n; ++p) {
+        for (int64_t i = hf; i < hd; ++i) og[i] += w[p] * rows[p][i];
+      }
+    }
   }
 }
 
-void AttendHeadImpl(const float* q, int64_t hd, const PagedKvView& kv, int64_t lo, int64_t hi,
-                    float scale, float* scores, float* out) {
+void AttendHeadsImpl(const float* q, int64_t G, int64_t hd, const PagedKvView& kv, int64_t lo,
+                     int64_t hi, float scale, float* scores, float* out) {
   if (kv.f16) {
-    AttendHeadT<true>(q, hd, kv, lo, hi, scale, scores, out);
+    AttendHeadsT<true>(q, G, hd, kv, lo, hi, scale, scores, out);
   } else {
-    AttendHeadT<false>(q, hd, kv, lo, hi, scale, scores, out);
+    AttendHeadsT<false>(q, G, hd, kv, lo, hi, scale, scores, out);
   }
 }
 
@@ -779,12 +936,6 @@ struct IntQ4_0 {
   }
 };
 
-HWY_INLINE float BlockScale(const uint8_t* blk) {
-  uint16_t d;
-  std::memcpy(&d, blk, 2);
-  return _cvtsh_ss(d);
-}
-
 // Lane r = sum of the eight lanes of p[r].
 HWY_INLINE __m256i Hsum8(const __m256i* p) {
   const __m256i e = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
@@ -813,7 +964,7 @@ KINFER_VNNI void Q8Rows8(const uint8_t* w, size_t row_bytes, int64_t rows, const
       std::memcpy(&hs[r], blk, 2);
     }
     // Scales assembled in a register: eight scalar stores read back as one vector would miss
-    // store forwarding on every block. The conversion is exact, as in BlockScale.
+    // store forwarding on every block. The conversion is exact.
     const __m256 dw = _mm256_cvtph_ps(_mm_setr_epi16(
         static_cast<int16_t>(hs[0]), static_cast<int16_t>(hs[1]), static_cast<int16_t>(hs[2]),
         static_cast<int16_t>(hs[3]), static_cast<int16_t>(hs[4]), static_cast<int16_t>(hs[5]),
@@ -837,53 +988,129 @@ KINFER_VNNI void Q8Rows8(const uint8_t* w, size_t row_bytes, int64_t rows, const
   }
 }
 
-// Prefill: 16 rows repacked so that one 64-byte vector holds bytes 4j..4j+3 of a block of every
-// row (row r in lane r); a token's 4 bytes are broadcast against it.
-template <class F>
-KINFER_VNNI void Q8Pack16(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t nb,
-                          uint32_t* pw, float* pd) {
-  for (int64_t b = 0; b < nb; ++b) {
-    for (int64_t r = 0; r < 16; ++r) {
-      alignas(32) uint32_t v[8] = {};
-      float d = 0.0f;
-      if (r < rows) {
-        const uint8_t* blk = w + static_cast<size_t>(r) * row_bytes + b * F::kBlockBytes;
-        _mm256_store_si256(reinterpret_cast<__m256i*>(v), F::Unpack(blk));
-        d = BlockScale(blk);
-      }
-      for (int j = 0; j < 8; ++j) pw[(b * 8 + j) * 16 + r] = v[j];
-      pd[b * 16 + r] = d;
+// Packed groups of 16 rows (kernels/pack.h): one 64-byte vector holds 4 bytes of one block of
+// each row (row r in lane r); a token's 4 matching bytes are broadcast against it, so each lane
+// sums its own row's block and no horizontal sums are needed.
+struct PackQ8_0 {
+  static constexpr int kCorr = 128;
+  static constexpr int kVecs = 8;  // 64-byte vectors of quants a block
+  static constexpr DType kStored = DType::kQ8_0;
+  // Vector j of unsigned weights and the offset in the block of the x bytes it multiplies.
+  static HWY_INLINE void Unpack(const uint8_t* q, __m512i (&w)[8]) {
+    KINFER_UNROLL for (int j = 0; j < 8; ++j) w[j] = _mm512_loadu_si512(q + 64 * j);
+  }
+  static constexpr int XOff(int j) { return 4 * j; }
+};
+struct PackQ4_0 {
+  static constexpr int kCorr = 8;
+  static constexpr int kVecs = 4;
+  static constexpr DType kStored = DType::kQ4_0;
+  static HWY_INLINE void Unpack(const uint8_t* q, __m512i (&w)[8]) {
+    const __m512i m = _mm512_set1_epi8(0x0F);
+    KINFER_UNROLL for (int j = 0; j < 4; ++j) {
+      const __m512i v = _mm512_loadu_si512(q + 64 * j);
+      w[j] = _mm512_and_si512(v, m);
+      w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
     }
   }
-}
+  static constexpr int XOff(int j) { return j < 4 ? 4 * j : 16 + 4 * (j - 4); }
+};
 
-template <int C>
-KINFER_VNNI void Q8Panel16(const uint32_t* pw, const float* pd, int64_t nb, int corr,
-                           const ActQ8& a, int64_t K, float* y, int64_t ys, int64_t rows) {
+// C tokens against one packed group: y[c * ys + r] for the rows r in `mask`.
+template <class F, int C>
+KINFER_VNNI void PackedGroup(const uint8_t* q, const uint16_t* s, int64_t nb, const ActQ8& a,
+                             int64_t K, float* y, int64_t ys, __mmask16 mask) {
+  // Independent integer chains per token, so that one token's vpdpbusd latency is hidden; the
+  // block's integer sum is exact whatever the order.
+  constexpr int A = C == 1 ? 4 : (C == 2 ? 2 : 1);
+  constexpr int64_t kQBytes = F::kVecs * 64;
   __m512 acc[C];
   KINFER_UNROLL for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    __m512i is[C];
-    KINFER_UNROLL for (int c = 0; c < C; ++c) is[c] = _mm512_set1_epi32(-corr * a.sx[c * nb + b]);
-    KINFER_UNROLL for (int j = 0; j < 8; ++j) {
-      const __m512i wv = _mm512_loadu_si512(pw + (b * 8 + j) * 16);
-      KINFER_UNROLL for (int c = 0; c < C; ++c) {
-        int32_t xj;
-        std::memcpy(&xj, a.qx + c * K + b * kQK + 4 * j, 4);
-        is[c] = _mm512_dpbusd_epi32(is[c], wv, _mm512_set1_epi32(xj));
-      }
-    }
-    const __m512 dwv = _mm512_loadu_ps(pd + b * 16);
+    const uint8_t* qb = q + b * kQBytes;
+    KINFER_UNROLL for (int j = 0; j < F::kVecs; ++j)
+        __builtin_prefetch(qb + kPrefetchBytes + 64 * j);
+    __m512i w[8];
+    F::Unpack(qb, w);
+    const __m512 dw =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + b * kPackRows)));
     KINFER_UNROLL for (int c = 0; c < C; ++c) {
-      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]),
-                               _mm512_mul_ps(dwv, _mm512_set1_ps(a.dx[c * nb + b])), acc[c]);
+      const int8_t* xb = a.qx + c * K + b * kQK;
+      __m512i is[A];
+      is[0] = _mm512_set1_epi32(-F::kCorr * a.sx[c * nb + b]);
+      KINFER_UNROLL for (int i = 1; i < A; ++i) is[i] = _mm512_setzero_si512();
+      KINFER_UNROLL for (int j = 0; j < 8; ++j) {
+        int32_t xj;
+        std::memcpy(&xj, xb + F::XOff(j), 4);
+        is[j % A] = _mm512_dpbusd_epi32(is[j % A], w[j], _mm512_set1_epi32(xj));
+      }
+      KINFER_UNROLL for (int i = 1; i < A; ++i) is[0] = _mm512_add_epi32(is[0], is[i]);
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[0]),
+                               _mm512_mul_ps(dw, _mm512_set1_ps(a.dx[c * nb + b])), acc[c]);
     }
   }
-  const __mmask16 m = static_cast<__mmask16>((1u << rows) - 1);
-  KINFER_UNROLL for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(y + c * ys, m, acc[c]);
+  KINFER_UNROLL for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(y + c * ys, mask, acc[c]);
 }
 
 template <class F>
+KINFER_VNNI void PackedGroupTokens(int c, const uint8_t* q, const uint16_t* s, int64_t nb,
+                                   const ActQ8& a, int64_t K, float* y, int64_t ys,
+                                   __mmask16 mask) {
+  switch (c) {
+    case 1:
+      return PackedGroup<F, 1>(q, s, nb, a, K, y, ys, mask);
+    case 2:
+      return PackedGroup<F, 2>(q, s, nb, a, K, y, ys, mask);
+    case 3:
+      return PackedGroup<F, 3>(q, s, nb, a, K, y, ys, mask);
+    case 4:
+      return PackedGroup<F, 4>(q, s, nb, a, K, y, ys, mask);
+    case 5:
+      return PackedGroup<F, 5>(q, s, nb, a, K, y, ys, mask);
+    case 6:
+      return PackedGroup<F, 6>(q, s, nb, a, K, y, ys, mask);
+    default:
+      HWY_ASSERT(false);
+  }
+}
+
+// The lanes of group g that fall in rows [row_begin, row_end).
+HWY_INLINE __mmask16 GroupMask(int64_t g, int64_t row_begin, int64_t row_end) {
+  const int64_t lo = std::max<int64_t>(row_begin - g * kPackRows, 0);
+  const int64_t hi = std::min<int64_t>(row_end - g * kPackRows, kPackRows);
+  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+// Tokens whose 8-bit activations stay in L2 while a thread's groups stream past them.
+HWY_INLINE int64_t TokenBlock(int64_t K) {
+  return std::max<int64_t>(kMaxC, (256 << 10) / K / kMaxC * kMaxC);
+}
+
+// Rows [row_begin, row_end) of a packed matrix for all T tokens.
+template <class F>
+KINFER_VNNI void PackedRowsT(const TensorView& w, const ActQ8& act, int64_t T, float* y,
+                             int64_t row_begin, int64_t row_end) {
+  const PackedLayout p(w);
+  const int64_t O = w.rows(), K = w.cols(), nb = p.blocks;
+  const int64_t g_end = (row_end + kPackRows - 1) / kPackRows;
+  const int64_t tb = TokenBlock(K);
+  for (int64_t t1 = 0; t1 < T; t1 += tb) {
+    const int64_t t1_end = std::min(T, t1 + tb);
+    for (int64_t g = row_begin / kPackRows; g < g_end; ++g) {
+      const __mmask16 mask = GroupMask(g, row_begin, row_end);
+      for (int64_t t0 = t1; t0 < t1_end; t0 += kMaxC) {
+        const int c = static_cast<int>(std::min<int64_t>(kMaxC, t1_end - t0));
+        const ActQ8 a{act.qx + t0 * K, act.dx + t0 * nb, act.sx + t0 * nb};
+        PackedGroupTokens<F>(c, p.quants(g, 0), p.scales(g, 0), nb, a, K,
+                             y + t0 * O + g * kPackRows, O, mask);
+      }
+    }
+  }
+}
+
+// Stored (unpacked) rows: few tokens unpack each block in registers (Q8Rows8); more tokens
+// pack 16 rows at a time into a group and run the packed kernel over it.
+template <class F, class P>
 KINFER_VNNI void Q8RowsT(const TensorView& w, const ActQ8& act, int64_t T, float* y,
                          int64_t row_begin, int64_t row_end) {
   const int64_t O = w.rows(), K = w.cols(), nb = K / kQK;
@@ -918,40 +1145,21 @@ KINFER_VNNI void Q8RowsT(const TensorView& w, const ActQ8& act, int64_t T, float
     }
     return;
   }
-  thread_local std::vector<uint32_t> pw;
-  thread_local std::vector<float> pd;
-  if (pw.size() < static_cast<size_t>(nb * 8 * 16)) pw.resize(static_cast<size_t>(nb * 8 * 16));
-  if (pd.size() < static_cast<size_t>(nb * 16)) pd.resize(static_cast<size_t>(nb * 16));
-  for (int64_t r0 = row_begin; r0 < row_end; r0 += 16) {
-    const int64_t rn = std::min<int64_t>(16, row_end - r0);
-    Q8Pack16<F>(base + static_cast<size_t>(r0) * row_bytes, row_bytes, rn, nb, pw.data(),
-                pd.data());
+  thread_local std::vector<uint8_t> pq;
+  thread_local std::vector<uint16_t> ps;
+  const size_t qbytes = static_cast<size_t>(nb * P::kVecs * 64);
+  if (pq.size() < qbytes) pq.resize(qbytes);
+  if (ps.size() < static_cast<size_t>(nb * kPackRows))
+    ps.resize(static_cast<size_t>(nb * kPackRows));
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kPackRows) {
+    const int64_t rn = std::min<int64_t>(kPackRows, row_end - r0);
+    PackGroup(P::kStored, base + static_cast<size_t>(r0) * row_bytes, row_bytes, rn, nb, pq.data(),
+              ps.data());
+    const __mmask16 mask = static_cast<__mmask16>((1u << rn) - 1);
     for (int64_t t0 = 0; t0 < T; t0 += kMaxC) {
       const int c = static_cast<int>(std::min<int64_t>(kMaxC, T - t0));
       const ActQ8 a{act.qx + t0 * K, act.dx + t0 * nb, act.sx + t0 * nb};
-      float* yt = y + t0 * O + r0;
-      switch (c) {
-        case 1:
-          Q8Panel16<1>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
-          break;
-        case 2:
-          Q8Panel16<2>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
-          break;
-        case 3:
-          Q8Panel16<3>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
-          break;
-        case 4:
-          Q8Panel16<4>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
-          break;
-        case 5:
-          Q8Panel16<5>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
-          break;
-        case 6:
-          Q8Panel16<6>(pw.data(), pd.data(), nb, F::kCorr, a, K, yt, O, rn);
-          break;
-        default:
-          HWY_ASSERT(false);
-      }
+      PackedGroupTokens<P>(c, pq.data(), ps.data(), nb, a, K, y + t0 * O + r0, O, mask);
     }
   }
 }
@@ -960,10 +1168,15 @@ KINFER_VNNI void MatMulQ8RowsImpl(const TensorView& w, const int8_t* qx, const f
                                   const int32_t* sx, int64_t T, float* y, int64_t row_begin,
                                   int64_t row_end) {
   const ActQ8 act{qx, dx, sx};
-  if (w.dtype == DType::kQ8_0) {
-    Q8RowsT<IntQ8_0>(w, act, T, y, row_begin, row_end);
-  } else {
-    Q8RowsT<IntQ4_0>(w, act, T, y, row_begin, row_end);
+  switch (w.dtype) {
+    case DType::kQ8_0x16:
+      return PackedRowsT<PackQ8_0>(w, act, T, y, row_begin, row_end);
+    case DType::kQ4_0x16:
+      return PackedRowsT<PackQ4_0>(w, act, T, y, row_begin, row_end);
+    case DType::kQ8_0:
+      return Q8RowsT<IntQ8_0, PackQ8_0>(w, act, T, y, row_begin, row_end);
+    default:
+      return Q8RowsT<IntQ4_0, PackQ4_0>(w, act, T, y, row_begin, row_end);
   }
 }
 #else
@@ -975,7 +1188,7 @@ void MatMulQ8RowsImpl(const TensorView&, const int8_t*, const float*, const int3
 #endif
 
 bool UsesQ8ActivationsImpl(DType t, int64_t K) {
-  return kHaveQ8Path && (t == DType::kQ8_0 || t == DType::kQ4_0) && K % kQK == 0;
+  return kHaveQ8Path && (t == DType::kQ8_0 || t == DType::kQ4_0 || IsPacked(t)) && K % kQK == 0;
 }
 
 }  // namespace kinfer::kernels::HWY_NAMESPACE
@@ -986,12 +1199,13 @@ namespace kinfer::kernels {
 
 HWY_EXPORT(DotF32Impl);
 HWY_EXPORT(AddImpl);
+HWY_EXPORT(ArgMaxImpl);
 HWY_EXPORT(SumF32Impl);
 HWY_EXPORT(DequantizeRowImpl);
 HWY_EXPORT(MatMulRowsImpl);
 HWY_EXPORT(SiluMulImpl);
 HWY_EXPORT(RopeImpl);
-HWY_EXPORT(AttendHeadImpl);
+HWY_EXPORT(AttendHeadsImpl);
 HWY_EXPORT(UsesQ8ActivationsImpl);
 HWY_EXPORT(QuantizeQ8Impl);
 HWY_EXPORT(MatMulQ8RowsImpl);
@@ -1002,10 +1216,22 @@ float DotF32(const float* a, const float* b, int64_t n) {
 
 void Add(float* y, const float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(AddImpl)(y, x, n); }
 
+int64_t ArgMax(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(ArgMaxImpl)(x, n); }
+
 float SumF32(const float* a, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumF32Impl)(a, n); }
 
 void DequantizeRow(DType t, const void* src, float* dst, int64_t n) {
   HWY_DYNAMIC_DISPATCH(DequantizeRowImpl)(t, src, dst, n);
+}
+
+void DequantizeMatrixRow(const TensorView& w, int64_t r, float* dst) {
+  if (!IsPacked(w.dtype)) return DequantizeRow(w.dtype, w.row(r), dst, w.cols());
+  thread_local std::vector<uint8_t> blocks;
+  const DType stored = StoredTypeOf(w.dtype);
+  const size_t n = *RowBytes(stored, w.cols());
+  if (blocks.size() < n) blocks.resize(n);
+  UnpackRow(w, r, blocks.data());
+  DequantizeRow(stored, blocks.data(), dst, w.cols());
 }
 
 bool MatMulUsesQ8Activations(DType t, int64_t cols) {
@@ -1090,6 +1316,8 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
 
 void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
   const int64_t out = w.rows(), K = w.cols(), nb = K / kQK;
+  const DType stored = StoredTypeOf(w.dtype);
+  std::vector<uint8_t> unpacked(IsPacked(w.dtype) ? *RowBytes(stored, K) : 0);
   std::vector<int8_t> qx(static_cast<size_t>(K));
   std::vector<float> dx(static_cast<size_t>(nb));
   std::vector<int32_t> sx(static_cast<size_t>(nb));
@@ -1110,11 +1338,15 @@ void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y
     }
     for (int64_t o = 0; o < out; ++o) {
       const uint8_t* row = w.row(o);
+      if (!unpacked.empty()) {
+        UnpackRow(w, o, unpacked.data());
+        row = unpacked.data();
+      }
       float acc = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
         int32_t isum = 0;
         float dw;
-        if (w.dtype == DType::kQ8_0) {
+        if (stored == DType::kQ8_0) {
           const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
           dw = Fp16ToFp32(blk->d);
           for (int i = 0; i < kQK; ++i) isum += blk->qs[i] * qx[static_cast<size_t>(b * kQK + i)];
@@ -1151,7 +1383,12 @@ void Rope(float* x, int64_t heads, int64_t head_dim, int64_t rot, const float* c
 
 void AttendHead(const float* q, int64_t head_dim, const PagedKvView& kv, int64_t lo, int64_t hi,
                 float scale, float* scores, float* out) {
-  HWY_DYNAMIC_DISPATCH(AttendHeadImpl)(q, head_dim, kv, lo, hi, scale, scores, out);
+  HWY_DYNAMIC_DISPATCH(AttendHeadsImpl)(q, 1, head_dim, kv, lo, hi, scale, scores, out);
+}
+
+void AttendHeads(const float* q, int64_t heads, int64_t head_dim, const PagedKvView& kv, int64_t lo,
+                 int64_t hi, float scale, float* scores, float* out) {
+  HWY_DYNAMIC_DISPATCH(AttendHeadsImpl)(q, heads, head_dim, kv, lo, hi, scale, scores, out);
 }
 
 }  // namespace kinfer::kernels

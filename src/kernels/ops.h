@@ -25,12 +25,17 @@ float SumF32(const float* a, int64_t n);
 // dst[0..n) = the n values stored at src in type t (any compute type).
 void DequantizeRow(DType t, const void* src, float* dst, int64_t n);
 
+// dst[0..cols) = row r of matrix w, whatever its layout (packed ones included, pack.h).
+void DequantizeMatrixRow(const TensorView& w, int64_t r, float* dst);
+
 // y[t * out + o] = sum_i W[o, i] * x[t * in + i] for t < n_tokens and o < out, where W is
 // [out, in] in any compute type, accumulated in f32. Work is split over output rows only.
 //
 // Each (o, t) is computed the same way whatever n_tokens is: W's row is dequantized to f32
 // (the same values as DequantizeRowRef), one f32 vector accumulator takes fused multiply-adds
 // over the row in order, and its lanes are summed in a fixed tree.
+//
+// W may be in a packed layout (pack.h): the result is bit for bit that of the stored layout.
 //
 // Exception, where integer dot products win: on CPUs with AVX-512 VNNI, Q8_0 and Q4_0 weights
 // are multiplied with activations quantized per token to 8 bits (blocks of 32, f32 scale, round
@@ -56,8 +61,8 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
 // Whether MatMul on this CPU quantizes the activations for weights of type t with `cols` columns.
 bool MatMulUsesQ8Activations(DType t, int64_t cols);
 
-// Scalar reference of the 8-bit-activation MatMul (Q8_0 and Q4_0 weights): what MatMul computes
-// when MatMulUsesQ8Activations, bit for bit.
+// Scalar reference of the 8-bit-activation MatMul (Q8_0 and Q4_0 weights, stored or packed):
+// what MatMul computes when MatMulUsesQ8Activations, bit for bit.
 void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y);
 
 // out = x / sqrt(mean(x^2) + eps) * weight; out may alias x.
@@ -69,6 +74,10 @@ void SiluMul(const float* gate, const float* up, int64_t n, float* out);
 
 // y[i] += x[i]
 void Add(float* y, const float* x, int64_t n);
+
+// The lowest i with x[i] the largest of x[0..n) (NaNs are never the largest; 0 when nothing
+// but NaN and -inf): greedy sampling over a vocabulary of logits.
+int64_t ArgMax(const float* x, int64_t n);
 
 // x[i] = x[a_i] * cos - x[b_i] * sin pairs for one token's heads: rotary embedding.
 // `interleaved`: pairs (2i, 2i+1) (GPT-J/llama2.c); otherwise (i, i + rot/2) (NeoX/HF).
@@ -94,5 +103,12 @@ struct PagedKvView {
 // the cached values, lo and hi.
 void AttendHead(const float* q, int64_t head_dim, const PagedKvView& kv, int64_t lo, int64_t hi,
                 float scale, float* scores, float* out);
+
+// AttendHead for `heads` query heads that share the KV head of `kv` (grouped-query attention),
+// reading the cache once for all of them: q and out hold the heads one after another
+// (heads * head_dim floats), `scores` needs heads * (hi + 1) floats. Each head's output is bit
+// for bit what AttendHead gives it alone.
+void AttendHeads(const float* q, int64_t heads, int64_t head_dim, const PagedKvView& kv, int64_t lo,
+                 int64_t hi, float scale, float* scores, float* out);
 
 }  // namespace kinfer::kernels

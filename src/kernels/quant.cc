@@ -138,14 +138,18 @@ bool IsComputeType(DType t) {
     case DType::kQ8_0:
     case DType::kQ4_K:
     case DType::kQ5_K:
-    case DType::kQ6_K: return true;
-    default: return false;
+    case DType::kQ6_K:
+      return true;
+    default:
+      return false;
   }
 }
 
 void DequantizeRowRef(DType t, const void* src, float* y, int64_t n) {
   switch (t) {
-    case DType::kF32: std::memcpy(y, src, static_cast<size_t>(n) * 4); return;
+    case DType::kF32:
+      std::memcpy(y, src, static_cast<size_t>(n) * 4);
+      return;
     case DType::kF16: {
       const auto* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) y[i] = Fp16ToFp32(s[i]);
@@ -156,15 +160,32 @@ void DequantizeRowRef(DType t, const void* src, float* y, int64_t n) {
       for (int64_t i = 0; i < n; ++i) y[i] = Bf16ToFp32(s[i]);
       return;
     }
-    case DType::kQ4_0: DeqQ4_0(static_cast<const BlockQ4_0*>(src), y, n / kQK); return;
-    case DType::kQ4_1: DeqQ4_1(static_cast<const BlockQ4_1*>(src), y, n / kQK); return;
-    case DType::kQ5_0: DeqQ5_0(static_cast<const BlockQ5_0*>(src), y, n / kQK); return;
-    case DType::kQ5_1: DeqQ5_1(static_cast<const BlockQ5_1*>(src), y, n / kQK); return;
-    case DType::kQ8_0: DeqQ8_0(static_cast<const BlockQ8_0*>(src), y, n / kQK); return;
-    case DType::kQ4_K: DeqQ4_K(static_cast<const BlockQ4_K*>(src), y, n / kQKK); return;
-    case DType::kQ5_K: DeqQ5_K(static_cast<const BlockQ5_K*>(src), y, n / kQKK); return;
-    case DType::kQ6_K: DeqQ6_K(static_cast<const BlockQ6_K*>(src), y, n / kQKK); return;
-    default: KINFER_CHECK(false && "DequantizeRowRef: unsupported type");
+    case DType::kQ4_0:
+      DeqQ4_0(static_cast<const BlockQ4_0*>(src), y, n / kQK);
+      return;
+    case DType::kQ4_1:
+      DeqQ4_1(static_cast<const BlockQ4_1*>(src), y, n / kQK);
+      return;
+    case DType::kQ5_0:
+      DeqQ5_0(static_cast<const BlockQ5_0*>(src), y, n / kQK);
+      return;
+    case DType::kQ5_1:
+      DeqQ5_1(static_cast<const BlockQ5_1*>(src), y, n / kQK);
+      return;
+    case DType::kQ8_0:
+      DeqQ8_0(static_cast<const BlockQ8_0*>(src), y, n / kQK);
+      return;
+    case DType::kQ4_K:
+      DeqQ4_K(static_cast<const BlockQ4_K*>(src), y, n / kQKK);
+      return;
+    case DType::kQ5_K:
+      DeqQ5_K(static_cast<const BlockQ5_K*>(src), y, n / kQKK);
+      return;
+    case DType::kQ6_K:
+      DeqQ6_K(static_cast<const BlockQ6_K*>(src), y, n / kQKK);
+      return;
+    default:
+      KINFER_CHECK(false && "DequantizeRowRef: unsupported type");
   }
 }
 

@@ -36,8 +36,8 @@ struct BlockQ8_0 {
   int8_t qs[kQK];
 };
 struct BlockQ4_K {
-  uint16_t d, dmin;     // super-block scales for the 6-bit sub-block scales and mins
-  uint8_t scales[12];   // 8 sub-blocks x (6-bit scale, 6-bit min), packed
+  uint16_t d, dmin;    // super-block scales for the 6-bit sub-block scales and mins
+  uint8_t scales[12];  // 8 sub-blocks x (6-bit scale, 6-bit min), packed
   uint8_t qs[kQKK / 2];
 };
 struct BlockQ5_K {

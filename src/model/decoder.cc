@@ -182,15 +182,18 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
       kc.num_blocks > 1 ? (static_cast<const uint8_t*>(kv.keys(layer, 1)) - k0) / esize : 0;
   int64_t work = 0;  // multiply-adds, to decide whether threads are worth waking
   for (int64_t t = 0; t < T; ++t) work += (pos_[static_cast<size_t>(t)] + 1) * hd * 2 * nh;
+  // An item is one token's query heads that share a KV head: the cache is read once for them.
   auto items = [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / nh, h = item % nh, kvh = h / group;
+      const int64_t t = item / nkv, kvh = item % nkv, h = kvh * group;
       const SequenceInput& s = batch.seqs[static_cast<size_t>(seq_of_[static_cast<size_t>(t)])];
       const int64_t p = pos_[static_cast<size_t>(t)];
       const int64_t lo =
           cfg_.sliding_window > 0 ? std::max<int64_t>(0, p - cfg_.sliding_window + 1) : 0;
-      if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(static_cast<size_t>(p + 1));
+      if (static_cast<int64_t>(scores.size()) < group * (p + 1)) {
+        scores.resize(static_cast<size_t>(group * (p + 1)));
+      }
       kernels::PagedKvView view;
       view.k_base = k0;
       view.v_base = v0;
@@ -199,14 +202,14 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
       view.block_size = bs;
       view.block_table = s.block_table.data();
       view.f16 = f16;
-      kernels::AttendHead(q_.data() + (t * nh + h) * hd, hd, view, lo, p, scale, scores.data(),
-                          att_.data() + (t * nh + h) * hd);
+      kernels::AttendHeads(q_.data() + (t * nh + h) * hd, group, hd, view, lo, p, scale,
+                           scores.data(), att_.data() + (t * nh + h) * hd);
     }
   };
   if (work < (1 << 15)) {
-    items(0, T * nh);
+    items(0, T * nkv);
   } else {
-    pool_.ParallelFor(T * nh, items);
+    pool_.ParallelFor(T * nkv, items);
   }
 }
 
@@ -233,11 +236,11 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
   }
   ComputeRope(T);
 
-  // Embedding lookup: dequantize each token's row.
+  // Embedding lookup: dequantize each token's row (of a packed matrix too, when it is tied to
+  // the LM head).
   for (int64_t t = 0; t < T; ++t) {
-    kernels::DequantizeRow(w.token_embedding.dtype,
-                           w.token_embedding.row(batch.tokens[static_cast<size_t>(t)]),
-                           x_.data() + t * H, H);
+    kernels::DequantizeMatrixRow(w.token_embedding, batch.tokens[static_cast<size_t>(t)],
+                                 x_.data() + t * H);
   }
 
   auto add_bias = [&](float* y, const std::vector<float>& bias, int64_t dim) {

@@ -1,10 +1,14 @@
 // LoadModel: format detection and the three weight layouts (GGUF, HF safetensors, llama2.c).
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "kernels/pack.h"
 #include "kernels/quant.h"
 #include "model/gguf.h"
 #include "model/model.h"
@@ -106,7 +110,8 @@ class ModelBuilder {
     virtual std::string file() const = 0;
   };
 
-  static Result<std::unique_ptr<Model>> FromGguf(const std::string& path);
+  static Result<std::unique_ptr<Model>> FromGguf(const std::string& path,
+                                                 const LoadOptions& options);
   static Result<std::unique_ptr<Model>> FromHf(const std::string& dir);
   static Result<std::unique_ptr<Model>> FromLlama2c(const std::string& path);
 
@@ -116,6 +121,7 @@ class ModelBuilder {
     std::string attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, gate, up, down;
   };
   static Status FillWeights(Model& m, const TensorSource& src, const Names& names);
+  static void PackWeights(Model& m);
 };
 
 namespace {
@@ -224,7 +230,36 @@ Status ModelBuilder::FillWeights(Model& m, const TensorSource& src, const Names&
   return Status::Ok();
 }
 
-Result<std::unique_ptr<Model>> ModelBuilder::FromGguf(const std::string& path) {
+namespace {
+
+// Gives back the whole pages of [begin, end) of a read-only file mapping: they leave the
+// process's memory and would be read from the file again if touched.
+void DropMappedPages(const uint8_t* begin, const uint8_t* end) {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+  const uintptr_t hi = reinterpret_cast<uintptr_t>(end) / page * page;
+  if (lo < hi) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
+}  // namespace
+
+void ModelBuilder::PackWeights(Model& m) {
+  ModelWeights& w = m.weights_;
+  auto pack = [&](TensorView& t) {
+    if (!kernels::ShouldPack(t)) return;
+    m.packed_.push_back(kernels::PackMatrix(t, DropMappedPages));
+    t = m.packed_.back()->view();
+  };
+  const bool tied = w.lm_head.data == w.token_embedding.data;
+  pack(w.lm_head);
+  if (tied) w.token_embedding = w.lm_head;
+  for (LayerWeights& L : w.layers) {
+    for (TensorView* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*t);
+  }
+}
+
+Result<std::unique_ptr<Model>> ModelBuilder::FromGguf(const std::string& path,
+                                                      const LoadOptions& options) {
   KINFER_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
   std::unique_ptr<Model> m(new Model());
   m->path_ = path;
@@ -238,6 +273,7 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromGguf(const std::string& path) {
           "blk.{}.ffn_up.weight",      "blk.{}.ffn_down.weight"};
   GgufSource src(*gguf);
   KINFER_RETURN_IF_ERROR(FillWeights(*m, src, n));
+  if (options.pack_weights) PackWeights(*m);
   if (const GgufTensorInfo* rf = gguf->FindTensor("rope_freqs.weight")) {
     KINFER_ASSIGN_OR_RETURN(
         m->weights_.rope_freq_factors,
@@ -420,7 +456,7 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& path, const LoadOpti
         ++count;
       }
     }
-    if (count == 1) return ModelBuilder::FromGguf(gguf);
+    if (count == 1) return ModelBuilder::FromGguf(gguf, options);
     return NotFoundError(
         "{}: not a model directory: expected config.json with *.safetensors, or "
         "exactly one .gguf file (found {})",
@@ -431,7 +467,7 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& path, const LoadOpti
   uint32_t magic = 0;
   if (f->size() >= 4) std::memcpy(&magic, f->data(), 4);
   f.reset();
-  if (magic == 0x46554747u) return ModelBuilder::FromGguf(path);
+  if (magic == 0x46554747u) return ModelBuilder::FromGguf(path, options);
   if (fs::path(path).extension() == ".bin") return ModelBuilder::FromLlama2c(path);
   if (fs::path(path).extension() == ".safetensors") {
     return ModelBuilder::FromHf(fs::path(path).parent_path().string());

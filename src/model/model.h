@@ -15,6 +15,10 @@
 #include "core/tensor.h"
 #include "model/config.h"
 
+namespace kinfer::kernels {
+class PackedMatrix;
+}
+
 namespace kinfer::model {
 
 class GgufFile;
@@ -69,10 +73,15 @@ class Model {
   std::unique_ptr<GgufFile> gguf_;
   std::unique_ptr<SafetensorsModel> safetensors_;
   std::unique_ptr<MappedFile> file_;  // llama2.c
+  // Matrices repacked for this CPU's MatMul (kernels/pack.h); weights_ points into them.
+  std::vector<std::unique_ptr<kernels::PackedMatrix>> packed_;
 };
 
 struct LoadOptions {
-  // For llama2.c models: the vocabulary size is taken from the header. No options yet for others.
+  // Repack Q8_0 and Q4_0 matrices of a GGUF file where MatMul reads them faster on this CPU
+  // (kernels::ShouldPack), dropping the mapped pages they came from, so memory holds one copy.
+  // Off for tools that only describe the file.
+  bool pack_weights = true;
 };
 
 // Loads a model from a GGUF file, an HF directory (config.json + safetensors) or a llama2.c .bin.

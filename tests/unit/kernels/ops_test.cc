@@ -12,6 +12,7 @@
 #include <random>
 #include <utility>
 
+#include "kernels/pack.h"
 #include "kernels/quant.h"
 
 namespace kinfer::kernels {
@@ -251,6 +252,100 @@ TEST(Ops, MatMulManyEqualsSeparateMatMuls) {
   });
 }
 
+// The packed layouts (pack.h) against the stored one: unpacking gives the stored blocks back,
+// rows dequantize to DequantizeRowRef's values, and MatMul and MatMulQ8Ref give bit for bit
+// what they give on the stored matrix, on every target, at any batch and thread count, with
+// row ranges that split a group of 16 (MatMulMany lays jobs end to end).
+TEST(Ops, PackedMatricesComputeExactlyAsStored) {
+  ThreadPool pool1(1), pool3(3);
+  ForEachTarget([&] {
+    for (DType t : {DType::kQ8_0, DType::kQ4_0}) {
+      for (int64_t cols : {32, 96, 544}) {
+        for (int64_t rows : {1, 5, 16, 37, 67}) {
+          auto bytes = RandomRows(t, rows, cols, 60);
+          const TensorView w = View(t, rows, cols, bytes);
+          auto packed = PackMatrix(w);
+          const TensorView& p = packed->view();
+          ASSERT_EQ(p.dtype, *PackedTypeOf(t));
+          std::vector<uint8_t> blocks(*RowBytes(t, cols));
+          std::vector<float> got(static_cast<size_t>(cols)), want(static_cast<size_t>(cols));
+          for (int64_t r = 0; r < rows; ++r) {
+            UnpackRow(p, r, blocks.data());
+            ASSERT_EQ(0, std::memcmp(blocks.data(), w.row(r), blocks.size())) << r;
+            DequantizeMatrixRow(p, r, got.data());
+            DequantizeRowRef(t, w.row(r), want.data(), cols);
+            ASSERT_EQ(got, want) << DTypeName(t) << " row " << r;
+          }
+          for (int64_t n : {1, 2, 3, 6, 7, 17}) {
+            auto x = Random(static_cast<size_t>(n * cols), 61);
+            std::vector<float> ys(static_cast<size_t>(n * rows)), yp(ys.size());
+            MatMul(w, x.data(), n, ys.data(), pool1);
+            for (ThreadPool* pool : {&pool1, &pool3}) {
+              MatMul(p, x.data(), n, yp.data(), *pool);
+              ASSERT_EQ(yp, ys) << DTypeName(t) << " rows " << rows << " cols " << cols << " n "
+                                << n << " threads " << pool->num_threads();
+            }
+            if (MatMulUsesQ8Activations(p.dtype, cols)) {
+              std::vector<float> ref_s(ys.size()), ref_p(ys.size());
+              MatMulQ8Ref(w, x.data(), n, ref_s.data());
+              MatMulQ8Ref(p, x.data(), n, ref_p.data());
+              ASSERT_EQ(ref_p, ref_s);
+              ASSERT_EQ(yp, ref_s);
+            }
+          }
+        }
+      }
+      // Jobs of 37 and 5 rows then the packed one: its rows start mid-group in the region.
+      const int64_t cols = 96;
+      auto b1 = RandomRows(t, 37, cols, 62), b2 = RandomRows(t, 5, cols, 63),
+           b3 = RandomRows(t, 70, cols, 64);
+      const TensorView w1 = View(t, 37, cols, b1), w2 = View(t, 5, cols, b2),
+                       w3 = View(t, 70, cols, b3);
+      auto p1 = PackMatrix(w1), p3 = PackMatrix(w3);
+      for (int64_t n : {1, 9}) {
+        auto x = Random(static_cast<size_t>(n * cols), 65);
+        std::vector<float> want1(static_cast<size_t>(n * 37)), want2(static_cast<size_t>(n * 5)),
+            want3(static_cast<size_t>(n * 70));
+        MatMul(w1, x.data(), n, want1.data(), pool1);
+        MatMul(w2, x.data(), n, want2.data(), pool1);
+        MatMul(w3, x.data(), n, want3.data(), pool1);
+        std::vector<float> got1(want1.size()), got2(want2.size()), got3(want3.size());
+        const MatMulJob jobs[] = {{&p1->view(), x.data(), got1.data()},
+                                  {&w2, x.data(), got2.data()},
+                                  {&p3->view(), x.data(), got3.data()}};
+        MatMulMany(jobs, n, pool3);
+        ASSERT_EQ(got1, want1) << n;
+        ASSERT_EQ(got2, want2) << n;
+        ASSERT_EQ(got3, want3) << n;
+      }
+    }
+  });
+}
+
+// ArgMax against a scalar scan for the first largest value: odd sizes, ties planted before
+// and after the vector body, NaNs skipped.
+TEST(Ops, ArgMaxIsTheFirstLargest) {
+  ForEachTarget([&] {
+    for (int64_t n : {1, 2, 7, 16, 63, 64, 65, 151936}) {
+      for (int trial = 0; trial < 4; ++trial) {
+        auto x = Random(static_cast<size_t>(n), 80 + static_cast<uint32_t>(trial));
+        if (trial >= 1 && n > 3) {  // ties: the same maximum at two places
+          const float top = 10.0f;
+          x[static_cast<size_t>(n / 3)] = top;
+          x[static_cast<size_t>(n - 1)] = top;
+        }
+        if (trial == 3) x[0] = std::nanf("");
+        int64_t want = -1;
+        for (int64_t i = 0; i < n; ++i) {
+          if (!std::isnan(x[i]) && (want < 0 || x[i] > x[want])) want = i;
+        }
+        if (want < 0) want = 0;  // nothing but NaN
+        ASSERT_EQ(ArgMax(x.data(), n), want) << n << " trial " << trial;
+      }
+    }
+  });
+}
+
 TEST(Ops, SiluMulMatchesFormulaWithTails) {
   for (int64_t n : {1, 5, 16, 37, 100}) {
     auto g = Random(static_cast<size_t>(n), 5, 4.0f), u = Random(static_cast<size_t>(n), 6);
@@ -337,6 +432,48 @@ TEST(Ops, AttendHeadMatchesDoubleReference) {
             double want = 0;
             for (int64_t j = lo; j <= hi; ++j) want += p[j - lo] / sum * at(vf, j, d);
             ASSERT_NEAR(out[d], want, 1e-5) << "f16 " << f16 << " hd " << hd << " lo " << lo;
+          }
+        }
+      }
+    }
+  });
+}
+
+// Query heads sharing a KV head, attended together, give each head bit for bit what
+// AttendHead gives it alone; spans cross the kernel's chunks of cache rows.
+TEST(Ops, AttendHeadsEqualsAttendHeadPerHead) {
+  ForEachTarget([&] {
+    for (bool f16 : {true, false}) {
+      for (int64_t hd : {5, 16, 64, 72, 136}) {
+        const int64_t bs = 16, blocks = 6, kv_heads = 2, head = 1, G = 3;
+        const int64_t block_stride = kv_heads * bs * hd;
+        auto kf = Random(static_cast<size_t>(blocks * block_stride), 71);
+        auto vf = Random(static_cast<size_t>(blocks * block_stride), 72);
+        std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+        for (size_t i = 0; i < kf.size(); ++i) {
+          kh[i] = Fp32ToFp16(kf[i]);
+          vh[i] = Fp32ToFp16(vf[i]);
+        }
+        std::vector<int32_t> table = {4, 0, 5, 2, 1, 3};
+        PagedKvView view;
+        view.k_base = f16 ? static_cast<const void*>(kh.data()) : kf.data();
+        view.v_base = f16 ? static_cast<const void*>(vh.data()) : vf.data();
+        view.block_stride = block_stride;
+        view.head_offset = head * bs * hd;
+        view.block_size = bs;
+        view.block_table = table.data();
+        view.f16 = f16;
+        auto q = Random(static_cast<size_t>(G * hd), 73);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        for (auto [lo, hi] : {std::pair<int64_t, int64_t>{0, 0}, {0, 31}, {0, 95}, {7, 70}}) {
+          std::vector<float> scores(static_cast<size_t>(G * (hi + 1))),
+              got(static_cast<size_t>(G * hd)), alone(static_cast<size_t>(hd));
+          AttendHeads(q.data(), G, hd, view, lo, hi, scale, scores.data(), got.data());
+          for (int64_t g = 0; g < G; ++g) {
+            AttendHead(q.data() + g * hd, hd, view, lo, hi, scale, scores.data(), alone.data());
+            for (int64_t i = 0; i < hd; ++i) {
+              ASSERT_EQ(got[g * hd + i], alone[i]) << "f16 " << f16 << " hd " << hd << " g " << g;
+            }
           }
         }
       }

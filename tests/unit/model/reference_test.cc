@@ -12,6 +12,7 @@
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
+#include "kernels/pack.h"
 #include "model/decoder.h"
 #include "model/model.h"
 
@@ -168,6 +169,40 @@ TEST(ReferenceLogits, CoversEveryFamilyAndFormat) {
                         "q4_k.gguf", "q6_k.gguf"}) {
     EXPECT_TRUE(formats.count(f)) << f;
   }
+}
+
+// Q8_0 and Q4_0 matrices repacked at load (kernels/pack.h, where this CPU's MatMul reads them
+// faster) give the logits of the stored layout bit for bit, prefill and chunked, tied
+// embeddings included (qwen2's embedding is its LM head, looked up from the packed matrix).
+TEST(ReferenceLogits, PackedWeightsGiveStoredLayoutLogits) {
+  int tested = 0;
+  for (const char* name : {"qwen2", "llama", "llama3", "mistral", "qwen3"}) {
+    for (const char* type : {"q8_0", "q4_0"}) {
+      const std::string path = kFixtures + "/" + name + "/" + name + "." + type + ".gguf";
+      if (!fs::exists(path)) continue;
+      ++tested;
+      LoadOptions stored_opts;
+      stored_opts.pack_weights = false;
+      auto stored = LoadModel(path, stored_opts);
+      auto packed = LoadModel(path);
+      ASSERT_TRUE(stored.ok() && packed.ok()) << path;
+      const TensorView& wq = (*packed)->weights().layers[0].wq;
+      EXPECT_EQ(kernels::IsPacked(wq.dtype), kernels::ShouldPack((*stored)->weights().layers[0].wq))
+          << path;
+      ThreadPool pool(2);
+      std::vector<int32_t> seq(37);
+      for (size_t i = 0; i < seq.size(); ++i) {
+        seq[i] =
+            static_cast<int32_t>((i * 7 + 3) % static_cast<size_t>((*packed)->config().vocab_size));
+      }
+      const auto want = RunAll(**stored, seq, DType::kF32, pool);
+      EXPECT_EQ(RunAll(**packed, seq, DType::kF32, pool), want) << path;
+      EXPECT_EQ(RunAll(**packed, seq, DType::kF32, pool, 1),
+                RunAll(**stored, seq, DType::kF32, pool, 1))
+          << path << " one token at a time";
+    }
+  }
+  EXPECT_EQ(tested, 9);
 }
 
 // transformers 4's `rope_theta` + `rope_scaling` keys describe the same llama3 model as
