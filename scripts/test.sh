@@ -6,12 +6,12 @@
 # runs (.ci/run).
 #
 #   scripts/test.sh              # everything
-#   scripts/test.sh unit asan    # only the named stages: unit compat asan fuzz api k8s
+#   scripts/test.sh unit asan    # only the named stages: format unit compat asan fuzz api k8s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stages=("$@")
-((${#stages[@]})) || stages=(unit compat asan fuzz api k8s)
+((${#stages[@]})) || stages=(format unit compat asan fuzz api k8s)
 want() { local s; for s in "${stages[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
 say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 jobs=$(nproc)
@@ -20,6 +20,11 @@ scripts/setup.sh
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/kinfer/ccache}"
 export KINFER_DEFAULT_MODEL="$(scripts/fetch_default_model.sh)"
 
+if want format; then
+  say "format check (clang-format, the repo's .clang-format)"
+  git ls-files -z 'src/*.cc' 'src/*.h' 'tests/unit/*.cc' 'tests/unit/*.h' 'fuzz/*.cc' 'bench/*.cc' |
+    xargs -0 clang-format --dry-run -Werror
+fi
 if want unit || want compat || want api || want k8s; then
   say "release build"
   cmake --preset release >/dev/null
