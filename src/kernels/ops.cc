@@ -277,6 +277,7 @@ struct FmtQ6_K {
       h = hn::And(hn::ShiftRightSame(h, static_cast<int>(2 * g)), hn::Set(du, 3));
       auto q = hn::Sub(hn::BitCast(di, hn::Or(lo, hn::ShiftLeft<4>(h))), hn::Set(di, 32));
       // Scale index l / 16: a vector never straddles the two (Lanes() <= 16).
+      // NOLINTNEXTLINE(bugprone-integer-division): l / 16 is an index, not a value
       const auto s = hn::Set(df, d * static_cast<float>(sc[l / 16]));
       f(l, hn::Mul(s, hn::ConvertTo(df, q)));
     }

@@ -98,7 +98,7 @@ std::unique_ptr<PackedMatrix> PackMatrix(
     const TensorView& w, const std::function<void(const uint8_t*, const uint8_t*)>& consumed) {
   const std::optional<DType> packed = PackedTypeOf(w.dtype);
   KINFER_CHECK(packed && w.ndim == 2 && w.cols() % kQK == 0);
-  auto out = std::unique_ptr<PackedMatrix>(new PackedMatrix());
+  auto out = std::make_unique<PackedMatrix>();
   TensorView& v = out->view_;
   v = w;
   v.dtype = *packed;
