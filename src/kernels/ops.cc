@@ -355,6 +355,11 @@ constexpr int kTileR = 3, kMaxC = 3;  // 16 vector registers
 constexpr int kTileR = 4, kMaxC = 6;  // 32 vector registers
 #endif
 
+// Long rows are taken kPanelChunk elements at a time, kChunkedPanelRows rows to a panel
+// (a 256 KiB slice of the panel in L2; 6 tokens' 24 KiB of activations in L1).
+constexpr int64_t kPanelChunk = 1024;
+constexpr int64_t kChunkedPanelRows = 64;
+
 template <int R, int C>
 HWY_INLINE void Store(V (&acc)[R][C], float* HWY_RESTRICT y, int64_t ys) {
   const DF d;
@@ -364,23 +369,36 @@ HWY_INLINE void Store(V (&acc)[R][C], float* HWY_RESTRICT y, int64_t ys) {
   }
 }
 
+// Elements [k0, k1) of R rows against C tokens. A tile starts from zero at k0 == 0 and ends at
+// k1 == K (the zero-padded tail, then lanes summed into y); in between its accumulators wait in
+// `part` (R * C vectors). Splitting k so changes nothing in any accumulator's sequence.
 template <int R, int C>
 HWY_INLINE void Tile(const float* HWY_RESTRICT w, int64_t ws, const float* HWY_RESTRICT x,
-                     int64_t xs, int64_t K, float* HWY_RESTRICT y, int64_t ys) {
+                     int64_t xs, int64_t K, int64_t k0, int64_t k1, float* HWY_RESTRICT part,
+                     float* HWY_RESTRICT y, int64_t ys) {
   const DF d;
   const int64_t N = Lanes();
   V acc[R][C];
   KINFER_UNROLL for (int r = 0; r < R; ++r) {
-    KINFER_UNROLL for (int c = 0; c < C; ++c) acc[r][c] = hn::Zero(d);
+    KINFER_UNROLL for (int c = 0; c < C; ++c) {
+      acc[r][c] = k0 == 0 ? hn::Zero(d) : hn::LoadU(d, part + (r * C + c) * N);
+    }
   }
   const int64_t Kf = K / N * N;
-  for (int64_t k = 0; k < Kf; k += N) {
+  const int64_t kend = std::min(k1, Kf);
+  for (int64_t k = k0; k < kend; k += N) {
     V wv[R];
     KINFER_UNROLL for (int r = 0; r < R; ++r) wv[r] = hn::LoadU(d, w + r * ws + k);
     KINFER_UNROLL for (int c = 0; c < C; ++c) {
       const V xv = hn::LoadU(d, x + c * xs + k);
       KINFER_UNROLL for (int r = 0; r < R; ++r) acc[r][c] = hn::MulAdd(wv[r], xv, acc[r][c]);
     }
+  }
+  if (k1 < K) {
+    KINFER_UNROLL for (int r = 0; r < R; ++r) {
+      KINFER_UNROLL for (int c = 0; c < C; ++c) hn::StoreU(acc[r][c], d, part + (r * C + c) * N);
+    }
+    return;
   }
   if (Kf < K) {  // the panel is zero-padded; copy x's tail so nothing past it is read
     HWY_ALIGN float tail[kMaxLanesF32] = {};
@@ -395,14 +413,18 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT w, int64_t ws, const float* HWY_R
   Store<R, C>(acc, y, ys);
 }
 
-// Rows [0, rows) of a panel against C tokens.
+// Rows [0, rows) of a panel against C tokens over elements [k0, k1) of K; `part` holds the
+// tiles' accumulators between chunks (rows * C vectors).
 template <int C>
-void PanelTokens(const float* w, int64_t ws, int64_t rows, const float* x, int64_t K, float* y,
-                 int64_t ys) {
+void PanelTokens(const float* w, int64_t ws, int64_t rows, const float* x, int64_t K, int64_t k0,
+                 int64_t k1, float* part, float* y, int64_t ys) {
   constexpr int R = C == 1 ? 8 : kTileR;
+  const int64_t N = Lanes();
   int64_t r = 0;
-  for (; r + R <= rows; r += R) Tile<R, C>(w + r * ws, ws, x, K, K, y + r, ys);
-  for (; r < rows; ++r) Tile<1, C>(w + r * ws, ws, x, K, K, y + r, ys);
+  for (; r + R <= rows; r += R) {
+    Tile<R, C>(w + r * ws, ws, x, K, K, k0, k1, part + r * C * N, y + r, ys);
+  }
+  for (; r < rows; ++r) Tile<1, C>(w + r * ws, ws, x, K, K, k0, k1, part + r * C * N, y + r, ys);
 }
 
 // R rows of format Q, dequantized into registers, against C tokens. K is whole units.
@@ -468,21 +490,21 @@ void FusedTokensN(int c, const uint8_t* w, size_t row_bytes, int64_t rows, const
 }
 
 void PanelTokensN(int c, const float* w, int64_t ws, int64_t rows, const float* x, int64_t K,
-                  float* y, int64_t ys) {
+                  int64_t k0, int64_t k1, float* part, float* y, int64_t ys) {
   switch (c) {
     case 1:
-      return PanelTokens<1>(w, ws, rows, x, K, y, ys);
+      return PanelTokens<1>(w, ws, rows, x, K, k0, k1, part, y, ys);
     case 2:
-      return PanelTokens<2>(w, ws, rows, x, K, y, ys);
+      return PanelTokens<2>(w, ws, rows, x, K, k0, k1, part, y, ys);
     case 3:
-      return PanelTokens<3>(w, ws, rows, x, K, y, ys);
+      return PanelTokens<3>(w, ws, rows, x, K, k0, k1, part, y, ys);
 #if !(HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3)
     case 4:
-      return PanelTokens<4>(w, ws, rows, x, K, y, ys);
+      return PanelTokens<4>(w, ws, rows, x, K, k0, k1, part, y, ys);
     case 5:
-      return PanelTokens<5>(w, ws, rows, x, K, y, ys);
+      return PanelTokens<5>(w, ws, rows, x, K, k0, k1, part, y, ys);
     case 6:
-      return PanelTokens<6>(w, ws, rows, x, K, y, ys);
+      return PanelTokens<6>(w, ws, rows, x, K, k0, k1, part, y, ys);
 #endif
     default:
       HWY_ASSERT(false);
@@ -524,11 +546,19 @@ void MatMulRowsT(const TensorView& w, const float* x, int64_t T, float* y, int64
   }
   // F32 rows of whole vectors are used in place.
   const bool direct = w.dtype == DType::kF32 && Kp == K;
-  // A panel that stays in L2 while every token group streams over it.
-  const int64_t rp = std::clamp<int64_t>((192 << 10) / (Kp * 4) / 8 * 8, 8, 64);
-  thread_local std::vector<float> panel;
+  // Short rows: a panel of rp rows that stays in L2 while every token group streams over it.
+  // Long rows (K over kPanelChunk): a taller panel taken kPanelChunk columns at a time, so that a
+  // token group's chunk of activations stays in L1 across all the panel's tiles; the tiles'
+  // accumulators wait in `part` between chunks (the same sequence of operations either way).
+  const bool chunked = Kp > kPanelChunk;
+  const int64_t rp =
+      chunked ? kChunkedPanelRows : std::clamp<int64_t>((192 << 10) / (Kp * 4) / 8 * 8, 8, 64);
+  thread_local std::vector<float> panel, part;
   if (!direct && panel.size() < static_cast<size_t>(rp * Kp))
     panel.resize(static_cast<size_t>(rp * Kp));
+  const int64_t groups = (T + kMaxC - 1) / kMaxC;
+  if (part.size() < static_cast<size_t>(groups * kMaxC * rp * N))
+    part.resize(static_cast<size_t>(groups * kMaxC * rp * N));
   for (int64_t r0 = row_begin; r0 < row_end; r0 += rp) {
     const int64_t rn = std::min(rp, row_end - r0);
     const float* pw;
@@ -547,9 +577,14 @@ void MatMulRowsT(const TensorView& w, const float* x, int64_t T, float* y, int64
       pw = panel.data();
       ws = Kp;
     }
-    for (int64_t t0 = 0; t0 < T; t0 += kMaxC) {
-      const int c = static_cast<int>(std::min<int64_t>(kMaxC, T - t0));
-      PanelTokensN(c, pw, ws, rn, x + t0 * K, K, y + t0 * O + r0, O);
+    const int64_t chunk = chunked ? kPanelChunk : K;
+    for (int64_t k0 = 0; k0 < K; k0 += chunk) {
+      const int64_t k1 = K - k0 <= chunk ? K : k0 + chunk;
+      for (int64_t t0 = 0; t0 < T; t0 += kMaxC) {
+        const int c = static_cast<int>(std::min<int64_t>(kMaxC, T - t0));
+        PanelTokensN(c, pw, ws, rn, x + t0 * K, K, k0, k1, part.data() + t0 * rp * N,
+                     y + t0 * O + r0, O);
+      }
     }
   }
 }
