@@ -556,9 +556,11 @@ void MatMulRowsT(const TensorView& w, const float* x, int64_t T, float* y, int64
   thread_local std::vector<float> panel, part;
   if (!direct && panel.size() < static_cast<size_t>(rp * Kp))
     panel.resize(static_cast<size_t>(rp * Kp));
-  const int64_t groups = (T + kMaxC - 1) / kMaxC;
-  if (part.size() < static_cast<size_t>(groups * kMaxC * rp * N))
-    part.resize(static_cast<size_t>(groups * kMaxC * rp * N));
+  // Tokens go kTokenBlock at a time through all the chunks, so `part` stays small whatever T.
+  constexpr int64_t kTokenBlock = 16 * kMaxC;
+  const int64_t tb_len = std::min<int64_t>((T + kMaxC - 1) / kMaxC * kMaxC, kTokenBlock);
+  if (part.size() < static_cast<size_t>(tb_len * rp * N))
+    part.resize(static_cast<size_t>(tb_len * rp * N));
   for (int64_t r0 = row_begin; r0 < row_end; r0 += rp) {
     const int64_t rn = std::min(rp, row_end - r0);
     const float* pw;
@@ -578,12 +580,15 @@ void MatMulRowsT(const TensorView& w, const float* x, int64_t T, float* y, int64
       ws = Kp;
     }
     const int64_t chunk = chunked ? kPanelChunk : K;
-    for (int64_t k0 = 0; k0 < K; k0 += chunk) {
-      const int64_t k1 = K - k0 <= chunk ? K : k0 + chunk;
-      for (int64_t t0 = 0; t0 < T; t0 += kMaxC) {
-        const int c = static_cast<int>(std::min<int64_t>(kMaxC, T - t0));
-        PanelTokensN(c, pw, ws, rn, x + t0 * K, K, k0, k1, part.data() + t0 * rp * N,
-                     y + t0 * O + r0, O);
+    for (int64_t tb = 0; tb < T; tb += kTokenBlock) {
+      const int64_t te = std::min(T, tb + kTokenBlock);
+      for (int64_t k0 = 0; k0 < K; k0 += chunk) {
+        const int64_t k1 = K - k0 <= chunk ? K : k0 + chunk;
+        for (int64_t t0 = tb; t0 < te; t0 += kMaxC) {
+          const int c = static_cast<int>(std::min<int64_t>(kMaxC, te - t0));
+          PanelTokensN(c, pw, ws, rn, x + t0 * K, K, k0, k1, part.data() + (t0 - tb) * rp * N,
+                       y + t0 * O + r0, O);
+        }
       }
     }
   }

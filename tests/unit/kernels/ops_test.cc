@@ -192,7 +192,7 @@ TEST(Ops, MatMulMatchesDequantizedReference) {
 }
 
 // A token's outputs are bit-identical whatever else is in the call and however many threads
-// share it: alone, in a batch of 2..40 (fused and panel paths), at 1, 2 or 3 threads.
+// share it: alone, in a batch of 2..130 (fused and panel paths), at 1, 2 or 3 threads.
 TEST(Ops, MatMulIsBatchAndThreadInvariant) {
   ThreadPool pool1(1), pool2(2), pool3(3);
   ForEachTarget([&] {
@@ -200,13 +200,13 @@ TEST(Ops, MatMulIsBatchAndThreadInvariant) {
       const int64_t cols = ColsFor(t).back(), rows = 37;
       auto bytes = RandomRows(t, rows, cols, 21);
       TensorView w = View(t, rows, cols, bytes);
-      const int64_t max_n = 40;
+      const int64_t max_n = 130;  // over the panel path's token block (96 or 48)
       auto x = Random(static_cast<size_t>(max_n * cols), 23);
       std::vector<float> alone(static_cast<size_t>(max_n * rows));
       for (int64_t k = 0; k < max_n; ++k) {
         MatMul(w, x.data() + k * cols, 1, alone.data() + k * rows, pool1);
       }
-      for (int64_t n : {2, 3, 4, 5, 6, 7, 12, 40}) {
+      for (int64_t n : {2, 3, 4, 5, 6, 7, 12, 40, 130}) {
         for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
           // Tokens [max_n - n, max_n): the last token sits at a different place in each batch.
           std::vector<float> y(static_cast<size_t>(n * rows));
