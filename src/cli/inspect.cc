@@ -4,21 +4,12 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "core/units.h"
 #include "model/gguf.h"
 #include "model/model.h"
 
 namespace kinfer::cli {
 namespace {
-
-std::string HumanBytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) {
-    b /= 1024;
-    ++u;
-  }
-  return fmt::format("{:.2f} {}", b, units[u]);
-}
 
 int RunInspect(const std::string& path, bool metadata) {
   model::LoadOptions options;
@@ -51,7 +42,7 @@ int RunInspect(const std::string& path, bool metadata) {
   fmt::print("qk norm:       {}\n", c.qk_norm ? "yes" : "no");
   fmt::print("parameters:    {} ({:.1f} M)\n", m.num_parameters(), m.num_parameters() / 1e6);
   fmt::print("weight bytes:  {} ({})\n", m.weight_bytes(),
-             HumanBytes(static_cast<double>(m.weight_bytes())));
+             FormatBytes(static_cast<int64_t>(m.weight_bytes())));
 
   // Tensor types and counts, over the matrices the decoder uses.
   std::map<std::string, std::pair<int, size_t>> by_type;
@@ -70,7 +61,7 @@ int RunInspect(const std::string& path, bool metadata) {
   fmt::print("matrix types:\n");
   for (const auto& [name, e] : by_type) {
     fmt::print("  {:<6} {:>5} tensors  {}\n", name, e.first,
-               HumanBytes(static_cast<double>(e.second)));
+               FormatBytes(static_cast<int64_t>(e.second)));
   }
   if (metadata && m.gguf()) {
     fmt::print("gguf metadata (version {}):\n", m.gguf()->version());

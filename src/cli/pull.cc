@@ -9,21 +9,11 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "core/units.h"
 #include "model/hub_download.h"
 
 namespace kinfer::cli {
 namespace {
-
-std::string Human(int64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
-}
 
 // Redraws one line on a terminal; in a log (a pod's, say) prints a line per file and every 10%.
 class ProgressBar {
@@ -39,8 +29,8 @@ class ProgressBar {
       double frac = p.all_total > 0 ? static_cast<double>(p.all_done) / p.all_total : 0;
       int fill = static_cast<int>(frac * 30);
       fmt::print(stderr, "\r\033[K[{:=<{}}{: <{}}] {:5.1f}%  {}/{}  {}  {} / {}", "", fill, "",
-                 30 - fill, frac * 100, p.file_index, p.file_count, p.file, Human(p.file_done),
-                 p.file_total >= 0 ? Human(p.file_total) : "?");
+                 30 - fill, frac * 100, p.file_index, p.file_count, p.file,
+                 FormatBytes(p.file_done), p.file_total >= 0 ? FormatBytes(p.file_total) : "?");
       if (file_done && p.file_index == p.file_count) fmt::print(stderr, "\n");
       return;
     }
@@ -49,7 +39,8 @@ class ProgressBar {
       file_ = p.file_index;
       decile_ = decile;
       fmt::print(stderr, "[{}/{}] {} {} / {} ({}%)\n", p.file_index, p.file_count, p.file,
-                 Human(p.file_done), p.file_total >= 0 ? Human(p.file_total) : "?", decile * 10);
+                 FormatBytes(p.file_done), p.file_total >= 0 ? FormatBytes(p.file_total) : "?",
+                 decile * 10);
     }
   }
 
@@ -109,7 +100,8 @@ int RunPull(const PullArgs& args) {
                opts.ref.repo_id, s.commit, s.files_selected, args.dir);
   } else {
     fmt::print(stderr, "hf://{} at {}: downloaded {} of {} files ({}) into {}\n", opts.ref.repo_id,
-               s.commit, s.files_downloaded, s.files_selected, Human(s.bytes_downloaded), args.dir);
+               s.commit, s.files_downloaded, s.files_selected, FormatBytes(s.bytes_downloaded),
+               args.dir);
   }
   return 0;
 }

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "core/json.h"
+#include "core/units.h"
 
 namespace kinfer::model {
 namespace fs = std::filesystem;
@@ -472,17 +473,6 @@ int ProgressCallback(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_
   return 0;
 }
 
-std::string HumanBytes(int64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
-}
-
 // Downloads one file into dir/.kinfer-pull/<path>.incomplete, resuming what is there, verifies
 // it and moves it to dir/<path>.
 Status DownloadFile(const PullOptions& opts, const std::string& commit, const HubFile& f,
@@ -506,8 +496,8 @@ Status DownloadFile(const PullOptions& opts, const std::string& commit, const Hu
   }
   if (have > 0) {
     if (opts.on_message) {
-      opts.on_message(fmt::format("{}: resuming at {} of {}", f.path, HumanBytes(have),
-                                  f.size ? HumanBytes(*f.size) : "?"));
+      opts.on_message(fmt::format("{}: resuming at {} of {}", f.path, FormatBytes(have),
+                                  f.size ? FormatBytes(*f.size) : "?"));
     }
     KINFER_RETURN_IF_ERROR(HashExisting(partial, *verifier));
   }
@@ -553,9 +543,9 @@ Status DownloadFile(const PullOptions& opts, const std::string& commit, const Hu
     if (r.status == 416 && f.size && verifier->bytes() == *f.size) break;
     bool retry = IsRetryable(r) && attempt < opts.max_attempts;
     if (r.curl != CURLE_OK) {
-      std::string why = fmt::format("{}: download interrupted at {} of {} ({})", f.path,
-                                    HumanBytes(verifier->bytes()),
-                                    f.size ? HumanBytes(*f.size) : "?", curl_easy_strerror(r.curl));
+      std::string why = fmt::format(
+          "{}: download interrupted at {} of {} ({})", f.path, FormatBytes(verifier->bytes()),
+          f.size ? FormatBytes(*f.size) : "?", curl_easy_strerror(r.curl));
       if (!retry) {
         return UnavailableError(
             "{} after {} attempts; the partial file is kept in {}: run the same command again "
