@@ -511,10 +511,16 @@ void PanelTokensN(int c, const float* w, int64_t ws, int64_t rows, const float* 
   }
 }
 
-using DeqRowFn = void (*)(const uint8_t* row, int64_t K, int64_t Kp, float* out);
+// Row r of w in f32, zero-padded to Kp, as DequantizeRowRef gives it.
+using DeqRowFn = void (*)(const TensorView& w, int64_t r, int64_t K, int64_t Kp, float* out);
 
-// Row r of a packed matrix (pack.h) in f32, zero-padded to Kp: its stored blocks, dequantized
-// as DequantizeRowRef does.
+// A DeqRowFn from a function of the row's bytes.
+template <void (*kDeq)(const uint8_t* row, int64_t K, int64_t Kp, float* out)>
+void DeqMatrixRow(const TensorView& w, int64_t r, int64_t K, int64_t Kp, float* out) {
+  kDeq(static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * w.row_bytes(), K, Kp, out);
+}
+
+// A DeqRowFn for a packed matrix (pack.h), which has no row pointers: its stored blocks.
 template <DType kStored>
 void DeqPackedRow(const TensorView& w, int64_t r, int64_t K, int64_t Kp, float* out) {
   thread_local std::vector<uint8_t> blocks;
@@ -525,13 +531,10 @@ void DeqPackedRow(const TensorView& w, int64_t r, int64_t K, int64_t Kp, float* 
 }
 
 // Output rows [row_begin, row_end) for all T tokens. `fused` runs format Q in registers when
-// the tokens fit one group and rows are whole units; `deq` fills panels otherwise, or
-// `deq_packed` for a packed matrix (no row pointers).
+// the tokens fit one group and rows are whole units; `deq` fills panels otherwise.
 template <class Q>
 void MatMulRowsT(const TensorView& w, const float* x, int64_t T, float* y, int64_t row_begin,
-                 int64_t row_end, DeqRowFn deq, bool can_fuse,
-                 void (*deq_packed)(const TensorView&, int64_t, int64_t, int64_t,
-                                    float*) = nullptr) {
+                 int64_t row_end, DeqRowFn deq, bool can_fuse) {
   const int64_t N = Lanes();
   const int64_t O = w.rows(), K = w.cols();
   const int64_t Kp = (K + N - 1) / N * N;
@@ -569,13 +572,7 @@ void MatMulRowsT(const TensorView& w, const float* x, int64_t T, float* y, int64
       pw = reinterpret_cast<const float*>(base + static_cast<size_t>(r0) * row_bytes);
       ws = static_cast<int64_t>(row_bytes / 4);
     } else {
-      for (int64_t r = 0; r < rn; ++r) {
-        if (deq_packed != nullptr) {
-          deq_packed(w, r0 + r, K, Kp, panel.data() + r * Kp);
-        } else {
-          deq(base + static_cast<size_t>(r0 + r) * row_bytes, K, Kp, panel.data() + r * Kp);
-        }
-      }
+      for (int64_t r = 0; r < rn; ++r) deq(w, r0 + r, K, Kp, panel.data() + r * Kp);
       pw = panel.data();
       ws = Kp;
     }
@@ -604,26 +601,26 @@ void MatMulRowsImpl(const TensorView& w, const float* x, int64_t T, float* y, in
   };
   switch (w.dtype) {
     case DType::kF32:
-      return run(FmtF32(), DeqRow<FmtF32>);
+      return run(FmtF32(), DeqMatrixRow<DeqRow<FmtF32>>);
     case DType::kF16:
-      return run(FmtF16(), DeqRow<FmtF16>);
+      return run(FmtF16(), DeqMatrixRow<DeqRow<FmtF16>>);
     case DType::kBF16:
-      return run(FmtBF16(), DeqRow<FmtBF16>);
+      return run(FmtBF16(), DeqMatrixRow<DeqRow<FmtBF16>>);
     default:
       break;
   }
   if (kBlockVectorsFit) {
     switch (w.dtype) {
       case DType::kQ8_0:
-        return run(FmtQ8_0(), DeqRow<FmtQ8_0>);
+        return run(FmtQ8_0(), DeqMatrixRow<DeqRow<FmtQ8_0>>);
       case DType::kQ4_0:
-        return run(FmtQ4_0(), DeqRow<FmtQ4_0>);
+        return run(FmtQ4_0(), DeqMatrixRow<DeqRow<FmtQ4_0>>);
       case DType::kQ4_1:
-        return run(FmtQ4_1(), DeqRow<FmtQ4_1>);
+        return run(FmtQ4_1(), DeqMatrixRow<DeqRow<FmtQ4_1>>);
       case DType::kQ4_K:
-        return run(FmtQ4_K(), DeqRow<FmtQ4_K>);
+        return run(FmtQ4_K(), DeqMatrixRow<DeqRow<FmtQ4_K>>);
       case DType::kQ6_K:
-        return run(FmtQ6_K(), DeqRow<FmtQ6_K>);
+        return run(FmtQ6_K(), DeqMatrixRow<DeqRow<FmtQ6_K>>);
       default:
         break;
     }
@@ -631,34 +628,32 @@ void MatMulRowsImpl(const TensorView& w, const float* x, int64_t T, float* y, in
   DeqRowFn deq = nullptr;
   switch (w.dtype) {
     case DType::kQ8_0x16:
-      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, nullptr, false,
-                               DeqPackedRow<DType::kQ8_0>);
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kQ8_0>, false);
     case DType::kQ4_0x16:
-      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, nullptr, false,
-                               DeqPackedRow<DType::kQ4_0>);
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kQ4_0>, false);
     case DType::kQ8_0:
-      deq = DeqRowRef<DType::kQ8_0>;
+      deq = DeqMatrixRow<DeqRowRef<DType::kQ8_0>>;
       break;
     case DType::kQ4_0:
-      deq = DeqRowRef<DType::kQ4_0>;
+      deq = DeqMatrixRow<DeqRowRef<DType::kQ4_0>>;
       break;
     case DType::kQ4_1:
-      deq = DeqRowRef<DType::kQ4_1>;
+      deq = DeqMatrixRow<DeqRowRef<DType::kQ4_1>>;
       break;
     case DType::kQ5_0:
-      deq = DeqRowRef<DType::kQ5_0>;
+      deq = DeqMatrixRow<DeqRowRef<DType::kQ5_0>>;
       break;
     case DType::kQ5_1:
-      deq = DeqRowRef<DType::kQ5_1>;
+      deq = DeqMatrixRow<DeqRowRef<DType::kQ5_1>>;
       break;
     case DType::kQ4_K:
-      deq = DeqRowRef<DType::kQ4_K>;
+      deq = DeqMatrixRow<DeqRowRef<DType::kQ4_K>>;
       break;
     case DType::kQ5_K:
-      deq = DeqRowRef<DType::kQ5_K>;
+      deq = DeqMatrixRow<DeqRowRef<DType::kQ5_K>>;
       break;
     case DType::kQ6_K:
-      deq = DeqRowRef<DType::kQ6_K>;
+      deq = DeqMatrixRow<DeqRowRef<DType::kQ6_K>>;
       break;
     default:
       HWY_ASSERT(false && "MatMul: unsupported weight type");
