@@ -15,8 +15,8 @@ kinfer::server::ModelInfo g_info;
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  auto tok = kinfer::tokenizer::Tokenizer::Load(KINFER_SOURCE_DIR
-                                                "/../shared/models/stories260K/stories260K.gguf");
+  auto tok =
+      kinfer::tokenizer::Tokenizer::Load(KINFER_SHARED_DIR "/models/stories260K/stories260K.gguf");
   if (!tok.ok()) __builtin_trap();
   g_tok = std::move(*tok);
   g_info.served_names = {"m"};

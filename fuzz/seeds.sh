@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1
-shared=../shared
+shared=${KINFER_SHARED_DIR:-../shared}
 out=build/fuzz/seeds/$name
 mkdir -p "$out"
 case "$name" in

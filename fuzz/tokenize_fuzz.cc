@@ -22,7 +22,7 @@ std::vector<std::unique_ptr<kinfer::tokenizer::Tokenizer>>& Tokenizers() {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const std::string shared = std::string(KINFER_SOURCE_DIR) + "/../shared/";
+  const std::string shared = std::string(KINFER_SHARED_DIR) + "/";
   for (const char* rel : {"tokenizers/qwen3/tokenizer.json", "tokenizers/mistral-7b/tokenizer.json",
                           "models/stories260K/stories260K.gguf",
                           "tokenizer-tests/llama.cpp/ggml-vocab-bert-bge.gguf"}) {

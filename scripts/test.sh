@@ -18,7 +18,24 @@ jobs=$(nproc)
 
 scripts/setup.sh
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/kinfer/ccache}"
+# Paths relative to the checkout, so a clone elsewhere hits the cache of an earlier one.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 export KINFER_DEFAULT_MODEL="$(scripts/fetch_default_model.sh)"
+
+# The read-only test data (../shared: models, tokenizers, chat templates). A clone made elsewhere
+# (say, of this checkout into a temp dir) finds it beside the repository it was cloned from.
+shared_dir() {
+  [[ -n ${KINFER_SHARED_DIR:-} ]] && { echo "$KINFER_SHARED_DIR"; return; }
+  [[ -d ../shared ]] && { realpath ../shared; return; }
+  local origin
+  origin=$(git config --get remote.origin.url 2>/dev/null || true)
+  [[ -n $origin && -d $origin/../shared ]] && { realpath "$origin/../shared"; return; }
+  echo "error: test data not found: no ../shared beside $(pwd)${origin:+ or $origin}; set KINFER_SHARED_DIR" >&2
+  return 1
+}
+KINFER_SHARED_DIR=$(shared_dir)
+export KINFER_SHARED_DIR
+say "test data: $KINFER_SHARED_DIR"
 
 if want format; then
   say "format check (clang-format, the repo's .clang-format)"

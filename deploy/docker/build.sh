@@ -95,7 +95,7 @@ smoke() {
   "${RUN[@]}" --rm "$IMAGE:$VERSION" pull --help >/dev/null
   say "smoke: kinfer pull --help runs"
 
-  local model="${KINFER_SMOKE_MODEL:-$ROOT/../shared/models/stories260K/stories260K.gguf}"
+  local model="${KINFER_SMOKE_MODEL:-${KINFER_SHARED_DIR:-$ROOT/../shared}/models/stories260K/stories260K.gguf}"
   [[ -f $model ]] || { say "error: smoke-test model $model not found"; return 1; }
   local port name="kinfer-smoke-$$" code
   port="$(free_port)"

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("KINFER_SHARED_DIR") or REPO.parent / "shared")
 STORIES = SHARED / "models" / "stories260K" / "stories260K.gguf"
 CHATML = SHARED / "chat-templates" / "llama.cpp" / "Qwen-Qwen2.5-7B-Instruct.jinja"
 

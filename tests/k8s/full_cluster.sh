@@ -23,7 +23,7 @@ POD_CIDR=10.244.0.0/24
 SVC_CIDR=10.96.0.0/16
 IMAGE="${KINFER_IMAGE:-localhost/kinfer}"
 VERSION="$(sed -n 's/^project(kinfer VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)"
-MODEL="$(realpath "${KINFER_SMOKE_MODEL:-$ROOT/../shared/models/stories260K/stories260K.gguf}")"
+MODEL="$(realpath "${KINFER_SMOKE_MODEL:-${KINFER_SHARED_DIR:-$ROOT/../shared}/models/stories260K/stories260K.gguf}")"
 FULL_PIDS=()
 
 # Tears down what this script made, in order: the kubelet and controllers, every pod's
