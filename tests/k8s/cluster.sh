@@ -94,7 +94,7 @@ k8s_cluster_up() {
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
     --initial-cluster "test=http://127.0.0.1:$etcd_peer" --unsafe-no-fsync --log-level warn \
-    >"$K8S_WORK/logs/etcd.log" 2>&1 &
+    >"$K8S_WORK/logs/etcd.log" 2>&1 9>&- &
   K8S_PIDS+=($!)
   k8s_wait_http etcd "http://127.0.0.1:$etcd_port/health" 60
   k8s_say "etcd ready ($((SECONDS - start))s)"
@@ -109,7 +109,7 @@ k8s_cluster_up() {
     --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=false \
     --enable-admission-plugins NodeRestriction \
-    >"$K8S_WORK/logs/kube-apiserver.log" 2>&1 &
+    >"$K8S_WORK/logs/kube-apiserver.log" 2>&1 9>&- &
   K8S_PIDS+=($!)
   K8S_CA=$d/ca.crt
   K8S_CLIENT_CERT=$d/admin.crt

@@ -130,7 +130,7 @@ state = "$W/containerd/state"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$W/cni"
 TOML
-containerd --config "$W/containerd.toml" >"$K8S_WORK/logs/containerd.log" 2>&1 &
+containerd --config "$W/containerd.toml" >"$K8S_WORK/logs/containerd.log" 2>&1 9>&- &
 FULL_PIDS+=($!)
 for _ in $(seq 60); do [[ -S $W/containerd.sock ]] && break; sleep 0.5; done
 "${CTR[@]}" images import "$W/pause.tar" >/dev/null
@@ -143,11 +143,11 @@ k8s_say "containerd up; images: $("${CTR[@]}" images ls -q | grep -E 'kinfer' | 
   --bind-address 127.0.0.1 --secure-port 0 --controllers '*' \
   --service-account-private-key-file "$K8S_WORK/pki/sa.key" --root-ca-file "$K8S_CA" \
   --cluster-cidr 10.244.0.0/16 --allocate-node-cidrs=false --service-cluster-ip-range "$SVC_CIDR" \
-  >"$K8S_WORK/logs/kube-controller-manager.log" 2>&1 &
+  >"$K8S_WORK/logs/kube-controller-manager.log" 2>&1 9>&- &
 FULL_PIDS+=($!)
 "$K8S_BIN/kube-scheduler" --kubeconfig "$KUBECONFIG" --leader-elect=false \
   --bind-address 127.0.0.1 --secure-port "$(k8s_free_port)" \
-  >"$K8S_WORK/logs/kube-scheduler.log" 2>&1 &
+  >"$K8S_WORK/logs/kube-scheduler.log" 2>&1 9>&- &
 FULL_PIDS+=($!)
 
 # --- kubelet and kube-proxy -----------------------------------------------------------------
@@ -182,12 +182,12 @@ YAML
 k8s_kubeconfig "$W/kubelet.kubeconfig" kubelet
 "$K8S_BIN/kubelet" --config "$W/kubelet.yaml" --kubeconfig "$W/kubelet.kubeconfig" \
   --root-dir "$W/kubelet" --cert-dir "$W/kubelet-pki" --hostname-override "$NODE" --node-ip 127.0.0.1 \
-  >"$K8S_WORK/logs/kubelet.log" 2>&1 &
+  >"$K8S_WORK/logs/kubelet.log" 2>&1 9>&- &
 FULL_PIDS+=($!)
 "$K8S_BIN/kube-proxy" --kubeconfig "$KUBECONFIG" --hostname-override "$NODE" --proxy-mode iptables \
   --cluster-cidr 10.244.0.0/16 --conntrack-max-per-core 0 \
   --metrics-bind-address 127.0.0.1:$(k8s_free_port) --healthz-bind-address 127.0.0.1:$(k8s_free_port) \
-  >"$K8S_WORK/logs/kube-proxy.log" 2>&1 &
+  >"$K8S_WORK/logs/kube-proxy.log" 2>&1 9>&- &
 FULL_PIDS+=($!)
 
 wait_until() {  # wait_until SECONDS WHAT CMD...

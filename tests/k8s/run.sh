@@ -36,8 +36,14 @@ if [[ ${KINFER_SKIP_IMAGE:-0} != 1 ]]; then
   deploy/docker/build.sh --base >"$base_log" 2>&1 &
   base_pid=$!
 fi
+# Checkouts on one machine (worktrees, a clean clone beside the main one) share the tool cache, the
+# image tag and the host's network plumbing (bridges, iptables chains, containerd): one at a time.
+exec 9>"${TMPDIR:-/tmp}/kinfer-k8s-host.lock"
+k8s_say "waiting for other checkouts' Kubernetes tool builds (lock ${TMPDIR:-/tmp}/kinfer-k8s-host.lock)"
+flock 9
 k8s_tools
 K8S_PROM_CRDS="$(k8s_fetch_prometheus_crds)"
+flock -u 9
 export K8S_PROM_CRDS
 k8s_say "tools ready after $((SECONDS - stage_start))s"
 
@@ -49,6 +55,8 @@ python3 -m pytest -q -p no:cacheprovider tests/pull tests/k8s
 
 k8s_cluster_down
 
+k8s_say "waiting for the host's image tag and cluster plumbing (lock ${TMPDIR:-/tmp}/kinfer-k8s-host.lock)"
+flock 9
 if [[ ${KINFER_SKIP_IMAGE:-0} != 1 ]]; then
   k8s_say "container image: build with buildah and smoke-test"
   if ! wait "$base_pid"; then
