@@ -26,8 +26,8 @@ if [[ -z "${KINFER_SETUP_SKIP_APT:-}" ]]; then
     say "installing Debian packages: ${missing[*]}"
     SUDO=""
     [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-    $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+    $SUDO apt-get -o DPkg::Lock::Timeout=900 update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends "${missing[@]}"
   else
     say "Debian packages: all present"
   fi
