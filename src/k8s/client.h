@@ -47,26 +47,26 @@ bool IsGone(const Status& s);
 bool IsForbidden(const Status& s);
 
 struct ListOptions {
-  std::string label_selector;
-  std::string field_selector;
+  std::string label_selector{};
+  std::string field_selector{};
   int64_t limit = 500;  // page size; 0: one page
   // "": a consistent read (quorum); "0": any cached state. Pages after the first follow the
   // continue token.
-  std::string resource_version;
+  std::string resource_version{};
   // "Exact" or "NotOlderThan" (with resource_version); "" for the server's default.
-  std::string resource_version_match;
+  std::string resource_version_match{};
   int timeout_seconds = 60;  // per page
 };
 
 struct ObjectList {
-  std::string resource_version;  // of the whole list: where a watch should start
-  std::vector<Json> items;       // each with apiVersion and kind filled in
+  std::string resource_version{};  // of the whole list: where a watch should start
+  std::vector<Json> items{};       // each with apiVersion and kind filled in
 };
 
 struct WatchOptions {
-  std::string label_selector;
-  std::string field_selector;
-  std::string resource_version;  // events after this one
+  std::string label_selector{};
+  std::string field_selector{};
+  std::string resource_version{};  // events after this one
   bool allow_bookmarks = true;
   int timeout_seconds = 300;  // the server ends the watch cleanly after this
 };
@@ -81,8 +81,8 @@ struct WatchEvent {
 
 struct ApplyOptions {
   std::string field_manager = "kinfer-operator";
-  bool force = true;        // take fields over from other managers (a controller owns its objects)
-  std::string subresource;  // "" or "status"
+  bool force = true;  // take fields over from other managers (a controller owns its objects)
+  std::string subresource{};  // "" or "status"
   bool dry_run = false;
 };
 
@@ -90,14 +90,14 @@ enum class PatchType { kMerge, kJson, kStrategicMerge };
 
 struct DeleteOptions {
   std::string propagation_policy = "Background";  // Foreground, Background, Orphan
-  std::string precondition_uid;                   // refuse if the object is another one
-  std::string precondition_resource_version;
+  std::string precondition_uid{};                 // refuse if the object is another one
+  std::string precondition_resource_version{};
 };
 
 // The result of a raw call.
 struct Response {
   long code = 0;
-  std::string body;
+  std::string body{};
 };
 
 class Client {

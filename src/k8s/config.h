@@ -56,15 +56,15 @@ class TokenSource {
 // Everything a Client needs. PEM data is held in memory (files are read when the config is
 // loaded, so a later change of the CA file does not surprise a running client).
 struct ClientConfig {
-  std::string server;           // "https://10.96.0.1:443"
-  std::string ca_pem;           // empty: the system's CA store
-  std::string client_cert_pem;  // both set: TLS client certificate authentication
-  std::string client_key_pem;
-  std::shared_ptr<TokenSource> token;  // null: no bearer token
+  std::string server{};           // "https://10.96.0.1:443"
+  std::string ca_pem{};           // empty: the system's CA store
+  std::string client_cert_pem{};  // both set: TLS client certificate authentication
+  std::string client_key_pem{};
+  std::shared_ptr<TokenSource> token{};  // null: no bearer token
   bool insecure_skip_tls_verify = false;
-  std::string proxy_url;                      // kubeconfig `proxy-url`
+  std::string proxy_url{};                    // kubeconfig `proxy-url`
   std::string default_namespace = "default";  // context namespace, or the pod's namespace
-  std::string source;  // "in-cluster" or "kubeconfig /path (context NAME)", for messages
+  std::string source{};  // "in-cluster" or "kubeconfig /path (context NAME)", for messages
   std::string user_agent = "kinfer/" KINFER_VERSION;
 };
 
@@ -88,10 +88,10 @@ struct Kubeconfig {
   struct Context {
     std::string cluster, user, namespace_;
   };
-  std::vector<std::pair<std::string, Cluster>> clusters;  // in file order
-  std::vector<std::pair<std::string, User>> users;
-  std::vector<std::pair<std::string, Context>> contexts;
-  std::string current_context;
+  std::vector<std::pair<std::string, Cluster>> clusters{};  // in file order
+  std::vector<std::pair<std::string, User>> users{};
+  std::vector<std::pair<std::string, Context>> contexts{};
+  std::string current_context{};
 };
 
 // Parses kubeconfig YAML. `source` names the file in errors ("~/.kube/config: users[1].user:

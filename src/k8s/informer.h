@@ -53,10 +53,10 @@ using ObjectPtr = std::shared_ptr<const Object>;
 std::string ObjectKey(std::string_view ns, std::string_view name);
 
 struct InformerOptions {
-  ResourceType type;
+  ResourceType type{};
   std::string namespace_;  // "": every namespace
-  std::string label_selector;
-  std::string field_selector;
+  std::string label_selector{};
+  std::string field_selector{};
   int64_t page_size = 500;
   // Each watch asks the server for a timeoutSeconds drawn from [min, 2*min).
   std::chrono::seconds min_watch_timeout{300};
@@ -65,15 +65,15 @@ struct InformerOptions {
   // Waits between failed attempts: exponential with jitter (backoff.h).
   std::chrono::milliseconds backoff_initial{800};
   std::chrono::milliseconds backoff_max{30000};
-  std::string name;  // for logs and the thread name; defaults to the resource
+  std::string name{};  // for logs and the thread name; defaults to the resource
 };
 
 struct InformerHandlers {
-  std::function<void(const ObjectPtr&)> on_add;
-  std::function<void(const ObjectPtr& old_obj, const ObjectPtr& new_obj)> on_update;
+  std::function<void(const ObjectPtr&)> on_add{};
+  std::function<void(const ObjectPtr& old_obj, const ObjectPtr& new_obj)> on_update{};
   // The last state known: the watch event's object, or the cached one when a relist found it
   // gone.
-  std::function<void(const ObjectPtr&)> on_delete;
+  std::function<void(const ObjectPtr&)> on_delete{};
 };
 
 struct InformerStats {
