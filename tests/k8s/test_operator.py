@@ -22,7 +22,6 @@ import os
 import pathlib
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -30,7 +29,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import CRDS, ROOT, install_crds, need_env, run
+from conftest import CRDS, FIGURES, ROOT, install_crds, need_env, run
 
 OPNS = "kinfer-system"
 RELEASE = "kop"
@@ -55,8 +54,7 @@ CHILDREN = {
 
 
 def figure(text: str) -> None:
-    sys.__stdout__.write(f"\n[figure] {text}\n")
-    sys.__stdout__.flush()
+    FIGURES.append(f"[figure] {text}")
 
 
 def wait_for(what, fn, timeout=60.0, interval=0.05, show=None):
