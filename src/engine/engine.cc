@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/system_info.h"
 #include "engine/block_hash.h"
+#include "model/lora_adapter.h"
 
 namespace kinfer::engine {
 namespace {
@@ -139,6 +140,9 @@ Status Engine::Submit(Request r, OutputCallback on_output) {
         prompt_len, max_model_len_);
   }
   KINFER_RETURN_IF_ERROR(r.params.Validate(c.vocab_size));
+  if (r.lora && (r.lora->num_layers() != c.num_layers || r.lora->hidden_size() != c.hidden_size)) {
+    return InvalidArgumentError("LoRA adapter '{}' was loaded for another model", r.lora_name);
+  }
   r.params.max_tokens = std::min(r.params.max_tokens, max_model_len_ - prompt_len);
   r.params.min_tokens = std::min(r.params.min_tokens, r.params.max_tokens);
   auto rs = std::make_unique<RequestState>();
@@ -191,7 +195,10 @@ Sequence* Engine::NewSequence(RequestState& rs, int32_t index) {
 }
 
 void Engine::AdmitRequest(std::unique_ptr<RequestState> rs) {
-  rs->extra_hash = HashExtraKeys(rs->request.cache_salt, "");
+  // An adapter's content hash, not its name: a changed adapter reloaded under the same name must
+  // not reuse KV computed with the old weights.
+  rs->extra_hash = HashExtraKeys(rs->request.cache_salt,
+                                 rs->request.lora ? rs->request.lora->content_hash() : "");
   for (const std::string& s : rs->request.params.stop) {
     rs->stop_holdback = std::max(rs->stop_holdback, static_cast<int32_t>(s.size()) - 1);
   }
@@ -425,6 +432,7 @@ bool Engine::Step() {
       in.num_tokens = s.num_tokens;
       in.start_pos = seq.num_computed;
       in.block_table = kv_->BlockTable(seq.id);
+      in.lora = seq.request->request.lora.get();
       const bool reaches_end =
           seq.num_computed + s.num_tokens == static_cast<int32_t>(seq.tokens.size());
       const bool prompt_lp = seq.request->request.params.prompt_logprobs.has_value() &&
@@ -503,6 +511,18 @@ bool Engine::Step() {
     stats_.kv_cache_usage = kv_->usage();
     stats_.kv_tokens_running = 0;
     for (const Sequence* seq : scheduler_->running()) stats_.kv_tokens_running += seq->num_computed;
+    stats_.max_loras = options_.scheduler.max_loras;
+    auto names = [](auto& seqs, std::vector<std::string>& out) {
+      out.clear();
+      for (const Sequence* seq : seqs) {
+        const std::string& n = seq->request->request.lora_name;
+        if (SequenceLora(*seq) && std::find(out.begin(), out.end(), n) == out.end())
+          out.push_back(n);
+      }
+      std::sort(out.begin(), out.end());
+    };
+    names(scheduler_->running(), stats_.running_lora_adapters);
+    names(scheduler_->waiting(), stats_.waiting_lora_adapters);
   }
   return worked || !requests_.empty();
 }

@@ -71,6 +71,10 @@ struct EngineStats {
   int64_t kv_tokens_running = 0;  // tokens with K/V in the cache, summed over running sequences
   int64_t requests_finished = 0;
   bool alive = true;
+  // LoRA: --max-loras, and the adapters of running and waiting requests (names, sorted).
+  int32_t max_loras = 0;
+  std::vector<std::string> running_lora_adapters;
+  std::vector<std::string> waiting_lora_adapters;
 };
 
 class Engine {
