@@ -54,11 +54,19 @@ ADAPTERS = {
     ),
 }
 PROMPT = [1, 17, 42, 5, 88, 23, 64]
+# The real stories260K (../shared), for the server tests: two adapters, one also as GGUF.
+STORIES = ROOT.parent / "shared" / "models" / "stories260K" / "hf"
+STORIES_ADAPTERS = {
+    "stories_a": dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
+    "stories_b": dict(r=4, lora_alpha=4, target_modules=["gate_proj", "up_proj", "down_proj"]),
+}
+STORIES_PROMPT = [1, 403, 407, 261, 378]  # "Once upon a time"
+STORIES_STEPS = 16
 GREEDY_STEPS = 12
 
 
-def base_model():
-    m = AutoModelForCausalLM.from_pretrained(BASE / "hf", torch_dtype=torch.float32,
+def base_model(path=BASE / "hf"):
+    m = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32,
                                              attn_implementation="eager")
     return m.eval()
 
@@ -81,18 +89,39 @@ def greedy(model, prompt, steps):
     return ids[len(prompt):]
 
 
-def make_adapter(name, seed):
-    model = base_model()
+def make_adapter(name, seed, base=BASE / "hf", config=None, std=0.3):
+    model = base_model(base)
     cfg = LoraConfig(task_type="CAUSAL_LM", lora_dropout=0.0, init_lora_weights=False,
-                     **ADAPTERS[name])
+                     **(config or ADAPTERS[name]))
     peft_model = get_peft_model(model, cfg)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for pname, p in peft_model.named_parameters():
             if "lora_A" in pname or "lora_B" in pname:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
     peft_model.eval()
     return peft_model
+
+
+def save(peft_model, name, base_name):
+    peft_model.save_pretrained(OUT / name)
+    (OUT / name / "README.md").unlink()  # PEFT's model card template: nothing to test
+    # The base's path in the repository, not on this machine.
+    cfg_path = OUT / name / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["base_model_name_or_path"] = base_name
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def convert_to_gguf(llama_cpp, base, adapter, out):
+    with tempfile.TemporaryDirectory() as tmp:
+        gguf_out = Path(tmp) / "out.gguf"
+        env_path = f"{llama_cpp / 'gguf-py'}:{llama_cpp}"
+        subprocess.run([sys.executable, str(llama_cpp / "convert_lora_to_gguf.py"),
+                        "--base", str(base), "--outtype", "f32", "--outfile", str(gguf_out),
+                        str(adapter)], check=True,
+                       env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
+        shutil.copy(gguf_out, out)
 
 
 def main():
@@ -120,13 +149,7 @@ def main():
     base_logits = all_logits(base_model(), sequences)
     for i, name in enumerate(ADAPTERS):
         peft_model = make_adapter(name, 1000 + i)
-        peft_model.save_pretrained(OUT / name)
-        (OUT / name / "README.md").unlink()  # PEFT's model card template: nothing to test
-        # The base's path in the repository, not on this machine.
-        cfg_path = OUT / name / "adapter_config.json"
-        cfg = json.loads(cfg_path.read_text())
-        cfg["base_model_name_or_path"] = "tests/fixtures/models/llama/hf"
-        cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        save(peft_model, name, "tests/fixtures/models/llama/hf")
         # Reload from disk as a user would, so the references are of the saved files.
         loaded = PeftModel.from_pretrained(base_model(), OUT / name).eval()
         unmerged = all_logits(loaded, sequences)
@@ -150,15 +173,22 @@ def main():
               out["adapters"][name]["max_abs_merged_vs_unmerged"])
 
     # adapter_a as GGUF, by llama.cpp's converter.
-    with tempfile.TemporaryDirectory() as tmp:
-        gguf_out = Path(tmp) / "adapter_a.f32.gguf"
-        env_path = f"{args.llama_cpp / 'gguf-py'}:{args.llama_cpp}"
-        subprocess.run([sys.executable, str(args.llama_cpp / "convert_lora_to_gguf.py"),
-                        "--base", str(BASE / "hf"), "--outtype", "f32", "--outfile", str(gguf_out),
-                        str(OUT / "adapter_a")], check=True,
-                       env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
-        shutil.copy(gguf_out, OUT / "adapter_a.f32.gguf")
+    convert_to_gguf(args.llama_cpp, BASE / "hf", OUT / "adapter_a", OUT / "adapter_a.f32.gguf")
     out["adapters"]["adapter_a"]["gguf"] = "adapter_a.f32.gguf"
+    # stories260K: greedy tokens of the base and each adapter (the server tests' reference).
+    out["stories"] = {"base": "../shared/models/stories260K", "prompt": STORIES_PROMPT,
+                      "steps": STORIES_STEPS,
+                      "greedy": {"base": greedy(base_model(STORIES), STORIES_PROMPT, STORIES_STEPS)},
+                      "adapters": {}}
+    for i, (name, config) in enumerate(STORIES_ADAPTERS.items()):
+        peft_model = make_adapter(name, 2000 + i, STORIES, config, std=0.15)
+        save(peft_model, name, "../shared/models/stories260K/hf")
+        loaded = PeftModel.from_pretrained(base_model(STORIES), OUT / name).eval()
+        out["stories"]["adapters"][name] = {"config": config,
+                                            "greedy": greedy(loaded, STORIES_PROMPT, STORIES_STEPS)}
+        print(name, out["stories"]["adapters"][name]["greedy"], out["stories"]["greedy"]["base"])
+    convert_to_gguf(args.llama_cpp, STORIES, OUT / "stories_a", OUT / "stories_a.f32.gguf")
+    out["stories"]["adapters"]["stories_a"]["gguf"] = "stories_a.f32.gguf"
     out["llama_cpp_converter"] = str(args.llama_cpp.resolve().parent.parent.name)
     (OUT / "reference.json").write_text(json.dumps(out, indent=1) + "\n")
 
