@@ -238,8 +238,12 @@ class LoraAdapterBuilder {
     a_->layers_.resize(static_cast<size_t>(cfg_.num_layers));
   }
 
-  Result<std::shared_ptr<const LoraAdapter>> FromPeft();
-  Result<std::shared_ptr<const LoraAdapter>> FromGguf();
+  Result<std::shared_ptr<const LoraAdapter>> FromPeftDir();
+  Result<std::shared_ptr<const LoraAdapter>> FromPeft(std::string_view config_text,
+                                                      std::span<const uint8_t> weights,
+                                                      const std::string& config_path,
+                                                      const std::string& weights_path);
+  Result<std::shared_ptr<const LoraAdapter>> FromGguf(std::span<const uint8_t> bytes);
 
  private:
   // Checks one projection's A [rank, in] and B [out, rank] against the base and stores A and B^T,
@@ -380,7 +384,7 @@ Status LoraAdapterBuilder::Finish() {
   return Status::Ok();
 }
 
-Result<std::shared_ptr<const LoraAdapter>> LoraAdapterBuilder::FromPeft() {
+Result<std::shared_ptr<const LoraAdapter>> LoraAdapterBuilder::FromPeftDir() {
   const fs::path dir(a_->path_);
   const std::string config_path = (dir / "adapter_config.json").string();
   const std::string weights_path = (dir / "adapter_model.safetensors").string();
@@ -398,6 +402,13 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapterBuilder::FromPeft() {
     return NotFoundError("{}: no adapter_model.safetensors", a_->path_);
   }
   KINFER_ASSIGN_OR_RETURN(std::string config_text, ReadFileToString(config_path));
+  KINFER_ASSIGN_OR_RETURN(auto file, MappedFile::Open(weights_path));
+  return FromPeft(config_text, file->bytes(), config_path, weights_path);
+}
+
+Result<std::shared_ptr<const LoraAdapter>> LoraAdapterBuilder::FromPeft(
+    std::string_view config_text, std::span<const uint8_t> weights, const std::string& config_path,
+    const std::string& weights_path) {
   KINFER_ASSIGN_OR_RETURN(PeftLoraConfig pc, ParsePeftLoraConfig(config_text, config_path));
   a_->format_ = "peft";
 
@@ -422,12 +433,11 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapterBuilder::FromPeft() {
     }
   }
 
-  KINFER_ASSIGN_OR_RETURN(auto file, MappedFile::Open(weights_path));
-  KINFER_ASSIGN_OR_RETURN(auto st, SafetensorsFile::Parse(file->bytes(), weights_path));
+  KINFER_ASSIGN_OR_RETURN(auto st, SafetensorsFile::Parse(weights, weights_path));
   Sha256 sha;
   sha.Update(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(config_text.data()),
                                       config_text.size()));
-  sha.Update(file->bytes());
+  sha.Update(weights);
   a_->content_hash_ = sha.Hex();
 
   struct Pair {
@@ -518,9 +528,10 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapterBuilder::FromPeft() {
   return std::shared_ptr<const LoraAdapter>(a_);
 }
 
-Result<std::shared_ptr<const LoraAdapter>> LoraAdapterBuilder::FromGguf() {
+Result<std::shared_ptr<const LoraAdapter>> LoraAdapterBuilder::FromGguf(
+    std::span<const uint8_t> bytes) {
   const std::string& path = a_->path_;
-  KINFER_ASSIGN_OR_RETURN(auto g, GgufFile::Open(path));
+  KINFER_ASSIGN_OR_RETURN(auto g, GgufFile::Parse(bytes, path));
   KINFER_ASSIGN_OR_RETURN(std::string_view type, g->GetString("general.type"));
   if (type != "adapter") {
     return InvalidArgumentError(
@@ -545,8 +556,7 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapterBuilder::FromGguf() {
   }
   a_->format_ = "gguf";
   Sha256 sha;
-  KINFER_ASSIGN_OR_RETURN(auto file, MappedFile::Open(path));
-  sha.Update(file->bytes());
+  sha.Update(bytes);
   a_->content_hash_ = sha.Hex();
 
   struct Pair {
@@ -604,14 +614,31 @@ Result<std::shared_ptr<const LoraAdapter>> LoadLoraAdapter(const std::string& pa
                                                            const LoraLoadOptions& options) {
   std::error_code ec;
   LoraAdapterBuilder b(base, options, path);
-  if (fs::is_directory(path, ec)) return b.FromPeft();
+  if (fs::is_directory(path, ec)) return b.FromPeftDir();
   if (!fs::exists(path, ec)) return NotFoundError("{}: no such file or directory", path);
   if (fs::path(path).filename() == "adapter_config.json" ||
       fs::path(path).filename() == "adapter_model.safetensors") {
     LoraAdapterBuilder d(base, options, fs::path(path).parent_path().string());
-    return d.FromPeft();
+    return d.FromPeftDir();
   }
-  return b.FromGguf();
+  KINFER_ASSIGN_OR_RETURN(auto file, MappedFile::Open(path));
+  return b.FromGguf(file->bytes());
+}
+
+Result<std::shared_ptr<const LoraAdapter>> ParsePeftLoraAdapter(
+    std::string_view config_text, std::span<const uint8_t> safetensors, const std::string& name,
+    const Model& base, const LoraLoadOptions& options) {
+  LoraAdapterBuilder b(base, options, name);
+  return b.FromPeft(config_text, safetensors, name + "/adapter_config.json",
+                    name + "/adapter_model.safetensors");
+}
+
+Result<std::shared_ptr<const LoraAdapter>> ParseGgufLoraAdapter(std::span<const uint8_t> gguf,
+                                                                const std::string& name,
+                                                                const Model& base,
+                                                                const LoraLoadOptions& options) {
+  LoraAdapterBuilder b(base, options, name);
+  return b.FromGguf(gguf);
 }
 
 }  // namespace kinfer::model

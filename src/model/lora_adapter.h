@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,5 +91,16 @@ class LoraAdapter {
 Result<std::shared_ptr<const LoraAdapter>> LoadLoraAdapter(const std::string& path,
                                                            const Model& base,
                                                            const LoraLoadOptions& options);
+
+// The same from bytes already in memory (the fuzz target): adapter_config.json text and
+// adapter_model.safetensors bytes, or a GGUF LoRA file. `name` stands for the path in errors.
+// The result owns its weights; the bytes may go away after the call.
+Result<std::shared_ptr<const LoraAdapter>> ParsePeftLoraAdapter(
+    std::string_view config_text, std::span<const uint8_t> safetensors, const std::string& name,
+    const Model& base, const LoraLoadOptions& options);
+Result<std::shared_ptr<const LoraAdapter>> ParseGgufLoraAdapter(std::span<const uint8_t> gguf,
+                                                                const std::string& name,
+                                                                const Model& base,
+                                                                const LoraLoadOptions& options);
 
 }  // namespace kinfer::model
