@@ -231,7 +231,7 @@ Result<PeftLoraConfig> ParsePeftLoraConfig(std::string_view text, const std::str
 class LoraAdapterBuilder {
  public:
   LoraAdapterBuilder(const Model& base, const LoraLoadOptions& options, std::string path)
-      : base_(base), cfg_(base.config()), options_(options) {
+      : cfg_(base.config()), options_(options) {
     a_ = std::shared_ptr<LoraAdapter>(new LoraAdapter());
     a_->path_ = std::move(path);
     a_->hidden_size_ = cfg_.hidden_size;
@@ -253,7 +253,6 @@ class LoraAdapterBuilder {
              RopeLayout layout);
   Status Finish();
 
-  const Model& base_;
   const ModelConfig& cfg_;
   LoraLoadOptions options_;
   std::shared_ptr<LoraAdapter> a_;
