@@ -122,6 +122,22 @@ async def one_stream(port, model, prompt, max_tokens, extra):
     return times[0], times[-1], usage or len(times)
 
 
+def wait_models(port, timeout=600):
+    """Until GET /v1/models answers 200: both servers answer /health before the model is in."""
+    import urllib.error
+    import urllib.request
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"port {port}: /v1/models not ready after {timeout}s")
+
+
 async def scenario(port, model_for, extra_for, streams, max_tokens, first):
     ps = bench.prompts(streams, 32, first)
     res = await asyncio.gather(*(one_stream(port, model_for(i), ps[i], max_tokens, extra_for(i))
@@ -204,6 +220,7 @@ def main():
     try:
         for s in servers:
             s.wait_ready()
+            wait_models(s.port)
         load_before = os.getloadavg()
         first = 10**5
         for s in servers:  # warm-up, not counted

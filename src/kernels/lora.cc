@@ -45,25 +45,70 @@ struct BF16 {
   static float Scalar(T v) { return Bf16ToFp32(v); }
 };
 
-// sum_i a[i] * x[i]: four vector accumulators over i in order, combined in a fixed tree, then the
-// scalar tail. The order depends on n alone.
-template <class Fmt>
-float Dot(const typename Fmt::T* a, const float* x, int64_t n) {
+// Register tiles. Every output element has one vector accumulator that takes fused multiply-adds
+// in index order, then (shrink) its lanes are summed in a fixed tree and the scalar tail added in
+// order; so an element's value does not depend on which tile computed it, nor on the tile's size.
+// Tiles only share loads: an A row (or B^T vector) is widened once for up to 4 rows.
+
+// h[t][j + jj] = A[j + jj] . x_t for jj < JT (1 or 2) and the TT (1..4) rows xs[0..TT).
+template <class Fmt, int JT, int TT>
+HWY_INLINE void ShrinkTile(const typename Fmt::T* a, int64_t in, const float* const* xs, float* h,
+                           int64_t rank, int64_t j) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  VF s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    s0 = hn::MulAdd(Fmt::Load(a + i), hn::LoadU(d, x + i), s0);
-    s1 = hn::MulAdd(Fmt::Load(a + i + N), hn::LoadU(d, x + i + N), s1);
-    s2 = hn::MulAdd(Fmt::Load(a + i + 2 * N), hn::LoadU(d, x + i + 2 * N), s2);
-    s3 = hn::MulAdd(Fmt::Load(a + i + 3 * N), hn::LoadU(d, x + i + 3 * N), s3);
+  const int64_t vec_end = in / N * N;
+  const typename Fmt::T* a0 = a + j * in;
+  const typename Fmt::T* a1 = a0 + (JT > 1 ? in : 0);
+  VF c00 = hn::Zero(d), c01 = c00, c02 = c00, c03 = c00;
+  VF c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  for (int64_t i = 0; i < vec_end; i += N) {
+    const VF v0 = Fmt::Load(a0 + i);
+    const VF x0 = hn::LoadU(d, xs[0] + i);
+    c00 = hn::MulAdd(v0, x0, c00);
+    if constexpr (JT > 1) c10 = hn::MulAdd(Fmt::Load(a1 + i), x0, c10);
+    if constexpr (TT > 1) {
+      const VF x1 = hn::LoadU(d, xs[1] + i);
+      c01 = hn::MulAdd(v0, x1, c01);
+      if constexpr (JT > 1) c11 = hn::MulAdd(Fmt::Load(a1 + i), x1, c11);
+    }
+    if constexpr (TT > 2) {
+      const VF x2 = hn::LoadU(d, xs[2] + i);
+      c02 = hn::MulAdd(v0, x2, c02);
+      if constexpr (JT > 1) c12 = hn::MulAdd(Fmt::Load(a1 + i), x2, c12);
+    }
+    if constexpr (TT > 3) {
+      const VF x3 = hn::LoadU(d, xs[3] + i);
+      c03 = hn::MulAdd(v0, x3, c03);
+      if constexpr (JT > 1) c13 = hn::MulAdd(Fmt::Load(a1 + i), x3, c13);
+    }
   }
-  for (; i + N <= n; i += N) s0 = hn::MulAdd(Fmt::Load(a + i), hn::LoadU(d, x + i), s0);
-  s0 = hn::Add(hn::Add(s0, s1), hn::Add(s2, s3));
-  float sum = hn::GetLane(hn::SumOfLanes(d, s0));
-  for (; i < n; ++i) sum += Fmt::Scalar(a[i]) * x[i];
-  return sum;
+  auto finish = [&](VF c, const typename Fmt::T* arow, const float* x) {
+    float sum = hn::GetLane(hn::SumOfLanes(d, c));
+    for (int64_t i = vec_end; i < in; ++i) sum += Fmt::Scalar(arow[i]) * x[i];
+    return sum;
+  };
+  h[0 * rank + j] = finish(c00, a0, xs[0]);
+  if constexpr (JT > 1) h[0 * rank + j + 1] = finish(c10, a1, xs[0]);
+  if constexpr (TT > 1) {
+    h[1 * rank + j] = finish(c01, a0, xs[1]);
+    if constexpr (JT > 1) h[1 * rank + j + 1] = finish(c11, a1, xs[1]);
+  }
+  if constexpr (TT > 2) {
+    h[2 * rank + j] = finish(c02, a0, xs[2]);
+    if constexpr (JT > 1) h[2 * rank + j + 1] = finish(c12, a1, xs[2]);
+  }
+  if constexpr (TT > 3) {
+    h[3 * rank + j] = finish(c03, a0, xs[3]);
+    if constexpr (JT > 1) h[3 * rank + j + 1] = finish(c13, a1, xs[3]);
+  }
+}
+
+template <class Fmt, int TT>
+HWY_INLINE void ShrinkRows(const typename Fmt::T* a, int64_t in, const float* const* xs, float* h,
+                           int64_t rank, int64_t j0, int64_t j1) {
+  int64_t j = j0;
+  for (; j + 2 <= j1; j += 2) ShrinkTile<Fmt, 2, TT>(a, in, xs, h, rank, j);
+  if (j < j1) ShrinkTile<Fmt, 1, TT>(a, in, xs, h, rank, j);
 }
 
 // h[r * rank + j] = A[j] . x[rows[r]] for the rank rows j in [j0, j1).
@@ -72,12 +117,66 @@ void Shrink(const LoraMatrices& m, std::span<const int32_t> rows, const float* x
             float* h, int64_t j0, int64_t j1) {
   const int64_t rank = m.rank();
   const auto* a = static_cast<const typename Fmt::T*>(m.a.data);
-  for (int64_t j = j0; j < j1; ++j) {
-    for (size_t r = 0; r < rows.size(); ++r) {
-      h[static_cast<int64_t>(r) * rank + j] =
-          Dot<Fmt>(a + j * in, x + static_cast<int64_t>(rows[r]) * in, in);
+  const int64_t R = static_cast<int64_t>(rows.size());
+  for (int64_t r = 0; r < R; r += 4) {
+    const float* xs[4];
+    const int64_t tt = std::min<int64_t>(4, R - r);
+    for (int64_t k = 0; k < tt; ++k) xs[k] = x + static_cast<int64_t>(rows[r + k]) * in;
+    float* hr = h + r * rank;
+    switch (tt) {
+      case 4:
+        ShrinkRows<Fmt, 4>(a, in, xs, hr, rank, j0, j1);
+        break;
+      case 3:
+        ShrinkRows<Fmt, 3>(a, in, xs, hr, rank, j0, j1);
+        break;
+      case 2:
+        ShrinkRows<Fmt, 2>(a, in, xs, hr, rank, j0, j1);
+        break;
+      default:
+        ShrinkRows<Fmt, 1>(a, in, xs, hr, rank, j0, j1);
     }
   }
+}
+
+// ys[t][o .. o + 2N) += scale * sum_j hs[t][j] * Bt[j, o ..] for the TT (1..4) rows.
+template <class Fmt, int TT>
+HWY_INLINE void ExpandTile(const typename Fmt::T* bt, int64_t out, int64_t rank,
+                           const float* const* hs, float* const* ys, int64_t o, VF vscale) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  VF c00 = hn::Zero(d), c01 = c00, c02 = c00, c03 = c00;
+  VF c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  for (int64_t j = 0; j < rank; ++j) {
+    const VF b0 = Fmt::Load(bt + j * out + o);
+    const VF b1 = Fmt::Load(bt + j * out + o + N);
+    const VF h0 = hn::Set(d, hs[0][j]);
+    c00 = hn::MulAdd(h0, b0, c00);
+    c10 = hn::MulAdd(h0, b1, c10);
+    if constexpr (TT > 1) {
+      const VF h1 = hn::Set(d, hs[1][j]);
+      c01 = hn::MulAdd(h1, b0, c01);
+      c11 = hn::MulAdd(h1, b1, c11);
+    }
+    if constexpr (TT > 2) {
+      const VF h2 = hn::Set(d, hs[2][j]);
+      c02 = hn::MulAdd(h2, b0, c02);
+      c12 = hn::MulAdd(h2, b1, c12);
+    }
+    if constexpr (TT > 3) {
+      const VF h3 = hn::Set(d, hs[3][j]);
+      c03 = hn::MulAdd(h3, b0, c03);
+      c13 = hn::MulAdd(h3, b1, c13);
+    }
+  }
+  auto store = [&](VF c0, VF c1, float* y) {
+    hn::StoreU(hn::MulAdd(c0, vscale, hn::LoadU(d, y + o)), d, y + o);
+    hn::StoreU(hn::MulAdd(c1, vscale, hn::LoadU(d, y + o + N)), d, y + o + N);
+  };
+  store(c00, c10, ys[0]);
+  if constexpr (TT > 1) store(c01, c11, ys[1]);
+  if constexpr (TT > 2) store(c02, c12, ys[2]);
+  if constexpr (TT > 3) store(c03, c13, ys[3]);
 }
 
 // y[rows[r] * out + o] += scale * sum_j h[r * rank + j] * Bt[j, o] for o in [o0, o1). o0 is a
@@ -92,31 +191,46 @@ void Expand(const LoraMatrices& m, std::span<const int32_t> rows, const float* h
   const auto* bt = static_cast<const typename Fmt::T*>(m.bt.data);
   const VF vscale = hn::Set(d, m.scale);
   const int64_t vec_end = o0 + (o1 - o0) / N * N;
-  for (size_t r = 0; r < rows.size(); ++r) {
-    const float* hr = h + static_cast<int64_t>(r) * rank;
-    float* yr = y + static_cast<int64_t>(rows[r]) * out;
+  const int64_t R = static_cast<int64_t>(rows.size());
+  for (int64_t r = 0; r < R; r += 4) {
+    const int64_t tt = std::min<int64_t>(4, R - r);
+    const float* hs[4];
+    float* ys[4];
+    for (int64_t k = 0; k < tt; ++k) {
+      hs[k] = h + (r + k) * rank;
+      ys[k] = y + static_cast<int64_t>(rows[r + k]) * out;
+    }
     int64_t o = o0;
     for (; o + 2 * N <= vec_end; o += 2 * N) {
-      VF a0 = hn::Zero(d), a1 = hn::Zero(d);
-      for (int64_t j = 0; j < rank; ++j) {
-        const VF hj = hn::Set(d, hr[j]);
-        a0 = hn::MulAdd(hj, Fmt::Load(bt + j * out + o), a0);
-        a1 = hn::MulAdd(hj, Fmt::Load(bt + j * out + o + N), a1);
+      switch (tt) {
+        case 4:
+          ExpandTile<Fmt, 4>(bt, out, rank, hs, ys, o, vscale);
+          break;
+        case 3:
+          ExpandTile<Fmt, 3>(bt, out, rank, hs, ys, o, vscale);
+          break;
+        case 2:
+          ExpandTile<Fmt, 2>(bt, out, rank, hs, ys, o, vscale);
+          break;
+        default:
+          ExpandTile<Fmt, 1>(bt, out, rank, hs, ys, o, vscale);
       }
-      hn::StoreU(hn::MulAdd(a0, vscale, hn::LoadU(d, yr + o)), d, yr + o);
-      hn::StoreU(hn::MulAdd(a1, vscale, hn::LoadU(d, yr + o + N)), d, yr + o + N);
     }
-    for (; o < vec_end; o += N) {
-      VF a0 = hn::Zero(d);
-      for (int64_t j = 0; j < rank; ++j) {
-        a0 = hn::MulAdd(hn::Set(d, hr[j]), Fmt::Load(bt + j * out + o), a0);
+    for (int64_t k = 0; k < tt; ++k) {
+      for (int64_t oo = o; oo < vec_end; oo += N) {
+        VF c = hn::Zero(d);
+        for (int64_t j = 0; j < rank; ++j) {
+          c = hn::MulAdd(hn::Set(d, hs[k][j]), Fmt::Load(bt + j * out + oo), c);
+        }
+        hn::StoreU(hn::MulAdd(c, vscale, hn::LoadU(d, ys[k] + oo)), d, ys[k] + oo);
       }
-      hn::StoreU(hn::MulAdd(a0, vscale, hn::LoadU(d, yr + o)), d, yr + o);
-    }
-    for (; o < o1; ++o) {
-      float acc = 0;
-      for (int64_t j = 0; j < rank; ++j) acc = std::fma(hr[j], Fmt::Scalar(bt[j * out + o]), acc);
-      yr[o] = std::fma(acc, m.scale, yr[o]);
+      for (int64_t oo = vec_end; oo < o1; ++oo) {
+        float acc = 0;
+        for (int64_t j = 0; j < rank; ++j) {
+          acc = std::fma(hs[k][j], Fmt::Scalar(bt[j * out + oo]), acc);
+        }
+        ys[k][oo] = std::fma(acc, m.scale, ys[k][oo]);
+      }
     }
   }
 }

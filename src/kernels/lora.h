@@ -42,7 +42,7 @@ bool LoraShapeOk(const LoraMatrices& m, int64_t in, int64_t out);
 // For every group g and each of its rows t:
 //   h[j] = sum_i A[j, i] * x[t * in + i]                  (j < rank; one vector accumulator
 //                                                           over i in order, lanes summed in a
-//                                                           fixed tree, as DotF32)
+//                                                           fixed tree, then the scalar tail)
 //   y[t * out + o] += scale * (sum_j h[j] * B[o, j])      (fused multiply-adds over j in order)
 // `scratch` holds sum over groups of rows * rank floats. Rows not in any group are untouched.
 void LoraAdd(std::span<const LoraGroup> groups, const float* x, int64_t in, float* y, int64_t out,
