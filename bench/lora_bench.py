@@ -122,6 +122,13 @@ async def one_stream(port, model, prompt, max_tokens, extra):
     return times[0], times[-1], usage or len(times)
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process and its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_models(port, timeout=600):
     """Until GET /v1/models answers 200: both servers answer /health before the model is in."""
     import urllib.error
@@ -145,7 +152,7 @@ async def scenario(port, model_for, extra_for, streams, max_tokens, first):
     start = min(r[0] for r in res)
     end = max(r[1] for r in res)
     decoded = sum(r[2] - 1 for r in res)
-    return decoded / (end - start)
+    return decoded / (end - start), sum(r[2] for r in res)
 
 
 def main():
@@ -217,6 +224,8 @@ def main():
         },
     }
     results = {s.name: {"base": [], "lora": []} for s in servers}
+    # Tokens per CPU-second of the server process: what other processes' load disturbs least.
+    cpu_results = {s.name: {"base": [], "lora": []} for s in servers}
     try:
         for s in servers:
             s.wait_ready()
@@ -230,16 +239,21 @@ def main():
         for r in range(args.rounds):
             for s in servers:
                 for kind, (m, e) in scenarios[s.name].items():
-                    rate = asyncio.run(scenario(s.port, m, e, S, args.max_tokens, first))
+                    cpu0 = cpu_seconds(s.proc.pid)
+                    rate, tokens = asyncio.run(scenario(s.port, m, e, S, args.max_tokens, first))
+                    per_cpu = tokens / (cpu_seconds(s.proc.pid) - cpu0)
                     first += S
                     results[s.name][kind].append(rate)
-                    bench.log(f"round {r + 1}: {s.name} {kind}: {rate:.1f} decode tokens/s")
+                    cpu_results[s.name][kind].append(per_cpu)
+                    bench.log(f"round {r + 1}: {s.name} {kind}: {rate:.1f} decode tokens/s, "
+                              f"{per_cpu:.1f} tokens per CPU-second")
         load_after = os.getloadavg()
     finally:
         for s in servers:
             s.stop()
 
     med = {n: {k: statistics.median(v) for k, v in d.items()} for n, d in results.items()}
+    cmed = {n: {k: statistics.median(v) for k, v in d.items()} for n, d in cpu_results.items()}
     print(f"# Multi-LoRA decode, {args.model}, {A} adapters (rank {args.rank}, "
           f"{'/'.join(args.targets)}, f16), {S} streams, {args.max_tokens} tokens, {T} threads, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
@@ -252,10 +266,21 @@ def main():
                      bench.ratio(d["lora"], d["base"]),
                      " ".join(f"{x:.1f}" for x in results[n]["base"]) + " | " +
                      " ".join(f"{x:.1f}" for x in results[n]["lora"])])
-    bench.print_table(rows, "decode tokens/s")
+    bench.print_table(rows, "decode tokens/s (wall clock, from the first stream's first token)")
+    rows = [["server", "all on base", f"{S} over {A} adapters", "adapters / base",
+             "rounds (base | adapters)"]]
+    for n, d in cmed.items():
+        rows.append([n, bench.fmt(d["base"]), bench.fmt(d["lora"]),
+                     bench.ratio(d["lora"], d["base"]),
+                     " ".join(f"{x:.1f}" for x in cpu_results[n]["base"]) + " | " +
+                     " ".join(f"{x:.1f}" for x in cpu_results[n]["lora"])])
+    bench.print_table(rows, "output tokens per CPU-second of the server (prefill included)")
     if "llama-server" in med:
-        print(f"\nKinfer / llama-server: base {bench.ratio(med['kinfer']['base'], med['llama-server']['base'])}, "
-              f"with adapters {bench.ratio(med['kinfer']['lora'], med['llama-server']['lora'])}")
+        print(f"\nKinfer / llama-server, wall clock: base "
+              f"{bench.ratio(med['kinfer']['base'], med['llama-server']['base'])}, with adapters "
+              f"{bench.ratio(med['kinfer']['lora'], med['llama-server']['lora'])}; per CPU-second: "
+              f"base {bench.ratio(cmed['kinfer']['base'], cmed['llama-server']['base'])}, with "
+              f"adapters {bench.ratio(cmed['kinfer']['lora'], cmed['llama-server']['lora'])}")
     return 0
 
 
