@@ -45,6 +45,13 @@ struct BF16 {
   static float Scalar(T v) { return Bf16ToFp32(v); }
 };
 
+// Vectors per expand tile: 4 x 4 accumulators fit where there are 32 vector registers.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr int kExpandVectors = 4;
+#else
+constexpr int kExpandVectors = 2;
+#endif
+
 // Register tiles. Every output element has one vector accumulator that takes fused multiply-adds
 // in index order, then (shrink) its lanes are summed in a fixed tree and the scalar tail added in
 // order; so an element's value does not depend on which tile computed it, nor on the tile's size.
@@ -139,44 +146,81 @@ void Shrink(const LoraMatrices& m, std::span<const int32_t> rows, const float* x
   }
 }
 
-// ys[t][o .. o + 2N) += scale * sum_j hs[t][j] * Bt[j, o ..] for the TT (1..4) rows.
-template <class Fmt, int TT>
+// ys[t][o .. o + OV * N) += scale * sum_j hs[t][j] * Bt[j, o ..] for the TT (1..4) rows.
+template <class Fmt, int OV, int TT>
 HWY_INLINE void ExpandTile(const typename Fmt::T* bt, int64_t out, int64_t rank,
                            const float* const* hs, float* const* ys, int64_t o, VF vscale) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  VF c00 = hn::Zero(d), c01 = c00, c02 = c00, c03 = c00;
-  VF c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  VF c00 = hn::Zero(d);
+  VF c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00, c20 = c00,
+     c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
   for (int64_t j = 0; j < rank; ++j) {
-    const VF b0 = Fmt::Load(bt + j * out + o);
-    const VF b1 = Fmt::Load(bt + j * out + o + N);
-    const VF h0 = hn::Set(d, hs[0][j]);
-    c00 = hn::MulAdd(h0, b0, c00);
-    c10 = hn::MulAdd(h0, b1, c10);
+    const typename Fmt::T* row = bt + j * out + o;
+    VF b0 = c00;
+    b0 = Fmt::Load(row + 0 * N);
+    VF b1 = c00;
+    if constexpr (OV > 1) b1 = Fmt::Load(row + 1 * N);
+    VF b2 = c00;
+    if constexpr (OV > 2) b2 = Fmt::Load(row + 2 * N);
+    VF b3 = c00;
+    if constexpr (OV > 3) b3 = Fmt::Load(row + 3 * N);
+    if constexpr (TT > 0) {
+      const VF h0 = hn::Set(d, hs[0][j]);
+      c00 = hn::MulAdd(h0, b0, c00);
+      if constexpr (OV > 1) c10 = hn::MulAdd(h0, b1, c10);
+      if constexpr (OV > 2) c20 = hn::MulAdd(h0, b2, c20);
+      if constexpr (OV > 3) c30 = hn::MulAdd(h0, b3, c30);
+    }
     if constexpr (TT > 1) {
       const VF h1 = hn::Set(d, hs[1][j]);
       c01 = hn::MulAdd(h1, b0, c01);
-      c11 = hn::MulAdd(h1, b1, c11);
+      if constexpr (OV > 1) c11 = hn::MulAdd(h1, b1, c11);
+      if constexpr (OV > 2) c21 = hn::MulAdd(h1, b2, c21);
+      if constexpr (OV > 3) c31 = hn::MulAdd(h1, b3, c31);
     }
     if constexpr (TT > 2) {
       const VF h2 = hn::Set(d, hs[2][j]);
       c02 = hn::MulAdd(h2, b0, c02);
-      c12 = hn::MulAdd(h2, b1, c12);
+      if constexpr (OV > 1) c12 = hn::MulAdd(h2, b1, c12);
+      if constexpr (OV > 2) c22 = hn::MulAdd(h2, b2, c22);
+      if constexpr (OV > 3) c32 = hn::MulAdd(h2, b3, c32);
     }
     if constexpr (TT > 3) {
       const VF h3 = hn::Set(d, hs[3][j]);
       c03 = hn::MulAdd(h3, b0, c03);
-      c13 = hn::MulAdd(h3, b1, c13);
+      if constexpr (OV > 1) c13 = hn::MulAdd(h3, b1, c13);
+      if constexpr (OV > 2) c23 = hn::MulAdd(h3, b2, c23);
+      if constexpr (OV > 3) c33 = hn::MulAdd(h3, b3, c33);
     }
   }
-  auto store = [&](VF c0, VF c1, float* y) {
-    hn::StoreU(hn::MulAdd(c0, vscale, hn::LoadU(d, y + o)), d, y + o);
-    hn::StoreU(hn::MulAdd(c1, vscale, hn::LoadU(d, y + o + N)), d, y + o + N);
+  auto store = [&](VF c, float* y, int64_t at) {
+    hn::StoreU(hn::MulAdd(c, vscale, hn::LoadU(d, y + at)), d, y + at);
   };
-  store(c00, c10, ys[0]);
-  if constexpr (TT > 1) store(c01, c11, ys[1]);
-  if constexpr (TT > 2) store(c02, c12, ys[2]);
-  if constexpr (TT > 3) store(c03, c13, ys[3]);
+  {
+    store(c00, ys[0], o);
+    if constexpr (OV > 1) store(c10, ys[0], o + 1 * N);
+    if constexpr (OV > 2) store(c20, ys[0], o + 2 * N);
+    if constexpr (OV > 3) store(c30, ys[0], o + 3 * N);
+  }
+  if constexpr (TT > 1) {
+    store(c01, ys[1], o);
+    if constexpr (OV > 1) store(c11, ys[1], o + 1 * N);
+    if constexpr (OV > 2) store(c21, ys[1], o + 2 * N);
+    if constexpr (OV > 3) store(c31, ys[1], o + 3 * N);
+  }
+  if constexpr (TT > 2) {
+    store(c02, ys[2], o);
+    if constexpr (OV > 1) store(c12, ys[2], o + 1 * N);
+    if constexpr (OV > 2) store(c22, ys[2], o + 2 * N);
+    if constexpr (OV > 3) store(c32, ys[2], o + 3 * N);
+  }
+  if constexpr (TT > 3) {
+    store(c03, ys[3], o);
+    if constexpr (OV > 1) store(c13, ys[3], o + 1 * N);
+    if constexpr (OV > 2) store(c23, ys[3], o + 2 * N);
+    if constexpr (OV > 3) store(c33, ys[3], o + 3 * N);
+  }
 }
 
 // y[rows[r] * out + o] += scale * sum_j h[r * rank + j] * Bt[j, o] for o in [o0, o1). o0 is a
@@ -200,20 +244,21 @@ void Expand(const LoraMatrices& m, std::span<const int32_t> rows, const float* h
       hs[k] = h + (r + k) * rank;
       ys[k] = y + static_cast<int64_t>(rows[r + k]) * out;
     }
+    constexpr int V = kExpandVectors;
     int64_t o = o0;
-    for (; o + 2 * N <= vec_end; o += 2 * N) {
+    for (; o + V * N <= vec_end; o += V * N) {
       switch (tt) {
         case 4:
-          ExpandTile<Fmt, 4>(bt, out, rank, hs, ys, o, vscale);
+          ExpandTile<Fmt, V, 4>(bt, out, rank, hs, ys, o, vscale);
           break;
         case 3:
-          ExpandTile<Fmt, 3>(bt, out, rank, hs, ys, o, vscale);
+          ExpandTile<Fmt, V, 3>(bt, out, rank, hs, ys, o, vscale);
           break;
         case 2:
-          ExpandTile<Fmt, 2>(bt, out, rank, hs, ys, o, vscale);
+          ExpandTile<Fmt, V, 2>(bt, out, rank, hs, ys, o, vscale);
           break;
         default:
-          ExpandTile<Fmt, 1>(bt, out, rank, hs, ys, o, vscale);
+          ExpandTile<Fmt, V, 1>(bt, out, rank, hs, ys, o, vscale);
       }
     }
     for (int64_t k = 0; k < tt; ++k) {
