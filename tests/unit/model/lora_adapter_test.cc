@@ -112,6 +112,9 @@ struct Case {
   std::string file;     // adapter path under tests/fixtures/lora
 };
 
+// GoogleTest prints parameters in messages: by name, not as raw bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.base << " + " << c.file; }
+
 class LoraLogits : public ::testing::TestWithParam<Case> {};
 
 // PEFT adapters follow HF's q/k row order; llama.cpp's converter permutes them for GGUF arch
