@@ -25,6 +25,7 @@ void AddServeCommand(CLI::App& app) {
   auto no_access_log = std::make_shared<bool>(false);
   auto threads = std::make_shared<int>(0);
   auto max_body = std::make_shared<std::string>("32MiB");
+  auto device = std::make_shared<std::string>("auto");
 
   cmd->add_option("--model", o->model_path, "GGUF file, HF model directory or llama2.c .bin")
       ->required();
@@ -58,6 +59,16 @@ void AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-enable-prefix-caching", *no_prefix, "Turn off automatic prefix caching");
   cmd->add_option("--threads", *threads, "Compute threads (default: all cores)");
+  cmd->add_option("--device", *device,
+                  "Where the model runs: auto (a GPU when this build has CUDA and finds one), cpu "
+                  "or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--gpu-memory-utilization", o->engine.gpu_memory_utilization,
+                  "Share of the GPU's memory for weights, activations and the KV cache (without "
+                  "--kv-cache-memory the cache takes the rest)")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
   cmd->add_option("--ssl-certfile", o->http.tls_cert_file, "PEM certificate chain: serve HTTPS");
   cmd->add_option("--ssl-keyfile", o->http.tls_key_file, "PEM private key for --ssl-certfile");
   cmd->add_option("--metrics-port", o->metrics_port,
@@ -108,6 +119,7 @@ void AddServeCommand(CLI::App& app) {
     opts.http.max_body_bytes = static_cast<uint64_t>(*mb);
     opts.engine.kv_cache_dtype = *kv_dtype == "f32" ? DType::kF32 : DType::kF16;
     opts.engine.enable_prefix_caching = !*no_prefix;
+    opts.engine.device = engine::ResolveDevice(*engine::ParseDevice(*device));
     opts.engine.num_threads = *threads > 0 ? *threads : DefaultThreadCount();
     opts.access_log = !*no_access_log;
 

@@ -1,0 +1,152 @@
+#include "kernels/cuda/matmul.h"
+
+#include <mma.h>
+
+#include "kernels/cuda/dequant.cuh"
+
+namespace kinfer::kernels::cuda {
+namespace {
+
+using namespace nvcuda;
+
+constexpr int kBN = 64;        // weight rows per block: 4 warps x 16
+constexpr int kBK = 32;        // K per step
+constexpr int kLds = kBK + 8;  // padded f16 row of a shared tile (80 bytes: 32-byte aligned
+                               // fragments at rows 16 apart, fewer bank conflicts)
+constexpr int kLdc = kBN + 4;  // padded f32 row of the output tile
+constexpr int kThreads = 128;
+
+template <DType kType, int kBM>
+__global__ void __launch_bounds__(kThreads)
+    MatMulKernel(DeviceMatrix w, const __half* __restrict__ x, int64_t T, float* __restrict__ y,
+                 bool accumulate) {
+  __shared__ __align__(32) __half xs[kBM][kLds];
+  __shared__ __align__(32) __half ws[kBN][kLds];
+  __shared__ __align__(32) float cs[kBM][kLdc];
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / 32;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kBN;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM;
+  const int64_t K = w.cols, N = w.rows;
+
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kBM / 16];
+#pragma unroll
+  for (int i = 0; i < kBM / 16; ++i) wmma::fill_fragment(acc[i], 0.0f);
+
+  // Each thread dequantizes 16 elements of the weight tile: row tid / 2, half tid % 2.
+  const int wr = tid / 2, wh = tid % 2;
+  const bool w_in = n0 + wr < N;
+  const uint8_t* wrow = w.data + static_cast<size_t>(w_in ? n0 + wr : 0) * w.row_bytes;
+
+  for (int64_t k0 = 0; k0 < K; k0 += kBK) {
+    for (int i = tid; i < kBM * kBK; i += kThreads) {
+      const int r = i / kBK, c = i % kBK;
+      const int64_t m = m0 + r, k = k0 + c;
+      xs[r][c] = (m < T && k < K) ? x[m * K + k] : __float2half(0.0f);
+    }
+    float v[16];
+    if (w_in && k0 + wh * 16 < K) {
+      internal::Load16<kType>(wrow, k0 + wh * 16, K, v);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 16; ++i) v[i] = 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < 16; ++i) ws[wr][wh * 16 + i] = __float2half_rn(v[i]);
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b;
+      wmma::load_matrix_sync(b, &ws[warp * 16][kk], kLds);
+#pragma unroll
+      for (int i = 0; i < kBM / 16; ++i) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
+        wmma::load_matrix_sync(a, &xs[i * 16][kk], kLds);
+        wmma::mma_sync(acc[i], a, b, acc[i]);
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < kBM / 16; ++i) {
+    wmma::store_matrix_sync(&cs[i * 16][warp * 16], acc[i], kLdc, wmma::mem_row_major);
+  }
+  __syncthreads();
+  for (int i = tid; i < kBM * kBN; i += kThreads) {
+    const int r = i / kBN, c = i % kBN;
+    const int64_t m = m0 + r, n = n0 + c;
+    if (m < T && n < N) {
+      float* out = y + m * N + n;
+      *out = accumulate ? __fadd_rn(*out, cs[r][c]) : cs[r][c];
+    }
+  }
+}
+
+template <DType kType>
+void Launch(const DeviceMatrix& w, const __half* x, int64_t T, float* y, bool accumulate,
+            cudaStream_t s) {
+  const unsigned nb = static_cast<unsigned>((w.rows + kBN - 1) / kBN);
+  // Few tokens (decode): 16-row tiles waste less of the tensor cores' work. Same arithmetic
+  // per element either way, so the choice cannot change a result.
+  if (T <= 16) {
+    MatMulKernel<kType, 16><<<dim3(nb, static_cast<unsigned>((T + 15) / 16)), kThreads, 0, s>>>(
+        w, x, T, y, accumulate);
+  } else {
+    MatMulKernel<kType, 64><<<dim3(nb, static_cast<unsigned>((T + 63) / 64)), kThreads, 0, s>>>(
+        w, x, T, y, accumulate);
+  }
+}
+
+}  // namespace
+
+bool IsSupported(DType t) {
+  switch (t) {
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+    case DType::kQ5_0:
+    case DType::kQ5_1:
+    case DType::kQ8_0:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void MatMul(const DeviceMatrix& w, const uint16_t* x16, int64_t T, float* y, bool accumulate,
+            cudaStream_t s) {
+  if (T <= 0 || w.rows <= 0) return;
+  const __half* x = reinterpret_cast<const __half*>(x16);
+  switch (w.dtype) {
+    case DType::kF32:
+      return Launch<DType::kF32>(w, x, T, y, accumulate, s);
+    case DType::kF16:
+      return Launch<DType::kF16>(w, x, T, y, accumulate, s);
+    case DType::kBF16:
+      return Launch<DType::kBF16>(w, x, T, y, accumulate, s);
+    case DType::kQ4_0:
+      return Launch<DType::kQ4_0>(w, x, T, y, accumulate, s);
+    case DType::kQ4_1:
+      return Launch<DType::kQ4_1>(w, x, T, y, accumulate, s);
+    case DType::kQ5_0:
+      return Launch<DType::kQ5_0>(w, x, T, y, accumulate, s);
+    case DType::kQ5_1:
+      return Launch<DType::kQ5_1>(w, x, T, y, accumulate, s);
+    case DType::kQ8_0:
+      return Launch<DType::kQ8_0>(w, x, T, y, accumulate, s);
+    case DType::kQ4_K:
+      return Launch<DType::kQ4_K>(w, x, T, y, accumulate, s);
+    case DType::kQ5_K:
+      return Launch<DType::kQ5_K>(w, x, T, y, accumulate, s);
+    case DType::kQ6_K:
+      return Launch<DType::kQ6_K>(w, x, T, y, accumulate, s);
+    default:
+      return;  // callers check IsSupported first
+  }
+}
+
+}  // namespace kinfer::kernels::cuda
