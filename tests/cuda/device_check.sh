@@ -127,7 +127,7 @@ say "models: $(ls $MODELS | tr '\n' ' ')"
 KINFER_CUDA_TEST_MODELS=$(ls $MODELS/*.gguf | tr '\n' ',') timeout 150 $K/cuda_tests \
   --gtest_filter='CudaBackend.PromptLogits*' > "$OUT/cuda_backend_shapes.log" 2>&1
 grep "\[cuda\]" "$OUT/cuda_backend_shapes.log" | grep -v "stories\|fixtures"
-grep -q "^\[  PASSED  \]" "$OUT/cuda_backend_shapes.log" \
+grep -q "^\[  PASSED  \]" "$OUT/cuda_backend_shapes.log" && ! grep -q FAILED "$OUT/cuda_backend_shapes.log" \
   && result "backend vs CPU on the benchmark shapes: PASSED" \
   || result "backend vs CPU on the benchmark shapes: FAILED (see cuda_backend_shapes.log)"
 
@@ -136,7 +136,10 @@ while (( LLAMA_PID > 0 )) && kill -0 $LLAMA_PID 2>/dev/null && (( $(el) < LLAMA_
   sleep 5
 done
 LB=/tmp/llama-build/bin/llama-bench LS=/tmp/llama-build/bin/llama-server
-if [[ -x $LB ]]; then
+if [[ $LLAMA_PID == 0 ]]; then
+  result "llama.cpp CUDA build skipped (LLAMA=0)"
+  LB=/nonexistent LS=/nonexistent
+elif [[ -x $LB ]]; then
   result "llama.cpp CUDA build ready at +$(el)s"
 else
   result "llama.cpp CUDA build not ready by +$(el)s: its columns are n/a (llama_build.log)"

@@ -10,48 +10,76 @@ namespace {
 using namespace nvcuda;
 
 constexpr int kBN = 64;        // weight rows per block: 4 warps x 16
-constexpr int kBK = 32;        // K per step
-constexpr int kLds = kBK + 8;  // padded f16 row of a shared tile (80 bytes: 32-byte aligned
-                               // fragments at rows 16 apart, fewer bank conflicts)
+constexpr int kBK = 128;       // K per step: 4 dequantized chunks of 16 per thread in flight
+constexpr int kLds = kBK + 8;  // padded f16 row of a shared tile (272 bytes: fragments at rows
+                               // 16 apart stay 32-byte aligned, fewer bank conflicts)
 constexpr int kLdc = kBN + 4;  // padded f32 row of the output tile
 constexpr int kThreads = 128;
+constexpr int kChunks = kBN * kBK / 16 / kThreads;  // Load16 calls per thread per step
+
+template <int kBM>
+struct Smem {
+  static constexpr int kTiles = (kBM + kBN) * kLds * 2;
+  static constexpr int kOut = kBM * kLdc * 4;
+  static constexpr int kBytes = kTiles > kOut ? kTiles : kOut;
+};
 
 template <DType kType, int kBM>
 __global__ void __launch_bounds__(kThreads)
     MatMulKernel(DeviceMatrix w, const __half* __restrict__ x, int64_t T, float* __restrict__ y,
                  bool accumulate) {
-  __shared__ __align__(32) __half xs[kBM][kLds];
-  __shared__ __align__(32) __half ws[kBN][kLds];
-  __shared__ __align__(32) float cs[kBM][kLdc];
+  // The x and W tiles, and after the last step the f32 output tile in the same bytes.
+  __shared__ __align__(128) unsigned char smem[Smem<kBM>::kBytes];
+  auto xs = reinterpret_cast<__half(*)[kLds]>(smem);
+  auto ws = reinterpret_cast<__half(*)[kLds]>(smem + kBM * kLds * 2);
+  auto cs = reinterpret_cast<float(*)[kLdc]>(smem);
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kBN;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM;
   const int64_t K = w.cols, N = w.rows;
+  const bool x_vec = K % 8 == 0;  // rows of x in 16-byte pieces
 
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kBM / 16];
 #pragma unroll
   for (int i = 0; i < kBM / 16; ++i) wmma::fill_fragment(acc[i], 0.0f);
 
-  // Each thread dequantizes 16 elements of the weight tile: row tid / 2, half tid % 2.
-  const int wr = tid / 2, wh = tid % 2;
-  const bool w_in = n0 + wr < N;
-  const uint8_t* wrow = w.data + static_cast<size_t>(w_in ? n0 + wr : 0) * w.row_bytes;
-
   for (int64_t k0 = 0; k0 < K; k0 += kBK) {
-    for (int i = tid; i < kBM * kBK; i += kThreads) {
-      const int r = i / kBK, c = i % kBK;
-      const int64_t m = m0 + r, k = k0 + c;
-      xs[r][c] = (m < T && k < K) ? x[m * K + k] : __float2half(0.0f);
-    }
-    float v[16];
-    if (w_in && k0 + wh * 16 < K) {
-      internal::Load16<kType>(wrow, k0 + wh * 16, K, v);
+    if (x_vec) {
+      for (int i = tid; i < kBM * kBK / 8; i += kThreads) {
+        const int r = i / (kBK / 8), c = i % (kBK / 8) * 8;
+        const int64_t m = m0 + r, k = k0 + c;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (m < T && k < K) v = *reinterpret_cast<const uint4*>(x + m * K + k);
+        *reinterpret_cast<uint4*>(&xs[r][c]) = v;
+      }
     } else {
+      for (int i = tid; i < kBM * kBK; i += kThreads) {
+        const int r = i / kBK, c = i % kBK;
+        const int64_t m = m0 + r, k = k0 + c;
+        xs[r][c] = (m < T && k < K) ? x[m * K + k] : __float2half(0.0f);
+      }
+    }
+    // Weight tile: kBN rows x kBK, as kChunks pieces of 16 per thread, all loaded before use.
+    float v[kChunks][16];
 #pragma unroll
-      for (int i = 0; i < 16; ++i) v[i] = 0.0f;
+    for (int j = 0; j < kChunks; ++j) {
+      const int idx = tid + j * kThreads;
+      const int r = idx / (kBK / 16), c = idx % (kBK / 16) * 16;
+      if (n0 + r < N && k0 + c < K) {
+        internal::Load16<kType>(w.data + static_cast<size_t>(n0 + r) * w.row_bytes, k0 + c, K,
+                                v[j]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 16; ++i) v[j][i] = 0.0f;
+      }
     }
 #pragma unroll
-    for (int i = 0; i < 16; ++i) ws[wr][wh * 16 + i] = __float2half_rn(v[i]);
+    for (int j = 0; j < kChunks; ++j) {
+      const int idx = tid + j * kThreads;
+      const int r = idx / (kBK / 16), c = idx % (kBK / 16) * 16;
+#pragma unroll
+      for (int i = 0; i < 16; ++i) ws[r][c + i] = __float2half_rn(v[j][i]);
+    }
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {

@@ -1,7 +1,8 @@
 // y = x W^T on the GPU, for weights in any supported stored type, dequantized on the fly.
 //
 // One kernel for every batch size: tiles of 64 weight rows by 16 or 64 tokens, K in steps of
-// 32, f16 tensor-core products (WMMA 16x16x16) accumulated in f32, never split over K. So
+// 128 (16 at a time through the tensor cores), f16 products (WMMA 16x16x16) accumulated in
+// f32 in K order, never split over K. So
 // y[t, n] is the same sequence of operations on row t of x and row n of W whatever T is: a
 // token's result does not depend on its batch (decoder.h's contract), and decode (T = 1) reads
 // each weight once, which is what bounds it.

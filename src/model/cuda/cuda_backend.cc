@@ -126,7 +126,7 @@ class CudaBackend final : public Backend {
 
   // Activations, sized for `capacity_` tokens and `logit_capacity_` logits rows.
   int64_t capacity_ = 0, logit_capacity_ = 0;
-  Buffer x_, xh_, q_, k_, v_, gate_, up_, logits_;
+  Buffer x_, xh_, q_, k_, v_, gate_, up_, attn_, logits_;
   Buffer meta_;  // the step's int32 tables (tokens, positions, block tables, logits rows)
   std::unique_ptr<int32_t, HostFree> host_meta_;
   size_t host_meta_capacity_ = 0;
@@ -265,6 +265,8 @@ Status CudaBackend::Grow(int64_t tokens, int64_t logit_rows) {
     KINFER_RETURN_IF_ERROR(v_.Reserve(T * kvd * 4, "activations"));
     KINFER_RETURN_IF_ERROR(gate_.Reserve(T * F * 4, "activations"));
     KINFER_RETURN_IF_ERROR(up_.Reserve(T * F * 4, "activations"));
+    KINFER_RETURN_IF_ERROR(attn_.Reserve(
+        kc::AttentionWorkspaceBytes(tokens, cfg_.num_heads, cfg_.head_dim), "attention splits"));
     capacity_ = tokens;
   }
   if (logit_rows > logit_capacity_) {
@@ -409,6 +411,7 @@ void CudaBackend::LaunchLayers(int64_t T, int64_t R, const int32_t* d) {
     ap.kv_heads = cfg_.num_kv_heads;
     ap.head_dim = cfg_.head_dim;
     ap.scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
+    ap.workspace = attn_.as<float>();
     kc::PagedAttention(ap, tt, cache, T, stream_);
     kc::MatMul(L.wo, xh, T, x, true, stream_);
     kc::RmsNormRows(x, nullptr, T, H, L.ffn_norm, eps, xh, nullptr, stream_);

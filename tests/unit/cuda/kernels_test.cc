@@ -391,18 +391,21 @@ TEST(CudaKernels, PagedAttentionMatchesCpu) {
     const std::vector<float> kf = RandomFloats(elems, rng, -1, 1);
     const std::vector<float> vf = RandomFloats(elems, rng, -1, 1);
     std::vector<uint16_t> k16 = ToF16(kf), v16 = ToF16(vf);
-    // Sequence A: 300 cached positions, a 5-token chunk at 300..304; sequence B: decode at 70.
-    std::vector<int32_t> table_a(20), table_b(5);
+    // Sequence A: 300 cached positions, a 5-token chunk at 300..304; sequence B: decode at 70;
+    // sequence C: decode at 1500 (splits of two tiles), its table reusing blocks.
+    std::vector<int32_t> table_a(20), table_b(5), table_c(94);
     std::vector<int32_t> perm(static_cast<size_t>(blocks));
     std::iota(perm.begin(), perm.end(), 0);
     std::shuffle(perm.begin(), perm.end(), rng);
     std::copy_n(perm.begin(), 20, table_a.begin());
     std::copy_n(perm.begin() + 20, 5, table_b.begin());
+    for (size_t i = 0; i < table_c.size(); ++i) table_c[i] = perm[(i * 7) % perm.size()];
     std::vector<int32_t> tables = table_a;
     tables.insert(tables.end(), table_b.begin(), table_b.end());
-    const std::vector<int32_t> pos = {300, 301, 302, 303, 304, 70};
-    const std::vector<int32_t> off = {0, 0, 0, 0, 0, 20};
-    const int64_t T = 6;
+    tables.insert(tables.end(), table_c.begin(), table_c.end());
+    const std::vector<int32_t> pos = {300, 301, 302, 303, 304, 70, 1500};
+    const std::vector<int32_t> off = {0, 0, 0, 0, 0, 20, 25};
+    const int64_t T = 7;
     std::vector<int32_t> lo(static_cast<size_t>(T));
     for (int64_t t = 0; t < T; ++t) {
       lo[static_cast<size_t>(t)] =
@@ -413,12 +416,14 @@ TEST(CudaKernels, PagedAttentionMatchesCpu) {
     DeviceArray<float> kc32(kf), vc32(vf);
     DeviceArray<uint16_t> kc16(k16), vc16(v16);
     DeviceArray<int32_t> gpos(pos), glo(lo), goff(off), gtab(tables);
+    DeviceArray<uint8_t> ws(AttentionWorkspaceBytes(T, sh.nh, sh.hd));
     out.Poison();
     AttentionParams ap;
     ap.q = gq.get();
     ap.out32 = out.get();
     ap.heads = sh.nh, ap.kv_heads = sh.nkv, ap.head_dim = sh.hd;
     ap.scale = 1.0f / std::sqrt(static_cast<float>(sh.hd));
+    ap.workspace = reinterpret_cast<float*>(ws.get());
     TokenTables tt{gpos.get(), glo.get(), goff.get(), gtab.get()};
     PagedCache cache;
     cache.keys = sh.f16 ? static_cast<void*>(kc16.get()) : kc32.get();
