@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 dest=${1:?usage: bundle.sh DEST}
 build=build/cuda
 shared=${KINFER_SHARED_DIR:-$(realpath ../shared)}
-rm -rf "$dest" && mkdir -p "$dest"/{bin,lib/cxx,models,bench,whl}
+rm -rf "$dest" && mkdir -p "$dest"/{bin,lib/cxx,models,fixtures,bench,whl}
 for b in src/kinfer bench/kinfer_bench tests/unit/cuda_tests tests/unit/engine_tests; do
   strip -o "$dest/bin/$(basename $b)" "$build/$b"
 done
@@ -24,7 +24,7 @@ cp -L "$(g++ -print-file-name=libstdc++.so.6)" "$(g++ -print-file-name=libgcc_s.
   "$dest/lib/cxx/"
 strip --strip-unneeded "$dest"/lib/*.so* "$dest"/lib/cxx/* 2>/dev/null || true
 cp "$shared/models/stories260K/stories260K.gguf" "$dest/models/"
-cp tests/fixtures/models/llama/llama.{f32,f16,q8_0,q4_0,q4_1}.gguf "$dest/models/"
+cp tests/fixtures/models/llama/{*.gguf,reference.json,logits.*.f32} "$dest/fixtures/"
 cp bench/run.py bench/make_models.py bench/cuda_bench.py "$dest/bench/"
 cp tests/cuda/device_check.sh "$dest/"
 python3 -m pip download -q --no-deps --only-binary=:all: -d "$dest/whl" "gguf==0.19.0"

@@ -39,7 +39,7 @@ nproc; uname -r; (ldd --version | head -1) 2>/dev/null
 # The tests read their data at the absolute paths they were built with.
 mkdir -p /work/shared/models/stories260K /work/cuda/tests/fixtures/models/llama
 cp "$B"/models/stories260K.gguf /work/shared/models/stories260K/
-cp "$B"/models/llama.*.gguf /work/cuda/tests/fixtures/models/llama/
+cp "$B"/fixtures/* /work/cuda/tests/fixtures/models/llama/
 
 python3 -m pip install -q --no-index --no-deps --target /tmp/site "$B"/whl/*.whl && export PYTHONPATH=/tmp/site
 
@@ -159,6 +159,14 @@ if [[ -f $q ]]; then
   done
 fi
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
+# Where a decode step's time goes: every kernel's duration (clocks as found), by kernel.
+if [[ -f $q && ${PROFILE:-1} == 1 ]] && command -v ncu >/dev/null; then
+  KINFER_CUDA_GRAPHS=0 timeout ${PROFILE_TIMEOUT:-60} ncu --clock-control none \
+    --metrics gpu__time_duration.sum --print-summary per-kernel \
+    $K/kinfer_bench --model $q --device cuda -p 1 -n 1 -r 1 > "$OUT/ncu.txt" 2>&1
+  grep -vE "^==PROF==|^\[" "$OUT/ncu.txt" | grep -E "[A-Za-z]+Kernel|gpu__time_duration" | \
+    cut -c1-160 | head -48
+fi
 (( LLAMA_PID > 0 )) && kill $LLAMA_PID 2>/dev/null
 cp /tmp/kinfer-bench/*.log "$OUT/" 2>/dev/null
 tar czf "$RESULTS/logs.tar.gz" -C "$OUT" .

@@ -15,6 +15,9 @@ struct DeviceMatrix {
   int64_t cols = 0;
   size_t row_bytes = 0;
   const uint8_t* data = nullptr;  // device memory
+  // Parts K is cut into by MatMul (MatMulSplits): fixed per matrix, never per batch, so the
+  // summation order of an output does not depend on how many tokens share the call.
+  int splits = 1;
 };
 
 // Whether the CUDA kernels read weights of type t: the stored types the CPU computes with

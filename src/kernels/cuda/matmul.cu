@@ -2,6 +2,8 @@
 
 #include <mma.h>
 
+#include <algorithm>
+
 #include "kernels/cuda/dequant.cuh"
 
 namespace kinfer::kernels::cuda {
@@ -27,7 +29,7 @@ struct Smem {
 template <DType kType, int kBM>
 __global__ void __launch_bounds__(kThreads)
     MatMulKernel(DeviceMatrix w, const __half* __restrict__ x, int64_t T, float* __restrict__ y,
-                 bool accumulate) {
+                 bool accumulate, float* __restrict__ parts) {
   // The x and W tiles, and after the last step the f32 output tile in the same bytes.
   __shared__ __align__(128) unsigned char smem[Smem<kBM>::kBytes];
   auto xs = reinterpret_cast<__half(*)[kLds]>(smem);
@@ -38,12 +40,17 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM;
   const int64_t K = w.cols, N = w.rows;
   const bool x_vec = K % 8 == 0;  // rows of x in 16-byte pieces
+  // This block's part of K: whole steps, the same cut for every T.
+  const int64_t steps = (K + kBK - 1) / kBK;
+  const int64_t per = (steps + w.splits - 1) / w.splits;
+  const int64_t k_begin = static_cast<int64_t>(blockIdx.z) * per * kBK;
+  const int64_t k_end = min(K, k_begin + per * kBK);
 
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kBM / 16];
 #pragma unroll
   for (int i = 0; i < kBM / 16; ++i) wmma::fill_fragment(acc[i], 0.0f);
 
-  for (int64_t k0 = 0; k0 < K; k0 += kBK) {
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kBK) {
     if (x_vec) {
       for (int i = tid; i < kBM * kBK / 8; i += kThreads) {
         const int r = i / (kBK / 8), c = i % (kBK / 8) * 8;
@@ -103,24 +110,45 @@ __global__ void __launch_bounds__(kThreads)
     const int r = i / kBN, c = i % kBN;
     const int64_t m = m0 + r, n = n0 + c;
     if (m < T && n < N) {
-      float* out = y + m * N + n;
-      *out = accumulate ? __fadd_rn(*out, cs[r][c]) : cs[r][c];
+      if (w.splits > 1) {
+        parts[(blockIdx.z * T + m) * N + n] = cs[r][c];
+      } else {
+        float* out = y + m * N + n;
+        *out = accumulate ? __fadd_rn(*out, cs[r][c]) : cs[r][c];
+      }
     }
+  }
+}
+
+// y = (accumulate ? y : 0) + the parts summed in part order.
+__global__ void SumPartsKernel(const float* __restrict__ parts, int splits, int64_t n, float* y,
+                               bool accumulate) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v = parts[i];
+    for (int s = 1; s < splits; ++s) v = __fadd_rn(v, parts[s * n + i]);
+    y[i] = accumulate ? __fadd_rn(y[i], v) : v;
   }
 }
 
 template <DType kType>
 void Launch(const DeviceMatrix& w, const __half* x, int64_t T, float* y, bool accumulate,
-            cudaStream_t s) {
+            float* parts, cudaStream_t s) {
   const unsigned nb = static_cast<unsigned>((w.rows + kBN - 1) / kBN);
   // Few tokens (decode): 16-row tiles waste less of the tensor cores' work. Same arithmetic
   // per element either way, so the choice cannot change a result.
+  const unsigned z = static_cast<unsigned>(w.splits);
   if (T <= 16) {
-    MatMulKernel<kType, 16><<<dim3(nb, static_cast<unsigned>((T + 15) / 16)), kThreads, 0, s>>>(
-        w, x, T, y, accumulate);
+    MatMulKernel<kType, 16><<<dim3(nb, static_cast<unsigned>((T + 15) / 16), z), kThreads, 0, s>>>(
+        w, x, T, y, accumulate, parts);
   } else {
-    MatMulKernel<kType, 64><<<dim3(nb, static_cast<unsigned>((T + 63) / 64)), kThreads, 0, s>>>(
-        w, x, T, y, accumulate);
+    MatMulKernel<kType, 64><<<dim3(nb, static_cast<unsigned>((T + 63) / 64), z), kThreads, 0, s>>>(
+        w, x, T, y, accumulate, parts);
+  }
+  if (w.splits > 1) {
+    const int64_t n = T * w.rows;
+    const int64_t blocks = std::min<int64_t>((n + 255) / 256, 4096);
+    SumPartsKernel<<<static_cast<unsigned>(blocks), 256, 0, s>>>(parts, w.splits, n, y, accumulate);
   }
 }
 
@@ -145,33 +173,45 @@ bool IsSupported(DType t) {
   }
 }
 
+int MatMulSplits(int64_t rows, int64_t cols, int target_blocks) {
+  const int64_t tiles = (rows + kBN - 1) / kBN;
+  const int64_t steps = (cols + kBK - 1) / kBK;
+  int64_t splits = std::clamp<int64_t>((target_blocks + tiles - 1) / tiles, 1, steps);
+  const int64_t per = (steps + splits - 1) / splits;
+  return static_cast<int>((steps + per - 1) / per);  // no empty part
+}
+
+size_t MatMulWorkspaceFloats(const DeviceMatrix& w, int64_t T) {
+  return w.splits > 1 ? static_cast<size_t>(w.splits * T * w.rows) : 0;
+}
+
 void MatMul(const DeviceMatrix& w, const uint16_t* x16, int64_t T, float* y, bool accumulate,
-            cudaStream_t s) {
+            float* parts, cudaStream_t s) {
   if (T <= 0 || w.rows <= 0) return;
   const __half* x = reinterpret_cast<const __half*>(x16);
   switch (w.dtype) {
     case DType::kF32:
-      return Launch<DType::kF32>(w, x, T, y, accumulate, s);
+      return Launch<DType::kF32>(w, x, T, y, accumulate, parts, s);
     case DType::kF16:
-      return Launch<DType::kF16>(w, x, T, y, accumulate, s);
+      return Launch<DType::kF16>(w, x, T, y, accumulate, parts, s);
     case DType::kBF16:
-      return Launch<DType::kBF16>(w, x, T, y, accumulate, s);
+      return Launch<DType::kBF16>(w, x, T, y, accumulate, parts, s);
     case DType::kQ4_0:
-      return Launch<DType::kQ4_0>(w, x, T, y, accumulate, s);
+      return Launch<DType::kQ4_0>(w, x, T, y, accumulate, parts, s);
     case DType::kQ4_1:
-      return Launch<DType::kQ4_1>(w, x, T, y, accumulate, s);
+      return Launch<DType::kQ4_1>(w, x, T, y, accumulate, parts, s);
     case DType::kQ5_0:
-      return Launch<DType::kQ5_0>(w, x, T, y, accumulate, s);
+      return Launch<DType::kQ5_0>(w, x, T, y, accumulate, parts, s);
     case DType::kQ5_1:
-      return Launch<DType::kQ5_1>(w, x, T, y, accumulate, s);
+      return Launch<DType::kQ5_1>(w, x, T, y, accumulate, parts, s);
     case DType::kQ8_0:
-      return Launch<DType::kQ8_0>(w, x, T, y, accumulate, s);
+      return Launch<DType::kQ8_0>(w, x, T, y, accumulate, parts, s);
     case DType::kQ4_K:
-      return Launch<DType::kQ4_K>(w, x, T, y, accumulate, s);
+      return Launch<DType::kQ4_K>(w, x, T, y, accumulate, parts, s);
     case DType::kQ5_K:
-      return Launch<DType::kQ5_K>(w, x, T, y, accumulate, s);
+      return Launch<DType::kQ5_K>(w, x, T, y, accumulate, parts, s);
     case DType::kQ6_K:
-      return Launch<DType::kQ6_K>(w, x, T, y, accumulate, s);
+      return Launch<DType::kQ6_K>(w, x, T, y, accumulate, parts, s);
     default:
       return;  // callers check IsSupported first
   }

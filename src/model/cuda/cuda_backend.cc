@@ -112,6 +112,8 @@ class CudaBackend final : public Backend {
   CudaBackendOptions options_;
   std::string description_;
   cudaStream_t stream_ = nullptr;
+  int sm_count_ = 132;
+  size_t max_split_floats_ = 0;  // split-K workspace per token, largest over the matrices
 
   std::vector<std::unique_ptr<Buffer>> weights_;
   std::unordered_map<const void*, kc::DeviceMatrix> uploaded_;  // by host bytes: tied tensors
@@ -126,7 +128,7 @@ class CudaBackend final : public Backend {
 
   // Activations, sized for `capacity_` tokens and `logit_capacity_` logits rows.
   int64_t capacity_ = 0, logit_capacity_ = 0;
-  Buffer x_, xh_, q_, k_, v_, gate_, up_, attn_, logits_;
+  Buffer x_, xh_, q_, k_, v_, gate_, up_, attn_, split_, logits_;
   Buffer meta_;  // the step's int32 tables (tokens, positions, block tables, logits rows)
   std::unique_ptr<int32_t, HostFree> host_meta_;
   size_t host_meta_capacity_ = 0;
@@ -150,6 +152,7 @@ Status CudaBackend::Init() {
   KINFER_CUDA_RETURN(cudaGetDeviceProperties(&prop, options_.device), "reading the device");
   description_ = fmt::format("cuda:{} ({}, {} GiB, sm_{}{})", options_.device, prop.name,
                              prop.totalGlobalMem >> 30, prop.major, prop.minor);
+  sm_count_ = prop.multiProcessorCount;
   if (prop.major < 7) {
     return FailedPreconditionError("{}: the CUDA backend needs compute capability 7.0 or newer",
                                    description_);
@@ -233,6 +236,8 @@ Result<kc::DeviceMatrix> CudaBackend::UploadMatrix(const TensorView& w, const st
                        "uploading " + name);
   }
   kc::DeviceMatrix m{stored, rows, cols, *row_bytes, buf->as<uint8_t>()};
+  m.splits = kc::MatMulSplits(rows, cols, 2 * sm_count_);
+  max_split_floats_ = std::max(max_split_floats_, kc::MatMulWorkspaceFloats(m, 1));
   weights_.push_back(std::move(buf));
   uploaded_[w.data] = m;
   return m;
@@ -265,6 +270,8 @@ Status CudaBackend::Grow(int64_t tokens, int64_t logit_rows) {
     KINFER_RETURN_IF_ERROR(v_.Reserve(T * kvd * 4, "activations"));
     KINFER_RETURN_IF_ERROR(gate_.Reserve(T * F * 4, "activations"));
     KINFER_RETURN_IF_ERROR(up_.Reserve(T * F * 4, "activations"));
+    KINFER_RETURN_IF_ERROR(
+        split_.Reserve(std::max<size_t>(max_split_floats_ * T, 1) * 4, "matmul splits"));
     KINFER_RETURN_IF_ERROR(attn_.Reserve(
         kc::AttentionWorkspaceBytes(tokens, cfg_.num_heads, cfg_.head_dim), "attention splits"));
     capacity_ = tokens;
@@ -383,9 +390,9 @@ void CudaBackend::LaunchLayers(int64_t T, int64_t R, const int32_t* d) {
     const LayerDevice& L = layers_[l];
     const kc::PagedCache cache = LayerCache(static_cast<int64_t>(l));
     kc::RmsNormRows(x, nullptr, T, H, L.attn_norm, eps, xh, nullptr, stream_);
-    kc::MatMul(L.wq, xh, T, q_.as<float>(), false, stream_);
-    kc::MatMul(L.wk, xh, T, k_.as<float>(), false, stream_);
-    kc::MatMul(L.wv, xh, T, v_.as<float>(), false, stream_);
+    kc::MatMul(L.wq, xh, T, q_.as<float>(), false, split_.as<float>(), stream_);
+    kc::MatMul(L.wk, xh, T, k_.as<float>(), false, split_.as<float>(), stream_);
+    kc::MatMul(L.wv, xh, T, v_.as<float>(), false, split_.as<float>(), stream_);
     kc::QkvParams qp;
     qp.q = q_.as<float>();
     qp.k = k_.as<float>();
@@ -413,16 +420,16 @@ void CudaBackend::LaunchLayers(int64_t T, int64_t R, const int32_t* d) {
     ap.scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
     ap.workspace = attn_.as<float>();
     kc::PagedAttention(ap, tt, cache, T, stream_);
-    kc::MatMul(L.wo, xh, T, x, true, stream_);
+    kc::MatMul(L.wo, xh, T, x, true, split_.as<float>(), stream_);
     kc::RmsNormRows(x, nullptr, T, H, L.ffn_norm, eps, xh, nullptr, stream_);
-    kc::MatMul(L.gate, xh, T, gate_.as<float>(), false, stream_);
-    kc::MatMul(L.up, xh, T, up_.as<float>(), false, stream_);
+    kc::MatMul(L.gate, xh, T, gate_.as<float>(), false, split_.as<float>(), stream_);
+    kc::MatMul(L.up, xh, T, up_.as<float>(), false, split_.as<float>(), stream_);
     kc::SiluMul(gate_.as<float>(), up_.as<float>(), T * F, xh, stream_);
-    kc::MatMul(L.down, xh, T, x, true, stream_);
+    kc::MatMul(L.down, xh, T, x, true, split_.as<float>(), stream_);
   }
   if (R > 0) {
     kc::RmsNormRows(x, d_rows, R, H, final_norm_, eps, xh, nullptr, stream_);
-    kc::MatMul(lm_head_, xh, R, logits_.as<float>(), false, stream_);
+    kc::MatMul(lm_head_, xh, R, logits_.as<float>(), false, split_.as<float>(), stream_);
   }
 }
 

@@ -176,25 +176,31 @@ TEST(CudaKernels, MatMulMatchesCpuForEveryTypeAndIsBatchInvariant) {
       const MatMulRefs r = MakeMatMulRefs(t, c, rng, pool);
       GpuMatrix gw(t, c.rows, c.cols, r.w);
       DeviceArray<uint16_t> gx(ToF16(r.x));
-      DeviceArray<float> gy(static_cast<size_t>(c.tokens * c.rows));
-      gy.Poison();
-      MatMul(gw.m, gx.get(), c.tokens, gy.get(), false, nullptr);
-      KINFER_CUDA_OK(cudaGetLastError());
-      const std::vector<float> y = gy.Download();
-      EXPECT_LT(RelError(y, r.exact), 1e-5);
-      EXPECT_LT(RelError(y, r.cpu), 1e-2);
+      // K in one part, and in as many as a 132-multiprocessor GPU would take for decode.
+      for (int splits : {1, MatMulSplits(c.rows, c.cols, 264)}) {
+        SCOPED_TRACE(fmt::format("{} K parts", splits));
+        gw.m.splits = splits;
+        DeviceArray<float> ws(std::max<size_t>(MatMulWorkspaceFloats(gw.m, c.tokens), 1));
+        DeviceArray<float> gy(static_cast<size_t>(c.tokens * c.rows));
+        gy.Poison();
+        MatMul(gw.m, gx.get(), c.tokens, gy.get(), false, ws.get(), nullptr);
+        KINFER_CUDA_OK(cudaGetLastError());
+        const std::vector<float> y = gy.Download();
+        EXPECT_LT(RelError(y, r.exact), 1e-5);
+        EXPECT_LT(RelError(y, r.cpu), 1e-2);
 
-      // Batch invariance: each token alone gives its row of the batched result, bit for bit.
-      for (int64_t i : {int64_t{0}, c.tokens / 2, c.tokens - 1}) {
-        DeviceArray<uint16_t> one(
-            ToF16(std::vector<float>(r.x.begin() + i * c.cols, r.x.begin() + (i + 1) * c.cols)));
-        DeviceArray<float> y1(static_cast<size_t>(c.rows));
-        y1.Poison();
-        MatMul(gw.m, one.get(), 1, y1.get(), false, nullptr);
-        const std::vector<float> got = y1.Download();
-        for (int64_t o = 0; o < c.rows; ++o) {
-          ASSERT_EQ(got[static_cast<size_t>(o)], y[static_cast<size_t>(i * c.rows + o)])
-              << "token " << i << " row " << o;
+        // Batch invariance: each token alone gives its row of the batched result, bit for bit.
+        for (int64_t i : {int64_t{0}, c.tokens / 2, c.tokens - 1}) {
+          DeviceArray<uint16_t> one(
+              ToF16(std::vector<float>(r.x.begin() + i * c.cols, r.x.begin() + (i + 1) * c.cols)));
+          DeviceArray<float> y1(static_cast<size_t>(c.rows));
+          y1.Poison();
+          MatMul(gw.m, one.get(), 1, y1.get(), false, ws.get(), nullptr);
+          const std::vector<float> got = y1.Download();
+          for (int64_t o = 0; o < c.rows; ++o) {
+            ASSERT_EQ(got[static_cast<size_t>(o)], y[static_cast<size_t>(i * c.rows + o)])
+                << "token " << i << " row " << o;
+          }
         }
       }
     }
@@ -210,11 +216,15 @@ TEST(CudaKernels, MatMulAccumulatesIntoTheOutput) {
   const std::vector<float> y0 = RandomFloats(static_cast<size_t>(T * rows), rng);
   GpuMatrix gw(DType::kQ8_0, rows, cols, w);
   DeviceArray<uint16_t> gx(ToF16(x));
-  DeviceArray<float> plain(static_cast<size_t>(T * rows)), acc(y0);
-  MatMul(gw.m, gx.get(), T, plain.get(), false, nullptr);
-  MatMul(gw.m, gx.get(), T, acc.get(), true, nullptr);
-  const std::vector<float> p = plain.Download(), a = acc.Download();
-  for (size_t i = 0; i < p.size(); ++i) ASSERT_EQ(a[i], y0[i] + p[i]) << i;
+  for (int splits : {1, 2}) {
+    gw.m.splits = splits;
+    DeviceArray<float> ws(std::max<size_t>(MatMulWorkspaceFloats(gw.m, T), 1));
+    DeviceArray<float> plain(static_cast<size_t>(T * rows)), acc(y0);
+    MatMul(gw.m, gx.get(), T, plain.get(), false, ws.get(), nullptr);
+    MatMul(gw.m, gx.get(), T, acc.get(), true, ws.get(), nullptr);
+    const std::vector<float> p = plain.Download(), a = acc.Download();
+    for (size_t i = 0; i < p.size(); ++i) ASSERT_EQ(a[i], y0[i] + p[i]) << splits << " " << i;
+  }
 }
 
 TEST(CudaKernels, EmbeddingRowsAreTheReferenceDequantization) {
