@@ -12,7 +12,8 @@ dest=${1:?usage: bundle.sh DEST}
 build=build/cuda
 shared=${KINFER_SHARED_DIR:-$(realpath ../shared)}
 rm -rf "$dest" && mkdir -p "$dest"/{bin,lib/cxx,models,fixtures,bench,whl}
-for b in src/kinfer bench/kinfer_bench tests/unit/cuda_tests tests/unit/engine_tests; do
+for b in src/kinfer bench/kinfer_bench tests/unit/cuda_tests tests/unit/engine_tests \
+  tests/unit/model_tests; do
   strip -o "$dest/bin/$(basename $b)" "$build/$b"
 done
 # Libraries outside the C runtime and the C++ standard library (which the GPU image has).
@@ -24,7 +25,7 @@ cp -L "$(g++ -print-file-name=libstdc++.so.6)" "$(g++ -print-file-name=libgcc_s.
   "$dest/lib/cxx/"
 strip --strip-unneeded "$dest"/lib/*.so* "$dest"/lib/cxx/* 2>/dev/null || true
 cp "$shared/models/stories260K/stories260K.gguf" "$dest/models/"
-cp tests/fixtures/models/llama/{*.gguf,reference.json,logits.*.f32} "$dest/fixtures/"
+cp -r tests/fixtures/models "$dest/fixtures/"  # every family's, for model_tests too
 cp bench/run.py bench/make_models.py bench/cuda_bench.py "$dest/bench/"
 cp tests/cuda/device_check.sh "$dest/"
 python3 -m pip download -q --no-deps --only-binary=:all: -d "$dest/whl" "gguf==0.19.0"

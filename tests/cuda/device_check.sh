@@ -24,7 +24,7 @@ say() { echo "[gpu +$(el)s] $*"; }
 K=/tmp/kbin && mkdir -p $K
 libpath="$B/lib"
 LD_LIBRARY_PATH=$libpath "$B/bin/kinfer" --version >/dev/null 2>&1 || libpath="$B/lib:$B/lib/cxx"
-for b in kinfer kinfer_bench cuda_tests engine_tests; do
+for b in kinfer kinfer_bench cuda_tests engine_tests model_tests; do
   printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$libpath" "$B/bin/$b" > $K/$b
   chmod +x $K/$b
 done
@@ -37,9 +37,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --f
 nproc; uname -r; (ldd --version | head -1) 2>/dev/null
 
 # The tests read their data at the absolute paths they were built with.
-mkdir -p /work/shared/models/stories260K /work/cuda/tests/fixtures/models/llama
+mkdir -p /work/shared/models/stories260K /work/cuda/tests/fixtures
 cp "$B"/models/stories260K.gguf /work/shared/models/stories260K/
-cp "$B"/fixtures/* /work/cuda/tests/fixtures/models/llama/
+cp -r "$B"/fixtures/models /work/cuda/tests/fixtures/
 
 python3 -m pip install -q --no-index --no-deps --target /tmp/site "$B"/whl/*.whl && export PYTHONPATH=/tmp/site
 
@@ -107,6 +107,11 @@ grep -q "^\[  PASSED  \]" "$OUT/engine_tests_gpu.log" && ! grep -q "FAILED" "$OU
   && result "engine_tests on cuda: PASSED ($(grep -c '       OK ' "$OUT/engine_tests_gpu.log") tests)" \
   || result "engine_tests on cuda: FAILED (see engine_tests_gpu.log)"
 grep -q "KV cache on cuda" "$OUT/engine_tests_gpu.log" && say "(the engine log names the cuda backend)"
+
+# The CPU backend on this machine's processor, against the transformers fixtures (context for
+# the GPU-vs-CPU differences above).
+timeout 60 $K/model_tests --gtest_filter='*Reference*' > "$OUT/model_tests_cpu.log" 2>&1
+grep -E "^\[  (PASSED|FAILED)|Failure|Which is|ScaledError" "$OUT/model_tests_cpu.log" | head -20
 
 # --- 2. kinfer generate, GPU against CPU ---
 M=/work/shared/models/stories260K/stories260K.gguf

@@ -140,8 +140,12 @@ TEST(CudaBackend, PromptLogitsAndGreedyTokensMatchTheCpuBackend) {
     }
     std::printf("[cuda] %s: greedy tokens equal for %d of %lld steps\n", path.c_str(), agree,
                 static_cast<long long>(kSteps));
-    if (path.find("random-") == std::string::npos &&
-        path.find("/bench-models/") == std::string::npos) {
+    // Only where the two backends' logits agree to 5e-3: where the CPU rounds the activations
+    // of Q8_0 and Q4_0 matmuls to 8 bits (AVX-512 VNNI; reference_test.cc allows it 3e-2 off
+    // transformers) that alone flips near-ties, and GpuLogitsMatchTransformers holds those
+    // formats to the reference instead. Random-weight models (KINFER_CUDA_TEST_MODELS) are all
+    // near-ties: printed only.
+    if (err < 5e-3 && std::find(extra.begin(), extra.end(), path) == extra.end()) {
       EXPECT_GE(agree, 16);
     }
   }
