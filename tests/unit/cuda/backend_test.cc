@@ -5,7 +5,9 @@
 // Face transformers in tests/unit/model/reference_test.cc) on the same batches. Logits agree to
 // ||gpu - cpu|| / ||cpu|| < 2e-2 (f16 matmul operands, 2^-11 each, over every layer); greedy
 // tokens agree for the first 16 steps at least (a near-tie may flip a later one; the test prints
-// how many of 64 agree). On the GPU, a sequence's logits are bit-identical alone and batched.
+// how many of 64 agree). Both only where the CPU computes in f32 (not its 8-bit-activation
+// path for Q8_0/Q4_0): every format is also held to transformers' logits. On the GPU, a sequence's
+// logits are bit-identical alone and batched.
 //
 // Models: stories260K (../shared) and the tiny llama fixture in F32, F16, Q8_0, Q4_0 and Q4_1;
 // more GGUF files may be named in
@@ -54,6 +56,18 @@ std::vector<std::string> Models() {
   }
   for (const std::string& e : ExtraModels()) m.push_back(e);
   return m;
+}
+
+// Whether the CPU backend's MatMul rounds activations to 8 bits for any of the model's matrices.
+bool CpuRoundsActivations(const Model& m) {
+  bool q8 = false;
+  for (const LayerWeights& l : m.weights().layers) {
+    for (const TensorView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      q8 = q8 || kernels::MatMulUsesQ8Activations(w->dtype, w->cols());
+    }
+  }
+  return q8 ||
+         kernels::MatMulUsesQ8Activations(m.weights().lm_head.dtype, m.weights().lm_head.cols());
 }
 
 // Both backends over one model, each with its own KV cache of identical block layout.
@@ -121,7 +135,14 @@ TEST(CudaBackend, PromptLogitsAndGreedyTokensMatchTheCpuBackend) {
     }
     std::printf("[cuda] %s: prompt logits rel. error %.2e, argmax equal in %d of %lld rows\n",
                 path.c_str(), err, argmax_same, static_cast<long long>(kPrompt));
-    EXPECT_LT(err, 2e-2);
+    // Where the CPU rounds the activations of Q8_0 and Q4_0 matmuls to 8 bits (AVX-512 VNNI;
+    // reference_test.cc allows that 3e-2 off transformers on the fixtures, and it grows on
+    // random weights), the CPU is not the reference: GpuLogitsMatchTransformers holds those
+    // formats to transformers instead, and this only prints.
+    const bool cpu_f32 = !CpuRoundsActivations(*p.model);
+    if (cpu_f32) {
+      EXPECT_LT(err, 2e-2);
+    }
 
     // Greedy decoding, each backend feeding itself.
     int32_t next_c = kernels::ArgMax(lc.data() + (kPrompt - 1) * V, V);
@@ -140,12 +161,8 @@ TEST(CudaBackend, PromptLogitsAndGreedyTokensMatchTheCpuBackend) {
     }
     std::printf("[cuda] %s: greedy tokens equal for %d of %lld steps\n", path.c_str(), agree,
                 static_cast<long long>(kSteps));
-    // Only where the two backends' logits agree to 5e-3: where the CPU rounds the activations
-    // of Q8_0 and Q4_0 matmuls to 8 bits (AVX-512 VNNI; reference_test.cc allows it 3e-2 off
-    // transformers) that alone flips near-ties, and GpuLogitsMatchTransformers holds those
-    // formats to the reference instead. Random-weight models (KINFER_CUDA_TEST_MODELS) are all
-    // near-ties: printed only.
-    if (err < 5e-3 && std::find(extra.begin(), extra.end(), path) == extra.end()) {
+    // Random-weight models (KINFER_CUDA_TEST_MODELS) are all near-ties: printed only.
+    if (cpu_f32 && std::find(extra.begin(), extra.end(), path) == extra.end()) {
       EXPECT_GE(agree, 16);
     }
   }

@@ -147,7 +147,8 @@ MatMulRefs MakeMatMulRefs(DType t, const MatMulCase& c, std::mt19937& rng, Threa
 }
 
 std::vector<MatMulCase> MatMulCases(DType t) {
-  std::vector<MatMulCase> cases = {{200, 512, 1}, {131, 768, 7}, {70, 256, 77}};
+  // The last: a long K, two steps per K part and a short last part (decode's down projection).
+  std::vector<MatMulCase> cases = {{200, 512, 1}, {131, 768, 7}, {70, 256, 77}, {96, 4864, 3}};
   if (GetDTypeInfo(t).block_size == 1) cases.push_back({33, 172, 19});  // K not a tile multiple
   return cases;
 }
