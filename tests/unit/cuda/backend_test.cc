@@ -220,39 +220,44 @@ double ScaledError(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 // Against Hugging Face transformers (the fixtures' reference logits, computed on the values each
-// GGUF file stores): every position of every reference sequence, for every format. Bound 1e-2
-// of the largest logit, the CPU's bound with an f16 KV cache: the GPU's f16 matmul operands
-// add 2^-11 relative per product on top of the f16 cache.
+// GGUF file stores): every position of every reference sequence, for every format of every
+// family fixture (Llama, Llama 3 rope scaling, Mistral, Qwen2 QKV bias, Qwen3 QK-norm, K-quants).
+// Bound 1e-2 of the largest logit, the CPU's bound with an f16 KV cache: the GPU's f16 matmul
+// operands add 2^-11 relative per product on top of the f16 cache.
 TEST(CudaBackend, GpuLogitsMatchTransformers) {
   KINFER_REQUIRE_GPU();
-  const std::string dir = KINFER_FIXTURES_DIR "/models/llama";
-  auto text = ReadFileToString(dir + "/reference.json");
-  ASSERT_TRUE(text.ok()) << text.status().ToString();
-  auto ref = ParseJson(*text, "reference.json");
-  ASSERT_TRUE(ref.ok());
-  for (const char* format : {"f32.gguf", "f16.gguf", "q8_0.gguf", "q4_0.gguf", "q4_1.gguf"}) {
-    SCOPED_TRACE(format);
-    const std::string path = dir + "/" + (*ref)["gguf_files"][format].get<std::string>();
-    auto want_all = ReadFileToString(dir + "/" + (*ref)["logits"][format].get<std::string>());
-    ASSERT_TRUE(want_all.ok());
-    Pair p(path, 64);
-    if (!p.ok) continue;
-    const int64_t V = p.model->config().vocab_size;
-    std::vector<int32_t> table(static_cast<size_t>(p.blocks));
-    std::iota(table.rbegin(), table.rend(), 0);  // physical order must not matter
-    size_t offset = 0;
-    double worst = 0;
-    for (const auto& seq_json : (*ref)["sequences"]) {
-      const std::vector<int32_t> seq = seq_json.get<std::vector<int32_t>>();
-      std::vector<float> want(seq.size() * static_cast<size_t>(V));
-      std::memcpy(want.data(), want_all->data() + offset * 4, want.size() * 4);
-      offset += want.size();
-      const std::vector<float> got =
-          Forward(*p.gpu, seq, {{static_cast<int32_t>(seq.size()), 0, table, LogitsMode::kAll}}, V);
-      worst = std::max(worst, ScaledError(got, want));
+  for (const char* family : {"llama", "llama3", "mistral", "qwen2", "qwen3", "kquant"}) {
+    const std::string dir = fmt::format("{}/models/{}", KINFER_FIXTURES_DIR, family);
+    auto text = ReadFileToString(dir + "/reference.json");
+    ASSERT_TRUE(text.ok()) << text.status().ToString();
+    auto ref = ParseJson(*text, "reference.json");
+    ASSERT_TRUE(ref.ok());
+    for (const auto& [format, file] : (*ref)["gguf_files"].items()) {
+      SCOPED_TRACE(fmt::format("{} {}", family, format));
+      const std::string path = dir + "/" + file.get<std::string>();
+      auto want_all = ReadFileToString(dir + "/" + (*ref)["logits"][format].get<std::string>());
+      ASSERT_TRUE(want_all.ok());
+      Pair p(path, 64);
+      if (!p.ok) continue;
+      const int64_t V = p.model->config().vocab_size;
+      std::vector<int32_t> table(static_cast<size_t>(p.blocks));
+      std::iota(table.rbegin(), table.rend(), 0);  // physical order must not matter
+      size_t offset = 0;
+      double worst = 0;
+      for (const auto& seq_json : (*ref)["sequences"]) {
+        const std::vector<int32_t> seq = seq_json.get<std::vector<int32_t>>();
+        std::vector<float> want(seq.size() * static_cast<size_t>(V));
+        ASSERT_LE((offset + want.size()) * 4, want_all->size());
+        std::memcpy(want.data(), want_all->data() + offset * 4, want.size() * 4);
+        offset += want.size();
+        const std::vector<float> got = Forward(
+            *p.gpu, seq, {{static_cast<int32_t>(seq.size()), 0, table, LogitsMode::kAll}}, V);
+        worst = std::max(worst, ScaledError(got, want));
+      }
+      std::printf("[cuda] transformers reference, %s %s: scaled error %.2e\n", family,
+                  format.c_str(), worst);
+      EXPECT_LE(worst, 1e-2);
     }
-    std::printf("[cuda] transformers reference, llama %s: scaled error %.2e\n", format, worst);
-    EXPECT_LE(worst, 1e-2);
   }
 }
 
