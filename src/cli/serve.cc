@@ -47,6 +47,7 @@ void AddServeCommand(CLI::App& app) {
   auto threads = std::make_shared<int>(0);
   auto max_body = std::make_shared<std::string>("32MiB");
   auto lora_modules = std::make_shared<std::vector<std::string>>();
+  auto device = std::make_shared<std::string>("auto");
 
   cmd->add_option("--model", o->model_path, "GGUF file, HF model directory or llama2.c .bin")
       ->required();
@@ -100,6 +101,16 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_flag("--allow-runtime-lora-updating", o->allow_runtime_lora_updating,
                 "Allow POST /v1/load_lora_adapter and /v1/unload_lora_adapter (behind the API "
                 "key; also VLLM_ALLOW_RUNTIME_LORA_UPDATING=true)");
+  cmd->add_option("--device", *device,
+                  "Where the model runs: auto (a GPU when this build has CUDA and finds one), cpu "
+                  "or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--gpu-memory-utilization", o->engine.gpu_memory_utilization,
+                  "Share of the GPU's memory for weights, activations and the KV cache (without "
+                  "--kv-cache-memory the cache takes the rest)")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
   cmd->add_option("--ssl-certfile", o->http.tls_cert_file, "PEM certificate chain: serve HTTPS");
   cmd->add_option("--ssl-keyfile", o->http.tls_key_file, "PEM private key for --ssl-certfile");
   cmd->add_option("--metrics-port", o->metrics_port,
@@ -150,6 +161,7 @@ void AddServeCommand(CLI::App& app) {
     opts.http.max_body_bytes = static_cast<uint64_t>(*mb);
     opts.engine.kv_cache_dtype = *kv_dtype == "f32" ? DType::kF32 : DType::kF16;
     opts.engine.enable_prefix_caching = !*no_prefix;
+    opts.engine.device = engine::ResolveDevice(*engine::ParseDevice(*device));
     opts.engine.num_threads = *threads > 0 ? *threads : DefaultThreadCount();
     opts.access_log = !*no_access_log;
     for (const std::string& spec : *lora_modules) {

@@ -47,16 +47,23 @@ Status Engine::Init() {
   int64_t max_len = explicit_len ? options_.max_model_len : c.max_position_embeddings;
   max_len = std::min<int64_t>(max_len, int64_t{1} << 30);
 
+  KINFER_ASSIGN_OR_RETURN(
+      backend_, CreateBackend(model_, options_.device, *pool_, options_.gpu_memory_utilization));
+  KINFER_ASSIGN_OR_RETURN(const int64_t device_budget,
+                          backend_->Reserve(options_.scheduler.max_num_batched_tokens));
+
   model::KvStoreConfig kc{
       c.num_layers, c.num_kv_heads, c.head_dim, options_.block_size, 1, options_.kv_cache_dtype};
   const int64_t block_bytes = static_cast<int64_t>(model::KvStore::BytesFor(kc));
   int64_t bytes = options_.kv_cache_bytes;
   if (bytes <= 0) {
-    // A quarter of what is free (within the container's limit), at most 4 GiB, and no more than
-    // every sequence at full length could use.
+    // No more than every sequence at full length could use; within that, what the device
+    // leaves (GPU), or a quarter of what is free (within the container's limit), at most 4 GiB.
     const int64_t seqs = options_.scheduler.max_num_seqs;
     const int64_t full = (max_len + options_.block_size - 1) / options_.block_size * seqs;
-    bytes = std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30, full * block_bytes});
+    bytes = device_budget > 0
+                ? std::min(device_budget, full * block_bytes)
+                : std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30, full * block_bytes});
     bytes = std::max(bytes, 2 * block_bytes);
   }
   const int64_t num_blocks = std::min<int64_t>(bytes / block_bytes, int64_t{1} << 24);
@@ -79,14 +86,14 @@ Status Engine::Init() {
   }
   max_model_len_ = static_cast<int32_t>(max_len);
   kc.num_blocks = num_blocks;
-  KINFER_LOG_INFO("KV cache: {} blocks of {} tokens ({} MiB, {}), max model length {}", num_blocks,
-                  options_.block_size, (num_blocks * block_bytes) >> 20,
-                  DTypeName(options_.kv_cache_dtype), max_model_len_);
-  KINFER_ASSIGN_OR_RETURN(kv_store_, model::KvStore::Create(kc));
+  KINFER_LOG_INFO("KV cache on {}: {} blocks of {} tokens ({} MiB, {}), max model length {}",
+                  backend_->Describe(), num_blocks, options_.block_size,
+                  (num_blocks * block_bytes) >> 20, DTypeName(options_.kv_cache_dtype),
+                  max_model_len_);
+  KINFER_RETURN_IF_ERROR(backend_->AllocateKvCache(kc, max_model_len_));
   kv_ = std::make_unique<KvCacheManager>(static_cast<int32_t>(num_blocks), options_.block_size,
-                                         options_.enable_prefix_caching, kv_store_.get());
+                                         options_.enable_prefix_caching, backend_.get());
   scheduler_ = std::make_unique<Scheduler>(options_.scheduler, *kv_);
-  decoder_ = std::make_unique<model::Decoder>(model_, *pool_);
   sampler_ = std::make_unique<Sampler>(c.vocab_size);
   if (!options_.eos_token_ids.empty()) {
     eos_ids_ = options_.eos_token_ids;
@@ -444,7 +451,7 @@ bool Engine::Step() {
     }
     const model::ForwardBatch batch{batch_tokens_, batch_seqs_};
     logits_.resize(static_cast<size_t>(model::Decoder::NumLogitRows(batch) * vocab));
-    Status st = decoder_->Forward(batch, *kv_store_, logits_);
+    Status st = backend_->Forward(batch, logits_);
     if (!st.ok()) {
       KINFER_LOG_ERROR("forward pass failed: {}", st.ToString());
       for (const ScheduledSequence& s : so.scheduled) {

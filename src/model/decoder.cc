@@ -55,10 +55,10 @@ int64_t Decoder::NumLogitRows(const ForwardBatch& batch) {
   return rows;
 }
 
-Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size) const {
-  const KvStoreConfig& kc = kv.config();
-  if (kc.num_layers != cfg_.num_layers || kc.num_kv_heads != cfg_.num_kv_heads ||
-      kc.head_dim != cfg_.head_dim) {
+Status Decoder::Validate(const ModelConfig& cfg, const ForwardBatch& batch, const KvStoreConfig& kc,
+                         size_t logits_size) {
+  if (kc.num_layers != cfg.num_layers || kc.num_kv_heads != cfg.num_kv_heads ||
+      kc.head_dim != cfg.head_dim) {
     return InvalidArgumentError("KV store shape does not match the model");
   }
   int64_t total = 0;
@@ -81,7 +81,7 @@ Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t lo
       }
     }
     if (s.lora &&
-        (s.lora->num_layers() != cfg_.num_layers || s.lora->hidden_size() != cfg_.hidden_size)) {
+        (s.lora->num_layers() != cfg.num_layers || s.lora->hidden_size() != cfg.hidden_size)) {
       return InvalidArgumentError("LoRA adapter {} was loaded for another model", s.lora->path());
     }
     total += s.num_tokens;
@@ -91,11 +91,11 @@ Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t lo
                                 batch.tokens.size(), total);
   }
   for (int32_t t : batch.tokens) {
-    if (t < 0 || t >= cfg_.vocab_size) {
-      return InvalidArgumentError("token id {} outside the vocabulary [0, {})", t, cfg_.vocab_size);
+    if (t < 0 || t >= cfg.vocab_size) {
+      return InvalidArgumentError("token id {} outside the vocabulary [0, {})", t, cfg.vocab_size);
     }
   }
-  size_t need = static_cast<size_t>(NumLogitRows(batch) * cfg_.vocab_size);
+  size_t need = static_cast<size_t>(NumLogitRows(batch) * cfg.vocab_size);
   if (logits_size < need) {
     return InvalidArgumentError("logits buffer of {} floats, {} needed", logits_size, need);
   }
@@ -221,7 +221,7 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
 }
 
 Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits) {
-  KINFER_RETURN_IF_ERROR(Validate(batch, kv, logits.size()));
+  KINFER_RETURN_IF_ERROR(Validate(cfg_, batch, kv.config(), logits.size()));
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
   if (T == 0) return Status::Ok();
   Reserve(T);

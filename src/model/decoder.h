@@ -60,8 +60,13 @@ class Decoder {
 
   const Model& model() const { return model_; }
 
+  // The checks Forward makes before touching the cache (every backend makes them): sequence
+  // sizes, block tables long enough with ids inside the store, token ids in the vocabulary, a
+  // large enough logits buffer.
+  static Status Validate(const ModelConfig& cfg, const ForwardBatch& batch, const KvStoreConfig& kc,
+                         size_t logits_size);
+
  private:
-  Status Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size) const;
   void Reserve(int64_t tokens);
   void ComputeRope(int64_t tokens);
   void ApplyRope(float* x, int64_t tokens, int64_t heads) const;

@@ -389,7 +389,12 @@ void Server::Impl::Load() {
   if (const char* delay = std::getenv("KINFER_TEST_LOAD_DELAY_MS")) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay)));
   }
-  auto m = model::LoadModel(options.model_path);
+  if (LoraEnabled() && options.engine.device != engine::Device::kCpu) {
+    return fail(UnimplementedError("LoRA adapters run on the CPU backend only: use --device cpu"));
+  }
+  model::LoadOptions load;
+  load.pack_weights = options.engine.device == engine::Device::kCpu;  // CPU layouts: CPU only
+  auto m = model::LoadModel(options.model_path, load);
   if (!m.ok()) return fail(m.status());
   model = std::move(*m);
   KINFER_LOG_INFO("model: {} ({:.1f} M parameters, {} MiB of weights)", model->config().Summary(),
