@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -12,6 +13,8 @@
 #include "core/status.h"
 
 namespace kinfer::engine {
+
+class Constraint;
 
 using Clock = std::chrono::steady_clock;
 
@@ -35,6 +38,9 @@ struct SamplingParams {
   std::optional<int32_t> logprobs;         // top alternatives per output token (0: chosen only)
   std::optional<int32_t> prompt_logprobs;  // likewise for prompt tokens
   bool skip_special_tokens = true;
+  // Output constrained to a grammar (structured output); null: unconstrained. An immutable
+  // prototype: each sequence advances its own clone.
+  std::shared_ptr<const Constraint> constraint;
 
   // Checks ranges; errors name the field as the OpenAI API spells it.
   Status Validate(int64_t vocab_size) const;
