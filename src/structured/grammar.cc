@@ -116,6 +116,12 @@ Result<std::unique_ptr<GrammarVocabulary>> GrammarVocabulary::Create(
   std::string bytes;
   for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
     std::string b = tokenizer.TokenBytes(id);
+    // Added tokens that are not special (Qwen's <tool_call>, <think>) are marked like special
+    // ones too: text under a grammar never comes from them, as with llguidance's Hugging Face
+    // binding (what vLLM and its Python package use); a Lark grammar can still name them.
+    if ((tokenizer.attrs(id) & tokenizer::kAttrUserDefined) && !b.empty() && b[0] != '\xFF') {
+      b.insert(b.begin(), '\xFF');
+    }
     lens[static_cast<size_t>(id)] = static_cast<uint32_t>(b.size());
     bytes += b;
   }
