@@ -118,7 +118,7 @@ Json HandleLine(const structured::GrammarVocabulary& vocab, const tokenizer::Tok
       if (v.is_number_integer()) tokens.push_back(static_cast<int32_t>(v.get<int64_t>()));
     }
   } else if (auto t = r.find("text"); t != r.end() && t->is_string()) {
-    tokens = tok.Encode(t->get<std::string>(), false, false);
+    tokens = structured::EncodeMidText(tok, t->get<std::string>());
   }
   return Walk(vocab, *kind, grammar, tokens, r.value("masks", true));
 }
@@ -152,7 +152,7 @@ int RunGrammar(const GrammarOptions& o) {
     fmt::print(stderr, "error: {}\n", kind.status().message());
     return 2;
   }
-  const std::vector<int32_t> ids = (*tok)->Encode(o.text, false, false);
+  const std::vector<int32_t> ids = structured::EncodeMidText(**tok, o.text);
   Json r = Walk(**vocab, *kind, o.grammar, ids, false);
   if (r.contains("error") && r["accepted"].is_null()) {
     fmt::print(stderr, "error: {}\n", r["error"].get<std::string>());

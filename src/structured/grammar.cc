@@ -16,30 +16,6 @@ std::string BytesOf(const tokenizer::Tokenizer& tok, std::span<const int32_t> id
   return b;
 }
 
-// `text` as tokens in the middle of a longer text (what llguidance asks for: the tokens of bytes
-// a grammar forces). The tokenizer's own encoding, no BOS/EOS, special-token text kept as text;
-// SentencePiece tokenizers that put a space before the start of an input are asked for
-// "\x01" + text and the tokens of "\x01" (and that space) dropped, as long as none of them
-// also holds text.
-std::vector<int32_t> EncodeMidText(const tokenizer::Tokenizer& tok, std::string_view text) {
-  std::vector<int32_t> ids =
-      tok.Encode(text, /*add_special_tokens=*/false, /*parse_special=*/false);
-  if (BytesOf(tok, ids) == text) return ids;
-  std::string marked = "\x01";
-  marked.append(text);
-  std::vector<int32_t> with = tok.Encode(marked, false, false);
-  std::string seen;
-  for (size_t i = 0; i < with.size(); ++i) {
-    seen += tok.TokenBytes(with[i]);
-    if (seen.size() >= 1 && seen.back() == '\x01') {
-      std::vector<int32_t> rest(with.begin() + static_cast<std::ptrdiff_t>(i) + 1, with.end());
-      if (BytesOf(tok, rest) == text) return rest;
-      break;
-    }
-  }
-  return ids;
-}
-
 // llguidance's tokenize callback. Called from any thread (the tokenizer is thread-safe).
 size_t TokenizeForLlg(const void* user, const uint8_t* bytes, size_t len, uint32_t* out,
                       size_t out_len) {
@@ -108,6 +84,28 @@ Result<std::string> ChoiceToLark(const std::string& source) {
 }
 
 }  // namespace
+
+// SentencePiece tokenizers that put a space before the start of an input are asked for
+// "\x01" + text, and the tokens of "\x01" (and that space) dropped, as long as none of them also
+// holds text.
+std::vector<int32_t> EncodeMidText(const tokenizer::Tokenizer& tok, std::string_view text) {
+  std::vector<int32_t> ids =
+      tok.Encode(text, /*add_special_tokens=*/false, /*parse_special=*/false);
+  if (BytesOf(tok, ids) == text) return ids;
+  std::string marked = "\x01";
+  marked.append(text);
+  std::vector<int32_t> with = tok.Encode(marked, false, false);
+  std::string seen;
+  for (size_t i = 0; i < with.size(); ++i) {
+    seen += tok.TokenBytes(with[i]);
+    if (seen.size() >= 1 && seen.back() == '\x01') {
+      std::vector<int32_t> rest(with.begin() + static_cast<std::ptrdiff_t>(i) + 1, with.end());
+      if (BytesOf(tok, rest) == text) return rest;
+      break;
+    }
+  }
+  return ids;
+}
 
 Result<std::unique_ptr<GrammarVocabulary>> GrammarVocabulary::Create(
     const tokenizer::Tokenizer& tokenizer, int32_t vocab_size, std::span<const int32_t> eos_ids) {

@@ -73,6 +73,10 @@ struct GrammarSpec {
 Result<std::shared_ptr<const engine::Constraint>> CompileGrammar(const GrammarVocabulary& vocab,
                                                                  const GrammarSpec& spec);
 
+// `text` as tokens in the middle of an output, the way the grammar engine sees forced text: no
+// BOS/EOS, no SentencePiece leading space, special-token text kept as text.
+std::vector<int32_t> EncodeMidText(const tokenizer::Tokenizer& tok, std::string_view text);
+
 // Tells whether `source` reads as GBNF (rules defined with `::=`) rather than Lark (`:`), for
 // fields that take either.
 bool LooksLikeGbnf(std::string_view source);
