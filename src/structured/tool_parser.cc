@@ -372,12 +372,19 @@ class JsonArrayParser final : public Base {
         case State::kAfterMarker: {
           const size_t ws = SkipSpace(buf_);
           if (ws == buf_.size()) {
+            if (!marker_) {
+              if (!final) return;  // whitespace alone: content unless an array follows
+              state_ = State::kContent;
+              continue;
+            }
             buf_.erase(0, ws);
             return;
           }
           if (buf_[ws] == '[') {
             buf_.erase(0, ws + 1);
             state_ = State::kArray;
+          } else if (!marker_) {
+            state_ = State::kContent;  // "required" output that is not an array: content
           } else {
             buf_.erase(0, ws);
             name_.clear();
@@ -451,7 +458,15 @@ class JsonArrayParser final : public Base {
           continue;
         }
         case State::kArgs: {
-          const size_t used = value_.Push(buf_);
+          // One byte at a time: the value ends where its member completes, whatever follows in
+          // the same piece of text.
+          size_t used = 0;
+          while (used < buf_.size()) {
+            if (value_.Push(std::string_view(buf_).substr(used, 1)) == 0) break;
+            ++used;
+            const auto* v = value_.Find("a");
+            if ((v && v->complete) || value_.done() || value_.failed()) break;
+          }
           buf_.erase(0, used);
           const auto* a = value_.Find("a");
           if (a && a->raw.size() > sent_) {
@@ -569,7 +584,12 @@ class Qwen3CoderParser final : public Base {
           } else if (!final && (rest.empty() || MayBecome(rest, kFunctionOpen))) {
             return;
           }
-          Content(raw_, out);  // not a call
+          // Not a call: its opening text is content (consumed, so the search moves on).
+          if (StartsWith(rest, kFunctionOpen)) {
+            raw_.append(buf_, 0, ws + kFunctionOpen.size());
+            buf_.erase(0, ws + kFunctionOpen.size());
+          }
+          Content(raw_, out);
           raw_.clear();
           state_ = State::kContent;
           continue;

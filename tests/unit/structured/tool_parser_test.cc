@@ -6,6 +6,7 @@
 #include "structured/output_parser.h"
 
 #include <gtest/gtest.h>
+#include <random>
 
 #include "structured/gbnf.h"
 
@@ -18,7 +19,7 @@ struct Parsed {
   std::vector<OutputDelta> deltas;
 };
 
-Parsed Run(const OutputParserOptions& o, std::string_view text, size_t piece) {
+Parsed Feed(const OutputParserOptions& o, std::string_view text, size_t piece) {
   OutputParser p(o);
   Parsed r;
   for (size_t i = 0; i < text.size(); i += piece) {
@@ -42,7 +43,7 @@ void Check(const OutputParserOptions& o, std::string_view text, const Expect& wa
            const char* markers_never_in_content = "<[") {
   for (size_t piece : {text.size() + 1, size_t{1}, size_t{2}, size_t{3}, size_t{7}}) {
     SCOPED_TRACE(::testing::Message() << "piece " << piece << ": " << text);
-    Parsed r = Run(o, text, piece);
+    Parsed r = Feed(o, text, piece);
     EXPECT_EQ(r.content, want.content);
     EXPECT_EQ(r.reasoning, want.reasoning);
     ASSERT_EQ(r.calls.size(), want.calls.size());
@@ -221,6 +222,87 @@ TEST(Gbnf, ConvertsToLark) {
   EXPECT_NE(bad.status().message().find("line 2"), std::string::npos) << bad.status().message();
   EXPECT_FALSE(GbnfToLark("root ::= (((").ok());
   EXPECT_FALSE(GbnfToLark("other ::= \"a\"").ok());  // no root
+}
+
+}  // namespace
+}  // namespace kinfer::structured
+
+namespace kinfer::structured {
+namespace {
+
+// The property the tool_call_fuzz target checks, on random texts made of the formats' own
+// fragments (so markers, JSON and XML pieces meet at every cut): whole and piecewise agree.
+TEST(ToolParser, StreamingDoesNotDependOnHowTheTextIsCut) {
+  static const char* kPieces[] = {"<tool_call>",
+                                  "</tool_call>",
+                                  "{",
+                                  "}",
+                                  "\"name\"",
+                                  "\"arguments\"",
+                                  "\"parameters\"",
+                                  ": ",
+                                  "\"get_weather\"",
+                                  "\"x\"",
+                                  "1",
+                                  ", ",
+                                  "[",
+                                  "]",
+                                  "(",
+                                  ")",
+                                  "[TOOL_CALLS]",
+                                  "[ARGS]",
+                                  "[CALL_ID]",
+                                  "<|python_tag|>",
+                                  ";",
+                                  "<function=",
+                                  "<parameter=",
+                                  ">",
+                                  "</parameter>",
+                                  "</function>",
+                                  "get_weather",
+                                  "city",
+                                  "Paris",
+                                  "\n",
+                                  " ",
+                                  "<think>",
+                                  "</think>",
+                                  "a='b'",
+                                  "True",
+                                  "\\",
+                                  "\"",
+                                  "<",
+                                  "</",
+                                  "[TOOL",
+                                  "<tool"};
+  std::mt19937 rng(42);
+  const ToolFormat formats[] = {ToolFormat::kHermes,   ToolFormat::kLlama3Json,
+                                ToolFormat::kMistral,  ToolFormat::kQwen3Coder,
+                                ToolFormat::kPythonic, ToolFormat::kRequiredJson,
+                                ToolFormat::kNamed};
+  for (int i = 0; i < 4000; ++i) {
+    std::string text;
+    const int n = 1 + static_cast<int>(rng() % 24);
+    for (int k = 0; k < n; ++k) text += kPieces[rng() % (sizeof(kPieces) / sizeof(kPieces[0]))];
+    OutputParserOptions o = Tools(formats[rng() % 7]);
+    o.tool_options.named = "f";
+    o.tool_options.parallel = rng() % 2;
+    if (rng() % 3 == 0) {
+      o.reasoning = rng() % 2 ? ReasoningFormat::kQwen3 : ReasoningFormat::kDeepSeekR1;
+      o.prompt_opens_reasoning = rng() % 2;
+    }
+    const Parsed whole = Feed(o, text, text.size() + 1);
+    const size_t piece = 1 + rng() % 6;
+    const Parsed cut = Feed(o, text, piece);
+    SCOPED_TRACE(::testing::Message()
+                 << "format " << ToolFormatName(*o.tools) << ", piece " << piece << ": " << text);
+    ASSERT_EQ(whole.content, cut.content);
+    ASSERT_EQ(whole.reasoning, cut.reasoning);
+    ASSERT_EQ(whole.calls.size(), cut.calls.size());
+    for (size_t c = 0; c < whole.calls.size(); ++c) {
+      ASSERT_EQ(whole.calls[c].name, cut.calls[c].name);
+      ASSERT_EQ(whole.calls[c].arguments, cut.calls[c].arguments);
+    }
+  }
 }
 
 }  // namespace
