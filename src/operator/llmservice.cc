@@ -360,6 +360,12 @@ std::map<std::string, std::string> EngineSelector(const LLMService& s) {
           {"app.kubernetes.io/component", "engine"}};
 }
 
+std::map<std::string, std::string> EngineServingSelector(const LLMService& s) {
+  auto selector = EngineSelector(s);
+  selector[kServingLabel] = "true";
+  return selector;
+}
+
 std::map<std::string, std::string> RouterSelector(const LLMService& s) {
   return {{"app.kubernetes.io/name", "kinfer"},
           {"app.kubernetes.io/instance", s.metadata.name},

@@ -207,6 +207,34 @@ TEST(Desired, TheRouterFrontsTheEnginesWhenEnabled) {
       "engine");
 }
 
+// The autoscaler drains a replica by setting kinfer.dev/serving=false on its pod: the engine
+// Services must stop selecting it while its ReplicaSet (the Deployment's selector) keeps it.
+TEST(Desired, EngineServicesSelectServingPodsAndTheDeploymentSelectsThemAll) {
+  for (const char* input : {"hostpath-router", "pvc-no-router"}) {
+    SCOPED_TRACE(input);
+    LLMService s = Load(input);
+    auto want = Desired(s, Config(), {});
+    ASSERT_TRUE(want.ok());
+    const ChildNames names(s.metadata.name);
+    const Json* d = Find(*want, "Deployment", names.engine);
+    ASSERT_NE(d, nullptr);
+    const Json& labels = d->at("spec")["template"]["metadata"]["labels"];
+    EXPECT_EQ(labels[kServingLabel], "true");
+    const Json& selector = d->at("spec")["selector"]["matchLabels"];
+    EXPECT_FALSE(selector.contains(kServingLabel));
+    for (const auto& [k, v] : selector.items()) EXPECT_EQ(labels[k], v) << k;
+    bool router = s.spec.router.enabled;
+    const Json* svc = Find(*want, "Service", router ? names.engine : names.entry_service);
+    ASSERT_NE(svc, nullptr);
+    EXPECT_EQ(svc->at("spec")["selector"][kServingLabel], "true");
+    for (const auto& [k, v] : selector.items()) EXPECT_EQ(svc->at("spec")["selector"][k], v) << k;
+    // PDBs and NetworkPolicies keep covering a pod being drained.
+    EXPECT_FALSE(Find(*want, "PodDisruptionBudget", names.engine)
+                     ->at("spec")["selector"]["matchLabels"]
+                     .contains(kServingLabel));
+  }
+}
+
 TEST(Desired, AHubModelIsPulledOnceBeforeEnginesStartAndANewRevisionDoesNotStopThem) {
   LLMService s = Load("hub-pvc");
   auto first = Desired(s, Config(), {});
