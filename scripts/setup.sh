@@ -35,7 +35,7 @@ if [[ -z "${KINFER_SETUP_SKIP_APT:-}" ]]; then
 fi
 
 # Python packages for the tests (the product itself is C++ and needs none of these).
-if ! python3 -c "import pytest, openai, tokenizers, sentencepiece, jinja2, numpy, gguf, requests, httpx, yaml" 2>/dev/null; then
+if ! python3 -c "import pytest, openai, anthropic, tokenizers, sentencepiece, jinja2, numpy, gguf, requests, httpx, yaml" 2>/dev/null; then
   say "installing Python test packages (tests/requirements.txt)"
   python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 else
