@@ -2,6 +2,7 @@
 text and token counts as /v1/chat/completions for the same conversation, Anthropic's event
 stream, stop sequences, prefill, count_tokens, x-api-key, and errors in Anthropic's shape."""
 import anthropic
+import openai
 import pytest
 import requests
 
@@ -221,3 +222,22 @@ def test_metrics_and_access_log_count_messages(stories, claude):
     list(claude.messages.create(model="stories", max_tokens=2, messages=MESSAGES, stream=True))
     assert stories.metric("kinfer:request_success_total") == before + 2
     assert '"path":"/v1/messages"' in stories.output()
+
+
+def test_both_doors_on_the_default_model(default_model):
+    """SmolLM2's own chat template and byte-level BPE: both doors give chat's greedy answer."""
+    question = [{"role": "user", "content": "What is 2+2?"}]
+    ref = requests.post(default_model.url + "/v1/chat/completions",
+                        json={"model": "smollm2", "messages": question, "max_tokens": 8,
+                              "temperature": 0}).json()
+    text = ref["choices"][0]["message"]["content"]
+    claude = anthropic.Anthropic(base_url=default_model.url, api_key="x", max_retries=0)
+    m = claude.messages.create(model="smollm2", max_tokens=8, messages=question,
+                               extra_body=GREEDY)
+    assert m.content[0].text == text
+    assert m.usage.input_tokens + m.usage.cache_read_input_tokens == \
+        ref["usage"]["prompt_tokens"]
+    client = openai.OpenAI(base_url=default_model.url + "/v1", api_key="x", max_retries=0)
+    r = client.responses.create(model="smollm2", input="What is 2+2?", max_output_tokens=8,
+                                temperature=0)
+    assert r.output_text == text and r.usage.input_tokens == ref["usage"]["prompt_tokens"]

@@ -1,6 +1,10 @@
 """/v1/responses (the OpenAI Responses API) with the official openai client: the same greedy text
 and token counts as /v1/chat/completions for the same conversation, the Responses event
 sequence, usage with cached tokens, and bad input answered in OpenAI's error shape."""
+import json
+import socket
+import time
+
 import openai
 import pytest
 import requests
@@ -218,3 +222,31 @@ def test_metrics_and_access_log_count_responses(stories, client):
     assert stories.metric("kinfer:request_success_total") == before + 2
     assert stories.metric("kinfer:http_requests_total", status="200") >= ok_before + 2
     assert '"path":"/v1/responses"' in stories.output()
+
+
+def wait_for(cond, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_client_disconnect_aborts_a_front_door_stream(stories):
+    # ignore_eos (a vLLM extra /v1/responses takes) keeps it generating until the client leaves;
+    # both doors share the request path that aborts it.
+    body = json.dumps({"model": "stories", "max_output_tokens": 300, "stream": True,
+                       "input": "Lily", "ignore_eos": True}).encode()
+    with socket.create_connection(("127.0.0.1", stories.port)) as s:
+        s.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        s.settimeout(10)
+        got = s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 200"), got
+        while got.count(b"delta") < 5:
+            got += s.recv(4096)
+        assert wait_for(lambda: stories.metric("kinfer:num_requests_running") == 1)
+    assert wait_for(lambda: stories.metric("kinfer:num_requests_running") == 0, timeout=10)
+    assert wait_for(lambda: stories.metric("kinfer:kv_cache_usage_perc") == 0, timeout=10)
+
