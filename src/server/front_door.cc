@@ -50,6 +50,26 @@ ApiResult<OrderedJson> ParseBodyObject(const std::string& body) {
   return std::move(*parsed);
 }
 
+OutputSplit::OutputSplit(const structured::OutputParserOptions& options) {
+  if (options.active()) parser_ = std::make_unique<structured::OutputParser>(options);
+}
+
+structured::OutputDelta OutputSplit::Push(std::string_view text, bool last) {
+  structured::OutputDelta d;
+  if (!parser_) {
+    d.content = std::string(text);
+    return d;
+  }
+  d = parser_->Push(text);
+  if (last) {
+    structured::OutputDelta rest = parser_->Finish();
+    d.content += rest.content;
+    d.reasoning += rest.reasoning;
+    d.tool_calls.insert(d.tool_calls.end(), rest.tool_calls.begin(), rest.tool_calls.end());
+  }
+  return d;
+}
+
 ApiResult<GenerationRequest> ParseAsChat(const OrderedJson& chat_body, const ModelInfo& model) {
   return ParseGenerationRequest(
       Endpoint::kChat, chat_body.dump(-1, ' ', false, OrderedJson::error_handler_t::replace),

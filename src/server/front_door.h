@@ -19,6 +19,7 @@
 #include "engine/request.h"
 #include "server/api_error.h"
 #include "server/openai_api.h"
+#include "structured/output_parser.h"
 
 namespace kinfer::server {
 
@@ -66,6 +67,19 @@ ApiError RenameFields(ApiError e,
 
 // The request body as a JSON object (keys in the client's order, as the chat template sees them).
 ApiResult<OrderedJson> ParseBodyObject(const std::string& body);
+
+// Chat's output parser for a door's writer: each engine text delta split into reasoning, answer
+// and tool-call deltas when the request asks for them (tools, a reasoning model), else all answer.
+class OutputSplit {
+ public:
+  explicit OutputSplit(const structured::OutputParserOptions& options);
+  // The next text; `last`: the completion ended, release what was held back.
+  structured::OutputDelta Push(std::string_view text, bool last);
+  bool called() const { return parser_ && parser_->called(); }
+
+ private:
+  std::unique_ptr<structured::OutputParser> parser_;
+};
 
 // Runs the chat request parts over a translated chat body.
 ApiResult<GenerationRequest> ParseAsChat(const OrderedJson& chat_body, const ModelInfo& model);

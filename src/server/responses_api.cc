@@ -1,14 +1,18 @@
 #include "server/responses_api.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "tokenizer/tokenizer.h"
+
 namespace kinfer::server {
 namespace {
 
+using internal::OutputSplit;
 using internal::RenameFields;
 
 // Fields that mean in a Responses request what they mean in a chat request (OpenAI's, and vLLM's
@@ -33,15 +37,22 @@ const std::set<std::string, std::less<>> kSameAsChat = {"model",
                                                         "cache_salt",
                                                         "skip_special_tokens",
                                                         "include_stop_str_in_output",
+                                                        "structured_outputs",
                                                         "chat_template_kwargs"};
 
 // The chat parts' names for the fields, as this API spells them.
 ApiError InResponsesTerms(ApiError e) {
-  return RenameFields(std::move(e), {{"max_completion_tokens", "max_output_tokens"},
-                                     {"max_tokens", "max_output_tokens"},
-                                     {"messages", "input"},
-                                     {"response_format", "text.format"},
-                                     {"logprobs", "top_logprobs"}});
+  e = RenameFields(std::move(e), {{"max_completion_tokens", "max_output_tokens"},
+                                  {"max_tokens", "max_output_tokens"},
+                                  {"messages", "input"},
+                                  {"response_format", "text.format"},
+                                  {"logprobs", "top_logprobs"}});
+  // A Responses function tool has its name and parameters at the top: tools[0].name.
+  for (size_t pos = e.message.find("].function."); pos != std::string::npos;
+       pos = e.message.find("].function.", pos)) {
+    e.message.replace(pos, 11, "].");
+  }
+  return e;
 }
 
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
@@ -55,6 +66,8 @@ struct Echo {
   OrderedJson reasoning = {{"effort", nullptr}, {"summary", nullptr}};
   OrderedJson text = {{"format", {{"type", "text"}}}, {"verbosity", "medium"}};
   OrderedJson user;
+  OrderedJson tools = OrderedJson::array();
+  OrderedJson tool_choice = "auto";
   OrderedJson prompt_cache_key;
   OrderedJson safety_identifier;
   bool parallel_tool_calls = true;
@@ -93,6 +106,47 @@ ParseError ContentParts(const OrderedJson& content, const std::string& where, Or
   return std::nullopt;
 }
 
+// A function_call item (a call the model made earlier) as an assistant message's tool call, after
+// that turn's text; a function_call_output item as a tool message.
+ParseError FunctionCallItem(const OrderedJson& item, const std::string& type,
+                            const std::string& where, OrderedJson* messages) {
+  auto str = [&](const char* key, std::string* out) -> ParseError {
+    auto v = item.find(key);
+    if (v == item.end() || !v->is_string()) {
+      return BadRequest(fmt::format("{}.{} must be a string", where, key), "input");
+    }
+    *out = v->get<std::string>();
+    return std::nullopt;
+  };
+  std::string call_id;
+  if (auto err = str("call_id", &call_id)) return err;
+  if (type == "function_call_output") {
+    auto out = item.find("output");
+    OrderedJson content;
+    if (out == item.end()) return BadRequest(where + ".output is required", "input");
+    if (auto err = ContentParts(*out, where, &content)) {
+      return BadRequest(where + ".output must be a string or an array of input_text parts",
+                        "input");
+    }
+    messages->push_back({{"role", "tool"}, {"tool_call_id", call_id}, {"content", content}});
+    return std::nullopt;
+  }
+  std::string name, arguments;
+  if (auto err = str("name", &name)) return err;
+  if (auto err = str("arguments", &arguments)) return err;
+  OrderedJson call = {{"id", call_id},
+                      {"type", "function"},
+                      {"function", {{"name", name}, {"arguments", arguments}}}};
+  // Calls that follow an assistant message belong to that turn.
+  if (messages->empty() || (*messages)[messages->size() - 1]["role"] != "assistant") {
+    messages->push_back({{"role", "assistant"}, {"content", nullptr}});
+  }
+  OrderedJson& turn = (*messages)[messages->size() - 1];
+  if (!turn.contains("tool_calls")) turn["tool_calls"] = OrderedJson::array();
+  turn["tool_calls"].push_back(std::move(call));
+  return std::nullopt;
+}
+
 // `input` (a string, or message items) after `instructions`, as chat messages.
 ParseError InputMessages(const OrderedJson& body, OrderedJson* messages) {
   *messages = OrderedJson::array();
@@ -124,10 +178,8 @@ ParseError InputMessages(const OrderedJson& body, OrderedJson* messages) {
       continue;
     }
     if (type == "function_call" || type == "function_call_output") {
-      return BadRequest(fmt::format("{}: items of type '{}' need tool calling, which this server "
-                                    "does not support yet",
-                                    where, type),
-                        "input");
+      if (auto err = FunctionCallItem(item, type, where, messages)) return err;
+      continue;
     }
     if (type == "item_reference") {
       return BadRequest(where +
@@ -209,7 +261,10 @@ ParseError OtherFields(const OrderedJson& body, OrderedJson* chat, Echo* echo) {
             "responses",
             k);
       }
-      if (k == "parallel_tool_calls") echo->parallel_tool_calls = v.get<bool>();
+      if (k == "parallel_tool_calls") {
+        echo->parallel_tool_calls = v.get<bool>();
+        (*chat)[k] = v;
+      }
     } else if (k == "previous_response_id" || k == "conversation") {
       return BadRequest(fmt::format("'{}' is not supported: this server does not store responses "
                                     "or conversations; send the whole conversation in 'input'",
@@ -328,17 +383,38 @@ ParseError OtherFields(const OrderedJson& body, OrderedJson* chat, Echo* echo) {
         }
       }
     } else if (k == "tools") {
-      if (auto err = must_be(v.is_array(), "an array")) return err;
-      if (!v.empty()) {
-        return BadRequest("'tools': tool calling is not supported by this server yet", "tools");
+      if (auto err = must_be(v.is_array(), "an array of function tools")) return err;
+      OrderedJson tools = OrderedJson::array();
+      for (size_t t = 0; t < v.size(); ++t) {
+        const OrderedJson& tool = v[t];
+        if (!tool.is_object() || !tool.contains("type") || tool["type"] != "function") {
+          return BadRequest(fmt::format("tools[{}]: only tools of type 'function' are supported "
+                                        "(hosted tools such as web_search are not)",
+                                        t),
+                            "tools");
+        }
+        // Chat's tool spells the function one level deeper.
+        OrderedJson fn = tool;
+        fn.erase("type");
+        tools.push_back({{"type", "function"}, {"function", std::move(fn)}});
       }
+      if (!tools.empty()) (*chat)["tools"] = std::move(tools);
+      echo->tools = v;
     } else if (k == "tool_choice") {
-      if (v != "none" && v != "auto") {
+      const bool has_tools =
+          body.contains("tools") && body["tools"].is_array() && !body["tools"].empty();
+      if (v == "none" || v == "auto" || v == "required") {
+        if (has_tools || v == "required") (*chat)[k] = v;
+      } else if (v.is_object() && v.contains("type") && v["type"] == "function" &&
+                 v.contains("name") && v["name"].is_string()) {
+        (*chat)[k] = {{"type", "function"}, {"function", {{"name", v["name"]}}}};
+      } else {
         return BadRequest(
-            "'tool_choice' other than 'none' or 'auto' needs tools, which this "
-            "server does not support yet",
-            "tool_choice");
+            "'tool_choice' must be none, auto, required or {\"type\": \"function\", "
+            "\"name\": ...}",
+            k);
       }
+      echo->tool_choice = v;
     } else {
       return BadRequest(fmt::format("'{}' is not supported by /v1/responses", k), k);
     }
@@ -347,7 +423,10 @@ ParseError OtherFields(const OrderedJson& body, OrderedJson* chat, Echo* echo) {
   return std::nullopt;
 }
 
-// Writes the Response object and the Responses event stream for one request.
+// Writes the Response object and the Responses event stream for one request. The output is a
+// list of items, opened as the text brings them (chat's output parser splits it): a reasoning
+// item, a message, a function_call per tool call. A whole response runs the same steps over the
+// whole text and keeps only the items.
 class ResponsesWriter : public ResponseWriter {
  public:
   ResponsesWriter(const ModelInfo& model, const GenerationRequest& req, Echo echo, std::string id,
@@ -355,71 +434,58 @@ class ResponsesWriter : public ResponseWriter {
       : model_(model),
         echo_(std::move(echo)),
         id_(std::move(id)),
-        msg_id_("msg_" + id_.substr(5)),
         model_name_(req.model),
         created_(created),
         temperature_(req.params.temperature),
         top_p_(req.params.top_p),
         logprobs_(req.logprobs),
-        last_token_(req.prompts.empty() || req.prompts[0].empty() ? -1 : req.prompts[0].back()) {}
+        last_token_(req.prompts.empty() || req.prompts[0].empty() ? -1 : req.prompts[0].back()),
+        split_(req.output) {}
 
   std::string StreamStart() override {
-    Json r = ResponseJson("in_progress", Json::array(), nullptr, nullptr);
+    Json r = ResponseJson("in_progress", nullptr, nullptr);
     std::string out = Event("response.created", {{"response", r}});
     return out + Event("response.in_progress", {{"response", r}});
   }
 
   std::string StreamDelta(const engine::SequenceOutput& delta) override {
-    std::string out;
     if (delta.finish_reason) finish_ = delta.finish_reason;
-    if (delta.text.empty() && delta.logprobs.empty()) return out;
-    out += OpenMessage();
-    Json lps = Logprobs(delta.logprobs);
-    for (const Json& lp : lps) logprobs_json_.push_back(lp);
-    text_ += delta.text;
-    out += Event("response.output_text.delta", {{"item_id", msg_id_},
-                                                {"output_index", 0},
-                                                {"content_index", 0},
-                                                {"delta", delta.text},
-                                                {"logprobs", lps}});
-    return out;
+    return Feed(split_.Push(delta.text, delta.finish_reason.has_value()), delta.logprobs);
   }
 
   std::string StreamEnd(const engine::Usage& usage, const Status& error) override {
     if (!error.ok()) {
       Json err = {{"code", "server_error"}, {"message", error.message()}};
-      Json r = ResponseJson("failed", Json::array(), &usage, &err);
-      return Event("response.failed", {{"response", r}});
+      return Event("response.failed", {{"response", ResponseJson("failed", &usage, &err)}});
     }
-    std::string out = OpenMessage();
-    Json part = Part();
-    out += Event("response.output_text.done", {{"item_id", msg_id_},
-                                               {"output_index", 0},
-                                               {"content_index", 0},
-                                               {"text", text_},
-                                               {"logprobs", logprobs_json_}});
-    out += Event("response.content_part.done",
-                 {{"item_id", msg_id_}, {"output_index", 0}, {"content_index", 0}, {"part", part}});
     const std::string status = StatusName();
-    Json item = Message(status);
-    out += Event("response.output_item.done", {{"output_index", 0}, {"item", item}});
-    Json r = ResponseJson(status, Json::array({item}), &usage, nullptr);
+    std::string out = CloseAll(status);
     out += Event(status == "completed"    ? "response.completed"
                  : status == "incomplete" ? "response.incomplete"
                                           : "response.failed",
-                 {{"response", r}});
+                 {{"response", ResponseJson(status, &usage, nullptr)}});
     return out;
   }
 
   std::string Response(const ChoiceState& choice, const engine::Usage& usage) override {
     finish_ = choice.finish_reason;
-    text_ = choice.text;
-    logprobs_json_ = Logprobs(choice.logprobs);
+    Feed(split_.Push(choice.text, true), choice.logprobs);
     const std::string status = StatusName();
-    return Dump(ResponseJson(status, Json::array({Message(status)}), &usage, nullptr));
+    CloseAll(status);
+    return Dump(ResponseJson(status, &usage, nullptr));
   }
 
  private:
+  enum class Kind { kReasoning, kMessage, kFunctionCall };
+  struct Item {
+    Kind kind;
+    std::string id;
+    std::string text;  // reasoning or message text, or a call's arguments
+    std::string name, call_id;
+    Json logprobs = Json::array();
+    std::string status = "in_progress";
+  };
+
   // "completed", or "incomplete" when the output hit max_output_tokens (or the context).
   std::string StatusName() const {
     if (!finish_) return "incomplete";
@@ -436,45 +502,158 @@ class ResponsesWriter : public ResponseWriter {
     return "completed";
   }
 
-  Json Logprobs(const std::vector<engine::TokenLogprob>& lps) {
-    if (!logprobs_) return Json::array();
-    Json content = ChatLogprobsJson(lps, model_, last_token_)["content"];
-    if (!lps.empty()) last_token_ = lps.back().token;
-    return content;
+  // The events for one step of parsed output, in the order the parser gives it.
+  std::string Feed(const structured::OutputDelta& d, const std::vector<engine::TokenLogprob>& lps) {
+    std::string out;
+    if (logprobs_) {
+      Json content = ChatLogprobsJson(lps, model_, last_token_)["content"];
+      if (!lps.empty()) last_token_ = lps.back().token;
+      for (Json& lp : content) pending_logprobs_.push_back(std::move(lp));
+    }
+    if (!d.reasoning.empty()) {
+      if (!IsOpen(Kind::kReasoning)) out += Open(Kind::kReasoning);
+      items_.back().text += d.reasoning;
+      out += Event("response.reasoning_text.delta", {{"item_id", items_.back().id},
+                                                     {"output_index", items_.size() - 1},
+                                                     {"content_index", 0},
+                                                     {"delta", d.reasoning}});
+    }
+    if (!d.content.empty()) {
+      if (!IsOpen(Kind::kMessage)) out += Open(Kind::kMessage);
+      Item& m = items_.back();
+      m.text += d.content;
+      for (const Json& lp : pending_logprobs_) m.logprobs.push_back(lp);
+      out += Event("response.output_text.delta", {{"item_id", m.id},
+                                                  {"output_index", items_.size() - 1},
+                                                  {"content_index", 0},
+                                                  {"delta", d.content},
+                                                  {"logprobs", pending_logprobs_}});
+      pending_logprobs_ = Json::array();
+    }
+    for (const structured::ToolCallDelta& t : d.tool_calls) {
+      if (t.first) {
+        out += Open(Kind::kFunctionCall);
+        items_.back().name = t.name;
+        items_.back().call_id = t.id;
+        call_items_[t.index] = items_.size() - 1;
+        out += Event("response.output_item.added",
+                     {{"output_index", items_.size() - 1}, {"item", ItemJson(items_.back())}});
+      }
+      auto it = call_items_.find(t.index);
+      if (it == call_items_.end() || t.arguments.empty()) continue;
+      items_[it->second].text += t.arguments;
+      out += Event("response.function_call_arguments.delta", {{"item_id", items_[it->second].id},
+                                                              {"output_index", it->second},
+                                                              {"delta", t.arguments}});
+    }
+    return out;
   }
 
-  Json Part() const {
+  bool IsOpen(Kind k) const { return open_ && items_.back().kind == k; }
+
+  // Closes the open item and opens a new one of `kind`. A function_call's added event waits for
+  // its name (Feed sends it).
+  std::string Open(Kind kind) {
+    std::string out = CloseOpen("completed");
+    static const char* kPrefix[] = {"rs_", "msg_", "fc_"};
+    Item item;
+    item.kind = kind;
+    item.id = kPrefix[static_cast<int>(kind)] + id_.substr(5) +
+              (items_.empty() ? "" : "_" + std::to_string(items_.size()));
+    items_.push_back(std::move(item));
+    open_ = true;
+    if (kind == Kind::kFunctionCall) return out;
+    const size_t index = items_.size() - 1;
+    out += Event("response.output_item.added",
+                 {{"output_index", index}, {"item", ItemJson(items_.back())}});
+    out += Event("response.content_part.added", {{"item_id", items_.back().id},
+                                                 {"output_index", index},
+                                                 {"content_index", 0},
+                                                 {"part", EmptyPart(kind)}});
+    return out;
+  }
+
+  std::string CloseOpen(const std::string& status) {
+    if (!open_) return "";
+    open_ = false;
+    Item& item = items_.back();
+    item.status = status;
+    const size_t index = items_.size() - 1;
+    std::string out;
+    if (item.kind == Kind::kFunctionCall) {
+      out += Event("response.function_call_arguments.done", {{"item_id", item.id},
+                                                             {"output_index", index},
+                                                             {"name", item.name},
+                                                             {"arguments", item.text}});
+    } else {
+      Json part = ItemJson(item)["content"][0];
+      if (item.kind == Kind::kReasoning) {
+        out += Event("response.reasoning_text.done", {{"item_id", item.id},
+                                                      {"output_index", index},
+                                                      {"content_index", 0},
+                                                      {"text", item.text}});
+      } else {
+        out += Event("response.output_text.done", {{"item_id", item.id},
+                                                   {"output_index", index},
+                                                   {"content_index", 0},
+                                                   {"text", item.text},
+                                                   {"logprobs", item.logprobs}});
+      }
+      out += Event(
+          "response.content_part.done",
+          {{"item_id", item.id}, {"output_index", index}, {"content_index", 0}, {"part", part}});
+    }
+    out += Event("response.output_item.done", {{"output_index", index}, {"item", ItemJson(item)}});
+    return out;
+  }
+
+  // The end: the open item closes with the response's status (a message cut by
+  // max_output_tokens is incomplete); an output with no item at all gets an empty message.
+  std::string CloseAll(const std::string& status) {
+    std::string out;
+    if (items_.empty()) out += Open(Kind::kMessage);
+    const std::string item_status = status == "completed" ? "completed" : "incomplete";
+    return out + CloseOpen(item_status);
+  }
+
+  static Json EmptyPart(Kind kind) {
+    if (kind == Kind::kReasoning) return {{"type", "reasoning_text"}, {"text", ""}};
     return {{"type", "output_text"},
-            {"text", text_},
+            {"text", ""},
             {"annotations", Json::array()},
-            {"logprobs", logprobs_json_}};
+            {"logprobs", Json::array()}};
   }
 
-  Json Message(const std::string& status) const {
-    return {{"id", msg_id_},
-            {"type", "message"},
-            {"status", status == "completed" ? "completed" : "incomplete"},
-            {"role", "assistant"},
-            {"content", Json::array({Part()})}};
-  }
-
-  // The message item's opening events, once.
-  std::string OpenMessage() {
-    if (opened_) return "";
-    opened_ = true;
-    Json item = {{"id", msg_id_},
-                 {"type", "message"},
-                 {"status", "in_progress"},
-                 {"role", "assistant"},
-                 {"content", Json::array()}};
-    Json part = {{"type", "output_text"},
-                 {"text", ""},
-                 {"annotations", Json::array()},
-                 {"logprobs", Json::array()}};
-    std::string out = Event("response.output_item.added", {{"output_index", 0}, {"item", item}});
-    return out +
-           Event("response.content_part.added",
-                 {{"item_id", msg_id_}, {"output_index", 0}, {"content_index", 0}, {"part", part}});
+  // An item as the Response and the item events show it: its content once it is done.
+  static Json ItemJson(const Item& item) {
+    const bool done = item.status != "in_progress";
+    switch (item.kind) {
+      case Kind::kReasoning:
+        return {{"id", item.id},
+                {"type", "reasoning"},
+                {"summary", Json::array()},
+                {"content", done ? Json::array({{{"type", "reasoning_text"}, {"text", item.text}}})
+                                 : Json::array()},
+                {"status", item.status}};
+      case Kind::kMessage:
+        return {{"id", item.id},
+                {"type", "message"},
+                {"status", item.status},
+                {"role", "assistant"},
+                {"content", done ? Json::array({{{"type", "output_text"},
+                                                 {"text", item.text},
+                                                 {"annotations", Json::array()},
+                                                 {"logprobs", item.logprobs}}})
+                                 : Json::array()}};
+      case Kind::kFunctionCall:
+        return {{"id", item.id},
+                {"type", "function_call"},
+                {"call_id", item.call_id},
+                {"name", item.name},
+                {"arguments", done ? item.text : ""},
+                {"status", item.status}};
+    }
+    return nullptr;
   }
 
   std::string Event(const char* type, Json data) {
@@ -483,8 +662,12 @@ class ResponsesWriter : public ResponseWriter {
     return fmt::format("event: {}\ndata: {}\n\n", type, Dump(j));
   }
 
-  Json ResponseJson(const std::string& status, Json output, const engine::Usage* usage,
+  Json ResponseJson(const std::string& status, const engine::Usage* usage,
                     const Json* error) const {
+    Json output = Json::array();
+    if (status != "in_progress") {
+      for (const Item& item : items_) output.push_back(ItemJson(item));
+    }
     Json r;
     r["id"] = id_;
     r["object"] = "response";
@@ -509,18 +692,28 @@ class ResponsesWriter : public ResponseWriter {
     r["store"] = false;
     r["temperature"] = temperature_;
     r["text"] = echo_.text;
-    r["tool_choice"] = "auto";
-    r["tools"] = Json::array();
+    r["tool_choice"] = echo_.tool_choice;
+    r["tools"] = echo_.tools;
     r["top_logprobs"] = echo_.top_logprobs;
     r["top_p"] = top_p_;
     r["truncation"] = "disabled";
     r["user"] = echo_.user;
     if (usage) {
+      // Reasoning tokens: the reasoning text tokenized again (the engine counts output tokens,
+      // not which part of the output they fell in).
+      int64_t reasoning_tokens = 0;
+      for (const Item& item : items_) {
+        if (item.kind == Kind::kReasoning && model_.tokenizer) {
+          reasoning_tokens +=
+              static_cast<int64_t>(model_.tokenizer->Encode(item.text, false, false).size());
+        }
+      }
+      reasoning_tokens = std::min<int64_t>(reasoning_tokens, usage->completion_tokens);
       r["usage"] = {
           {"input_tokens", usage->prompt_tokens},
           {"input_tokens_details", {{"cached_tokens", usage->cached_tokens}}},
           {"output_tokens", usage->completion_tokens},
-          {"output_tokens_details", {{"reasoning_tokens", 0}}},
+          {"output_tokens_details", {{"reasoning_tokens", reasoning_tokens}}},
           {"total_tokens", usage->prompt_tokens + usage->completion_tokens},
       };
     } else {
@@ -531,15 +724,17 @@ class ResponsesWriter : public ResponseWriter {
 
   const ModelInfo& model_;
   const Echo echo_;
-  const std::string id_, msg_id_, model_name_;
+  const std::string id_, model_name_;
   const int64_t created_;
   const float temperature_, top_p_;
   const bool logprobs_;
   int32_t last_token_;
+  OutputSplit split_;
   int64_t sequence_ = 0;
-  bool opened_ = false;
-  std::string text_;
-  Json logprobs_json_ = Json::array();
+  std::vector<Item> items_;
+  bool open_ = false;                      // items_.back() is still receiving output
+  std::map<int, size_t> call_items_;       // tool call index -> its item
+  Json pending_logprobs_ = Json::array();  // logprobs of tokens the parser has not released yet
   std::optional<engine::FinishReason> finish_;
 };
 

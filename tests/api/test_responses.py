@@ -9,6 +9,10 @@ import openai
 import pytest
 import requests
 
+from conftest import SHARED, STORIES, Server
+
+QWEN3 = SHARED / "chat-templates" / "llama.cpp" / "Qwen-Qwen3-0.6B.jinja"
+
 INSTRUCTIONS = "You tell tiny stories."
 CHAT = [{"role": "system", "content": INSTRUCTIONS},
         {"role": "user", "content": "Tell me about Lily."}]
@@ -173,7 +177,8 @@ def error_of(r, status):
     ("input", [{"role": "robot", "content": "x"}], "input"),
     ("input", [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}],
      "input"),
-    ("input", [{"type": "function_call_output", "call_id": "c", "output": "x"}], "input"),
+    ("input", [{"type": "function_call_output", "call_id": 5, "output": "x"}], "input"),
+    ("input", [{"type": "function_call", "call_id": "c", "name": "f"}], "input"),
     ("input", [{"type": "item_reference", "id": "msg_1"}], "input"),
     ("instructions", 5, "instructions"),
     ("previous_response_id", "resp_123", "previous_response_id"),
@@ -184,8 +189,10 @@ def error_of(r, status):
     ("top_logprobs", 50, "top_logprobs"),
     ("metadata", {"k": 5}, "metadata"),
     ("reasoning", {"effort": "max"}, "reasoning.effort"),
-    ("tools", [{"type": "function", "name": "f", "parameters": {}}], "tools"),
+    ("tools", [{"type": "web_search"}], "tools"),
+    ("tools", [{"type": "function", "name": "bad name!", "parameters": {}}], "tools"),
     ("tool_choice", "required", "tool_choice"),
+    ("tool_choice", {"type": "function", "name": "nope"}, "tool_choice"),
     ("model", "gpt-5", "model"),
     ("prompt", {"id": "pmpt_1"}, "prompt"),
     ("frobnicate", 1, "frobnicate"),
@@ -250,3 +257,149 @@ def test_client_disconnect_aborts_a_front_door_stream(stories):
     assert wait_for(lambda: stories.metric("kinfer:num_requests_running") == 0, timeout=10)
     assert wait_for(lambda: stories.metric("kinfer:kv_cache_usage_perc") == 0, timeout=10)
 
+
+
+WEATHER = {"type": "function", "name": "get_weather", "description": "Weather in a city",
+           "parameters": {"type": "object", "properties": {
+               "city": {"type": "string", "maxLength": 20},
+               "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+               "required": ["city", "days"], "additionalProperties": False}}
+TIME = {"type": "function", "name": "get_time", "parameters": {
+    "type": "object", "properties": {"tz": {"enum": ["UTC", "CET"]}}, "required": ["tz"],
+    "additionalProperties": False}}
+
+
+def as_chat_tool(tool):
+    return {"type": "function", "function": {k: v for k, v in tool.items() if k != "type"}}
+
+
+def test_named_function_tool_matches_chat(client):
+    kw = dict(temperature=1.0, seed=3)
+    r = client.responses.create(model="stories", input="Tell me about Lily.", tools=[WEATHER, TIME],
+                                tool_choice={"type": "function", "name": "get_time"},
+                                max_output_tokens=100, extra_body=kw)
+    ref = client.chat.completions.create(
+        model="stories", messages=[{"role": "user", "content": "Tell me about Lily."}],
+        tools=[as_chat_tool(WEATHER), as_chat_tool(TIME)],
+        tool_choice={"type": "function", "function": {"name": "get_time"}}, max_tokens=100, **kw)
+    assert r.status == "completed"
+    assert [o.type for o in r.output] == ["function_call"]
+    call = r.output[0]
+    assert call.name == "get_time" and call.call_id.startswith("call_")
+    assert call.id.startswith("fc_") and call.status == "completed"
+    assert json.loads(call.arguments)["tz"] in ("UTC", "CET")
+    assert call.arguments == ref.choices[0].message.tool_calls[0].function.arguments
+    assert [t.name for t in r.tools] == ["get_weather", "get_time"]
+    # Streamed: the function_call item's events, and the same arguments.
+    events = list(client.responses.create(
+        model="stories", input="Tell me about Lily.", tools=[WEATHER, TIME], stream=True,
+        tool_choice={"type": "function", "name": "get_time"}, max_output_tokens=100,
+        extra_body=kw))
+    types = [e.type for e in events]
+    n = types.count("response.function_call_arguments.delta")
+    assert types == (["response.created", "response.in_progress", "response.output_item.added"] +
+                     ["response.function_call_arguments.delta"] * n +
+                     ["response.function_call_arguments.done", "response.output_item.done",
+                      "response.completed"])
+    assert events[2].item.type == "function_call" and events[2].item.name == "get_time"
+    deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    assert deltas == call.arguments == events[-3].arguments
+    assert events[-1].response.output[0].arguments == call.arguments
+
+
+def test_required_tool_choice_without_parallel_calls(client):
+    for seed in range(3):
+        r = client.responses.create(model="stories", input="Tell me about Lily.",
+                                    tools=[WEATHER, TIME], tool_choice="required",
+                                    parallel_tool_calls=False, max_output_tokens=300,
+                                    temperature=1.0, extra_body={"seed": seed})
+        calls = [o for o in r.output if o.type == "function_call"]
+        assert len(calls) == 1 and calls[0].name in ("get_weather", "get_time")
+        assert r.parallel_tool_calls is False
+
+
+def test_function_call_items_are_the_chat_conversation(client, stories):
+    call_args = json.dumps({"tz": "UTC"})
+    items = [{"role": "user", "content": "What time is it?"},
+             {"type": "function_call", "call_id": "call_1", "name": "get_time",
+              "arguments": call_args},
+             {"type": "function_call_output", "call_id": "call_1", "output": "12:00"}]
+    r = client.responses.create(model="stories", input=items, tools=[TIME], tool_choice="none",
+                                max_output_tokens=8, temperature=0)
+    messages = [{"role": "user", "content": "What time is it?"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "get_time", "arguments": call_args}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "12:00"}]
+    ref = client.chat.completions.create(model="stories", messages=messages,
+                                         tools=[as_chat_tool(TIME)], tool_choice="none",
+                                         max_tokens=8, temperature=0)
+    assert r.output_text == ref.choices[0].message.content
+    assert r.usage.input_tokens == ref.usage.prompt_tokens
+    # The tool result is in the prompt.
+    ids = requests.post(stories.url + "/tokenize", json={"messages": messages}).json()
+    assert "12:00" in requests.post(stories.url + "/detokenize",
+                                    json={"tokens": ids["tokens"]}).json()["prompt"]
+
+
+@pytest.fixture(scope="module")
+def qwen3():
+    s = Server(STORIES, "--served-model-name", "stories", "--chat-template", str(QWEN3),
+               "--kv-cache-memory", "64MiB")
+    yield s
+    assert s.stop() == 0, s.output()
+
+
+def forced(text):
+    """A Lark grammar whose only sentence is `text`: the model writes exactly it."""
+    return {"structured_outputs": {"grammar": "start: " + json.dumps(text)}}
+
+
+def test_reasoning_item_then_message(qwen3):
+    client = openai.OpenAI(base_url=qwen3.url + "/v1", api_key="x", max_retries=0)
+    kw = dict(model="stories", input="2+2?", max_output_tokens=100,
+              extra_body=forced("<think>\nAdd them.\n</think>\n\nIt is 4."))
+    r = client.responses.create(**kw)
+    assert [o.type for o in r.output] == ["reasoning", "message"]
+    assert r.output[0].content[0].type == "reasoning_text"
+    assert r.output[0].content[0].text == "Add them."
+    assert r.output_text == "It is 4."
+    assert 0 < r.usage.output_tokens_details.reasoning_tokens < r.usage.output_tokens
+    events = list(client.responses.create(stream=True, **kw))
+    types = [e.type for e in events]
+    rd, td = types.count("response.reasoning_text.delta"), types.count("response.output_text.delta")
+    assert types == (["response.created", "response.in_progress",
+                      "response.output_item.added", "response.content_part.added"] +
+                     ["response.reasoning_text.delta"] * rd +
+                     ["response.reasoning_text.done", "response.content_part.done",
+                      "response.output_item.done", "response.output_item.added",
+                      "response.content_part.added"] +
+                     ["response.output_text.delta"] * td +
+                     ["response.output_text.done", "response.content_part.done",
+                      "response.output_item.done", "response.completed"])
+    assert "".join(e.delta for e in events if e.type == "response.reasoning_text.delta") == \
+        "Add them."
+    assert [e.output_index for e in events if e.type == "response.output_item.added"] == [0, 1]
+    final = events[-1].response
+    assert final.output_text == "It is 4." and final.output[0].content[0].text == "Add them."
+    # reasoning.effort none turns the template's thinking off: all of it is answer.
+    plain = client.responses.create(model="stories", input="2+2?", max_output_tokens=100,
+                                    reasoning={"effort": "none"},
+                                    extra_body=forced("Plain answer."))
+    assert [o.type for o in plain.output] == ["message"] and plain.output_text == "Plain answer."
+
+
+def test_reasoning_then_a_tool_call_from_the_answer(qwen3):
+    client = openai.OpenAI(base_url=qwen3.url + "/v1", api_key="x", max_retries=0)
+    text = ("<think>\nThe user may want <tool_call> for weather.\n</think>\n\n<tool_call>\n"
+            "{\"name\": \"get_time\", \"arguments\": {\"tz\": \"UTC\"}}\n</tool_call>")
+    kw = dict(model="stories", input="Time?", tools=[TIME], max_output_tokens=400,
+              extra_body=forced(text))
+    r = client.responses.create(**kw)
+    assert [o.type for o in r.output] == ["reasoning", "function_call"]
+    assert r.output[0].content[0].text == "The user may want <tool_call> for weather."
+    assert r.output[1].name == "get_time" and json.loads(r.output[1].arguments) == {"tz": "UTC"}
+    with client.responses.stream(**kw) as s:
+        final = s.get_final_response()
+    assert [o.type for o in final.output] == ["reasoning", "function_call"]
+    assert final.output[1].arguments == r.output[1].arguments

@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "server/messages_api.h"
+#include "structured/reasoning_parser.h"
+#include "structured/tool_parser.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kinfer::server {
@@ -104,7 +106,7 @@ TEST_F(FrontDoor, ResponsesErrorsUseTheResponsesFieldNames) {
             "maximum context length"},
            {R"({"input": "x", "previous_response_id": "resp_1"})", "previous_response_id",
             "does not store"},
-           {R"({"input": "x", "tools": [{"type": "function", "name": "f"}]})", "tools", "tool"},
+           {R"({"input": "x", "tools": [{"type": "web_search"}]})", "tools", "web_search"},
            {R"({"input": [{"role": "user", "content": [{"type": "input_image"}]}]})", "input",
             "input[0].content[0]"},
            {R"({"input": "x", "text": {"format": {"type": "json_object"}}})", "text.format", ""},
@@ -291,6 +293,82 @@ TEST_F(FrontDoor, MessagesWriterWholeMessageAndStopReasons) {
   c.finish_reason = engine::FinishReason::kStop;
   j = Json::parse(r->writer->Response(c, engine::Usage{5, 2, 0}));
   EXPECT_EQ(j["stop_reason"], "end_turn");
+}
+
+TEST_F(FrontDoor, MessagesWriterSplitsThinkingTextAndToolUse) {
+  info_.tool_format = structured::ToolFormat::kHermes;
+  info_.reasoning_format = structured::ReasoningFormat::kQwen3;
+  const std::string body = R"({"max_tokens": 50, "stream": true,
+      "messages": [{"role": "user", "content": "x"}],
+      "tools": [{"name": "get_time", "input_schema": {"type": "object"}}]})";
+  auto r = Door("/v1/messages", body);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  engine::SequenceOutput a, b;
+  a.text = "<think>\nHmm.\n</think>\n\nSure.";
+  b.text = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"tz\": \"UTC\"}}\n</tool_call>";
+  b.finish_reason = engine::FinishReason::kStop;
+  std::string sse = r->writer->StreamStart();
+  sse += r->writer->StreamDelta(a);
+  sse += r->writer->StreamDelta(b);
+  sse += r->writer->StreamEnd(engine::Usage{5, 9, 0}, Status::Ok());
+  std::vector<std::string> blocks;
+  std::string thinking, text, json;
+  for (const auto& [name, data] : Events(sse)) {
+    if (name == "content_block_start") {
+      blocks.push_back(data["content_block"]["type"]);
+      EXPECT_EQ(data["index"], blocks.size() - 1);
+    }
+    if (name == "content_block_delta") {
+      const Json& d = data["delta"];
+      if (d["type"] == "thinking_delta") thinking += d["thinking"].get<std::string>();
+      if (d["type"] == "text_delta") text += d["text"].get<std::string>();
+      if (d["type"] == "input_json_delta") json += d["partial_json"].get<std::string>();
+    }
+    if (name == "message_delta") {
+      EXPECT_EQ(data["delta"]["stop_reason"], "tool_use");
+    }
+  }
+  EXPECT_THAT(blocks, ElementsAre("thinking", "text", "tool_use"));
+  EXPECT_EQ(thinking, "Hmm.");
+  EXPECT_EQ(text, "Sure.");
+  EXPECT_EQ(Json::parse(json), Json::parse(R"({"tz": "UTC"})"));
+
+  // The whole message: the same blocks, the call's input as an object.
+  auto whole = Door("/v1/messages", body);
+  ChoiceState c;
+  c.text = a.text + b.text;
+  c.finish_reason = engine::FinishReason::kStop;
+  auto m = Json::parse(whole->writer->Response(c, engine::Usage{5, 9, 0}));
+  ASSERT_EQ(m["content"].size(), 3u);
+  EXPECT_EQ(m["content"][0]["thinking"], "Hmm.");
+  EXPECT_EQ(m["content"][1]["text"], "Sure.");
+  EXPECT_EQ(m["content"][2]["name"], "get_time");
+  EXPECT_EQ(m["content"][2]["input"]["tz"], "UTC");
+  EXPECT_THAT(m["content"][2]["id"].get<std::string>(), ::testing::StartsWith("toolu_"));
+  EXPECT_EQ(m["stop_reason"], "tool_use");
+}
+
+TEST_F(FrontDoor, ToolHistoryTranslatesToChatToolMessages) {
+  info_.tool_format = structured::ToolFormat::kHermes;
+  auto msgs = Door("/v1/messages", R"({"max_tokens": 4, "tools": [{"name": "f",
+      "input_schema": {"type": "object"}}], "tool_choice": {"type": "auto"}, "messages": [
+      {"role": "user", "content": "q"},
+      {"role": "assistant", "content": [{"type": "text", "text": "t"},
+          {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}}]},
+      {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+          "content": [{"type": "text", "text": "r"}]}, {"type": "text", "text": "more"}]}]})");
+  ASSERT_TRUE(msgs.ok()) << msgs.error().message;
+  auto resp = Door("/v1/responses", R"({"tools": [{"type": "function", "name": "f",
+      "parameters": {"type": "object"}}], "input": [
+      {"role": "user", "content": "q"},
+      {"role": "assistant", "content": "t"},
+      {"type": "function_call", "call_id": "toolu_1", "name": "f", "arguments": "{\"a\":1}"},
+      {"type": "function_call_output", "call_id": "toolu_1", "output": "r"},
+      {"role": "user", "content": "more"}]})");
+  ASSERT_TRUE(resp.ok()) << resp.error().message;
+  // The fake template shows roles and content: the tool result is a tool turn between them.
+  EXPECT_EQ(msgs->req.prompt_texts[0], "user: q\nassistant: t\ntool: r\nuser: more\nassistant:");
+  EXPECT_EQ(resp->req.prompt_texts[0], msgs->req.prompt_texts[0]);
 }
 
 TEST_F(FrontDoor, CountTokensIsThePromptOfTheSameRequest) {
