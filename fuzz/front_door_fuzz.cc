@@ -1,6 +1,9 @@
 // libFuzzer target: request bodies through the Responses and Messages front doors (their
 // translation onto the chat request, with a real tokenizer), count_tokens, and the rendering of
-// whatever parses: the whole response and the event stream, with text taken from the input.
+// whatever parses: the whole response and the event stream. The input is the body, then
+// optionally a NUL byte and the model's output text (else the body's start is the output). Odd
+// sizes turn on the Hermes tool-call and Qwen3 reasoning split of the output, so the writers'
+// item and block state machines see reasoning, text and tool calls in any order.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -9,6 +12,8 @@
 #include "server/chat_renderer.h"
 #include "server/front_door.h"
 #include "server/messages_api.h"
+#include "structured/reasoning_parser.h"
+#include "structured/tool_parser.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
@@ -35,8 +40,19 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 1 << 16) return 0;
-  std::string body(reinterpret_cast<const char*>(data), size);
+  const std::string input(reinterpret_cast<const char*>(data), size);
+  const size_t nul = input.find('\0');
+  const std::string body = input.substr(0, nul);
+  const std::string text = nul == std::string::npos ? body.substr(0, 256) : input.substr(nul + 1);
   namespace server = kinfer::server;
+  namespace structured = kinfer::structured;
+  if (size % 2) {
+    g_info.tool_format = structured::ToolFormat::kHermes;
+    g_info.reasoning_format = structured::ReasoningFormat::kQwen3;
+  } else {
+    g_info.tool_format.reset();
+    g_info.reasoning_format.reset();
+  }
   namespace engine = kinfer::engine;
   for (const char* path : {"/v1/responses", "/v1/messages"}) {
     auto door = server::ParseFrontDoorRequest(path, body, g_info, "id", 0);
@@ -45,16 +61,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       continue;
     }
     server::ChoiceState choice;
-    choice.text = body.substr(0, 16);
+    choice.text = text;
     choice.finish_reason = engine::FinishReason::kLength;
     engine::Usage usage{3, 2, 1};
     (void)door->writer->Response(choice, usage);
     engine::SequenceOutput delta;
-    delta.text = body.substr(0, 8);
-    delta.finish_reason = engine::FinishReason::kStop;
-    if (size % 2) delta.stop_string = "x";
     std::string sse = door->writer->StreamStart();
-    sse += door->writer->StreamDelta(delta);
+    // The same text in pieces of 7 bytes, the last one finishing.
+    for (size_t at = 0; at < text.size() || at == 0; at += 7) {
+      delta.text = text.substr(at, 7);
+      if (at + 7 >= text.size()) {
+        delta.finish_reason = engine::FinishReason::kStop;
+        if (size % 3 == 0) delta.stop_string = "x";
+      }
+      sse += door->writer->StreamDelta(delta);
+    }
     sse += door->writer->StreamEnd(usage, kinfer::Status::Ok());
   }
   auto n = server::CountMessageTokens(body, g_info);

@@ -291,8 +291,10 @@ ParseError Thinking(const OrderedJson& v, const OrderedJson& max_tokens, Ordered
 // The fields a request may carry besides `system` and `messages`. `count` is
 // /v1/messages/count_tokens, which takes only what shapes the prompt.
 ParseError OtherFields(const OrderedJson& body, bool count, OrderedJson* chat) {
+  // Anthropic's sampling fields, and `seed` (not Anthropic's: vLLM's and llama.cpp's extension,
+  // for reproducible sampling).
   static const std::set<std::string, std::less<>> kSameAsChat = {"model", "temperature", "top_p",
-                                                                 "top_k", "stream"};
+                                                                 "top_k", "stream",      "seed"};
   static const std::set<std::string, std::less<>> kPromptOnly = {
       "model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control"};
   for (auto it = body.begin(); it != body.end(); ++it) {

@@ -1,6 +1,8 @@
 """/v1/messages (Anthropic's Messages API) with the official anthropic client: the same greedy
 text and token counts as /v1/chat/completions for the same conversation, Anthropic's event
 stream, stop sequences, prefill, count_tokens, x-api-key, and errors in Anthropic's shape."""
+import json
+
 import anthropic
 import openai
 import pytest
@@ -156,11 +158,17 @@ def anthropic_error(r, status, type_):
     ("messages", [], "messages"),
     ("messages", [{"role": "system", "content": "x"}], "messages.0.role"),
     ("messages", [{"role": "user", "content": [{"type": "image", "source": {}}]}], "image"),
-    ("messages", [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}],
+    ("messages", [{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]}],
      "tool_result"),
+    ("messages", [{"role": "user", "content": "q"}, {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "t", "name": "f", "input": "x"}]}], "tool_use"),
     ("system", 5, "system"),
-    ("tools", [{"name": "f", "input_schema": {"type": "object"}}], "tools"),
+    ("tools", [{"type": "web_search_20250305", "name": "web_search"}], "tools.0.type"),
+    ("tools", [{"name": "f"}], "tools.0.input_schema"),
+    ("tools", [{"name": "bad name!", "input_schema": {"type": "object"}}], "tools"),
+    ("tools", [{"name": "f", "input_schema": {"type": "object"}, "strict": 1}], "tools.0.strict"),
     ("tool_choice", {"type": "any"}, "tool_choice"),
+    ("tool_choice", {"type": "tool", "name": "nope"}, "tool_choice"),
     ("thinking", {"type": "enabled", "budget_tokens": 10}, "budget_tokens"),
     ("metadata", {"session": "x"}, "metadata.session"),
     ("frobnicate", 1, "frobnicate"),
@@ -241,3 +249,90 @@ def test_both_doors_on_the_default_model(default_model):
     r = client.responses.create(model="smollm2", input="What is 2+2?", max_output_tokens=8,
                                 temperature=0)
     assert r.output_text == text and r.usage.input_tokens == ref["usage"]["prompt_tokens"]
+
+
+TIME = {"name": "get_time", "description": "The time in a zone", "input_schema": {
+    "type": "object", "properties": {"tz": {"enum": ["UTC", "CET"]}}, "required": ["tz"],
+    "additionalProperties": False}}
+WEATHER = {"name": "get_weather", "input_schema": {
+    "type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
+                                     "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+    "required": ["city", "days"], "additionalProperties": False}}
+
+
+def as_chat_tool(tool):
+    return {"type": "function", "function": {"name": tool["name"],
+                                             "parameters": tool["input_schema"],
+                                             **({"description": tool["description"]}
+                                                if "description" in tool else {})}}
+
+
+def test_forced_tool_use_matches_chat(claude, stories):
+    kw = dict(model="stories", max_tokens=100, messages=MESSAGES, tools=[WEATHER, TIME],
+              tool_choice={"type": "tool", "name": "get_time"},
+              extra_body={"temperature": 1.0, "seed": 5})
+    m = claude.messages.create(**kw)
+    ref = chat(stories, MESSAGES, 100, tools=[as_chat_tool(WEATHER), as_chat_tool(TIME)],
+               tool_choice={"type": "function", "function": {"name": "get_time"}},
+               temperature=1.0, seed=5)
+    call = ref["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert m.stop_reason == "tool_use"
+    assert [b.type for b in m.content] == ["tool_use"]
+    use = m.content[0]
+    assert use.name == "get_time" and use.id.startswith("toolu_")
+    assert use.input == json.loads(call["arguments"]) and use.input["tz"] in ("UTC", "CET")
+    # Streamed: a tool_use block whose input_json_delta pieces make the same input.
+    events = list(claude.messages.create(stream=True, **kw))
+    types = [e.type for e in events]
+    n = types.count("content_block_delta")
+    assert types == (["message_start", "content_block_start"] + ["content_block_delta"] * n +
+                     ["content_block_stop", "message_delta", "message_stop"])
+    assert events[1].content_block.type == "tool_use" and events[1].content_block.name == "get_time"
+    assert all(e.delta.type == "input_json_delta" for e in events if e.type == "content_block_delta")
+    partial = "".join(e.delta.partial_json for e in events if e.type == "content_block_delta")
+    assert json.loads(partial) == use.input
+    assert events[-2].delta.stop_reason == "tool_use"
+    # The SDK's stream helper assembles the tool_use block from the deltas.
+    with claude.messages.stream(**kw) as s:
+        final = s.get_final_message()
+    assert final.content[0].type == "tool_use" and final.content[0].input == use.input
+
+
+def test_any_tool_choice_makes_one_call_without_parallel_use(claude):
+    for seed in range(3):
+        m = claude.messages.create(model="stories", max_tokens=300, messages=MESSAGES,
+                                   tools=[WEATHER, TIME],
+                                   tool_choice={"type": "any", "disable_parallel_tool_use": True},
+                                   extra_body={"temperature": 1.0, "seed": seed})
+        uses = [b for b in m.content if b.type == "tool_use"]
+        assert len(uses) == 1 and uses[0].name in ("get_weather", "get_time"), m.content
+        assert m.stop_reason == "tool_use"
+
+
+def test_tool_use_and_tool_result_are_the_chat_conversation(claude, stories):
+    history = [{"role": "user", "content": "What time is it?"},
+               {"role": "assistant", "content": [
+                   {"type": "text", "text": "Let me look."},
+                   {"type": "tool_use", "id": "toolu_1", "name": "get_time",
+                    "input": {"tz": "UTC"}}]},
+               {"role": "user", "content": [
+                   {"type": "tool_result", "tool_use_id": "toolu_1",
+                    "content": [{"type": "text", "text": "12:00"}]}]}]
+    m = claude.messages.create(model="stories", max_tokens=8, messages=history, tools=[TIME],
+                               tool_choice={"type": "none"}, extra_body=GREEDY)
+    messages = [{"role": "user", "content": "What time is it?"},
+                {"role": "assistant", "content": "Let me look.", "tool_calls": [
+                    {"id": "toolu_1", "type": "function",
+                     # The input object serialized compactly, as the translation does.
+                     "function": {"name": "get_time",
+                                  "arguments": json.dumps({"tz": "UTC"}, separators=(",", ":"))}}]},
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "12:00"}]
+    ref = chat(stories, messages, 8, tools=[as_chat_tool(TIME)], tool_choice="none")
+    assert m.content[0].text == ref["choices"][0]["message"]["content"]
+    assert m.usage.input_tokens + m.usage.cache_read_input_tokens == \
+        ref["usage"]["prompt_tokens"]
+    n = claude.messages.count_tokens(model="stories", messages=history, tools=[TIME])
+    assert n.input_tokens == ref["usage"]["prompt_tokens"]
+    ids = requests.post(stories.url + "/tokenize", json={"messages": messages}).json()
+    assert "12:00" in requests.post(stories.url + "/detokenize",
+                                    json={"tokens": ids["tokens"]}).json()["prompt"]

@@ -348,6 +348,74 @@ TEST_F(FrontDoor, MessagesWriterSplitsThinkingTextAndToolUse) {
   EXPECT_EQ(m["stop_reason"], "tool_use");
 }
 
+// The reference: OpenAI's Responses streaming events reference (an item per output part, each
+// opened by output_item.added and closed by output_item.done, indexes in output order).
+TEST_F(FrontDoor, ResponsesWriterSplitsReasoningMessageAndFunctionCalls) {
+  info_.tool_format = structured::ToolFormat::kHermes;
+  info_.reasoning_format = structured::ReasoningFormat::kQwen3;
+  const std::string body = R"({"input": "x", "stream": true,
+      "tools": [{"type": "function", "name": "get_time", "parameters": {"type": "object"}}]})";
+  auto r = Door("/v1/responses", body);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  engine::SequenceOutput a, b;
+  a.text = "<think>\nHmm.\n</think>\n\nSure.";
+  b.text = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"tz\": \"UTC\"}}\n</tool_call>";
+  b.finish_reason = engine::FinishReason::kStop;
+  std::string sse = r->writer->StreamStart();
+  sse += r->writer->StreamDelta(a);
+  sse += r->writer->StreamDelta(b);
+  sse += r->writer->StreamEnd(engine::Usage{5, 9, 0}, Status::Ok());
+  std::vector<std::string> added, done;
+  std::string reasoning, text, args;
+  int64_t seq = 0;
+  Json final;
+  for (const auto& [name, data] : Events(sse)) {
+    EXPECT_EQ(data["sequence_number"], seq++);
+    if (name == "response.output_item.added") {
+      EXPECT_EQ(data["output_index"], added.size());
+      added.push_back(data["item"]["type"]);
+    }
+    if (name == "response.output_item.done") {
+      EXPECT_EQ(data["output_index"], done.size());
+      EXPECT_EQ(data["item"]["status"], "completed");
+      done.push_back(data["item"]["type"]);
+    }
+    if (name == "response.reasoning_text.delta") reasoning += data["delta"].get<std::string>();
+    if (name == "response.output_text.delta") text += data["delta"].get<std::string>();
+    if (name == "response.function_call_arguments.delta") {
+      EXPECT_EQ(data["output_index"], 2);
+      args += data["delta"].get<std::string>();
+    }
+    if (name == "response.completed") final = data["response"];
+  }
+  EXPECT_THAT(added, ElementsAre("reasoning", "message", "function_call"));
+  EXPECT_EQ(done, added);
+  EXPECT_EQ(reasoning, "Hmm.");
+  EXPECT_EQ(text, "Sure.");
+  EXPECT_EQ(Json::parse(args), Json::parse(R"({"tz": "UTC"})"));
+  ASSERT_EQ(final["output"].size(), 3u);
+  EXPECT_EQ(final["output"][2]["arguments"], args);
+  EXPECT_EQ(final["output"][2]["name"], "get_time");
+  EXPECT_THAT(final["output"][2]["call_id"].get<std::string>(), ::testing::StartsWith("call_"));
+  EXPECT_EQ(final["status"], "completed");
+  // Reasoning tokens: "Hmm." tokenized again, fewer than the output tokens.
+  EXPECT_GT(final["usage"]["output_tokens_details"]["reasoning_tokens"], 0);
+  EXPECT_LT(final["usage"]["output_tokens_details"]["reasoning_tokens"], 9);
+
+  // The whole response: the same items, done.
+  auto whole = Door("/v1/responses", body);
+  ChoiceState c;
+  c.text = a.text + b.text;
+  c.finish_reason = engine::FinishReason::kStop;
+  auto j = Json::parse(whole->writer->Response(c, engine::Usage{5, 9, 0}));
+  ASSERT_EQ(j["output"].size(), 3u);
+  EXPECT_EQ(j["output"][0]["content"][0]["text"], "Hmm.");
+  EXPECT_EQ(j["output"][1]["content"][0]["text"], "Sure.");
+  EXPECT_EQ(j["output"][2]["type"], "function_call");
+  EXPECT_EQ(Json::parse(j["output"][2]["arguments"].get<std::string>())["tz"], "UTC");
+  EXPECT_EQ(j["tools"][0]["name"], "get_time");
+}
+
 TEST_F(FrontDoor, ToolHistoryTranslatesToChatToolMessages) {
   info_.tool_format = structured::ToolFormat::kHermes;
   auto msgs = Door("/v1/messages", R"({"max_tokens": 4, "tools": [{"name": "f",
