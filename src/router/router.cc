@@ -1,0 +1,1163 @@
+#include "router/router.h"
+
+#include <openssl/sha.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "core/json.h"
+#include "core/log.h"
+#include "server/auth.h"
+#include "server/metrics.h"
+#include "server/openai_api.h"
+
+namespace kinfer::router {
+namespace {
+
+using server::ApiError;
+using server::HttpExchange;
+using server::Labels;
+using server::MetricFamily;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+Clock::duration FromSeconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string RandomHex(int bytes) {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  std::string s;
+  for (int i = 0; i < bytes; ++i) s += fmt::format("{:02x}", static_cast<unsigned>(rng() & 0xFF));
+  return s;
+}
+
+// X-Request-Id when it is short and printable, else a fresh one.
+std::string RequestId(const HttpExchange& ex) {
+  std::string h = ex.header("x-request-id");
+  bool ok = !h.empty() && h.size() <= 128;
+  for (char c : h) ok = ok && c > 32 && c < 127 && c != '"' && c != '\\';
+  return ok ? h : RandomHex(16);
+}
+
+// A key as logs and metrics name it: the first 12 hex digits of its SHA-256, never the key.
+std::string KeyId(std::string_view key) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), d);
+  std::string s;
+  for (int i = 0; i < 6; ++i) s += fmt::format("{:02x}", d[i]);
+  return s;
+}
+
+uint64_t HashString(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::string RemoteAddress(const std::string& remote) {
+  size_t colon = remote.rfind(':');
+  return colon == std::string::npos ? remote : remote.substr(0, colon);
+}
+
+bool HopByHopRequestHeader(const std::string& name) {
+  static const char* kDrop[] = {
+      "connection",     "keep-alive",          "proxy-connection", "te",
+      "trailer",        "transfer-encoding",   "upgrade",          "host",
+      "content-length", "proxy-authorization", "expect",           "accept-encoding",
+      "x-request-id",   "x-forwarded-for"};
+  for (const char* h : kDrop) {
+    if (name == h) return true;
+  }
+  return false;
+}
+
+// The routes the router proxies: the OpenAI API and the engine's extras.
+bool Proxied(const std::string& path) {
+  return path.rfind("/v1/", 0) == 0 || path == "/tokenize" || path == "/detokenize";
+}
+
+// Routes whose POST body is a JSON object the router reads (model, stream, prompt).
+bool JsonBodyRoute(const std::string& path) {
+  return path == "/v1/completions" || path == "/v1/chat/completions" || path == "/v1/embeddings" ||
+         path == "/v1/responses" || path == "/v1/messages" || path == "/tokenize" ||
+         path == "/detokenize";
+}
+
+}  // namespace
+
+struct ProxyCall;
+
+struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
+  RouterOptions options;
+  std::unique_ptr<server::HttpServer> http, metrics_http;
+  std::unique_ptr<UpstreamClient> client;
+  std::unique_ptr<BackendPool> pool;
+  std::unique_ptr<PromptModel> model;
+  server::ApiKeys keys;
+  std::unique_ptr<RateLimiter> limiter;
+  Clock::duration request_timeout{};
+
+  std::atomic<bool> draining{false};  // /ready answers 503
+  std::atomic<bool> refusing{false};  // new requests get 503
+  std::atomic<bool> discovery_ready{true};
+  std::atomic<int> inflight{0};  // client requests not yet answered (held ones too)
+  std::atomic<int> held_count{0};
+
+  std::mutex names_mu;
+  std::vector<std::string> model_names;  // what "model" may say; empty: not known yet
+  bool names_from_flags = false;
+
+  std::mutex held_mu;
+  std::list<std::shared_ptr<ProxyCall>> held;
+
+  std::mutex mu;  // shutdown and the maintenance thread
+  std::condition_variable cv;
+  bool stop = false;
+  bool shutdown_requested = false;
+  std::thread maintenance;
+  std::mutex log_mu;
+
+  server::MetricsRegistry registry;
+  std::mutex render_mu;
+  MetricFamily* requests = nullptr;
+  MetricFamily* retries = nullptr;
+  MetricFamily* pick_seconds = nullptr;
+  MetricFamily* overhead_seconds = nullptr;
+  MetricFamily* ttfb_seconds = nullptr;
+  MetricFamily* prefix_match = nullptr;
+  MetricFamily* ejections = nullptr;
+  MetricFamily* rate_limited = nullptr;
+  MetricFamily* backend_inflight = nullptr;
+  MetricFamily* backend_routable = nullptr;
+  MetricFamily* backend_ejected = nullptr;
+  MetricFamily* backend_metrics_age = nullptr;
+  MetricFamily* backend_waiting = nullptr;
+  MetricFamily* backend_kv = nullptr;
+  MetricFamily* index_blocks = nullptr;
+  MetricFamily* index_bytes = nullptr;
+  MetricFamily* inflight_gauge = nullptr;
+  MetricFamily* held_gauge = nullptr;
+  MetricFamily* backends_gauge = nullptr;
+
+  void SetupMetrics();
+  std::string ModelLabel();
+  void Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_listener);
+  void ReplyError(HttpExchange& ex, const ApiError& e, const std::string& request_id,
+                  HeaderList headers = {});
+  void AccessLog(Json line);
+  bool KnownModel(const std::string& name);
+  void ServeModelsLocally(HttpExchange& ex, const std::string& request_id);
+  void Hold(const std::shared_ptr<ProxyCall>& call);
+  void ReleaseHeld();
+  void ExpireHeld();
+  void Maintain();
+  void Probe(const std::shared_ptr<Backend>& b);
+  void Scrape(const std::shared_ptr<Backend>& b);
+  void LearnModelNames();
+  HeaderList BackendAuth() const;
+};
+
+namespace {
+using Impl = Router::Impl;
+}  // namespace
+
+// One client request on its way through the router: its attempts on replicas, and what has
+// reached the client so far. Upstream handlers and the client's disconnect may run on
+// different threads: `mu` guards the state.
+struct ProxyCall : std::enable_shared_from_this<ProxyCall> {
+  std::shared_ptr<Impl> r;
+  std::shared_ptr<HttpExchange> ex;
+  std::shared_ptr<OutgoingRequest> req;
+  RequestInfo info;
+  std::optional<uint64_t> session;
+  std::string tenant, key_id, request_id;
+  Clock::time_point start, deadline, held_until{};
+
+  std::mutex mu;
+  std::vector<uint64_t> tried;
+  std::vector<std::string> tried_names;
+  int retries = 0;
+  int attempts = 0;
+  std::shared_ptr<Backend> backend;
+  std::shared_ptr<UpstreamCall> call;
+  bool client_gone = false;
+  bool done = false;
+  bool is_held = false;
+  // The current attempt.
+  int status = 0;
+  ResponseHead head;
+  bool streaming = false;
+  bool discard = false;  // a retryable answer (503, 429): read it to the end, then retry
+  AttemptFailure failure = AttemptFailure::kNone;
+  std::string buffered;  // a sized (non-stream) body, sent whole
+  // What reached the client.
+  bool sent = false;
+  char last_two[2] = {'\n', '\n'};
+  std::optional<Clock::time_point> first_byte;
+  // Token accounting for the rate limiter.
+  std::string sse_line;
+  int64_t sse_events = 0;
+  int64_t usage_total = -1;
+  // For metrics and the access log.
+  double pick_s = 0, overhead_s = 0;
+  size_t prompt_blocks = 0, matched_blocks = 0;
+  std::string last_error;
+
+  void Dispatch();
+  void OnHead(ResponseHead h);
+  void OnBody(std::string_view bytes);
+  void OnDone(const CallResult& result);
+  void OnClientGone();
+  void Retry(AttemptFailure why);
+  void FailNoReplica();
+  // Ends the exchange (if still ours) and records the request.
+  void Finish(int final_status, const std::string& error);
+  void ReplyError(const ApiError& e, HeaderList headers = {});
+  void ScanSse(std::string_view bytes);
+  int64_t TokensUsed() const;
+};
+
+void ProxyCall::Dispatch() {
+  std::unique_lock<std::mutex> lk(mu);
+  if (done) return;
+  if (client_gone) {
+    lk.unlock();
+    return Finish(499, "client closed the connection");
+  }
+  const Clock::time_point t0 = Clock::now();
+  auto pick = r->pool->Choose(info, tried, session);
+  const Clock::time_point t1 = Clock::now();
+  pick_s += Seconds(t1 - t0);
+  if (!pick) {
+    if (r->pool->routable() == 0 && r->options.hold_timeout_seconds > 0 && !r->refusing) {
+      lk.unlock();
+      return r->Hold(shared_from_this());
+    }
+    lk.unlock();
+    return FailNoReplica();
+  }
+  backend = pick->backend;
+  tried.push_back(backend->id());
+  tried_names.push_back(backend->name());
+  attempts++;
+  prompt_blocks = pick->prompt_blocks;
+  matched_blocks = pick->matched_blocks;
+  status = 0;
+  head = {};
+  streaming = false;
+  discard = false;
+  buffered.clear();
+  failure = AttemptFailure::kNone;
+  if (attempts == 1) overhead_s = Seconds(t1 - start);
+  auto self = shared_from_this();
+  CallHandlers h;
+  h.on_head = [self](ResponseHead hd) { self->OnHead(std::move(hd)); };
+  h.on_body = [self](std::string_view b) { self->OnBody(b); };
+  h.on_done = [self](const CallResult& res) { self->OnDone(res); };
+  // Start may run the handlers on another thread at once: it is called without the lock.
+  auto b = backend;
+  lk.unlock();
+  auto c = r->client->Start(b->endpoint(), req, std::move(h), deadline);
+  lk.lock();
+  if (!done && attempts > 0 && backend == b) call = c;
+  const bool gone = client_gone;
+  lk.unlock();
+  if (gone) c->Cancel();
+}
+
+void ProxyCall::OnHead(ResponseHead h) {
+  std::lock_guard<std::mutex> lk(mu);
+  status = h.status;
+  if (status == 503 || status == 429) {
+    const AttemptFailure why =
+        status == 503 ? AttemptFailure::kUnavailable : AttemptFailure::kRateLimited;
+    if (r->options.retry.ShouldRetry(why, sent, retries, deadline - Clock::now())) {
+      discard = true;
+      failure = why;
+      return;
+    }
+  }
+  streaming = h.streamed;
+  head = std::move(h);
+}
+
+void ProxyCall::ScanSse(std::string_view bytes) {
+  // Completion tokens for the token rate limit: the usage chunk when the client asked for
+  // one, else one token per content event (Kinfer sends a token per event at most).
+  for (char c : bytes) {
+    if (c != '\n') {
+      if (sse_line.size() < 1 << 16) sse_line += c;
+      continue;
+    }
+    if (sse_line.rfind("data: {", 0) == 0) {
+      sse_events++;
+      if (sse_line.find("\"usage\"") != std::string::npos) {
+        auto j = ParseJson(std::string_view(sse_line).substr(6), "stream event", 16);
+        if (j.ok() && j->is_object()) {
+          auto u = j->find("usage");
+          if (u != j->end() && u->is_object() && u->contains("total_tokens") &&
+              (*u)["total_tokens"].is_number_integer()) {
+            usage_total = (*u)["total_tokens"].get<int64_t>();
+          }
+        }
+      }
+    }
+    sse_line.clear();
+  }
+}
+
+void ProxyCall::OnBody(std::string_view bytes) {
+  std::unique_lock<std::mutex> lk(mu);
+  if (discard || done || client_gone) return;
+  if (!streaming) {
+    buffered.append(bytes);
+    return;
+  }
+  if (!sent) {
+    // The head goes out with the first event: until then a failure can still be retried.
+    HeaderList headers;
+    for (const auto& [k, v] : head.headers) {
+      if (k == "server" || k == "Server" || k == "cache-control" || k == "Cache-Control") continue;
+      headers.emplace_back(k, v);
+    }
+    ex->StartStream(status, head.content_type.empty() ? "text/event-stream" : head.content_type,
+                    headers);
+    sent = true;
+    first_byte = Clock::now();
+  }
+  ex->Send(std::string(bytes));
+  if (bytes.size() >= 2) {
+    last_two[0] = bytes[bytes.size() - 2];
+    last_two[1] = bytes.back();
+  } else if (bytes.size() == 1) {
+    last_two[0] = last_two[1];
+    last_two[1] = bytes[0];
+  }
+  if (r->limiter && r->limiter->limits().tokens_per_minute > 0) ScanSse(bytes);
+}
+
+void ProxyCall::OnDone(const CallResult& res) {
+  std::unique_lock<std::mutex> lk(mu);
+  call.reset();
+  // Passive health: what this attempt says about the replica.
+  Outcome outcome = Outcome::kSuccess;
+  if (res.error == CallError::kConnect) {
+    outcome = Outcome::kConnectError;
+  } else if (res.error == CallError::kReset) {
+    outcome = Outcome::kReset;
+  } else if (status >= 500 && res.head_received) {
+    outcome = Outcome::kServerError;
+  }
+  std::shared_ptr<Backend> b = std::move(backend);
+  backend.reset();
+  if (b) {
+    const bool ejected = r->pool->Release(*b, outcome);
+    if (ejected) {
+      r->ejections->Add({{"backend", b->name()}});
+      KINFER_LOG_WARN("ejected replica {}: {}", b->name(),
+                      res.message.empty() ? fmt::format("HTTP {}", status) : res.message);
+    }
+  }
+  if (done) return;
+  if (client_gone || res.error == CallError::kCancelled) {
+    lk.unlock();
+    return Finish(499, "client closed the connection");
+  }
+  if (b)
+    r->requests->Add({{"backend", b->name()},
+                      {"code", res.error == CallError::kNone ? std::to_string(status) : "error"}});
+  if (res.error == CallError::kNone && discard) {
+    last_error = fmt::format("{} answered {}", b ? b->name() : "", status);
+    lk.unlock();
+    return Retry(failure);
+  }
+  if (res.error != CallError::kNone) {
+    AttemptFailure why = AttemptFailure::kReset;
+    switch (res.error) {
+      case CallError::kConnect:
+        why = AttemptFailure::kConnect;
+        break;
+      case CallError::kTimeout:
+        why = AttemptFailure::kTimeout;
+        break;
+      default:
+        why = res.head_received ? AttemptFailure::kBrokenBody : AttemptFailure::kReset;
+    }
+    last_error = res.message;
+    if (r->options.retry.ShouldRetry(why, sent, retries, deadline - Clock::now())) {
+      lk.unlock();
+      return Retry(why);
+    }
+    if (sent) {
+      // The stream had begun: end it with an error event the OpenAI clients raise.
+      ApiError e{502, "the replica failed while streaming: " + res.message, "server_error", "",
+                 "upstream_error"};
+      std::string event;
+      if (!(last_two[0] == '\n' && last_two[1] == '\n')) event += "\n\n";
+      event += "data: " + server::ErrorJson(e) + "\n\ndata: [DONE]\n\n";
+      ex->Send(event);
+      ex->End();
+      lk.unlock();
+      return Finish(status, res.message);
+    }
+    ApiError e;
+    if (why == AttemptFailure::kTimeout) {
+      e = {504, "no replica answered before the request timeout (" + res.message + ")",
+           "server_error", "", "upstream_timeout"};
+    } else {
+      e = {502, "the replica failed: " + res.message, "server_error", "", "upstream_error"};
+    }
+    lk.unlock();
+    ReplyError(e);
+    return Finish(e.status, res.message);
+  }
+  // A complete answer.
+  if (streaming) {
+    if (!sent) {
+      HeaderList headers;
+      for (const auto& [k, v] : head.headers) {
+        if (k == "server" || k == "Server" || k == "cache-control" || k == "Cache-Control")
+          continue;
+        headers.emplace_back(k, v);
+      }
+      ex->StartStream(status, head.content_type.empty() ? "text/event-stream" : head.content_type,
+                      headers);
+      sent = true;
+      first_byte = Clock::now();
+    }
+    ex->End();
+  } else {
+    HeaderList headers;
+    for (const auto& [k, v] : head.headers) {
+      if (k == "server" || k == "Server") continue;
+      headers.emplace_back(k, v);
+    }
+    if (r->limiter && r->limiter->limits().tokens_per_minute > 0 && status == 200) {
+      auto j = ParseJson(buffered, "response", 16);
+      if (j.ok() && j->is_object()) {
+        auto u = j->find("usage");
+        if (u != j->end() && u->is_object() && u->contains("total_tokens") &&
+            (*u)["total_tokens"].is_number_integer()) {
+          usage_total = (*u)["total_tokens"].get<int64_t>();
+        }
+      }
+    }
+    ex->Respond(status, head.content_type.empty() ? "application/json" : head.content_type,
+                buffered, headers);
+    sent = true;
+    first_byte = Clock::now();
+  }
+  lk.unlock();
+  Finish(status, "");
+}
+
+void ProxyCall::Retry(AttemptFailure why) {
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    retries++;
+  }
+  r->retries->Add({{"reason", std::string(AttemptFailureName(why))}});
+  Dispatch();
+}
+
+void ProxyCall::FailNoReplica() {
+  ApiError e;
+  std::unique_lock<std::mutex> lk(mu);
+  if (tried.empty()) {
+    e = {503, "no replica is ready to serve the request; retry later", "service_unavailable", "",
+         "no_replica"};
+  } else {
+    e = {503, fmt::format("every replica tried failed ({} attempts): {}", attempts, last_error),
+         "service_unavailable", "", "no_replica"};
+  }
+  lk.unlock();
+  ReplyError(e, {{"Retry-After", "1"}});
+  Finish(503, e.message);
+}
+
+void ProxyCall::OnClientGone() {
+  std::shared_ptr<UpstreamCall> c;
+  bool was_held = false;
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    client_gone = true;
+    c = call;
+    was_held = is_held;
+  }
+  if (c) {
+    c->Cancel();  // closes the replica's connection: it aborts the request and frees its KV
+  } else if (was_held) {
+    Finish(499, "client closed the connection while held");
+  }
+}
+
+void ProxyCall::ReplyError(const ApiError& e, HeaderList headers) {
+  headers.emplace_back("X-Request-Id", request_id);
+  ex->Respond(e.status, "application/json", server::ErrorJson(e), headers);
+}
+
+int64_t ProxyCall::TokensUsed() const {
+  if (usage_total >= 0) return usage_total;
+  return info.prompt_tokens_estimate + sse_events;
+}
+
+void ProxyCall::Finish(int final_status, const std::string& error) {
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    if (done) return;
+    done = true;
+  }
+  const Clock::time_point now = Clock::now();
+  if (final_status == 499 || !sent) {
+    // Nothing answered yet (the client left, or an error path above already replied).
+    if (!ex->responded()) {
+      ApiError e{499, "client closed the connection", "invalid_request_error", "", ""};
+      ex->Respond(499, "application/json", server::ErrorJson(e), {});
+    }
+  }
+  if (r->limiter && r->limiter->limits().tokens_per_minute > 0 && final_status == 200) {
+    r->limiter->Charge(tenant, TokensUsed() - info.prompt_tokens_estimate, now);
+  }
+  // Answered without an attempt (held, then timed out or refused): counted here; attempts
+  // are counted per replica as they end.
+  if (attempts == 0) r->requests->Add({{"backend", ""}, {"code", std::to_string(final_status)}});
+  if (attempts > 0) {
+    r->pick_seconds->Observe({}, pick_s);
+    r->overhead_seconds->Observe({}, overhead_s);
+    if (first_byte) r->ttfb_seconds->Observe({}, Seconds(*first_byte - start));
+    if (prompt_blocks > 0) {
+      r->prefix_match->Observe(
+          {}, static_cast<double>(matched_blocks) / static_cast<double>(prompt_blocks));
+    }
+  }
+  if (r->options.access_log) {
+    Json line;
+    line["request_id"] = request_id;
+    line["method"] = ex->method();
+    line["path"] = ex->path();
+    line["status"] = final_status;
+    line["latency_ms"] = Seconds(now - start) * 1000;
+    line["ttfb_ms"] = first_byte ? Json(Seconds(*first_byte - start) * 1000) : Json(nullptr);
+    line["attempts"] = attempts;
+    line["retries"] = retries;
+    line["backends"] = tried_names;
+    line["model"] = info.model;
+    line["stream"] = info.stream;
+    if (prompt_blocks > 0) {
+      line["prefix_blocks"] = prompt_blocks;
+      line["prefix_matched"] = matched_blocks;
+    }
+    if (!key_id.empty()) line["key"] = key_id;
+    line["remote"] = ex->remote();
+    if (!error.empty()) line["error"] = error;
+    r->AccessLog(std::move(line));
+  }
+  r->inflight--;
+  r->cv.notify_all();
+  ex.reset();
+}
+
+void Impl::SetupMetrics() {
+  requests = &registry.Counter("requests",
+                               "Requests answered, by replica and status code "
+                               "(code 'error' when the replica gave no answer).");
+  retries = &registry.Counter("retries", "Requests retried on another replica, by reason.");
+  const std::vector<double> fast = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                                    0.001,   0.0025,   0.005,   0.01,   0.025,   0.05,
+                                    0.1,     0.25,     0.5,     1.0};
+  pick_seconds = &registry.Histogram("pick_seconds", "Time spent choosing replicas.", fast);
+  overhead_seconds = &registry.Histogram(
+      "added_latency_seconds",
+      "Time from a request's arrival to its first attempt leaving for a replica (parsing, "
+      "tokenizing, picking).",
+      fast);
+  ttfb_seconds = &registry.Histogram(
+      "time_to_first_byte_seconds", "Time from a request's arrival to the first byte sent back.",
+      {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300});
+  prefix_match = &registry.Histogram(
+      "prefix_match_ratio",
+      "Fraction of a prompt's blocks found in the chosen replica's prefix index.",
+      {0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0});
+  ejections = &registry.Counter("ejections", "Replicas ejected after failures, by replica.");
+  rate_limited =
+      &registry.Counter("rate_limited", "Requests refused with 429 by the per-key limits.");
+  backend_inflight =
+      &registry.Gauge("backend_inflight", "Requests this router has in flight, per replica.");
+  backend_routable =
+      &registry.Gauge("backend_healthy",
+                      "1 when the replica takes requests (ready, not ejected, not terminating).");
+  backend_ejected = &registry.Gauge("backend_ejected", "1 while the replica is ejected.");
+  backend_metrics_age = &registry.Gauge("backend_metrics_age_seconds",
+                                        "Age of the replica's last scraped metrics (-1: never).");
+  backend_waiting =
+      &registry.Gauge("backend_requests_waiting", "The replica's num_requests_waiting, scraped.");
+  backend_kv = &registry.Gauge("backend_kv_cache_usage", "The replica's KV cache usage, scraped.");
+  index_blocks = &registry.Gauge("prefix_index_blocks", "Blocks in each replica's prefix index.");
+  index_bytes =
+      &registry.Gauge("prefix_index_bytes", "Approximate memory of the prefix indexes, in bytes.");
+  inflight_gauge = &registry.Gauge(
+      "inflight", "Client requests in the router (being served or held), per model.");
+  held_gauge = &registry.Gauge("held", "Requests held while no replica is ready, per model.");
+  backends_gauge = &registry.Gauge("backends", "Replicas known, by state (known, routable).");
+  registry.OnCollect([this] {
+    std::vector<BackendView> views = pool->Views();
+    for (MetricFamily* f : {backend_inflight, backend_routable, backend_ejected,
+                            backend_metrics_age, backend_waiting, backend_kv, index_blocks}) {
+      f->Clear();
+    }
+    size_t blocks = 0;
+    int routable = 0;
+    for (const BackendView& v : views) {
+      const Labels l = {{"backend", v.name}};
+      backend_inflight->Set(l, v.inflight);
+      backend_routable->Set(l, v.routable ? 1 : 0);
+      backend_ejected->Set(l, v.ejected ? 1 : 0);
+      backend_metrics_age->Set(l, v.metrics_age_seconds);
+      backend_waiting->Set(l, v.waiting);
+      backend_kv->Set(l, v.kv_usage);
+      index_blocks->Set(l, static_cast<double>(v.index_blocks));
+      blocks += v.index_blocks;
+      routable += v.routable ? 1 : 0;
+    }
+    index_bytes->Set({}, static_cast<double>(blocks * PrefixIndex::kBytesPerEntry));
+    const Labels m = {{"model", ModelLabel()}};
+    inflight_gauge->Set(m, inflight.load());
+    held_gauge->Set(m, held_count.load());
+    backends_gauge->Set({{"state", "known"}}, static_cast<double>(views.size()));
+    backends_gauge->Set({{"state", "routable"}}, routable);
+  });
+}
+
+std::string Impl::ModelLabel() {
+  std::lock_guard<std::mutex> lk(names_mu);
+  return model_names.empty() ? "" : model_names[0];
+}
+
+bool Impl::KnownModel(const std::string& name) {
+  std::lock_guard<std::mutex> lk(names_mu);
+  if (model_names.empty()) return true;  // not learned yet: the replica decides
+  return std::find(model_names.begin(), model_names.end(), name) != model_names.end();
+}
+
+void Impl::AccessLog(Json line) {
+  line["time"] = UnixNow();
+  std::string s = line.dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::lock_guard<std::mutex> lk(log_mu);
+  std::fprintf(stdout, "%s\n", s.c_str());
+  std::fflush(stdout);
+}
+
+void Impl::ReplyError(HttpExchange& ex, const ApiError& e, const std::string& request_id,
+                      HeaderList headers) {
+  headers.emplace_back("X-Request-Id", request_id);
+  ex.Respond(e.status, "application/json", server::ErrorJson(e), headers);
+  requests->Add({{"backend", ""}, {"code", std::to_string(e.status)}});
+  if (options.access_log) {
+    Json line;
+    line["request_id"] = request_id;
+    line["method"] = ex.method();
+    line["path"] = ex.path();
+    line["status"] = e.status;
+    line["error"] = e.message;
+    line["remote"] = ex.remote();
+    AccessLog(std::move(line));
+  }
+}
+
+void Impl::ServeModelsLocally(HttpExchange& ex, const std::string& request_id) {
+  Json data = Json::array();
+  {
+    std::lock_guard<std::mutex> lk(names_mu);
+    for (const std::string& n : model_names) {
+      data.push_back({{"id", n}, {"object", "model"}, {"created", 0}, {"owned_by", "kinfer"}});
+    }
+  }
+  ex.Respond(200, "application/json", Json{{"object", "list"}, {"data", data}}.dump(),
+             {{"X-Request-Id", request_id}});
+  requests->Add({{"backend", ""}, {"code", "200"}});
+}
+
+HeaderList Impl::BackendAuth() const {
+  if (options.backend_api_key.empty()) return {};
+  return {{"Authorization", "Bearer " + options.backend_api_key}};
+}
+
+void Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_listener) {
+  const Clock::time_point start = Clock::now();
+  const std::string request_id = RequestId(*ex);
+  const std::string& path = ex->path();
+  const std::string& method = ex->method();
+
+  const bool own =
+      path == "/health" || path == "/ready" || path == "/metrics" || path == "/version";
+  if ((metrics_listener && path != "/metrics" && path != "/health" && path != "/ready") ||
+      (!own && !Proxied(path))) {
+    return ReplyError(
+        *ex, {404, fmt::format("no route for {} {}", method, path), "not_found_error", "", ""},
+        request_id);
+  }
+  if (own && method != "GET" && method != "HEAD") {
+    return ReplyError(*ex,
+                      {405, fmt::format("{} does not allow {}; use GET", path, method),
+                       "invalid_request_error", "", ""},
+                      request_id, {{"Allow", "GET"}});
+  }
+  const bool needs_key = !own || (path == "/metrics" && options.protect_metrics);
+  std::string presented;
+  if (needs_key && keys.enabled()) {
+    presented = server::ApiKeys::FromHeaders(ex->header("authorization"), ex->header("x-api-key"));
+    if (presented.empty() || !keys.Check(presented)) {
+      ApiError e{401,
+                 presented.empty()
+                     ? "You didn't provide an API key. Pass it as 'Authorization: Bearer <key>'."
+                     : "Incorrect API key provided.",
+                 "authentication_error", "", "invalid_api_key"};
+      return ReplyError(*ex, e, request_id, {{"WWW-Authenticate", "Bearer"}});
+    }
+  }
+  if (path == "/health") {
+    return ex->Respond(200, "application/json", R"({"status":"ok"})",
+                       {{"X-Request-Id", request_id}});
+  }
+  if (path == "/ready") {
+    const char* why = draining ? "draining" : !discovery_ready ? "discovering replicas" : nullptr;
+    if (why) {
+      return ex->Respond(503, "application/json", Json{{"status", why}}.dump(),
+                         {{"X-Request-Id", request_id}});
+    }
+    return ex->Respond(200, "application/json", R"({"status":"ready"})",
+                       {{"X-Request-Id", request_id}});
+  }
+  if (path == "/metrics") {
+    std::string text;
+    {
+      std::lock_guard<std::mutex> lk(render_mu);
+      text = registry.Render({"kinfer_router_"});
+    }
+    return ex->Respond(200, "text/plain; version=0.0.4; charset=utf-8", text);
+  }
+  if (path == "/version") {
+    return ex->Respond(200, "application/json", Json{{"version", KINFER_VERSION}}.dump());
+  }
+
+  if (refusing) {
+    return ReplyError(*ex, {503, "the router is shutting down", "service_unavailable", "", ""},
+                      request_id, {{"Connection", "close"}, {"Retry-After", "1"}});
+  }
+  const std::string key_id = presented.empty() ? "" : KeyId(presented);
+  const std::string tenant = key_id.empty() ? "ip:" + RemoteAddress(ex->remote()) : "key:" + key_id;
+
+  // The body: the router answers what it can check itself, as the replica would.
+  RequestInfo info;
+  if (method == "POST" && JsonBodyRoute(path)) {
+    RequestInfoOptions ro;
+    ro.tokenize = options.pool.policy == Policy::kPrefix;
+    ro.max_tokens = options.prefix_max_tokens;
+    auto parsed = ReadRequestInfo(path, ex->body(), model.get(), ro);
+    if (!parsed.ok()) return ReplyError(*ex, parsed.error(), request_id);
+    info = std::move(*parsed);
+    if (!info.model.empty() && !KnownModel(info.model)) {
+      return ReplyError(*ex,
+                        {404, fmt::format("The model `{}` does not exist.", info.model),
+                         "not_found_error", "model", "model_not_found"},
+                        request_id);
+    }
+  }
+  if (limiter) {
+    auto d = limiter->Admit(tenant, info.prompt_tokens_estimate, start);
+    if (!d.allowed) {
+      rate_limited->Add({{"limit", d.limit}});
+      HeaderList h = {{"Retry-After", std::to_string(d.retry_after_seconds)}};
+      if (d.remaining_requests >= 0) {
+        h.emplace_back("x-ratelimit-limit-requests",
+                       std::to_string(limiter->limits().requests_per_minute));
+        h.emplace_back("x-ratelimit-remaining-requests", std::to_string(d.remaining_requests));
+      }
+      if (d.remaining_tokens >= 0) {
+        h.emplace_back("x-ratelimit-limit-tokens",
+                       std::to_string(limiter->limits().tokens_per_minute));
+        h.emplace_back("x-ratelimit-remaining-tokens",
+                       std::to_string(std::max<int64_t>(0, d.remaining_tokens)));
+      }
+      return ReplyError(*ex,
+                        {429,
+                         fmt::format("Rate limit reached for {} per minute; retry in {} s.",
+                                     d.limit, d.retry_after_seconds),
+                         "rate_limit_error", "", std::string("rate_limit_") + d.limit},
+                        request_id, std::move(h));
+    }
+  }
+  if (path == "/v1/models" && pool->routable() == 0 && !ModelLabel().empty()) {
+    // No replica right now (scaled to zero, rolling out): the names are still known.
+    return ServeModelsLocally(*ex, request_id);
+  }
+
+  auto call = std::make_shared<ProxyCall>();
+  call->r = shared_from_this();
+  call->ex = ex;
+  call->request_id = request_id;
+  call->tenant = tenant;
+  call->key_id = key_id;
+  call->start = start;
+  call->deadline = start + request_timeout;
+  call->info = std::move(info);
+  std::string session_key = ex->header(options.session_header);
+  if (session_key.empty()) session_key = call->info.user;
+  if (!session_key.empty()) call->session = HashString(session_key);
+  auto req = std::make_shared<OutgoingRequest>();
+  req->method = method;
+  req->target = ex->target();
+  for (const auto& [k, v] : ex->headers()) {
+    if (HopByHopRequestHeader(k)) continue;
+    if (!options.backend_api_key.empty() && (k == "authorization" || k == "x-api-key")) continue;
+    req->headers.emplace_back(k, v);
+  }
+  for (auto& h : BackendAuth()) req->headers.push_back(std::move(h));
+  req->headers.emplace_back("X-Request-Id", request_id);
+  std::string xff = ex->header("x-forwarded-for");
+  const std::string addr = RemoteAddress(ex->remote());
+  req->headers.emplace_back("X-Forwarded-For", xff.empty() ? addr : xff + ", " + addr);
+  req->body = std::make_shared<const std::string>(ex->body());
+  call->req = std::move(req);
+  inflight++;
+  std::weak_ptr<ProxyCall> weak = call;
+  ex->OnClose([weak] {
+    if (auto c = weak.lock()) c->OnClientGone();
+  });
+  call->Dispatch();
+}
+
+void Impl::Hold(const std::shared_ptr<ProxyCall>& call) {
+  {
+    std::lock_guard<std::mutex> lk(held_mu);
+    if (static_cast<int>(held.size()) >= options.max_held) {
+      // The bounded queue is full.
+      call->ReplyError({429,
+                        fmt::format("no replica is ready and {} requests are already waiting for "
+                                    "one; retry later",
+                                    held.size()),
+                        "rate_limit_error", "", "hold_queue_full"},
+                       {{"Retry-After", "1"}});
+      call->Finish(429, "hold queue full");
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> clk(call->mu);
+      call->is_held = true;
+      if (call->held_until == Clock::time_point()) {
+        call->held_until = Clock::now() + FromSeconds(options.hold_timeout_seconds);
+      }
+    }
+    held.push_back(call);
+    held_count = static_cast<int>(held.size());
+  }
+  // A replica may have turned routable between the pick and the hold.
+  if (pool->routable() > 0) ReleaseHeld();
+}
+
+void Impl::ReleaseHeld() {
+  std::list<std::shared_ptr<ProxyCall>> go;
+  {
+    std::lock_guard<std::mutex> lk(held_mu);
+    go.swap(held);
+    held_count = 0;
+  }
+  for (auto& c : go) {
+    {
+      std::lock_guard<std::mutex> lk(c->mu);
+      c->is_held = false;
+    }
+    // Off the caller's thread (a probe's handler): each goes back through the pick.
+    http->Post([c] { c->Dispatch(); });
+  }
+}
+
+void Impl::ExpireHeld() {
+  const Clock::time_point now = Clock::now();
+  std::vector<std::shared_ptr<ProxyCall>> expired;
+  {
+    std::lock_guard<std::mutex> lk(held_mu);
+    for (auto it = held.begin(); it != held.end();) {
+      bool drop = false;
+      {
+        std::lock_guard<std::mutex> clk((*it)->mu);
+        drop = (*it)->client_gone || now >= (*it)->held_until || refusing;
+        if (drop) (*it)->is_held = false;
+      }
+      if (drop) {
+        expired.push_back(*it);
+        it = held.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    held_count = static_cast<int>(held.size());
+  }
+  for (auto& c : expired) {
+    bool gone = false;
+    {
+      std::lock_guard<std::mutex> lk(c->mu);
+      gone = c->client_gone;
+    }
+    if (gone) {
+      c->Finish(499, "client closed the connection while held");
+      continue;
+    }
+    c->ReplyError({503,
+                   fmt::format("no replica became ready within {} s; retry later",
+                               options.hold_timeout_seconds),
+                   "service_unavailable", "", "no_replica"},
+                  {{"Retry-After", "5"}});
+    c->Finish(503, "hold timeout");
+  }
+}
+
+void Impl::Probe(const std::shared_ptr<Backend>& b) {
+  if (!pool->BeginProbe(*b)) return;
+  auto self = shared_from_this();
+  client->Get(b->endpoint(), "/ready", BackendAuth(), std::chrono::seconds(2), 4096,
+              [self, b](Result<UpstreamClient::SimpleResponse> r) {
+                self->pool->OnProbe(*b, r.ok() && r->status == 200);
+              });
+}
+
+void Impl::Scrape(const std::shared_ptr<Backend>& b) {
+  if (!pool->BeginScrape(*b)) return;
+  auto self = shared_from_this();
+  client->Get(
+      b->endpoint(), "/metrics", BackendAuth(), std::chrono::seconds(2), 8 << 20,
+      [self, b](Result<UpstreamClient::SimpleResponse> r) {
+        if (!r.ok()) {
+          self->pool->OnScrape(*b, std::nullopt, r.status().code() == StatusCode::kUnavailable);
+          return;
+        }
+        if (r->status != 200) return self->pool->OnScrape(*b, std::nullopt, false);
+        ReplicaLoad load = ParseReplicaMetrics(r->body);
+        self->pool->OnScrape(*b, load.has_load() ? std::optional(load) : std::nullopt, false);
+      });
+}
+
+void Impl::LearnModelNames() {
+  {
+    std::lock_guard<std::mutex> lk(names_mu);
+    if (names_from_flags) return;
+  }
+  for (const auto& b : pool->Backends()) {
+    auto self = shared_from_this();
+    client->Get(
+        b->endpoint(), "/v1/models", BackendAuth(), std::chrono::seconds(2), 1 << 20,
+        [self](Result<UpstreamClient::SimpleResponse> r) {
+          if (!r.ok() || r->status != 200) return;
+          auto j = ParseJson(r->body, "/v1/models", 16);
+          if (!j.ok() || !j->is_object() || !j->contains("data") || !(*j)["data"].is_array()) {
+            return;
+          }
+          std::vector<std::string> names;
+          for (const Json& m : (*j)["data"]) {
+            if (m.is_object() && m.contains("id") && m["id"].is_string()) {
+              names.push_back(m["id"].get<std::string>());
+            }
+          }
+          if (names.empty()) return;
+          std::lock_guard<std::mutex> lk(self->names_mu);
+          if (self->model_names != names) {
+            KINFER_LOG_INFO("replicas serve: {}", fmt::join(names, ", "));
+            self->model_names = std::move(names);
+          }
+        });
+    break;  // one replica says it for all
+  }
+}
+
+void Impl::Maintain() {
+  const Clock::duration scrape_every = FromSeconds(options.scrape_interval_seconds);
+  const Clock::duration probe_every = FromSeconds(options.probe_interval_seconds);
+  const Clock::duration names_every = std::chrono::seconds(10);
+  Clock::time_point next_scrape{}, next_probe{}, next_names{};
+  std::unique_lock<std::mutex> lk(mu);
+  while (!stop) {
+    lk.unlock();
+    const Clock::time_point now = Clock::now();
+    const bool probe = now >= next_probe, scrape = now >= next_scrape;
+    if (probe || scrape) {
+      for (const auto& b : pool->Backends()) {
+        if (probe) Probe(b);
+        if (scrape) Scrape(b);
+      }
+    }
+    if (probe) next_probe = now + probe_every;
+    if (scrape) next_scrape = now + scrape_every;
+    if (now >= next_names) {
+      LearnModelNames();
+      bool known = false;
+      {
+        std::lock_guard<std::mutex> nl(names_mu);
+        known = !model_names.empty();
+      }
+      // Until the names are known, ask often; then now and then (a new model version).
+      next_names = now + (known ? names_every * 6 : std::chrono::seconds(1));
+    }
+    ExpireHeld();
+    lk.lock();
+    cv.wait_until(lk, std::min(next_probe, next_scrape), [&] { return stop; });
+  }
+}
+
+Router::Router(RouterOptions options) : impl_(std::make_shared<Impl>()) {
+  impl_->options = std::move(options);
+}
+
+Router::~Router() {
+  Impl& m = *impl_;
+  {
+    std::lock_guard<std::mutex> lk(m.mu);
+    m.stop = true;
+  }
+  m.cv.notify_all();
+  if (m.maintenance.joinable()) m.maintenance.join();
+  if (m.client) m.client->CloseIdle();
+  if (m.http) m.http->Stop();
+  if (m.metrics_http) m.metrics_http->Stop();
+  {
+    std::lock_guard<std::mutex> lk(m.held_mu);
+    m.held.clear();
+  }
+}
+
+Status Router::Start() {
+  Impl& m = *impl_;
+  const RouterOptions& o = m.options;
+  if (o.backends.empty()) {
+    KINFER_LOG_INFO("no --backends: waiting for replicas from discovery");
+  }
+  std::vector<DiscoveredEndpoint> endpoints;
+  for (const std::string& url : o.backends) {
+    KINFER_ASSIGN_OR_RETURN(Endpoint ep, ParseEndpoint(url));
+    endpoints.push_back({ep, true, false, ""});
+  }
+  KINFER_ASSIGN_OR_RETURN(m.keys, server::ApiKeys::Load(o.api_keys, o.api_key_files));
+  if (o.limits.enabled()) m.limiter = std::make_unique<RateLimiter>(o.limits);
+  if (!o.model_path.empty()) {
+    const Clock::time_point t0 = Clock::now();
+    auto pm = PromptModel::Load(o.model_path, o.chat_template_file);
+    if (!pm.ok()) return pm.status().WithPrefix("--model");
+    m.model = std::move(*pm);
+    KINFER_LOG_INFO("tokenizer and chat template of {} loaded in {:.2f} s{}", o.model_path,
+                    Seconds(Clock::now() - t0),
+                    m.model->info().chat ? "" : " (no chat template: chat prompts hash as bytes)");
+  } else if (o.pool.policy == Policy::kPrefix) {
+    KINFER_LOG_INFO(
+        "prefix policy without --model: prompts are hashed as bytes, not as the engine's "
+        "tokens (affinity works; the index does not mirror the replicas' caches exactly)");
+  }
+  if (!o.served_model_names.empty()) {
+    m.model_names = o.served_model_names;
+    m.names_from_flags = true;
+  }
+  m.request_timeout = FromSeconds(o.request_timeout_seconds);
+  m.pool = std::make_unique<BackendPool>(o.pool);
+  m.pool->SetEndpoints(endpoints);
+  m.SetupMetrics();
+
+  std::weak_ptr<Impl> weak = impl_;
+  m.http =
+      std::make_unique<server::HttpServer>(o.http, [weak](const std::shared_ptr<HttpExchange>& ex) {
+        if (auto s = weak.lock()) s->Handle(ex, false);
+      });
+  m.client = std::make_unique<UpstreamClient>(m.http->io_context(), o.upstream);
+  m.pool->OnRoutable([weak] {
+    if (auto s = weak.lock()) s->ReleaseHeld();
+  });
+  KINFER_RETURN_IF_ERROR(m.http->Start());
+  if (o.metrics_port > 0) {
+    server::HttpServerOptions mo = o.http;
+    mo.port = o.metrics_port;
+    mo.io_threads = 1;
+    m.metrics_http =
+        std::make_unique<server::HttpServer>(mo, [weak](const std::shared_ptr<HttpExchange>& ex) {
+          if (auto s = weak.lock()) s->Handle(ex, true);
+        });
+    KINFER_RETURN_IF_ERROR(m.metrics_http->Start());
+  }
+  m.maintenance = std::thread([&m] { m.Maintain(); });
+  pthread_setname_np(m.maintenance.native_handle(), "kinfer-probe");
+  KINFER_LOG_INFO("router listening on http://{}:{} ({} policy, {} replicas{}){}", o.http.host,
+                  m.http->port(), PolicyName(o.pool.policy), endpoints.size(),
+                  o.backends.empty() ? " until discovery reports" : "",
+                  m.keys.enabled() ? fmt::format("; {} API keys", m.keys.size()) : "");
+  return Status::Ok();
+}
+
+void Router::SetEndpoints(const std::vector<DiscoveredEndpoint>& endpoints) {
+  Impl& m = *impl_;
+  std::vector<Endpoint> left = m.pool->SetEndpoints(endpoints);
+  for (const Endpoint& ep : left) m.client->Forget(ep);
+  // New replicas get probed now rather than at the next tick.
+  m.cv.notify_all();
+}
+
+void Router::SetDiscoveryReady(bool ready) { impl_->discovery_ready = ready; }
+
+int Router::port() const { return impl_->http ? impl_->http->port() : 0; }
+int Router::metrics_port() const { return impl_->metrics_http ? impl_->metrics_http->port() : 0; }
+
+int Router::Run() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  KINFER_LOG_INFO("received {}: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  Shutdown();
+  return 0;
+}
+
+void Router::Shutdown() {
+  Impl& m = *impl_;
+  const Clock::time_point t0 = Clock::now();
+  m.draining = true;
+  std::this_thread::sleep_for(FromSeconds(m.options.drain_delay_seconds));
+  m.refusing = true;
+  m.ExpireHeld();
+  KINFER_LOG_INFO("refusing new requests; waiting for {} in flight", m.inflight.load());
+  {
+    std::unique_lock<std::mutex> lk(m.mu);
+    m.cv.wait_until(lk, t0 + FromSeconds(m.options.shutdown_timeout_seconds),
+                    [&] { return m.inflight.load() == 0; });
+  }
+  if (m.inflight.load() > 0) {
+    KINFER_LOG_WARN("shutdown timeout: {} requests still in flight are cut", m.inflight.load());
+  }
+  {
+    std::lock_guard<std::mutex> lk(m.mu);
+    m.stop = true;
+  }
+  m.cv.notify_all();
+  if (m.maintenance.joinable()) m.maintenance.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // last writes
+  m.client->CloseIdle();
+  m.http->Stop();
+  if (m.metrics_http) m.metrics_http->Stop();
+  KINFER_LOG_INFO("stopped");
+}
+
+}  // namespace kinfer::router
