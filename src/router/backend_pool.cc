@@ -127,7 +127,12 @@ std::optional<BackendPool::Pick> BackendPool::Choose(const RequestInfo& info,
     const int32_t bs = info.exact_tokens ? block_size_ : 16;
     hashes_ = PrefixHashes(info.prompt, bs, engine::HashExtraKeys(info.cache_salt, ""));
     for (size_t i = 0; i < candidates_.size(); ++i) {
-      candidates_[i].matched_blocks = candidate_backends_[i]->index_.Match(hashes_);
+      const PrefixIndex& index = candidate_backends_[i]->index_;
+      candidates_[i].matched_blocks = index.Match(hashes_);
+      candidates_[i].index_fill =
+          index.capacity() == 0 ? 1.0
+                                : static_cast<double>(index.size()) /
+                                      static_cast<double>(index.capacity());
     }
   }
   PickRequest req;

@@ -96,8 +96,8 @@ class Session final : public PickerBase {
 };
 
 // Prefix- and load-aware: the replica most likely to hold the prompt's prefix, weighed against
-// its queue and KV usage. Ties (the common case for a prompt no replica has seen) go to random
-// among the least loaded, so cold prefixes spread.
+// its queue and KV usage. A prompt no replica has seen goes to the least loaded, then the one
+// whose cache holds the least, then at random.
 class Prefix final : public PickerBase {
  public:
   using PickerBase::PickerBase;
@@ -124,7 +124,8 @@ class Prefix final : public PickerBase {
       if (load + 1 > options_.hot_factor * (mean + 1)) hit = 0;
       const double score = options_.prefix_weight * hit -
                            options_.load_weight * load / (max_load + 1) -
-                           options_.kv_weight * std::clamp(x.kv_usage, 0.0, 1.0);
+                           options_.kv_weight * std::clamp(x.kv_usage, 0.0, 1.0) -
+                           options_.fill_weight * std::clamp(x.index_fill, 0.0, 1.0);
       if (score > best + 1e-9) {
         best = score;
         best_.clear();

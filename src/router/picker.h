@@ -37,6 +37,7 @@ struct Candidate {
   double kv_usage = 0;        // scraped, 0..1
   bool fresh = true;          // scraped recently; stale metrics count as saturated
   size_t matched_blocks = 0;  // leading prompt blocks its prefix index holds
+  double index_fill = 0;      // its prefix index's size over its capacity, 0..1
 };
 
 struct PickRequest {
@@ -46,10 +47,13 @@ struct PickRequest {
 
 struct PickerOptions {
   // prefix: score = prefix_weight * matched fraction - load_weight * load / (max load + 1)
-  //                 - kv_weight * KV usage.
+  //                 - kv_weight * KV usage - fill_weight * index fill.
+  // The last term spreads prompts no replica has seen to the replica whose cache holds the
+  // least (llm-d's "no-hit LRU" idea), rather than to random ones.
   double prefix_weight = 2.0;
   double load_weight = 1.0;
   double kv_weight = 0.5;
+  double fill_weight = 0.1;
   // prefix: a replica whose load exceeds hot_factor times the mean (both plus one) loses its
   // prefix bonus, so one hot prefix spreads instead of saturating the replica that has it.
   double hot_factor = 1.5;
