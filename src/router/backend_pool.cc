@@ -129,10 +129,9 @@ std::optional<BackendPool::Pick> BackendPool::Choose(const RequestInfo& info,
     for (size_t i = 0; i < candidates_.size(); ++i) {
       const PrefixIndex& index = candidate_backends_[i]->index_;
       candidates_[i].matched_blocks = index.Match(hashes_);
-      candidates_[i].index_fill =
-          index.capacity() == 0 ? 1.0
-                                : static_cast<double>(index.size()) /
-                                      static_cast<double>(index.capacity());
+      candidates_[i].index_fill = index.capacity() == 0 ? 1.0
+                                                        : static_cast<double>(index.size()) /
+                                                              static_cast<double>(index.capacity());
     }
   }
   PickRequest req;

@@ -145,6 +145,7 @@ server::ApiResult<RequestInfo> ReadRequestInfo(std::string_view path, std::strin
   // The request's whole prompt size in bytes, for the token estimate when not all of it is
   // tokenized.
   size_t prompt_bytes = 0;
+  size_t kept_bytes = 0;  // of those, tokenized
   const size_t max_bytes = options.max_tokens * kBytesPerTokenBound;
   if (chat) {
     auto messages = j.find("messages");
@@ -156,6 +157,7 @@ server::ApiResult<RequestInfo> ReadRequestInfo(std::string_view path, std::strin
       bool add_special = GetBool(j, "add_special_tokens", false, &err);
       if (err) return *err;
       std::string_view kept = Cut(*text, max_bytes, &info.truncated);
+      kept_bytes = kept.size();
       info.prompt = model->tokenizer().Encode(kept, add_special, /*parse_special=*/true);
       info.exact_tokens = true;
     } else {
@@ -177,6 +179,7 @@ server::ApiResult<RequestInfo> ReadRequestInfo(std::string_view path, std::strin
       prompt_bytes = text.size();
       if (options.tokenize) {
         std::string_view kept = Cut(text, max_bytes, &info.truncated);
+        kept_bytes = kept.size();
         if (model) {
           bool add_special = GetBool(j, "add_special_tokens", true, &err);
           if (err) return *err;
@@ -204,15 +207,22 @@ server::ApiResult<RequestInfo> ReadRequestInfo(std::string_view path, std::strin
       prompt_bytes *= prompt->size();  // several prompts: about as many times the first
     }
   }
+  // Tokens for rate limits: exact when the whole prompt was tokenized; for a cut prompt, its
+  // tokens per byte applied to the whole; else about four bytes a token.
+  const bool whole = info.exact_tokens && !info.truncated && options.tokenize;
+  if (whole) {
+    info.prompt_tokens_estimate = static_cast<int64_t>(info.prompt.size());
+  } else if (info.exact_tokens && kept_bytes > 0 && !info.prompt.empty()) {
+    info.prompt_tokens_estimate =
+        static_cast<int64_t>(static_cast<double>(info.prompt.size()) *
+                             static_cast<double>(prompt_bytes) / static_cast<double>(kept_bytes));
+  } else {
+    info.prompt_tokens_estimate = static_cast<int64_t>(prompt_bytes / 4 + 1);
+  }
   if (info.truncated && info.prompt.size() > kCutMargin) {
     info.prompt.resize(info.prompt.size() - kCutMargin);
   }
   if (info.prompt.size() > options.max_tokens) info.prompt.resize(options.max_tokens);
-  // Tokens for rate limits: exact when the whole prompt was tokenized, else about four bytes
-  // a token.
-  const bool whole = info.exact_tokens && !info.truncated && options.tokenize;
-  info.prompt_tokens_estimate =
-      whole ? static_cast<int64_t>(info.prompt.size()) : static_cast<int64_t>(prompt_bytes / 4 + 1);
   return info;
 }
 

@@ -134,7 +134,8 @@ TEST_F(PoolTest, ScrapesSizeTheIndexAndTheBlockSize) {
   load.num_blocks = 3;
   load.block_size = 16;
   pool_->OnScrape(*b, load, false);
-  for (int g = 0; g < 5; ++g) pool_->Release(*pool_->Choose(Prompt(g, g), {}, {})->backend, Outcome::kSuccess);
+  for (int g = 0; g < 5; ++g)
+    pool_->Release(*pool_->Choose(Prompt(g, g), {}, {})->backend, Outcome::kSuccess);
   EXPECT_EQ(pool_->Views()[0].index_blocks, 3u);
   // Another block size: the old hashes match nothing, the index starts over.
   load.block_size = 32;

@@ -40,8 +40,8 @@ TEST_F(HealthTest, ServerErrorsEjectAfterThreeInARow) {
 
 TEST_F(HealthTest, BackoffDoublesUpToTheCapAndResetsAfterSuccess) {
   Clock::time_point now = t;
-  seconds expect[] = {seconds(1), seconds(2), seconds(4), seconds(8), seconds(16), seconds(30),
-                      seconds(30)};
+  seconds expect[] = {seconds(1),  seconds(2),  seconds(4), seconds(8),
+                      seconds(16), seconds(30), seconds(30)};
   for (seconds d : expect) {
     ASSERT_TRUE(h.OnOutcome(Outcome::kReset, now, 0, 4));
     EXPECT_EQ(h.ejected_until() - now, d);

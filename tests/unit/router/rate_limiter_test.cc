@@ -24,7 +24,7 @@ TEST(RateLimiter, RequestsPerMinute) {
   auto d = rl.Admit("a", 10, t);
   EXPECT_FALSE(d.allowed);
   EXPECT_STREQ(d.limit, "requests");
-  EXPECT_EQ(d.retry_after_seconds, 20);  // one request refills in 60 / 3 s
+  EXPECT_EQ(d.retry_after_seconds, 20);       // one request refills in 60 / 3 s
   EXPECT_TRUE(rl.Admit("b", 10, t).allowed);  // per tenant
   EXPECT_FALSE(rl.Admit("a", 10, t + seconds(19)).allowed);
   EXPECT_TRUE(rl.Admit("a", 10, t + seconds(20)).allowed);

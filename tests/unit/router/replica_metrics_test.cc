@@ -10,7 +10,8 @@
 namespace kinfer::router {
 namespace {
 
-constexpr const char* kKinferServe = R"(# HELP kinfer:num_requests_running Number of requests in model execution batches.
+constexpr const char* kKinferServe =
+    R"(# HELP kinfer:num_requests_running Number of requests in model execution batches.
 # TYPE kinfer:num_requests_running gauge
 kinfer:num_requests_running{model_name="stories"} 3
 # HELP kinfer:num_requests_waiting Number of requests waiting to be processed.
@@ -65,10 +66,11 @@ TEST(ReplicaMetrics, ReadsVllmNamesOldAndNew) {
       "vllm:num_requests_running{model_name=\"a\"} 4.0 1712345678000\n"
       "vllm:gpu_cache_usage_perc{model_name=\"a\"} 0.5\n"
       "vllm:gpu_cache_usage_perc{model_name=\"b\"} 0.75\n"
-      "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"2048\",cache_dtype=\"auto\"} 1.0\n");
+      "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"2048\",cache_dtype=\"auto\"} "
+      "1.0\n");
   ASSERT_TRUE(l.has_load());
-  EXPECT_EQ(*l.waiting, 3);     // counts add up over models
-  EXPECT_EQ(*l.running, 4);     // the timestamp is not the value
+  EXPECT_EQ(*l.waiting, 3);      // counts add up over models
+  EXPECT_EQ(*l.running, 4);      // the timestamp is not the value
   EXPECT_EQ(*l.kv_usage, 0.75);  // a fraction takes the largest
   EXPECT_EQ(*l.num_blocks, 2048);
 }
@@ -98,7 +100,8 @@ TEST(ReplicaMetrics, SkipsMalformedLinesAndKeepsTheRest) {
 TEST(ReplicaMetrics, EmptyAndForeignTextHaveNoLoad) {
   EXPECT_FALSE(ParseReplicaMetrics("").has_load());
   EXPECT_FALSE(ParseReplicaMetrics("<html>not metrics</html>\n").has_load());
-  EXPECT_FALSE(ParseReplicaMetrics("kinfer_router_inflight 3\nnum_requests_waiting 1\n").has_load());
+  EXPECT_FALSE(
+      ParseReplicaMetrics("kinfer_router_inflight 3\nnum_requests_waiting 1\n").has_load());
 }
 
 }  // namespace

@@ -52,13 +52,14 @@ class RequestInfoTest : public ::testing::TestWithParam<const char*> {
 
 TEST_P(RequestInfoTest, ChatTokensAreTheReplicasTokens) {
   if (!model_->info().chat) GTEST_SKIP() << "no chat template";
-  for (const char* body : {
-           R"({"model":"m","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Hi there! How are you?"}]})",
-           R"({"messages":[{"role":"user","content":[{"type":"text","text":"part one"},{"type":"text","text":" and two"}]}],"stream":true,"user":"u1"})",
-           R"({"messages":[{"role":"user","content":"Q"},{"role":"assistant","content":"A partial"}],"continue_final_message":true,"add_generation_prompt":false})",
-           R"({"messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]})",
-           R"({"messages":[{"role":"user","content":"x"}],"add_special_tokens":true,"cache_salt":"tenant-a"})",
-       }) {
+  for (
+      const char* body : {
+          R"({"model":"m","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Hi there! How are you?"}]})",
+          R"({"messages":[{"role":"user","content":[{"type":"text","text":"part one"},{"type":"text","text":" and two"}]}],"stream":true,"user":"u1"})",
+          R"({"messages":[{"role":"user","content":"Q"},{"role":"assistant","content":"A partial"}],"continue_final_message":true,"add_generation_prompt":false})",
+          R"({"messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]})",
+          R"({"messages":[{"role":"user","content":"x"}],"add_special_tokens":true,"cache_salt":"tenant-a"})",
+      }) {
     RequestInfo info = Read("/v1/chat/completions", body);
     EXPECT_EQ(info.prompt, Reference("/v1/chat/completions", body)) << body;
     EXPECT_TRUE(info.exact_tokens);

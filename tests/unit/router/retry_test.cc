@@ -11,9 +11,9 @@ using std::chrono::seconds;
 
 TEST(Retry, RetriesOnlyWhatTheReplicaDidNotAnswer) {
   RetryPolicy p;
-  for (AttemptFailure f : {AttemptFailure::kConnect, AttemptFailure::kReset,
-                           AttemptFailure::kUnavailable, AttemptFailure::kRateLimited,
-                           AttemptFailure::kBrokenBody}) {
+  for (AttemptFailure f :
+       {AttemptFailure::kConnect, AttemptFailure::kReset, AttemptFailure::kUnavailable,
+        AttemptFailure::kRateLimited, AttemptFailure::kBrokenBody}) {
     EXPECT_TRUE(p.ShouldRetry(f, false, 0, seconds(10))) << AttemptFailureName(f);
   }
   for (AttemptFailure f :

@@ -245,7 +245,8 @@ TEST_F(UpstreamTest, GetReturnsTheWholeBodyOrSaysWhy) {
   std::mutex mu;
   std::condition_variable cv;
   int n = 0;
-  Result<UpstreamClient::SimpleResponse> ok = UpstreamClient::SimpleResponse{}, big = ok, refused = ok;
+  Result<UpstreamClient::SimpleResponse> ok = UpstreamClient::SimpleResponse{}, big = ok,
+                                         refused = ok;
   auto set = [&](Result<UpstreamClient::SimpleResponse>* out) {
     return [&, out](Result<UpstreamClient::SimpleResponse> r) {
       std::lock_guard<std::mutex> lk(mu);
