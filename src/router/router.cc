@@ -619,8 +619,9 @@ void Impl::SetupMetrics() {
   backends_gauge = &registry.Gauge("backends", "Replicas known, by state (known, routable).");
   registry.OnCollect([this] {
     std::vector<BackendView> views = pool->Views();
-    for (MetricFamily* f : {backend_inflight, backend_routable, backend_ejected,
-                            backend_metrics_age, backend_waiting, backend_kv, index_blocks}) {
+    for (MetricFamily* f :
+         {backend_inflight, backend_routable, backend_ejected, backend_metrics_age, backend_waiting,
+          backend_kv, index_blocks, inflight_gauge, held_gauge}) {
       f->Clear();
     }
     size_t blocks = 0;
