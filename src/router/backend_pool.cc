@@ -116,6 +116,10 @@ std::optional<BackendPool::Pick> BackendPool::Choose(const RequestInfo& info,
       c.running = *b->load_.running;
       c.kv_usage = b->load_.kv_usage.value_or(0);
     }
+    if (!info.adapter.empty() && c.fresh) {
+      const auto& loaded = b->load_.lora_adapters;
+      c.adapter_loaded = std::find(loaded.begin(), loaded.end(), info.adapter) != loaded.end();
+    }
     candidates_.push_back(c);
     candidate_backends_.push_back(b.get());
   }
@@ -125,7 +129,9 @@ std::optional<BackendPool::Pick> BackendPool::Choose(const RequestInfo& info,
   if (picker_->policy() == Policy::kPrefix && !info.prompt.empty()) {
     // Real tokens hash in the engine's block size; pseudo-tokens (bytes) in blocks of 16.
     const int32_t bs = info.exact_tokens ? block_size_ : 16;
-    hashes_ = PrefixHashes(info.prompt, bs, engine::HashExtraKeys(info.cache_salt, ""));
+    // The adapter keys the router's index apart from the base model's, as it keys the engine's
+    // cache (the engine uses the adapter's content hash; the name is what the router knows).
+    hashes_ = PrefixHashes(info.prompt, bs, engine::HashExtraKeys(info.cache_salt, info.adapter));
     for (size_t i = 0; i < candidates_.size(); ++i) {
       const PrefixIndex& index = candidate_backends_[i]->index_;
       candidates_[i].matched_blocks = index.Match(hashes_);
@@ -210,6 +216,16 @@ void BackendPool::OnScrape(Backend& b, const std::optional<ReplicaLoad>& load,
 std::vector<std::shared_ptr<Backend>> BackendPool::Backends() const {
   std::lock_guard<std::mutex> lk(mu_);
   return backends_;
+}
+
+std::vector<std::shared_ptr<Backend>> BackendPool::Routable() const {
+  const Clock::time_point now = Clock::now();
+  std::lock_guard<std::mutex> lk(mu_);
+  std::vector<std::shared_ptr<Backend>> out;
+  for (const auto& b : backends_) {
+    if (b->health_.Routable(now)) out.push_back(b);
+  }
+  return out;
 }
 
 std::vector<BackendView> BackendPool::Views() const {

@@ -117,6 +117,7 @@ class BackendPool {
   bool BeginScrape(Backend& b);
 
   std::vector<std::shared_ptr<Backend>> Backends() const;
+  std::vector<std::shared_ptr<Backend>> Routable() const;
   std::vector<BackendView> Views() const;
   int routable() const;
   size_t size() const;

@@ -120,12 +120,15 @@ class Prefix final : public PickerBase {
                        ? 0.0
                        : static_cast<double>(std::min(x.matched_blocks, r.prompt_blocks)) /
                              static_cast<double>(r.prompt_blocks);
-      // Hot-spot guard: counted as if this request were already there.
-      if (load + 1 > options_.hot_factor * (mean + 1)) hit = 0;
+      // Hot-spot guard: counted as if this request were already there. A hot replica keeps no
+      // affinity bonus, so one hot prefix (or adapter) spreads.
+      const bool hot = load + 1 > options_.hot_factor * (mean + 1);
+      if (hot) hit = 0;
       const double score = options_.prefix_weight * hit -
                            options_.load_weight * load / (max_load + 1) -
                            options_.kv_weight * std::clamp(x.kv_usage, 0.0, 1.0) -
-                           options_.fill_weight * std::clamp(x.index_fill, 0.0, 1.0);
+                           options_.fill_weight * std::clamp(x.index_fill, 0.0, 1.0) +
+                           (x.adapter_loaded && !hot ? options_.adapter_weight : 0.0);
       if (score > best + 1e-9) {
         best = score;
         best_.clear();

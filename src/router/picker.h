@@ -38,6 +38,7 @@ struct Candidate {
   bool fresh = true;          // scraped recently; stale metrics count as saturated
   size_t matched_blocks = 0;  // leading prompt blocks its prefix index holds
   double index_fill = 0;      // its prefix index's size over its capacity, 0..1
+  bool adapter_loaded = false;  // the request's LoRA adapter is in use there (loaded)
 };
 
 struct PickRequest {
@@ -54,6 +55,10 @@ struct PickerOptions {
   double load_weight = 1.0;
   double kv_weight = 0.5;
   double fill_weight = 0.1;
+  // prefix: added where the request's LoRA adapter is already loaded (vLLM's
+  // lora_requests_info), so requests for an adapter gather where it is instead of loading it
+  // on every replica.
+  double adapter_weight = 1.0;
   // prefix: a replica whose load exceeds hot_factor times the mean (both plus one) loses its
   // prefix bonus, so one hot prefix spreads instead of saturating the replica that has it.
   double hot_factor = 1.5;

@@ -121,7 +121,7 @@ struct Signal {
 ReplicaLoad ParseReplicaMetrics(std::string_view text) {
   ReplicaLoad out;
   Signal waiting, running, kv{.fraction = true}, kv_old{.fraction = true};
-  bool config_from_kinfer = false;
+  bool config_from_kinfer = false, lora_from_kinfer = false;
   Sample s;
   while (!text.empty()) {
     size_t eol = text.find('\n');
@@ -160,6 +160,24 @@ ReplicaLoad ParseReplicaMetrics(std::string_view text) {
         }
       }
       config_from_kinfer = config_from_kinfer || kinfer;
+    } else if (base == "lora_requests_info" && (kinfer || !lora_from_kinfer)) {
+      out.lora_adapters.clear();
+      for (const auto& [k, v] : s.labels) {
+        if (k == "running_lora_adapters" || k == "waiting_lora_adapters") {
+          std::string_view list = v;
+          while (!list.empty()) {
+            size_t comma = list.find(',');
+            std::string_view name = list.substr(0, comma);
+            if (!name.empty()) out.lora_adapters.emplace_back(name);
+            list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+          }
+        } else if (k == "max_lora") {
+          int32_t m = 0;
+          auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), m);
+          if (ec == std::errc() && p == v.data() + v.size() && m >= 0) out.max_lora = m;
+        }
+      }
+      lora_from_kinfer = lora_from_kinfer || kinfer;
     }
   }
   out.waiting = waiting.Get();

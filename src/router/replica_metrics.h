@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace kinfer::router {
 
@@ -18,7 +20,11 @@ struct ReplicaLoad {
   std::optional<double> kv_usage;     // kv_cache_usage_perc, 0..1
   std::optional<int32_t> block_size;  // cache_config_info{block_size}
   std::optional<int64_t> num_blocks;  // cache_config_info{num_gpu_blocks}
-  int malformed_lines = 0;            // lines that are not comments, blank or samples
+  // lora_requests_info{running_lora_adapters, waiting_lora_adapters, max_lora}: the adapters the
+  // replica has in use now (loaded, so a request for one starts without loading it).
+  std::vector<std::string> lora_adapters;
+  std::optional<int32_t> max_lora;
+  int malformed_lines = 0;  // lines that are not comments, blank or samples
 
   // Whether the queue signals are there: without them the replica's load is unknown.
   bool has_load() const { return waiting.has_value() && running.has_value(); }

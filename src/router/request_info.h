@@ -48,6 +48,9 @@ struct RequestInfo {
   bool stream = false;
   std::string user;        // the `user` field
   std::string cache_salt;  // isolates prefix caches (part of the block hash)
+  // The LoRA adapter `model` names (set by the router from the replicas' /v1/models, where an
+  // adapter has a "parent"); "" for the base model.
+  std::string adapter;
   // The first prompt as the engine's tokens (or pseudo-tokens, see above), at most the cap.
   std::vector<int32_t> prompt;
   bool exact_tokens = false;           // real tokens from the model's tokenizer

@@ -122,8 +122,10 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   std::atomic<int> held_count{0};
 
   std::mutex names_mu;
-  std::vector<std::string> model_names;  // what "model" may say; empty: not known yet
-  bool names_from_flags = false;
+  // What "model" may say: --served-model-name, and what the replicas' /v1/models lists (their
+  // names and LoRA adapters, refreshed). Both empty: not known yet, the replica decides.
+  std::vector<std::string> flag_names, learned_names;
+  std::vector<std::string> adapters;  // of the learned names, the LoRA adapters ("parent" set)
 
   std::mutex held_mu;
   std::list<std::shared_ptr<ProxyCall>> held;
@@ -649,13 +651,18 @@ void Impl::SetupMetrics() {
 
 std::string Impl::ModelLabel() {
   std::lock_guard<std::mutex> lk(names_mu);
-  return model_names.empty() ? "" : model_names[0];
+  if (!flag_names.empty()) return flag_names[0];
+  for (const std::string& n : learned_names) {
+    if (std::find(adapters.begin(), adapters.end(), n) == adapters.end()) return n;
+  }
+  return "";
 }
 
 bool Impl::KnownModel(const std::string& name) {
   std::lock_guard<std::mutex> lk(names_mu);
-  if (model_names.empty()) return true;  // not learned yet: the replica decides
-  return std::find(model_names.begin(), model_names.end(), name) != model_names.end();
+  if (flag_names.empty() && learned_names.empty()) return true;  // the replica decides
+  return std::find(flag_names.begin(), flag_names.end(), name) != flag_names.end() ||
+         std::find(learned_names.begin(), learned_names.end(), name) != learned_names.end();
 }
 
 void Impl::AccessLog(Json line) {
@@ -687,7 +694,11 @@ void Impl::ServeModelsLocally(HttpExchange& ex, const std::string& request_id) {
   Json data = Json::array();
   {
     std::lock_guard<std::mutex> lk(names_mu);
-    for (const std::string& n : model_names) {
+    std::vector<std::string> all = flag_names;
+    for (const std::string& n : learned_names) {
+      if (std::find(all.begin(), all.end(), n) == all.end()) all.push_back(n);
+    }
+    for (const std::string& n : all) {
       data.push_back({{"id", n}, {"object", "model"}, {"created", 0}, {"owned_by", "kinfer"}});
     }
   }
@@ -775,6 +786,12 @@ void Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_listener
     auto parsed = ReadRequestInfo(path, ex->body(), model.get(), ro);
     if (!parsed.ok()) return ReplyError(*ex, parsed.error(), request_id);
     info = std::move(*parsed);
+    {
+      std::lock_guard<std::mutex> lk(names_mu);
+      if (std::find(adapters.begin(), adapters.end(), info.model) != adapters.end()) {
+        info.adapter = info.model;
+      }
+    }
     if (!info.model.empty() && !KnownModel(info.model)) {
       return ReplyError(*ex,
                         {404, fmt::format("The model `{}` does not exist.", info.model),
@@ -957,11 +974,7 @@ void Impl::Scrape(const std::shared_ptr<Backend>& b) {
 }
 
 void Impl::LearnModelNames() {
-  {
-    std::lock_guard<std::mutex> lk(names_mu);
-    if (names_from_flags) return;
-  }
-  for (const auto& b : pool->Backends()) {
+  for (const auto& b : pool->Routable()) {
     auto self = shared_from_this();
     client->Get(
         b->endpoint(), "/v1/models", BackendAuth(), std::chrono::seconds(2), 1 << 20,
@@ -971,18 +984,20 @@ void Impl::LearnModelNames() {
           if (!j.ok() || !j->is_object() || !j->contains("data") || !(*j)["data"].is_array()) {
             return;
           }
-          std::vector<std::string> names;
+          std::vector<std::string> names, adapters;
           for (const Json& m : (*j)["data"]) {
             if (m.is_object() && m.contains("id") && m["id"].is_string()) {
               names.push_back(m["id"].get<std::string>());
+              if (m.contains("parent") && m["parent"].is_string()) adapters.push_back(names.back());
             }
           }
           if (names.empty()) return;
           std::lock_guard<std::mutex> lk(self->names_mu);
-          if (self->model_names != names) {
+          if (self->learned_names != names) {
             KINFER_LOG_INFO("replicas serve: {}", fmt::join(names, ", "));
-            self->model_names = std::move(names);
+            self->learned_names = std::move(names);
           }
+          self->adapters = std::move(adapters);
         });
     break;  // one replica says it for all
   }
@@ -1011,10 +1026,10 @@ void Impl::Maintain() {
       bool known = false;
       {
         std::lock_guard<std::mutex> nl(names_mu);
-        known = !model_names.empty();
+        known = !learned_names.empty();
       }
-      // Until the names are known, ask often; then now and then (a new model version).
-      next_names = now + (known ? names_every * 6 : std::chrono::seconds(1));
+      // Until the names are known, ask often; then every 10 s (adapters load at run time).
+      next_names = now + (known ? names_every : std::chrono::seconds(1));
     }
     ExpireHeld();
     lk.lock();
@@ -1069,10 +1084,7 @@ Status Router::Start() {
         "prefix policy without --model: prompts are hashed as bytes, not as the engine's "
         "tokens (affinity works; the index does not mirror the replicas' caches exactly)");
   }
-  if (!o.served_model_names.empty()) {
-    m.model_names = o.served_model_names;
-    m.names_from_flags = true;
-  }
+  m.flag_names = o.served_model_names;
   m.request_timeout = FromSeconds(o.request_timeout_seconds);
   m.pool = std::make_unique<BackendPool>(o.pool);
   m.pool->SetEndpoints(endpoints);

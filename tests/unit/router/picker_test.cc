@@ -140,6 +140,18 @@ TEST(Picker, PrefixFollowsThePrefixUnlessLoadOutweighsIt) {
   EXPECT_EQ(p->Pick(c, Blocks(100)), 1u);
 }
 
+TEST(Picker, PrefixGathersAnAdaptersRequestsWhereItIsLoaded) {
+  auto p = Picker::Create(Policy::kPrefix, Seeded(2));
+  auto c = Idle(3);
+  c[0].inflight = 1;
+  c[2].inflight = 1;
+  c[1].adapter_loaded = true;
+  c[1].inflight = 2;  // busier, but loading the adapter elsewhere costs more
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(p->Pick(c, Blocks(4)), 1u);
+  c[1].inflight = 6;  // hot: the others may load it too
+  EXPECT_NE(p->Pick(c, Blocks(4)), 1u);
+}
+
 TEST(Picker, PrefixSpreadsColdPromptsAndBreaksTiesAtRandom) {
   auto p = Picker::Create(Policy::kPrefix, Seeded(9));
   auto c = Idle(4);

@@ -97,6 +97,22 @@ TEST(ReplicaMetrics, SkipsMalformedLinesAndKeepsTheRest) {
   EXPECT_DOUBLE_EQ(*l.kv_usage, 1.0);
 }
 
+TEST(ReplicaMetrics, ReadsTheLoraAdaptersInUse) {
+  // The gauge as `kinfer serve --lora-modules` (and vLLM) export it: names comma-joined.
+  ReplicaLoad l = ParseReplicaMetrics(
+      "kinfer:num_requests_waiting 0\nkinfer:num_requests_running 2\n"
+      "kinfer:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"chat,sql\","
+      "waiting_lora_adapters=\"law\"} 1.7e9\n"
+      "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"chat,sql\","
+      "waiting_lora_adapters=\"law\"} 1.7e9\n");
+  EXPECT_EQ(l.lora_adapters, (std::vector<std::string>{"chat", "sql", "law"}));
+  EXPECT_EQ(*l.max_lora, 4);
+  ReplicaLoad none = ParseReplicaMetrics(
+      "vllm:lora_requests_info{max_lora=\"2\",running_lora_adapters=\"\",waiting_lora_adapters="
+      "\"\"} 1\n");
+  EXPECT_TRUE(none.lora_adapters.empty());
+}
+
 TEST(ReplicaMetrics, EmptyAndForeignTextHaveNoLoad) {
   EXPECT_FALSE(ParseReplicaMetrics("").has_load());
   EXPECT_FALSE(ParseReplicaMetrics("<html>not metrics</html>\n").has_load());
