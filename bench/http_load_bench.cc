@@ -4,8 +4,8 @@
 // (coordinated omission). Keep-alive connections, one thread each; plain sockets, no library
 // between the measurement and the wire.
 //
-//   http_load_bench --url http://127.0.0.1:8080/v1/completions --body body.json \
-//       --rate 200 --seconds 10 --connections 8
+//   http_load_bench --url http://127.0.0.1:8080/v1/completions --body body.json
+//                   --rate 200 --seconds 10 --connections 8
 //
 // Prints one JSON object: sent, ok (2xx), errors, p50/p90/p99/p999/max in microseconds.
 #include <arpa/inet.h>
@@ -157,8 +157,8 @@ int main(int argc, char** argv) {
     ss << in.rdbuf();
     o.body = ss.str();
   }
-  std::string request = (o.body.empty() ? "GET " : "POST ") + o.path + " HTTP/1.1\r\nHost: " +
-                        o.host + "\r\n";
+  std::string request =
+      (o.body.empty() ? "GET " : "POST ") + o.path + " HTTP/1.1\r\nHost: " + o.host + "\r\n";
   if (!o.body.empty()) {
     request += "Content-Type: " + o.content_type +
                "\r\nContent-Length: " + std::to_string(o.body.size()) + "\r\n";
@@ -183,8 +183,8 @@ int main(int argc, char** argv) {
         const int64_t i = next.fetch_add(1);
         if (i >= total) break;
         const Clock::time_point due =
-            start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                        static_cast<double>(i) / o.rate));
+            start + std::chrono::duration_cast<Clock::duration>(
+                        std::chrono::duration<double>(static_cast<double>(i) / o.rate));
         std::this_thread::sleep_until(due);
         if (fd < 0) fd = Connect(o);
         int status = -1;
@@ -229,7 +229,7 @@ int main(int argc, char** argv) {
       "{\"sent\": %lld, \"ok\": %lld, \"non_2xx\": %lld, \"errors\": %lld, \"p50_us\": %.1f, "
       "\"p90_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f}\n",
       static_cast<long long>(total - warm), static_cast<long long>(ok),
-      static_cast<long long>(non2xx), static_cast<long long>(errors), pct(0.5), pct(0.9),
-      pct(0.99), pct(0.999), lat.empty() ? 0.0 : lat.back());
+      static_cast<long long>(non2xx), static_cast<long long>(errors), pct(0.5), pct(0.9), pct(0.99),
+      pct(0.999), lat.empty() ? 0.0 : lat.back());
   return 0;
 }
