@@ -217,6 +217,9 @@ http {{
   access_log off;
   client_body_temp_path {prefix}/body;
   proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
   client_max_body_size 8m;
   client_body_buffer_size 8m;
   upstream replicas {{ server 127.0.0.1:{backend_port}; keepalive 64; }}
@@ -238,89 +241,115 @@ http {{
 
 # --------------------------------------------------------------------------- 1. latency
 
+VOCAB = ("time river stone light paper garden window music silver forest market winter "
+         "engine letter summer mountain island animal doctor kitchen planet history "
+         "question morning evening village library station teacher picture student").split()
+
+
+
+def histogram_quantile(metrics, name, q):
+    """A quantile of a Prometheus histogram from its cumulative buckets (linear inside one)."""
+    buckets = []
+    for k, v in metrics.items():
+        if k.startswith(name + "_bucket{") and 'le="' in k:
+            le = k.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), v))
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    target, prev_le, prev_n = q * buckets[-1][1], 0.0, 0.0
+    for le, n in buckets:
+        if n >= target:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * (target - prev_n) / max(n - prev_n, 1e-9)
+        prev_le, prev_n = le, n
+    return prev_le
+
+
 def latency(args, kinfer, loader, nginx_bin):
-    print("\n## Added latency: direct vs `kinfer router` vs nginx, one replica (stories260K, 1 thread)\n")
-    rep = Replica(kinfer, STORIES, "latency-replica", "--served-model-name", "stories",
-                  "--chat-template", CHATML, "--kv-cache-memory", "64MiB")
-    prefix = Router(kinfer, [rep.url], "prefix", "latency-router-prefix", "--model", STORIES,
-                    "--chat-template", CHATML)
+    model = default_model()
+    print(f"\n## Added latency: direct vs `kinfer router` vs nginx, one replica ({os.path.basename(model)}, 1 thread)\n")
+    rep = Replica(kinfer, model, "latency-replica", "--served-model-name", "m",
+                  "--kv-cache-memory", "128MiB", "--max-model-len", "2048")
+    prefix = Router(kinfer, [rep.url], "prefix", "latency-router-prefix", "--model", model)
     least = Router(kinfer, [rep.url], "least_request", "latency-router-lr")
     ngx = Nginx(nginx_bin, rep.port)
     paths = [("direct", rep.url), ("router prefix", prefix.url), ("router least_request", least.url),
              ("nginx", ngx.url)]
-    small = {"model": "stories", "max_tokens": 1,
+    small = {"model": "m", "max_tokens": 1,
              "messages": [{"role": "user", "content": "Tell me a story about a cat."}]}
     text = ""
     rng = random.Random(1)
-    words = "the a cat dog sat ran on in big small red blue story time once upon".split()
     while len(text) < 200_000:
-        text += rng.choice(words) + " "
-    # 200 KB: more than the replica's context, so it tokenizes it and answers 400 at once; the
-    # proxies still carry (and the router reads) every byte.
-    large = {"model": "stories", "max_tokens": 1, "messages": [{"role": "user", "content": text}]}
-    bodies = {}
-    for name, body in (("small", small), ("200KB", large)):
-        path = os.path.join(LOGS, f"body-{name}.json")
+        text += rng.choice(VOCAB) + " "
+    # 200 KB: more than the replica's context, so it renders and tokenizes it and answers 400
+    # without running the model; the proxies carry every byte and the router reads it.
+    large = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": text}]}
+    workloads = []  # (name, path, body file, bytes, rate, seconds)
+    for name, body, rate, secs in (("small chat", small, args.small_rate, args.seconds),
+                                   ("200 KB chat", large, args.large_rate, args.seconds)):
+        path = os.path.join(LOGS, f"body-{name.replace(' ', '-')}.json")
         with open(path, "w") as f:
             json.dump(body, f)
-        bodies[name] = (path, os.path.getsize(path))
-    rates = {"small": args.small_rates, "200KB": args.large_rates}
-    results = {}  # (size, rate, path) -> [run dicts]
+        workloads.append((name, "/v1/chat/completions", path, os.path.getsize(path), rate, secs))
+    # The replica's cheapest answer: the proxy's own cost shows, not the replica's jitter.
+    workloads.insert(0, ("GET /v1/models", "/v1/models", None, 0, args.models_rate, args.seconds / 2))
+    results = {}  # (workload, path) -> [run dicts]
     for rnd in range(args.rounds):
-        for size in ("small", "200KB"):
-            for rate in rates[size]:
-                order = paths[rnd % len(paths):] + paths[:rnd % len(paths)]
-                for pname, url in order:
-                    out = subprocess.run(
-                        [loader, "--url", url + "/v1/chat/completions", "--body", bodies[size][0],
-                         "--rate", str(rate), "--seconds", str(args.seconds), "--connections",
-                         "16", "--warmup", "1"], check=True, capture_output=True, text=True).stdout
-                    r = json.loads(out)
-                    results.setdefault((size, rate, pname), []).append(r)
-                    log(f"latency round {rnd + 1}/{args.rounds} {size} {rate}/s {pname}: "
-                        f"p50 {r['p50_us']:.0f} us p99 {r['p99_us']:.0f} us errors {r['errors']}")
-    print(f"Bodies: small = {bodies['small'][1]} B chat request (max_tokens 1), 200KB = "
-          f"{bodies['200KB'][1]} B chat request (over the context: the replica answers 400 after "
-          f"tokenizing it). Open loop, {args.seconds} s per run, {args.rounds} rounds alternated; "
-          "medians over rounds. Added = proxy - direct at the same percentile.\n")
-    print("| body | rate/s | path | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+        for name, path, body, _, rate, secs in workloads:
+            order = paths[rnd % len(paths):] + paths[:rnd % len(paths)]
+            for pname, url in order:
+                cmd = [loader, "--url", url + path, "--rate", str(rate), "--seconds", str(secs),
+                       "--connections", "8", "--warmup", "1"]
+                if body:
+                    cmd += ["--body", body]
+                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                results.setdefault((name, pname), []).append(r)
+                log(f"latency round {rnd + 1}/{args.rounds} {name} {rate}/s {pname}: "
+                    f"p50 {r['p50_us'] / 1000:.2f} ms p99 {r['p99_us'] / 1000:.2f} ms "
+                    f"errors {r['errors']}")
+    print(f"Open loop (latency from when each request was due), {args.rounds} rounds, paths "
+          "alternated; medians over rounds. Added = through the proxy - direct, same percentile.\n")
+    print("| request | bytes | rate/s | path | samples | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     summary = {}
-    for size in ("small", "200KB"):
-        for rate in rates[size]:
-            med = {}
-            for pname, _ in paths:
-                runs = results[(size, rate, pname)]
-                med[pname] = (statistics.median(r["p50_us"] for r in runs) / 1000,
-                              statistics.median(r["p99_us"] for r in runs) / 1000,
-                              sum(r["errors"] for r in runs))
-            for pname, _ in paths:
-                p50, p99, err = med[pname]
-                if pname == "direct":
-                    print(f"| {size} | {rate} | {pname} | {p50:.3f} | {p99:.3f} | | | {err} |")
-                else:
-                    a50, a99 = p50 - med["direct"][0], p99 - med["direct"][1]
-                    summary[(size, rate, pname)] = (a50, a99)
-                    print(f"| {size} | {rate} | {pname} | {p50:.3f} | {p99:.3f} | {a50:.3f} | "
-                          f"{a99:.3f} | {err} |")
+    for name, _, _, size, rate, _ in workloads:
+        med = {}
+        for pname, _ in paths:
+            runs = results[(name, pname)]
+            med[pname] = (statistics.median(r["p50_us"] for r in runs) / 1000,
+                          statistics.median(r["p99_us"] for r in runs) / 1000,
+                          sum(r["errors"] for r in runs),
+                          sum(r["ok"] + r["non_2xx"] for r in runs))
+        for pname, _ in paths:
+            p50, p99, err, n = med[pname]
+            if pname == "direct":
+                print(f"| {name} | {size} | {rate} | {pname} | {n} | {p50:.3f} | {p99:.3f} | | | {err} |")
+            else:
+                a50, a99 = p50 - med["direct"][0], p99 - med["direct"][1]
+                summary[(name, pname)] = (a50, a99)
+                print(f"| {name} | {size} | {rate} | {pname} | {n} | {p50:.3f} | {p99:.3f} | "
+                      f"{a50:+.3f} | {a99:+.3f} | {err} |")
     print()
-    for size in ("small", "200KB"):
-        for rate in rates[size]:
-            n = summary[(size, rate, "nginx")]
-            for pname in ("router prefix", "router least_request"):
-                r = summary[(size, rate, pname)]
-                print(f"- {size} at {rate}/s, {pname}: added p99 {r[1]:.3f} ms vs nginx "
-                      f"{n[1]:.3f} ms; added p50 {r[0]:.3f} vs {n[0]:.3f} ms")
+    for name, *_ in workloads:
+        n = summary[(name, "nginx")]
+        for pname in ("router prefix", "router least_request"):
+            r = summary[(name, pname)]
+            print(f"- {name}, {pname}: added p50 {r[0]:+.3f} ms (nginx {n[0]:+.3f}), added p99 "
+                  f"{r[1]:+.3f} ms (nginx {n[1]:+.3f})")
+    # The router's own account: arrival to the first attempt leaving (parse, tokenize, pick).
+    for pname, router in (("router prefix", prefix), ("router least_request", least)):
+        m = router.metrics()
+        q50 = histogram_quantile(m, "kinfer_router_added_latency_seconds", 0.5) * 1000
+        q99 = histogram_quantile(m, "kinfer_router_added_latency_seconds", 0.99) * 1000
+        print(f"- {pname}, its own kinfer_router_added_latency_seconds over every request above: "
+              f"p50 {q50:.3f} ms, p99 {q99:.3f} ms")
     for p in (ngx, least, prefix, rep):
         p.stop()
 
 
 # ------------------------------------------------------------------------- 2. placement
-
-VOCAB = ("time river stone light paper garden window music silver forest market winter "
-         "engine letter summer mountain island animal doctor kitchen planet history "
-         "question morning evening village library station teacher picture student").split()
-
 
 def words(rng, n):
     return " ".join(rng.choice(VOCAB) for _ in range(n))
@@ -629,9 +658,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=8)
-    ap.add_argument("--small-rates", type=int, nargs="+", default=[100, 400])
-    ap.add_argument("--large-rates", type=int, nargs="+", default=[20])
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--models-rate", type=float, default=200)
+    ap.add_argument("--small-rate", type=float, default=10)
+    ap.add_argument("--large-rate", type=float, default=2)
     ap.add_argument("--replicas", type=int, default=3)
     ap.add_argument("--groups", type=int, default=0, help="default: twice the replicas")
     ap.add_argument("--prefix-words", type=int, default=500)
@@ -645,8 +675,8 @@ def main():
     ap.add_argument("--failover-seconds", type=float, default=15)
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.seconds, args.requests, args.failover_seconds = 1, 4, 24, 9
-        args.small_rates, args.sessions, args.turns = [200], 3, 3
+        args.rounds, args.seconds, args.requests, args.failover_seconds = 1, 8, 24, 9
+        args.sessions, args.turns = 3, 3
     log(f"logs in {LOGS}")
     print(f"# kinfer router benchmarks, {time.strftime('%Y-%m-%d %H:%M')}\n")
     print(f"Machine at start: {load_average()} (shared with other builds: ratios only).")

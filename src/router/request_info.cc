@@ -41,10 +41,10 @@ void AppendPseudoTokens(std::string_view bytes, std::vector<int32_t>* out) {
 }
 
 // The messages' roles and text in order: what the template would lay out, without it.
-std::string MessagesText(const Json& messages) {
+std::string MessagesText(const OrderedJson& messages) {
   std::string s;
   if (!messages.is_array()) return s;
-  for (const Json& m : messages) {
+  for (const OrderedJson& m : messages) {
     if (!m.is_object()) continue;
     if (auto r = m.find("role"); r != m.end() && r->is_string())
       s += r->get_ref<const std::string&>();
@@ -53,7 +53,7 @@ std::string MessagesText(const Json& messages) {
       if (c->is_string()) {
         s += c->get_ref<const std::string&>();
       } else if (c->is_array()) {
-        for (const Json& part : *c) {
+        for (const OrderedJson& part : *c) {
           if (part.is_object()) {
             if (auto t = part.find("text"); t != part.end() && t->is_string())
               s += t->get_ref<const std::string&>();
@@ -66,7 +66,7 @@ std::string MessagesText(const Json& messages) {
   return s;
 }
 
-bool GetBool(const Json& j, const char* key, bool def, std::optional<ApiError>* err) {
+bool GetBool(const OrderedJson& j, const char* key, bool def, std::optional<ApiError>* err) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return def;
   if (!it->is_boolean()) {
@@ -76,7 +76,7 @@ bool GetBool(const Json& j, const char* key, bool def, std::optional<ApiError>* 
   return it->get<bool>();
 }
 
-std::string GetString(const Json& j, const char* key, std::optional<ApiError>* err) {
+std::string GetString(const OrderedJson& j, const char* key, std::optional<ApiError>* err) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return "";
   if (!it->is_string()) {
@@ -118,13 +118,14 @@ server::ApiResult<RequestInfo> ReadRequestInfo(std::string_view path, std::strin
                                                const PromptModel* model,
                                                const RequestInfoOptions& options) {
   RequestInfo info;
-  auto parsed = ParseJson(body, "request body", 64);
+  // Parsed once, keeping key order: the chat template renders from it (tools via tojson).
+  auto parsed = ParseOrderedJson(body, "request body", 64);
   if (!parsed.ok()) {
     const std::string msg = parsed.status().message();
     size_t colon = msg.find(": ");
     return BadRequest(colon == std::string::npos ? msg : msg.substr(colon + 2), "", "invalid_json");
   }
-  const Json& j = *parsed;
+  const OrderedJson& j = *parsed;
   if (!j.is_object()) return BadRequest("the request body must be a JSON object");
   std::optional<ApiError> err;
   info.model = GetString(j, "model", &err);
@@ -151,7 +152,7 @@ server::ApiResult<RequestInfo> ReadRequestInfo(std::string_view path, std::strin
     auto messages = j.find("messages");
     if (messages == j.end()) return BadRequest("'messages' is required", "messages");
     if (model && model->info().chat && options.tokenize) {
-      auto text = server::RenderChat(body, model->info());
+      auto text = server::RenderParsedChat(j, model->info());
       if (!text.ok()) return text.error();
       prompt_bytes = text->size();
       bool add_special = GetBool(j, "add_special_tokens", false, &err);
@@ -172,7 +173,7 @@ server::ApiResult<RequestInfo> ReadRequestInfo(std::string_view path, std::strin
     auto prompt = j.find("prompt");
     if (prompt == j.end()) return BadRequest("'prompt' is required", "prompt");
     // The first prompt routes the request (an array of prompts is one engine request each).
-    const Json* first = &*prompt;
+    const OrderedJson* first = &*prompt;
     if (prompt->is_array() && !prompt->empty() && !(*prompt)[0].is_number()) first = &(*prompt)[0];
     if (first->is_string()) {
       const std::string& text = first->get_ref<const std::string&>();
@@ -191,7 +192,7 @@ server::ApiResult<RequestInfo> ReadRequestInfo(std::string_view path, std::strin
       }
     } else if (first->is_array()) {
       // Token ids: the engine's tokens already.
-      for (const Json& t : *first) {
+      for (const OrderedJson& t : *first) {
         if (!t.is_number_integer()) break;
         if (info.prompt.size() >= options.max_tokens) {
           info.truncated = true;
