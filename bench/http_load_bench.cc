@@ -4,10 +4,15 @@
 // (coordinated omission). Keep-alive connections, one thread each; plain sockets, no library
 // between the measurement and the wire.
 //
-//   http_load_bench --url http://127.0.0.1:8080/v1/completions --body body.json
-//                   --rate 200 --seconds 10 --connections 8
+// With several --url, request i goes to URL i mod N: the paths being compared (direct, through
+// a proxy) are measured interleaved, under the same machine load at the same moments, which on
+// a shared machine matters more than anything else.
 //
-// Prints one JSON object: sent, ok (2xx), errors, p50/p90/p99/p999/max in microseconds.
+//   http_load_bench --url http://127.0.0.1:8000/v1/models --url http://127.0.0.1:8080/v1/models
+//                   --body body.json --rate 200 --seconds 10 --connections 8
+//
+// Prints one JSON object per URL, one per line, in the order given: url, sent, ok (2xx),
+// non_2xx, errors, p50/p90/p99/p999/max in microseconds.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -121,115 +126,145 @@ int ReadResponse(int fd, std::string& buf) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+struct Target {
   Options o;
-  std::string url, body_file;
+  std::string request;
+  std::vector<double> lat;
+  int64_t sent = 0, ok = 0, errors = 0, non2xx = 0;
+};
+
+int main(int argc, char** argv) {
+  Options base;
+  std::vector<std::string> urls;
+  std::string body_file;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--url") {
-      url = v;
+      urls.push_back(v);
     } else if (k == "--body") {
       body_file = v;
     } else if (k == "--rate") {
-      o.rate = std::atof(v.c_str());
+      base.rate = std::atof(v.c_str());
     } else if (k == "--seconds") {
-      o.seconds = std::atof(v.c_str());
+      base.seconds = std::atof(v.c_str());
     } else if (k == "--connections") {
-      o.connections = std::atoi(v.c_str());
+      base.connections = std::atoi(v.c_str());
     } else if (k == "--warmup") {
-      o.warmup = std::atof(v.c_str());
+      base.warmup = std::atof(v.c_str());
     } else if (k == "--content-type") {
-      o.content_type = v;
+      base.content_type = v;
     } else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
     }
   }
-  if (url.empty() || !ParseUrl(url, &o)) {
-    std::fprintf(stderr,
-                 "usage: http_load_bench --url http://IP:PORT/PATH [--body FILE] [--rate R] "
-                 "[--seconds S] [--connections C] [--warmup S]\n");
-    return 2;
-  }
   if (!body_file.empty()) {
     std::ifstream in(body_file, std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
-    o.body = ss.str();
+    base.body = ss.str();
   }
-  std::string request =
-      (o.body.empty() ? "GET " : "POST ") + o.path + " HTTP/1.1\r\nHost: " + o.host + "\r\n";
-  if (!o.body.empty()) {
-    request += "Content-Type: " + o.content_type +
-               "\r\nContent-Length: " + std::to_string(o.body.size()) + "\r\n";
+  std::vector<Target> targets(urls.size());
+  for (size_t t = 0; t < urls.size(); ++t) {
+    targets[t].o = base;
+    if (!ParseUrl(urls[t], &targets[t].o)) targets[t].o.port = 0;
   }
-  request += "\r\n" + o.body;
+  if (targets.empty() ||
+      std::any_of(targets.begin(), targets.end(), [](const Target& t) { return t.o.port <= 0; })) {
+    std::fprintf(stderr,
+                 "usage: http_load_bench --url http://IP:PORT/PATH [--url ...] [--body FILE] "
+                 "[--rate R] [--seconds S] [--connections C] [--warmup S]\n");
+    return 2;
+  }
+  for (Target& t : targets) {
+    const Options& o = t.o;
+    t.request =
+        (o.body.empty() ? "GET " : "POST ") + o.path + " HTTP/1.1\r\nHost: " + o.host + "\r\n";
+    if (!o.body.empty()) {
+      t.request += "Content-Type: " + o.content_type +
+                   "\r\nContent-Length: " + std::to_string(o.body.size()) + "\r\n";
+    }
+    t.request += "\r\n" + o.body;
+  }
 
+  const size_t n = targets.size();
   const Clock::time_point start = Clock::now() + std::chrono::milliseconds(100);
-  const int64_t total = static_cast<int64_t>(o.rate * (o.seconds + o.warmup));
-  const int64_t warm = static_cast<int64_t>(o.rate * o.warmup);
+  const int64_t total = static_cast<int64_t>(base.rate * (base.seconds + base.warmup));
+  const int64_t warm = static_cast<int64_t>(base.rate * base.warmup);
   std::atomic<int64_t> next{0};
   std::mutex mu;
-  std::vector<double> lat;
-  int64_t ok = 0, errors = 0, non2xx = 0;
   std::vector<std::thread> threads;
-  for (int c = 0; c < o.connections; ++c) {
+  for (int c = 0; c < base.connections; ++c) {
     threads.emplace_back([&] {
-      int fd = Connect(o);
-      std::string buf;
-      std::vector<double> mine;
-      int64_t my_ok = 0, my_err = 0, my_non2xx = 0;
+      std::vector<int> fds(n, -1);
+      std::vector<std::string> bufs(n);
+      std::vector<Target> mine(n);
       while (true) {
         const int64_t i = next.fetch_add(1);
         if (i >= total) break;
+        const size_t t = static_cast<size_t>(i) % n;
         const Clock::time_point due =
             start + std::chrono::duration_cast<Clock::duration>(
-                        std::chrono::duration<double>(static_cast<double>(i) / o.rate));
+                        std::chrono::duration<double>(static_cast<double>(i) / base.rate));
         std::this_thread::sleep_until(due);
-        if (fd < 0) fd = Connect(o);
+        int& fd = fds[t];
+        if (fd < 0) fd = Connect(targets[t].o);
         int status = -1;
+        const std::string& request = targets[t].request;
         if (fd >= 0 && send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
                            static_cast<ssize_t>(request.size())) {
-          status = ReadResponse(fd, buf);
+          status = ReadResponse(fd, bufs[t]);
         }
         const double us = std::chrono::duration<double, std::micro>(Clock::now() - due).count();
         if (status < 0) {
           if (fd >= 0) close(fd);
           fd = -1;
-          buf.clear();
+          bufs[t].clear();
         }
         if (i < warm) continue;
+        Target& m = mine[t];
+        m.sent++;
         if (status < 0) {
-          my_err++;
+          m.errors++;
           continue;
         }
         if (status >= 200 && status < 300) {
-          my_ok++;
+          m.ok++;
         } else {
-          my_non2xx++;
+          m.non2xx++;
         }
-        mine.push_back(us);
+        m.lat.push_back(us);
       }
-      if (fd >= 0) close(fd);
+      for (int fd : fds) {
+        if (fd >= 0) close(fd);
+      }
       std::lock_guard<std::mutex> lk(mu);
-      lat.insert(lat.end(), mine.begin(), mine.end());
-      ok += my_ok;
-      errors += my_err;
-      non2xx += my_non2xx;
+      for (size_t t = 0; t < n; ++t) {
+        targets[t].lat.insert(targets[t].lat.end(), mine[t].lat.begin(), mine[t].lat.end());
+        targets[t].sent += mine[t].sent;
+        targets[t].ok += mine[t].ok;
+        targets[t].errors += mine[t].errors;
+        targets[t].non2xx += mine[t].non2xx;
+      }
     });
   }
   for (auto& t : threads) t.join();
-  std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) {
-    if (lat.empty()) return 0.0;
-    size_t k = static_cast<size_t>(p * static_cast<double>(lat.size() - 1) + 0.5);
-    return lat[std::min(k, lat.size() - 1)];
-  };
-  std::printf(
-      "{\"sent\": %lld, \"ok\": %lld, \"non_2xx\": %lld, \"errors\": %lld, \"p50_us\": %.1f, "
-      "\"p90_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f}\n",
-      static_cast<long long>(total - warm), static_cast<long long>(ok),
-      static_cast<long long>(non2xx), static_cast<long long>(errors), pct(0.5), pct(0.9), pct(0.99),
-      pct(0.999), lat.empty() ? 0.0 : lat.back());
+  for (size_t t = 0; t < n; ++t) {
+    std::vector<double>& lat = targets[t].lat;
+    std::sort(lat.begin(), lat.end());
+    auto pct = [&](double p) {
+      if (lat.empty()) return 0.0;
+      size_t k = static_cast<size_t>(p * static_cast<double>(lat.size() - 1) + 0.5);
+      return lat[std::min(k, lat.size() - 1)];
+    };
+    std::printf(
+        "{\"url\": \"%s\", \"sent\": %lld, \"ok\": %lld, \"non_2xx\": %lld, \"errors\": %lld, "
+        "\"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
+        "\"max_us\": %.1f}\n",
+        urls[t].c_str(), static_cast<long long>(targets[t].sent),
+        static_cast<long long>(targets[t].ok), static_cast<long long>(targets[t].non2xx),
+        static_cast<long long>(targets[t].errors), pct(0.5), pct(0.9), pct(0.99), pct(0.999),
+        lat.empty() ? 0.0 : lat.back());
+  }
   return 0;
 }

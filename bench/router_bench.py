@@ -298,19 +298,25 @@ def latency(args, kinfer, loader, nginx_bin):
     results = {}  # (workload, path) -> [run dicts]
     for rnd in range(args.rounds):
         for name, path, body, _, rate, secs in workloads:
+            # Interleaved: request i goes to path i mod 4, so every path sees the same machine
+            # load at the same moments; the order rotates between rounds.
             order = paths[rnd % len(paths):] + paths[:rnd % len(paths)]
-            for pname, url in order:
-                cmd = [loader, "--url", url + path, "--rate", str(rate), "--seconds", str(secs),
-                       "--connections", "8", "--warmup", "1"]
-                if body:
-                    cmd += ["--body", body]
-                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            cmd = [loader, "--rate", str(rate * len(paths)), "--seconds", str(secs),
+                   "--connections", "16", "--warmup", "1"]
+            for _, url in order:
+                cmd += ["--url", url + path]
+            if body:
+                cmd += ["--body", body]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            for (pname, _), line in zip(order, out.strip().splitlines()):
+                r = json.loads(line)
                 results.setdefault((name, pname), []).append(r)
                 log(f"latency round {rnd + 1}/{args.rounds} {name} {rate}/s {pname}: "
                     f"p50 {r['p50_us'] / 1000:.2f} ms p99 {r['p99_us'] / 1000:.2f} ms "
                     f"errors {r['errors']}")
-    print(f"Open loop (latency from when each request was due), {args.rounds} rounds, paths "
-          "alternated; medians over rounds. Added = through the proxy - direct, same percentile.\n")
+    print(f"Open loop (latency from when each request was due); the four paths interleaved request "
+          f"by request (rate is per path), {args.rounds} rounds; medians over rounds. Added = "
+          "through the proxy - direct, same percentile.\n")
     print("| request | bytes | rate/s | path | samples | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     summary = {}
@@ -658,10 +664,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--models-rate", type=float, default=200)
-    ap.add_argument("--small-rate", type=float, default=10)
-    ap.add_argument("--large-rate", type=float, default=2)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--models-rate", type=float, default=100, help="per path")
+    ap.add_argument("--small-rate", type=float, default=2, help="per path")
+    ap.add_argument("--large-rate", type=float, default=1, help="per path")
     ap.add_argument("--replicas", type=int, default=3)
     ap.add_argument("--groups", type=int, default=0, help="default: twice the replicas")
     ap.add_argument("--prefix-words", type=int, default=500)
