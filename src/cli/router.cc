@@ -28,6 +28,12 @@ void AddRouterCommand(CLI::App& app) {
   cmd->add_option("--backends", *backends,
                   "Replica URLs, comma-separated or repeated: http://10.0.0.5:8000,...")
       ->delimiter(',');
+  cmd->add_option("--endpointslices", o->endpointslices,
+                  "Or the replicas of a Kubernetes Service, from its EndpointSlices (watched): "
+                  "NAMESPACE/SERVICE[:PORT], PORT a name or number (default: the port named http)");
+  cmd->add_option("--kubeconfig", o->kubeconfig,
+                  "kubeconfig for --endpointslices (default: in-cluster, $KUBECONFIG, "
+                  "~/.kube/config)");
   cmd->add_option("--policy", *policy, "round_robin, least_request, session or prefix")
       ->capture_default_str();
   cmd->add_option("--model", o->model_path,
@@ -130,7 +136,9 @@ void AddRouterCommand(CLI::App& app) {
     for (const std::string& b : *backends) {
       if (!b.empty()) opts.backends.push_back(b);
     }
-    if (opts.backends.empty()) return fail("--backends: give at least one replica URL");
+    if (opts.backends.empty() == opts.endpointslices.empty()) {
+      return fail("give the replicas as --backends URL,... or --endpointslices NAMESPACE/SERVICE");
+    }
     auto mb = ParseBytes(*max_body);
     if (!mb || *mb <= 0)
       return fail("--max-request-body-bytes '" + *max_body + "': expected bytes");

@@ -18,17 +18,10 @@ bool IsDnsLabel(std::string_view s) {
   return s.front() != '-' && s.back() != '-';
 }
 
-std::string SliceName(const Json& slice) {
-  if (auto m = slice.find("metadata"); m != slice.end() && m->is_object()) {
-    if (auto n = m->find("name"); n != m->end() && n->is_string()) return n->get<std::string>();
-  }
-  return "(unnamed)";
-}
-
 // The slice's port for `want`: by name or number; "" = "http", else the only one.
-std::optional<int> PickPort(const Json& slice, std::string_view want, std::string* why) {
-  auto ports = slice.find("ports");
-  if (ports == slice.end() || !ports->is_array() || ports->empty()) {
+std::optional<int> PickPort(const k8s::EndpointSlice& slice, std::string_view want,
+                            std::string* why) {
+  if (slice.ports.empty()) {
     *why = "no ports";
     return std::nullopt;
   }
@@ -36,33 +29,20 @@ std::optional<int> PickPort(const Json& slice, std::string_view want, std::strin
   const bool numeric =
       !want.empty() &&
       std::from_chars(want.data(), want.data() + want.size(), number).ec == std::errc();
-  std::optional<int> only, named_http;
-  for (const Json& p : *ports) {
-    if (!p.is_object() || !p.contains("port") || !p["port"].is_number_integer()) continue;
-    const int port = p["port"].get<int>();
-    const std::string name =
-        p.contains("name") && p["name"].is_string() ? p["name"].get<std::string>() : "";
-    if (port < 1 || port > 65535) continue;
-    if (!want.empty() && (numeric ? port == number : name == want)) return port;
-    if (name == "http") named_http = port;
-    only = ports->size() == 1 ? std::optional<int>(port) : std::nullopt;
+  std::optional<int> named_http;
+  for (const k8s::EndpointPort& p : slice.ports) {
+    if (!p.port || *p.port < 1 || *p.port > 65535) continue;
+    if (!want.empty() && (numeric ? *p.port == number : p.name == want)) return *p.port;
+    if (p.name == "http") named_http = *p.port;
   }
   if (want.empty()) {
     if (named_http) return named_http;
-    if (only) return only;
+    if (slice.ports.size() == 1 && slice.ports[0].port) return *slice.ports[0].port;
     *why = "several ports and none named \"http\": name one in --endpointslices NS/SVC:PORT";
     return std::nullopt;
   }
   *why = fmt::format("no port {}", want);
   return std::nullopt;
-}
-
-bool Condition(const Json& endpoint, const char* name, bool unknown) {
-  auto c = endpoint.find("conditions");
-  if (c == endpoint.end() || !c->is_object()) return unknown;
-  auto v = c->find(name);
-  if (v == c->end() || !v->is_boolean()) return unknown;
-  return v->get<bool>();
 }
 
 }  // namespace
@@ -91,51 +71,37 @@ Result<SliceSource> ParseSliceSource(std::string_view spec) {
   return s;
 }
 
-SliceEndpoints EndpointsFromSlices(const std::vector<const Json*>& slices, std::string_view port) {
+SliceEndpoints EndpointsFromSlices(const std::vector<k8s::EndpointSlice>& slices,
+                                   std::string_view port) {
   SliceEndpoints out;
   std::map<std::string, DiscoveredEndpoint> by_address;
-  for (const Json* slice : slices) {
-    if (!slice || !slice->is_object()) continue;
-    const std::string name = SliceName(*slice);
-    auto type = slice->find("addressType");
-    const std::string address_type =
-        type != slice->end() && type->is_string() ? type->get<std::string>() : "";
-    if (address_type != "IPv4" && address_type != "IPv6" && address_type != "FQDN") {
-      out.problems.push_back(
-          fmt::format("slice {}: addressType '{}' is not IPv4, IPv6 or FQDN", name, address_type));
+  for (const k8s::EndpointSlice& slice : slices) {
+    const std::string& name = slice.metadata.name;
+    if (slice.address_type != "IPv4" && slice.address_type != "IPv6" &&
+        slice.address_type != "FQDN") {
+      out.problems.push_back(fmt::format("slice {}: addressType '{}' is not IPv4, IPv6 or FQDN",
+                                         name, slice.address_type));
       continue;
     }
-    auto endpoints = slice->find("endpoints");
-    if (endpoints == slice->end() || endpoints->is_null()) continue;  // no endpoints yet
-    if (!endpoints->is_array()) {
-      out.problems.push_back(fmt::format("slice {}: endpoints is not a list", name));
-      continue;
-    }
-    if (endpoints->empty()) continue;
+    if (slice.endpoints.empty()) continue;  // no pods yet
     std::string why;
-    std::optional<int> p = PickPort(*slice, port, &why);
+    std::optional<int> p = PickPort(slice, port, &why);
     if (!p) {
       out.problems.push_back(fmt::format("slice {}: {}", name, why));
       continue;
     }
-    for (const Json& e : *endpoints) {
-      if (!e.is_object()) continue;
-      auto addresses = e.find("addresses");
-      if (addresses == e.end() || !addresses->is_array() || addresses->empty() ||
-          !(*addresses)[0].is_string()) {
+    for (const k8s::Endpoint& e : slice.endpoints) {
+      if (e.addresses.empty() || e.addresses[0].empty()) {
         out.problems.push_back(fmt::format("slice {}: an endpoint without addresses", name));
         continue;
       }
       // Every address of an endpoint is the same pod; the first is the one to use.
       DiscoveredEndpoint d;
-      d.endpoint.host = (*addresses)[0].get<std::string>();
+      d.endpoint.host = e.addresses[0];
       d.endpoint.port = *p;
-      d.ready = Condition(e, "ready", /*unknown=*/true);
-      d.terminating = Condition(e, "terminating", /*unknown=*/false);
-      if (auto ref = e.find("targetRef"); ref != e.end() && ref->is_object() &&
-                                          ref->contains("name") && (*ref)["name"].is_string()) {
-        d.pod = (*ref)["name"].get<std::string>();
-      }
+      d.ready = e.conditions.ready.value_or(true);  // unknown: ready, as the API says
+      d.terminating = e.conditions.terminating.value_or(false);
+      d.pod = e.target_name;
       const std::string key = d.endpoint.ToString();
       auto [it, inserted] = by_address.try_emplace(key, d);
       if (!inserted && d.ready && !d.terminating) it->second = d;

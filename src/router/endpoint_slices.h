@@ -1,15 +1,16 @@
-// The replicas behind a Kubernetes Service, read from its discovery.k8s.io/v1 EndpointSlices:
-// one endpoint per address and the Service's port, ready (conditions.ready, unknown = ready)
-// and terminating (conditions.terminating) as the slices say. Pure: the watch that keeps the
-// slices current lives in endpoint_slice_discovery.h.
+// The replicas behind a Kubernetes Service, read from its discovery.k8s.io/v1 EndpointSlices
+// (k8s::EndpointSlice, the shared client's typed view): one endpoint per address and the
+// Service's port, ready (conditions.ready, unknown = ready) and terminating
+// (conditions.terminating) as the slices say. Pure: the watch that keeps the slices current is
+// endpoint_slice_discovery.h.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "core/json.h"
 #include "core/status.h"
+#include "k8s/objects.h"
 #include "router/backend_pool.h"
 
 namespace kinfer::router {
@@ -28,9 +29,9 @@ struct SliceEndpoints {
   std::vector<std::string> problems;          // slices or endpoints skipped, and why
 };
 
-// The endpoints of `slices` (EndpointSlice objects as JSON). An address listed by several slices
-// (as during a slice's replacement) counts once, routable if any copy says ready and not
-// terminating.
-SliceEndpoints EndpointsFromSlices(const std::vector<const Json*>& slices, std::string_view port);
+// The endpoints of `slices`. An address listed by several slices (as during a slice's
+// replacement) counts once, routable if any copy says ready and not terminating.
+SliceEndpoints EndpointsFromSlices(const std::vector<k8s::EndpointSlice>& slices,
+                                   std::string_view port);
 
 }  // namespace kinfer::router

@@ -556,6 +556,10 @@ void Impl::Maintain() {
       next_names = now + (known ? names_every : std::chrono::seconds(1));
     }
     ExpireHeld();
+    if (!discovery_ready && discovery && discovery->WaitForSync(std::chrono::milliseconds(0))) {
+      discovery_ready = true;
+      KINFER_LOG_INFO("replicas from {}: {} found", discovery->Describe(), pool->size());
+    }
     lk.lock();
     cv.wait_until(lk, std::min(next_probe, next_scrape), [&] { return stop; });
   }
@@ -567,6 +571,7 @@ Router::Router(RouterOptions options) : impl_(std::make_shared<Impl>()) {
 
 Router::~Router() {
   Impl& m = *impl_;
+  if (m.discovery) m.discovery->Stop();
   {
     std::lock_guard<std::mutex> lk(m.mu);
     m.stop = true;
@@ -585,8 +590,10 @@ Router::~Router() {
 Status Router::Start() {
   Impl& m = *impl_;
   const RouterOptions& o = m.options;
-  if (o.backends.empty()) {
-    KINFER_LOG_INFO("no --backends: waiting for replicas from discovery");
+  if (o.backends.empty() == o.endpointslices.empty()) {
+    return InvalidArgumentError(
+        "give the replicas as --backends URL,... or --endpointslices "
+        "NAMESPACE/SERVICE (one of the two)");
   }
   std::vector<DiscoveredEndpoint> endpoints;
   for (const std::string& url : o.backends) {
@@ -621,7 +628,15 @@ Status Router::Start() {
       });
   m.client = std::make_unique<UpstreamClient>(m.http->io_context(), o.upstream);
   m.pool->OnRoutable([weak] {
-    if (auto s = weak.lock()) s->ReleaseHeld();
+    if (auto s = weak.lock()) {
+      s->ReleaseHeld();
+      bool known = false;
+      {
+        std::lock_guard<std::mutex> lk(s->names_mu);
+        known = !s->learned_names.empty();
+      }
+      if (!known) s->LearnModelNames();  // the first replica up says what it serves
+    }
   });
   KINFER_RETURN_IF_ERROR(m.http->Start());
   if (o.metrics_port > 0) {
@@ -634,24 +649,50 @@ Status Router::Start() {
         });
     KINFER_RETURN_IF_ERROR(m.metrics_http->Start());
   }
+  if (!o.endpointslices.empty()) {
+    KINFER_ASSIGN_OR_RETURN(SliceSource source, ParseSliceSource(o.endpointslices));
+    Impl* impl = &m;
+    KINFER_ASSIGN_OR_RETURN(
+        m.discovery, EndpointSliceDiscovery::Create(
+                         source, o.kubeconfig, [impl](const std::vector<DiscoveredEndpoint>& eps) {
+                           impl->SetEndpoints(eps);
+                         }));
+    m.discovery_ready = false;  // /ready waits for the first list
+    m.discovery->Start();
+  }
   m.maintenance = std::thread([&m] { m.Maintain(); });
   pthread_setname_np(m.maintenance.native_handle(), "kinfer-probe");
   KINFER_LOG_INFO("router listening on http://{}:{} ({} policy, {} replicas{}){}", o.http.host,
                   m.http->port(), PolicyName(o.pool.policy), endpoints.size(),
-                  o.backends.empty() ? " until discovery reports" : "",
+                  m.discovery ? " until " + m.discovery->Describe() + " lists them" : "",
                   m.keys.enabled() ? fmt::format("; {} API keys", m.keys.size()) : "");
   return Status::Ok();
 }
 
 void Router::SetEndpoints(const std::vector<DiscoveredEndpoint>& endpoints) {
-  Impl& m = *impl_;
-  std::vector<Endpoint> left = m.pool->SetEndpoints(endpoints);
-  for (const Endpoint& ep : left) m.client->Forget(ep);
-  // New replicas get probed now rather than at the next tick.
-  m.cv.notify_all();
+  impl_->SetEndpoints(endpoints);
 }
 
-void Router::SetDiscoveryReady(bool ready) { impl_->discovery_ready = ready; }
+void Impl::SetEndpoints(const std::vector<DiscoveredEndpoint>& endpoints) {
+  std::vector<std::string> before;
+  for (const auto& b : pool->Backends()) before.push_back(b->name());
+  std::vector<Endpoint> left = pool->SetEndpoints(endpoints);
+  for (const Endpoint& ep : left) {
+    client->Forget(ep);
+    KINFER_LOG_INFO("replica {} left", ep.ToString());
+  }
+  for (const DiscoveredEndpoint& d : endpoints) {
+    const std::string name = d.endpoint.ToString();
+    if (std::find(before.begin(), before.end(), name) == before.end()) {
+      KINFER_LOG_INFO("replica {}{} joined{}", name, d.pod.empty() ? "" : " (" + d.pod + ")",
+                      d.terminating ? " terminating"
+                      : d.ready     ? ""
+                                    : " not ready");
+    }
+  }
+  // New replicas get probed now rather than at the next tick.
+  cv.notify_all();
+}
 
 int Router::port() const { return impl_->http ? impl_->http->port() : 0; }
 int Router::metrics_port() const { return impl_->metrics_http ? impl_->metrics_http->port() : 0; }
@@ -684,6 +725,7 @@ void Router::Shutdown() {
   if (m.inflight.load() > 0) {
     KINFER_LOG_WARN("shutdown timeout: {} requests still in flight are cut", m.inflight.load());
   }
+  if (m.discovery) m.discovery->Stop();
   {
     std::lock_guard<std::mutex> lk(m.mu);
     m.stop = true;

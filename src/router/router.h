@@ -31,6 +31,10 @@ struct RouterOptions {
   server::HttpServerOptions http;     // host, port, I/O threads, body cap (413 above)
   int metrics_port = 0;               // 0: /metrics on the main port only
   std::vector<std::string> backends;  // static replica URLs
+  // Or a Kubernetes Service's EndpointSlices: "NAMESPACE/SERVICE[:PORT]", with credentials from
+  // `kubeconfig` (a path, or "" for in-cluster and the usual lookup).
+  std::string endpointslices;
+  std::string kubeconfig;
   PoolOptions pool;
   // The served model's tokenizer and chat template, for the prefix policy's exact hashes
   // (empty: hash the prompt's bytes instead).
@@ -72,10 +76,9 @@ class Router {
   int Run();
   void Shutdown();
 
-  // The replicas now (discovery). Static backends are set by Start.
+  // The replicas now (discovery). Static backends and EndpointSlices are set up by Start; this
+  // is for other sources.
   void SetEndpoints(const std::vector<DiscoveredEndpoint>& endpoints);
-  // Discovery has synced at least once: /ready waits for it.
-  void SetDiscoveryReady(bool ready);
 
   int port() const;
   int metrics_port() const;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "router/endpoint_slice_discovery.h"
 #include "router/router.h"
 #include "server/api_error.h"
 #include "server/auth.h"
@@ -35,6 +36,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   std::unique_ptr<UpstreamClient> client;
   std::unique_ptr<BackendPool> pool;
   std::unique_ptr<PromptModel> model;
+  std::unique_ptr<EndpointSliceDiscovery> discovery;
   server::ApiKeys keys;
   std::unique_ptr<RateLimiter> limiter;
   Clock::duration request_timeout{};
@@ -98,6 +100,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   void Probe(const std::shared_ptr<Backend>& b);
   void Scrape(const std::shared_ptr<Backend>& b);
   void LearnModelNames();
+  void SetEndpoints(const std::vector<DiscoveredEndpoint>& endpoints);
   HeaderList BackendAuth() const;
 };
 

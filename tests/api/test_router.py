@@ -53,6 +53,9 @@ class Router:
             time.sleep(0.05)
         if wait_routable:
             assert wait_for(lambda: self.healthy() == len(backends), timeout=60), self.output()
+            # The model names are learned from the first replica up (the router then answers
+            # unknown models itself).
+            assert wait_for(lambda: any('model="stories"' in k for k in self.metrics()), timeout=30)
 
     def output(self):
         self.log.flush()
@@ -198,8 +201,10 @@ def test_bad_input_is_answered_by_the_router(pair, router):
     with pytest.raises(openai.NotFoundError):
         router.client().completions.create(model="gpt-4", prompt="x")
     # None of these reached a replica: the router's log shows no attempt for any of them.
+    # (The log line is written right after the answer: wait for the last one.)
+    assert wait_for(lambda: len([l for l in router.access_log() if l.get("status") in (400, 404)]) >= 5,
+                    timeout=5)
     errors = [l for l in router.access_log() if l.get("status") in (400, 404)]
-    assert len(errors) >= 5
     assert all(l.get("attempts", 0) == 0 for l in errors)
     assert router.metric("kinfer_router_requests_total", backend="", code="400") >= 2
 
