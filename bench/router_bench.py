@@ -493,8 +493,9 @@ def placement(args, kinfer):
     print(f"\n## Placement: {R} replicas of {os.path.basename(model)} (1 thread each, KV "
           f"{kv_bytes >> 20} MiB = about {kv_bytes // kv_per_token} tokens each), {groups} groups "
           f"of about {prefix_tokens}-token system prompts\n")
+    max_len = min(2048, (kv_bytes // kv_per_token) // 16 * 16)
     reps = [Replica(kinfer, model, f"replica-{i}", "--served-model-name", "m", "--kv-cache-memory",
-                    str(kv_bytes), "--max-model-len", "2048", "--max-num-seqs", "8")
+                    str(kv_bytes), "--max-model-len", str(max_len), "--max-num-seqs", "8")
             for i in range(R)]
     # Calibrate: one cold prefill of a group prompt on an idle replica.
     rng = random.Random(99)

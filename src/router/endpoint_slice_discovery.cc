@@ -54,6 +54,18 @@ std::string EndpointSliceDiscovery::Describe() const {
   return fmt::format("{}/{} via {}", source_.namespace_, source_.service, client_->config().source);
 }
 
+EndpointSliceDiscovery::Stats EndpointSliceDiscovery::stats() const {
+  k8s::InformerStats s = informer_->stats();
+  Stats out;
+  out.lists = s.lists;
+  out.relists_gone = s.relists_gone;
+  out.relists_reconnect = s.relists_reconnect;
+  out.relists_periodic = s.relists_periodic;
+  out.events = s.events;
+  out.errors = s.errors;
+  return out;
+}
+
 void EndpointSliceDiscovery::Publish() {
   std::vector<k8s::EndpointSlice> slices;
   std::vector<std::string> problems;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,12 @@ class EndpointSliceDiscovery {
 
   // "models/qwen via in-cluster", for logs.
   std::string Describe() const;
+  // The informer's counters (lists, relists by reason, watch events, errors), for /metrics.
+  struct Stats {
+    uint64_t lists = 0, relists_gone = 0, relists_reconnect = 0, relists_periodic = 0;
+    uint64_t events = 0, errors = 0;
+  };
+  Stats stats() const;
 
  private:
   EndpointSliceDiscovery() = default;

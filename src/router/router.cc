@@ -143,6 +143,12 @@ void Impl::SetupMetrics() {
       "inflight", "Client requests in the router (being served or held), per model.");
   held_gauge = &registry.Gauge("held", "Requests held while no replica is ready, per model.");
   backends_gauge = &registry.Gauge("backends", "Replicas known, by state (known, routable).");
+  discovery_lists = &registry.Counter(
+      "discovery_lists",
+      "EndpointSlice lists, by reason (initial, gone: 410 after compaction, reconnect, periodic).");
+  discovery_events = &registry.Counter("discovery_events", "EndpointSlice watch events applied.");
+  discovery_errors =
+      &registry.Counter("discovery_errors", "EndpointSlice lists and watches that failed.");
   registry.OnCollect([this] {
     std::vector<BackendView> views = pool->Views();
     for (MetricFamily* f :
@@ -170,6 +176,16 @@ void Impl::SetupMetrics() {
     held_gauge->Set(m, held_count.load());
     backends_gauge->Set({{"state", "known"}}, static_cast<double>(views.size()));
     backends_gauge->Set({{"state", "routable"}}, routable);
+    if (discovery) {
+      const EndpointSliceDiscovery::Stats s = discovery->stats();
+      const uint64_t relists = s.relists_gone + s.relists_reconnect + s.relists_periodic;
+      discovery_lists->Set({{"reason", "initial"}}, static_cast<double>(s.lists - relists));
+      discovery_lists->Set({{"reason", "gone"}}, static_cast<double>(s.relists_gone));
+      discovery_lists->Set({{"reason", "reconnect"}}, static_cast<double>(s.relists_reconnect));
+      discovery_lists->Set({{"reason", "periodic"}}, static_cast<double>(s.relists_periodic));
+      discovery_events->Set({}, static_cast<double>(s.events));
+      discovery_errors->Set({}, static_cast<double>(s.errors));
+    }
   });
 }
 

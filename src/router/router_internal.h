@@ -84,6 +84,9 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   MetricFamily* inflight_gauge = nullptr;
   MetricFamily* held_gauge = nullptr;
   MetricFamily* backends_gauge = nullptr;
+  MetricFamily* discovery_lists = nullptr;
+  MetricFamily* discovery_events = nullptr;
+  MetricFamily* discovery_errors = nullptr;
 
   void SetupMetrics();
   std::string ModelLabel();
