@@ -41,7 +41,7 @@ Backend::Backend(DiscoveredEndpoint d, size_t index_capacity)
 }
 
 BackendPool::BackendPool(PoolOptions options)
-    : options_(std::move(options)),
+    : options_(options),
       picker_(Picker::Create(options_.policy, options_.picker)),
       block_size_(options_.default_block_size) {}
 

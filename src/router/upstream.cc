@@ -277,7 +277,7 @@ class Call final : public UpstreamCall, public std::enable_shared_from_this<Call
     resolver_.emplace(exec_);
     resolver_->async_resolve(
         ep_.host, std::to_string(ep_.port),
-        [self](beast::error_code e, tcp::resolver::results_type results) {
+        [self](beast::error_code e, const tcp::resolver::results_type& results) {
           if (self->finished_) return;
           if (e) {
             return self->Finish(CallError::kConnect,
@@ -493,7 +493,7 @@ void UpstreamClient::Get(const Endpoint& endpoint, const std::string& target,
   auto st = std::make_shared<State>();
   st->done = std::move(done);
   CallHandlers h;
-  h.on_head = [st](ResponseHead head) { st->resp.status = head.status; };
+  h.on_head = [st](const ResponseHead& head) { st->resp.status = head.status; };
   h.on_body = [st, max_body](std::string_view bytes) {
     if (st->too_big || st->resp.body.size() + bytes.size() > max_body) {
       st->too_big = true;  // read on to the end, keeping nothing: the connection stays usable
