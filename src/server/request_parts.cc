@@ -25,6 +25,7 @@ ParseError ParseModelName(Fields& f, const ModelInfo& model, std::string* name) 
   if (f.String("model", &requested, 1024)) {
     bool found = false;
     for (const auto& n : model.served_names) found |= n == requested;
+    if (!found && model.has_adapter) found = model.has_adapter(requested);
     if (!found) {
       ApiError e;
       e.status = 404;
@@ -179,17 +180,6 @@ ParseError ParseLogprobs(Fields& f, Endpoint endpoint, GenerationRequest* req) {
   if (f.Int("prompt_logprobs", &prompt_logprobs, 0, 20)) p.prompt_logprobs = prompt_logprobs;
   if (!f.ok()) return f.error();
   if (req->logprobs) p.logprobs = req->top_logprobs;
-  return std::nullopt;
-}
-
-ParseError ParseOutputFormat(Fields& f, Endpoint endpoint, GenerationRequest* req) {
-  if (endpoint != Endpoint::kChat) return std::nullopt;
-  if (const Json* rf = f.Get("response_format")) {
-    if (!rf->is_object() || !rf->contains("type") || (*rf)["type"] != "text") {
-      return BadRequest("only response_format {\"type\": \"text\"} is supported",
-                        "response_format");
-    }
-  }
   return std::nullopt;
 }
 
