@@ -3,6 +3,7 @@
 // decode steps, repeated R times; prints the median of each as one JSON line.
 //
 //   kinfer_bench --model m.gguf --threads 2 -p 512 -n 128 -r 3
+//   kinfer_bench --cpu-info     # the kernels' SIMD target, and whether AMX may be used
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,8 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
-#include "kernels/ops.h"
+#include "kernels/simd_target.h"
+#include "kernels/vector_ops.h"
 #include "model/decoder.h"
 #include "model/kv_store.h"
 #include "model/model.h"
@@ -66,8 +69,17 @@ double ReadBandwidth(kinfer::ThreadPool& pool, size_t bytes, int reps) {
 int Usage() {
   std::fprintf(stderr,
                "usage: kinfer_bench --model FILE [--threads T] [-p PROMPT] [-n DECODE] [-r REPS]\n"
-               "       kinfer_bench --stream-gib GIB [--threads T] [-r REPS]\n");
+               "       kinfer_bench --stream-gib GIB [--threads T] [-r REPS]\n"
+               "       kinfer_bench --cpu-info\n");
   return 2;
+}
+
+// What Kinfer's kernels run on here (bench/cpu_probe.cc reports the CPU itself).
+int CpuInfo() {
+  std::printf("{\"kernels_target\": \"%s\", \"amx_usable\": %s}\n",
+              kinfer::kernels::SimdTarget().c_str(),
+              kinfer::RequestAmx().usable ? "true" : "false");
+  return 0;
 }
 
 }  // namespace
@@ -97,6 +109,8 @@ int main(int argc, char** argv) {
     } else if (a == "--stream-gib") {
       if (!(v = next())) return Usage();
       stream_gib = std::atof(v);
+    } else if (a == "--cpu-info") {
+      return CpuInfo();
     } else if (a == "-r") {
       if (!(v = next())) return Usage();
       reps = std::atoi(v);
