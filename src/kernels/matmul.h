@@ -20,12 +20,15 @@ namespace kinfer::kernels {
 //
 // W may be in a packed layout (pack.h): the result is bit for bit that of the stored layout.
 //
-// Exception, where integer dot products win: on CPUs with AVX-512 VNNI, Q8_0 and Q4_0 weights
-// are multiplied with activations quantized per token to 8 bits (blocks of 32, f32 scale, round
-// to nearest even), as llama.cpp does. Each (o, t) is then the recurrence
+// Exception, where integer dot products win (MatMulPrecision::kFast, the default): on CPUs with
+// AVX-512 VNNI, Q8_0 and Q4_0 weights are multiplied with activations quantized per token to 8
+// bits (blocks of 32, f32 scale, round to nearest even), as llama.cpp does. Each (o, t) is then
+// the recurrence
 //   acc = fma(float(isum_b), d_w,b * d_x,b, acc)   over blocks b in order,
 // isum_b the exact integer block dot; still bit-identical whatever the batch (MatMulQ8Ref in
-// matmul_q8.h is the scalar statement of it). The error is that of rounding x to 8 bits: at most
+// matmul_q8.h is the scalar statement of it). Q4_K, Q5_K and Q6_K weights likewise take
+// activations quantized in blocks of 256 (llama.cpp's Q8_K), with the recurrence MatMulQ8KRef
+// (matmul_kquant.h) states. The error is that of rounding x to 8 bits: at most
 // sum_b (d_x,b / 2) * sum_{i in b} |W[o, i]| per output.
 void MatMul(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
@@ -43,5 +46,12 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
 
 // Whether MatMul on this CPU quantizes the activations for weights of type t with `cols` columns.
 bool MatMulUsesQ8Activations(DType t, int64_t cols);
+
+// kFast lets MatMul round activations where a faster path needs it (8-bit activations above);
+// kExact keeps f32 activations for every weight type. Process-wide; set it before loading a
+// model (the loader repacks weights only for the fast paths) and while no MatMul runs.
+enum class MatMulPrecision { kFast, kExact };
+void SetMatMulPrecision(MatMulPrecision p);
+MatMulPrecision GetMatMulPrecision();
 
 }  // namespace kinfer::kernels

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/matmul_q8.h"
 #include "kernels/quant.h"
 #include "tests/unit/kernels/kernel_test_util.h"
 
@@ -30,9 +29,10 @@ TEST(MatMul, MatchesDequantizedReference) {
             MatMul(w, x.data(), n, y.data(), pool);
             const bool q8 = MatMulUsesQ8Activations(t, cols);
             std::vector<float> yq8;
+            int64_t q8_block = 0;
             if (q8) {  // the 8-bit path: its scalar statement, bit for bit
               yq8.resize(y.size());
-              MatMulQ8Ref(w, x.data(), n, yq8.data());
+              q8_block = Q8Ref(w, x.data(), n, yq8.data());
               for (size_t i = 0; i < y.size(); ++i) {
                 ASSERT_EQ(y[i], yq8[i])
                     << DTypeName(t) << " rows " << rows << " n " << n << " " << i;
@@ -49,9 +49,9 @@ TEST(MatMul, MatchesDequantizedReference) {
                 }
                 if (q8) {
                   // Rounding x to 8 bits moves each element by at most half a step, amax / 254.
-                  for (int64_t b = 0; b < cols; b += 32) {
+                  for (int64_t b = 0; b < cols; b += q8_block) {
                     double amax = 0, wsum = 0;
-                    for (int64_t i = b; i < b + 32; ++i) {
+                    for (int64_t i = b; i < b + q8_block; ++i) {
                       amax = std::max(amax, std::fabs(static_cast<double>(x[k * cols + i])));
                       wsum += std::fabs(static_cast<double>(row[i]));
                     }

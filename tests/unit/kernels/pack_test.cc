@@ -22,8 +22,10 @@ namespace {
 TEST(Pack, MatricesComputeExactlyAsStored) {
   ThreadPool pool1(1), pool3(3);
   ForEachTarget([&] {
-    for (DType t : {DType::kQ8_0, DType::kQ4_0}) {
-      for (int64_t cols : {32, 96, 544}) {
+    for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K,
+                    DType::kQ5_K, DType::kQ6_K}) {
+      const bool k = GetDTypeInfo(t).block_size == kQKK;
+      for (int64_t cols : k ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 96, 544}) {
         for (int64_t rows : {1, 5, 16, 37, 67}) {
           auto bytes = RandomRows(t, rows, cols, 60);
           const TensorView w = View(t, rows, cols, bytes);
@@ -50,8 +52,8 @@ TEST(Pack, MatricesComputeExactlyAsStored) {
             }
             if (MatMulUsesQ8Activations(p.dtype, cols)) {
               std::vector<float> ref_s(ys.size()), ref_p(ys.size());
-              MatMulQ8Ref(w, x.data(), n, ref_s.data());
-              MatMulQ8Ref(p, x.data(), n, ref_p.data());
+              Q8Ref(w, x.data(), n, ref_s.data());
+              Q8Ref(p, x.data(), n, ref_p.data());
               ASSERT_EQ(ref_p, ref_s);
               ASSERT_EQ(yp, ref_s);
             }
@@ -59,7 +61,7 @@ TEST(Pack, MatricesComputeExactlyAsStored) {
         }
       }
       // Jobs of 37 and 5 rows then the packed one: its rows start mid-group in the region.
-      const int64_t cols = 96;
+      const int64_t cols = k ? 256 : 96;
       auto b1 = RandomRows(t, 37, cols, 62), b2 = RandomRows(t, 5, cols, 63),
            b3 = RandomRows(t, 70, cols, 64);
       const TensorView w1 = View(t, 37, cols, b1), w2 = View(t, 5, cols, b2),
