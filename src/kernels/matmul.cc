@@ -16,24 +16,27 @@ namespace {
 
 std::atomic<MatMulPrecision> g_precision{MatMulPrecision::kFast};
 
-// Which activations a weight is multiplied with.
-enum class ActKind { kF32, kQ8, kQ8K };
+using ActKind = MatMulActivations;
 
 ActKind ActivationsFor(DType t, int64_t cols) {
   if (g_precision.load(std::memory_order_relaxed) == MatMulPrecision::kExact) return ActKind::kF32;
-  if (internal::UsesQ8Activations(t, cols)) return ActKind::kQ8;
-  if (internal::UsesQ8KActivations(t, cols)) return ActKind::kQ8K;
+  if (internal::UsesQ8Activations(t, cols)) return ActKind::kInt8;
+  if (internal::UsesQ8KActivations(t, cols)) return ActKind::kInt8K;
+  if (internal::UsesAmxBf16(t, cols)) return ActKind::kBf16;
   return ActKind::kF32;
 }
 
 }  // namespace
+
+MatMulActivations MatMulActivationsFor(DType t, int64_t cols) { return ActivationsFor(t, cols); }
 
 void SetMatMulPrecision(MatMulPrecision p) { g_precision.store(p, std::memory_order_relaxed); }
 
 MatMulPrecision GetMatMulPrecision() { return g_precision.load(std::memory_order_relaxed); }
 
 bool MatMulUsesQ8Activations(DType t, int64_t cols) {
-  return ActivationsFor(t, cols) != ActKind::kF32;
+  const ActKind k = ActivationsFor(t, cols);
+  return k == ActKind::kInt8 || k == ActKind::kInt8K;
 }
 
 void MatMul(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
@@ -53,10 +56,12 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     const int8_t* qx = nullptr;
     const float* dx = nullptr;
     const int32_t* sx = nullptr;
+    const uint16_t* xb = nullptr;  // kBf16
   };
   thread_local std::vector<int8_t> qx_buf[kMaxJobs];
   thread_local std::vector<float> dx_buf[kMaxJobs];
   thread_local std::vector<int32_t> sx_buf[kMaxJobs];
+  thread_local std::vector<uint16_t> xb_buf[kMaxJobs];
   Act act[kMaxJobs];
   int64_t total_rows = 0, work = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
@@ -74,7 +79,14 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
       }
     }
     if (shared) continue;
-    const bool k = act[j].kind == ActKind::kQ8K;
+    if (act[j].kind == ActKind::kBf16) {
+      const size_t n = internal::AmxActivationElements(n_tokens, in);
+      if (xb_buf[j].size() < n) xb_buf[j].resize(n);
+      internal::ToBf16Activations(jobs[j].x, n_tokens, in, xb_buf[j].data());
+      act[j].xb = xb_buf[j].data();
+      continue;
+    }
+    const bool k = act[j].kind == ActKind::kInt8K;
     const size_t n = static_cast<size_t>(n_tokens * in), nb = n / (k ? kQKK : kQK);
     const size_t ns = k ? nb * internal::kQ8KSums : nb;
     if (qx_buf[j].size() < n) qx_buf[j].resize(n);
@@ -102,10 +114,12 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
       const int64_t lo = std::max(begin, first) - first;
       const int64_t hi = std::min(end, first + w.rows()) - first;
       if (lo < hi) {
-        if (act[j].kind == ActKind::kQ8) {
+        if (act[j].kind == ActKind::kInt8) {
           q8_rows(w, act[j].qx, act[j].dx, act[j].sx, n_tokens, jobs[j].y, lo, hi);
-        } else if (act[j].kind == ActKind::kQ8K) {
+        } else if (act[j].kind == ActKind::kInt8K) {
           q8k_rows(w, act[j].qx, act[j].dx, act[j].sx, n_tokens, jobs[j].y, lo, hi);
+        } else if (act[j].kind == ActKind::kBf16) {
+          internal::AmxBf16Rows(w, act[j].xb, n_tokens, jobs[j].y, lo, hi);
         } else {
           f32_rows(w, jobs[j].x, n_tokens, jobs[j].y, lo, hi);
         }

@@ -29,7 +29,9 @@ namespace kinfer::kernels {
 // matmul_q8.h is the scalar statement of it). Q4_K, Q5_K and Q6_K weights likewise take
 // activations quantized in blocks of 256 (llama.cpp's Q8_K), with the recurrence MatMulQ8KRef
 // (matmul_kquant.h) states. The error is that of rounding x to 8 bits: at most
-// sum_b (d_x,b / 2) * sum_{i in b} |W[o, i]| per output.
+// sum_b (d_x,b / 2) * sum_{i in b} |W[o, i]| per output. BF16 and F16 weights run on AMX tiles
+// where the kernel grants them, with x rounded to bf16 (relative error 2^-9 an element) and
+// the tiles' own f32 accumulation order, the same for one token as for many.
 void MatMul(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
 // One matmul of MatMulMany: y = W x for W = *w (see MatMul).
@@ -44,7 +46,15 @@ struct MatMulJob {
 // per matmul. Each output is computed exactly as MatMul computes it.
 void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& pool);
 
-// Whether MatMul on this CPU quantizes the activations for weights of type t with `cols` columns.
+// What MatMul on this CPU multiplies weights of type t with `cols` columns with: f32 activations
+// (exact), activations quantized to 8 bits in blocks of 32 (Q8_0, Q4_0, Q5_0, Q5_1) or of 256
+// (Q4_K, Q5_K, Q6_K) on AVX-512 VNNI, or activations rounded to bf16 on AMX tiles (BF16 and F16
+// weights with cols a multiple of 32, where AMX may be used; see matmul_amx.cc).
+enum class MatMulActivations { kF32, kInt8, kInt8K, kBf16 };
+MatMulActivations MatMulActivationsFor(DType t, int64_t cols);
+
+// Whether MatMul on this CPU quantizes the activations for weights of type t with `cols` columns
+// to 8 bits (kInt8 or kInt8K above).
 bool MatMulUsesQ8Activations(DType t, int64_t cols);
 
 // kFast lets MatMul round activations where a faster path needs it (8-bit activations above);

@@ -3,6 +3,7 @@
 // T tokens (y is [T, W.rows()]), every output as matmul.h promises.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -30,5 +31,14 @@ constexpr int64_t kQ8KSums = 20;
 void QuantizeQ8K(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sums);
 Q8RowsFn Q8KActivationRows();
 bool UsesQ8KActivations(DType t, int64_t cols);
+
+// bf16 activations on AMX tiles (matmul_amx.cc), for BF16 and F16 weights where UsesAmxBf16:
+// x rounded to bf16 by ToBf16Activations into xb [T rounded up to 16][K] (the padding rows
+// zero), AmxActivationElements(T, K) elements.
+bool UsesAmxBf16(DType t, int64_t cols);
+size_t AmxActivationElements(int64_t T, int64_t K);
+void ToBf16Activations(const float* x, int64_t T, int64_t K, uint16_t* xb);
+void AmxBf16Rows(const TensorView& w, const uint16_t* xb, int64_t T, float* y, int64_t row_begin,
+                 int64_t row_end);
 
 }  // namespace kinfer::kernels::internal

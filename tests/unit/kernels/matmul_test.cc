@@ -58,7 +58,12 @@ TEST(MatMul, MatchesDequantizedReference) {
                     q8_bound += amax / 254 * wsum;
                   }
                 }
-                ASSERT_NEAR(y[k * rows + o], ref, 1e-5 * mag + 1e-6 + q8_bound * (1 + 1e-5))
+                // bf16 activations (AMX): each x moves by at most 2^-9 of itself.
+                const double bf16_bound = MatMulActivationsFor(t, cols) == MatMulActivations::kBf16
+                                              ? std::ldexp(mag, -9)
+                                              : 0.0;
+                ASSERT_NEAR(y[k * rows + o], ref,
+                            1e-5 * mag + 1e-6 + q8_bound * (1 + 1e-5) + bf16_bound)
                     << DTypeName(t) << " rows " << rows << " cols " << cols << " n " << n;
               }
             }
@@ -75,30 +80,65 @@ TEST(MatMul, IsBatchAndThreadInvariant) {
   ThreadPool pool1(1), pool2(2), pool3(3);
   ForEachTarget([&] {
     for (DType t : kAllTypes) {
-      const int64_t cols = ColsFor(t).back(), rows = 37;
-      auto bytes = RandomRows(t, rows, cols, 21);
-      TensorView w = View(t, rows, cols, bytes);
-      const int64_t max_n = 130;  // over the panel path's token block (96 or 48)
-      auto x = Random(static_cast<size_t>(max_n * cols), 23);
-      std::vector<float> alone(static_cast<size_t>(max_n * rows));
-      for (int64_t k = 0; k < max_n; ++k) {
-        MatMul(w, x.data() + k * cols, 1, alone.data() + k * rows, pool1);
-      }
-      for (int64_t n : {2, 3, 4, 5, 6, 7, 12, 40, 130}) {
-        for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
-          // Tokens [max_n - n, max_n): the last token sits at a different place in each batch.
-          std::vector<float> y(static_cast<size_t>(n * rows));
-          MatMul(w, x.data() + (max_n - n) * cols, n, y.data(), *pool);
-          for (int64_t k = 0; k < n; ++k) {
-            for (int64_t o = 0; o < rows; ++o) {
-              ASSERT_EQ(y[k * rows + o], alone[(max_n - n + k) * rows + o])
-                  << DTypeName(t) << " n " << n << " threads " << pool->num_threads();
+      // The last width of each type; for the plain float types also 2100, not whole AMX chunks.
+      const std::vector<int64_t> widths = ColsFor(t);
+      std::vector<int64_t> tried = {widths.back()};
+      if (GetDTypeInfo(t).block_size == 1) tried.push_back(widths[widths.size() - 2]);
+      for (int64_t cols : tried) {
+        const int64_t rows = 37;
+        auto bytes = RandomRows(t, rows, cols, 21);
+        TensorView w = View(t, rows, cols, bytes);
+        const int64_t max_n = 130;  // over the panel path's token block (96 or 48)
+        auto x = Random(static_cast<size_t>(max_n * cols), 23);
+        std::vector<float> alone(static_cast<size_t>(max_n * rows));
+        for (int64_t k = 0; k < max_n; ++k) {
+          MatMul(w, x.data() + k * cols, 1, alone.data() + k * rows, pool1);
+        }
+        for (int64_t n : {2, 3, 4, 5, 6, 7, 12, 40, 130}) {
+          for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
+            // Tokens [max_n - n, max_n): the last token sits at a different place in each batch.
+            std::vector<float> y(static_cast<size_t>(n * rows));
+            MatMul(w, x.data() + (max_n - n) * cols, n, y.data(), *pool);
+            for (int64_t k = 0; k < n; ++k) {
+              for (int64_t o = 0; o < rows; ++o) {
+                ASSERT_EQ(y[k * rows + o], alone[(max_n - n + k) * rows + o])
+                    << DTypeName(t) << " n " << n << " threads " << pool->num_threads();
+              }
             }
           }
         }
       }
     }
   });
+}
+
+// MatMulPrecision::kExact: every type on f32 activations, within the f32 tolerance of the
+// dequantized double reference; kFast again afterwards.
+TEST(MatMul, ExactPrecisionKeepsF32Activations) {
+  ThreadPool pool(2);
+  SetMatMulPrecision(MatMulPrecision::kExact);
+  for (DType t : kAllTypes) {
+    const int64_t cols = ColsFor(t).back(), rows = 19, n = 5;
+    EXPECT_EQ(MatMulActivationsFor(t, cols), MatMulActivations::kF32) << DTypeName(t);
+    auto bytes = RandomRows(t, rows, cols, 31);
+    const TensorView w = View(t, rows, cols, bytes);
+    auto x = Random(static_cast<size_t>(n * cols), 32);
+    std::vector<float> y(static_cast<size_t>(n * rows)), row(static_cast<size_t>(cols));
+    MatMul(w, x.data(), n, y.data(), pool);
+    for (int64_t o = 0; o < rows; ++o) {
+      DequantizeRowRef(t, w.row(o), row.data(), cols);
+      for (int64_t k = 0; k < n; ++k) {
+        double ref = 0, mag = 0;
+        for (int64_t i = 0; i < cols; ++i) {
+          ref += static_cast<double>(row[i]) * x[k * cols + i];
+          mag += std::fabs(static_cast<double>(row[i]) * x[k * cols + i]);
+        }
+        ASSERT_NEAR(y[k * rows + o], ref, 1e-5 * mag + 1e-6) << DTypeName(t);
+      }
+    }
+  }
+  SetMatMulPrecision(MatMulPrecision::kFast);
+  EXPECT_EQ(GetMatMulPrecision(), MatMulPrecision::kFast);
 }
 
 // Several matmuls in one region give bit for bit what separate MatMul calls give, with shared
