@@ -57,11 +57,13 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     const float* dx = nullptr;
     const int32_t* sx = nullptr;
     const uint16_t* xb = nullptr;  // kBf16
+    float* y2 = nullptr;           // kInt8/kInt8K: outputs of the 2T virtual tokens
   };
   thread_local std::vector<int8_t> qx_buf[kMaxJobs];
   thread_local std::vector<float> dx_buf[kMaxJobs];
   thread_local std::vector<int32_t> sx_buf[kMaxJobs];
   thread_local std::vector<uint16_t> xb_buf[kMaxJobs];
+  thread_local std::vector<float> y2_buf[kMaxJobs];
   Act act[kMaxJobs];
   int64_t total_rows = 0, work = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
@@ -71,10 +73,17 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     work += w.rows() * in * n_tokens;
     act[j].kind = ActivationsFor(w.dtype, in);
     if (act[j].kind == ActKind::kF32) continue;
+    if (act[j].kind != ActKind::kBf16) {  // each job's own virtual-token outputs
+      const size_t n = static_cast<size_t>(2 * n_tokens * w.rows());
+      if (y2_buf[j].size() < n) y2_buf[j].resize(n);
+      act[j].y2 = y2_buf[j].data();
+    }
     bool shared = false;
     for (size_t i = 0; i < j && !shared; ++i) {
       if (act[i].kind == act[j].kind && jobs[i].x == jobs[j].x && jobs[i].w->cols() == in) {
+        float* y2 = act[j].y2;
         act[j] = act[i];
+        act[j].y2 = y2;
         shared = true;
       }
     }
@@ -86,8 +95,9 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
       act[j].xb = xb_buf[j].data();
       continue;
     }
+    // Two 8-bit terms a token (internal/two_term.h): 2T virtual tokens.
     const bool k = act[j].kind == ActKind::kInt8K;
-    const size_t n = static_cast<size_t>(n_tokens * in), nb = n / (k ? kQKK : kQK);
+    const size_t n = static_cast<size_t>(2 * n_tokens * in), nb = n / (k ? kQKK : kQK);
     const size_t ns = k ? nb * internal::kQ8KSums : nb;
     if (qx_buf[j].size() < n) qx_buf[j].resize(n);
     if (dx_buf[j].size() < nb) dx_buf[j].resize(nb);
@@ -114,10 +124,17 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
       const int64_t lo = std::max(begin, first) - first;
       const int64_t hi = std::min(end, first + w.rows()) - first;
       if (lo < hi) {
-        if (act[j].kind == ActKind::kInt8) {
-          q8_rows(w, act[j].qx, act[j].dx, act[j].sx, n_tokens, jobs[j].y, lo, hi);
-        } else if (act[j].kind == ActKind::kInt8K) {
-          q8k_rows(w, act[j].qx, act[j].dx, act[j].sx, n_tokens, jobs[j].y, lo, hi);
+        if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
+          const internal::Q8RowsFn f = act[j].kind == ActKind::kInt8 ? q8_rows : q8k_rows;
+          f(w, act[j].qx, act[j].dx, act[j].sx, 2 * n_tokens, act[j].y2, lo, hi);
+          // A token's output: its first term's plus its second's.
+          const int64_t O = w.rows();
+          for (int64_t t = 0; t < n_tokens; ++t) {
+            const float* a = act[j].y2 + (2 * t) * O;
+            const float* b = a + O;
+            float* y = jobs[j].y + t * O;
+            for (int64_t o = lo; o < hi; ++o) y[o] = a[o] + b[o];
+          }
         } else if (act[j].kind == ActKind::kBf16) {
           internal::AmxBf16Rows(w, act[j].xb, n_tokens, jobs[j].y, lo, hi);
         } else {

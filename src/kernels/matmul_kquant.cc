@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/internal/matmul_paths.h"
+#include "kernels/internal/two_term.h"
 #include "kernels/matmul_kquant.h"
 #include "kernels/pack.h"
 #include "kernels/quant.h"
@@ -38,38 +39,53 @@ struct ActQ8K {
   const int32_t* sums;
 };
 
+// Two-term quantization (internal/two_term.h) of T tokens into 2T virtual rows: row 2t the
+// first term, row 2t + 1 the second, each with its scale and sums.
 void QuantizeQ8KImpl(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sums) {
   const DF df;
+  const hn::RebindToSigned<DF> di;
   const hn::Rebind<int8_t, DF> di8;
   const int64_t N = Lanes();
   const int64_t nb = K / kQKK;
-  int32_t x16[16];
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t b = 0; b < nb; ++b) {
       const float* xb = x + t * K + b * kQKK;
-      int8_t* qb = qx + t * K + b * kQKK;
+      int8_t* q1 = qx + (2 * t) * K + b * kQKK;
+      int8_t* q2 = qx + (2 * t + 1) * K + b * kQKK;
       auto m = hn::Zero(df);
       for (int64_t j = 0; j < kQKK; j += N) m = hn::Max(m, hn::Abs(hn::LoadU(df, xb + j)));
       const float amax = hn::GetLane(hn::MaxOfLanes(df, m));
       const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-      const auto vid = hn::Set(df, id);
+      const float d1 = amax / 127.0f, d2 = d1 / 254.0f;
+      const float id2 = d2 > 0.0f ? 1.0f / d2 : 0.0f;
+      const auto vid = hn::Set(df, id), vd1 = hn::Set(df, d1), vid2 = hn::Set(df, id2);
+      const auto lo = hn::Set(di, -127), hi = hn::Set(di, 127);
       for (int64_t j = 0; j < kQKK; j += N) {
-        hn::StoreU(hn::DemoteTo(di8, hn::NearestInt(hn::Mul(hn::LoadU(df, xb + j), vid))), di8,
-                   qb + j);
+        const auto v = hn::LoadU(df, xb + j);
+        const auto a = hn::Round(hn::Mul(v, vid));
+        hn::StoreU(hn::DemoteTo(di8, hn::ConvertTo(di, a)), di8, q1 + j);
+        const auto r = hn::NegMulAdd(a, vd1, v);
+        hn::StoreU(hn::DemoteTo(di8, hn::Min(hn::Max(hn::NearestInt(hn::Mul(r, vid2)), lo), hi)),
+                   di8, q2 + j);
       }
-      for (int g = 0; g < 16; ++g) {
-        int32_t s = 0;
-        for (int i = 0; i < 16; ++i) s += qb[16 * g + i];
-        x16[g] = s;
+      dx[(2 * t) * nb + b] = d1;
+      dx[(2 * t + 1) * nb + b] = d2;
+      for (int term = 0; term < 2; ++term) {
+        const int8_t* qb = term == 0 ? q1 : q2;
+        int32_t x16[16];
+        for (int g = 0; g < 16; ++g) {
+          int32_t s = 0;
+          for (int i = 0; i < 16; ++i) s += qb[16 * g + i];
+          x16[g] = s;
+        }
+        int32_t* sb = sums + ((2 * t + term) * nb + b) * kQ8KSums;
+        for (int k = 0; k < 4; ++k) {
+          const int32_t l = x16[4 * k] + x16[4 * k + 1], h = x16[4 * k + 2] + x16[4 * k + 3];
+          sb[k] = static_cast<int32_t>((static_cast<uint32_t>(l) & 0xFFFFu) |
+                                       (static_cast<uint32_t>(h) << 16));
+        }
+        for (int g = 0; g < 16; ++g) sb[4 + g] = 32 * x16[g];
       }
-      dx[t * nb + b] = amax / 127.0f;
-      int32_t* sb = sums + (t * nb + b) * kQ8KSums;
-      for (int k = 0; k < 4; ++k) {
-        const int32_t lo = x16[4 * k] + x16[4 * k + 1], hi = x16[4 * k + 2] + x16[4 * k + 3];
-        sb[k] = static_cast<int32_t>((static_cast<uint32_t>(lo) & 0xFFFFu) |
-                                     (static_cast<uint32_t>(hi) << 16));
-      }
-      for (int g = 0; g < 16; ++g) sb[4 + g] = 32 * x16[g];
     }
   }
 }
@@ -362,25 +378,13 @@ void MatMulQ8KRef(const TensorView& w, const float* x, int64_t n_tokens, float* 
   const int64_t out = w.rows(), K = w.cols(), nb = K / kQKK;
   const DType stored = StoredTypeOf(w.dtype);
   std::vector<uint8_t> unpacked(IsPacked(w.dtype) ? *RowBytes(stored, K) : 0);
-  std::vector<int8_t> qx(static_cast<size_t>(K));
-  std::vector<float> dx(static_cast<size_t>(nb));
-  std::vector<int32_t> x16(static_cast<size_t>(nb * 16));
+  std::vector<int8_t> q1(static_cast<size_t>(K)), q2(static_cast<size_t>(K));
+  std::vector<float> d1(static_cast<size_t>(nb)), d2(static_cast<size_t>(nb));
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * K + b * kQKK;
-      float amax = 0.0f;
-      for (int i = 0; i < kQKK; ++i) amax = std::max(amax, std::fabs(xb[i]));
-      const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-      for (int i = 0; i < kQKK; ++i) {
-        const int q = static_cast<int>(std::nearbyint(xb[i] * id));
-        qx[static_cast<size_t>(b * kQKK + i)] = static_cast<int8_t>(q);
-      }
-      dx[static_cast<size_t>(b)] = amax / 127.0f;
-      for (int g = 0; g < 16; ++g) {
-        int32_t s = 0;
-        for (int i = 0; i < 16; ++i) s += qx[static_cast<size_t>(b * kQKK + 16 * g + i)];
-        x16[static_cast<size_t>(b * 16 + g)] = s;
-      }
+      internal::QuantizeTwoTermRef(x + t * K + b * kQKK, kQKK, q1.data() + b * kQKK,
+                                   q2.data() + b * kQKK, &d1[static_cast<size_t>(b)],
+                                   &d2[static_cast<size_t>(b)]);
     }
     for (int64_t o = 0; o < out; ++o) {
       const uint8_t* row = w.row(o);
@@ -388,55 +392,65 @@ void MatMulQ8KRef(const TensorView& w, const float* x, int64_t n_tokens, float* 
         UnpackRow(w, o, unpacked.data());
         row = unpacked.data();
       }
-      float acc = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) {
-        const int8_t* q = qx.data() + b * kQKK;
-        const int32_t* s16 = x16.data() + b * 16;
-        const float xd = dx[static_cast<size_t>(b)];
-        if (stored == DType::kQ6_K) {
-          const auto* blk = reinterpret_cast<const BlockQ6_K*>(row) + b;
-          int32_t isum = 0;
-          for (int g = 0; g < 16; ++g) {
-            int32_t u = 0;
-            for (int i = 0; i < 16; ++i) {
-              const int e = 16 * g + i, h = e / 128, k = (e % 128) / 32, l = e % 32;
-              const uint8_t lq = blk->ql[64 * h + 32 * (k % 2) + l];
-              const int lo = k < 2 ? lq & 0xF : lq >> 4;
-              const int hb = (blk->qh[32 * h + l] >> (2 * k)) & 3;
-              u += (lo | (hb << 4)) * q[e];
+      // One term's recurrence over the super-blocks.
+      auto chain = [&](const std::vector<int8_t>& qx, const std::vector<float>& dx) {
+        std::vector<int32_t> x16(static_cast<size_t>(nb * 16));
+        for (int64_t i = 0; i < nb * 16; ++i) {
+          int32_t s = 0;
+          for (int k = 0; k < 16; ++k) s += qx[static_cast<size_t>(16 * i + k)];
+          x16[static_cast<size_t>(i)] = s;
+        }
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const int8_t* q = qx.data() + b * kQKK;
+          const int32_t* s16 = x16.data() + b * 16;
+          const float xd = dx[static_cast<size_t>(b)];
+          if (stored == DType::kQ6_K) {
+            const auto* blk = reinterpret_cast<const BlockQ6_K*>(row) + b;
+            int32_t isum = 0;
+            for (int g = 0; g < 16; ++g) {
+              int32_t u = 0;
+              for (int i = 0; i < 16; ++i) {
+                const int e = 16 * g + i, h = e / 128, k = (e % 128) / 32, l = e % 32;
+                const uint8_t lq = blk->ql[64 * h + 32 * (k % 2) + l];
+                const int lo = k < 2 ? lq & 0xF : lq >> 4;
+                const int hb = (blk->qh[32 * h + l] >> (2 * k)) & 3;
+                u += (lo | (hb << 4)) * q[e];
+              }
+              isum += blk->scales[g] * (u - 32 * s16[g]);
             }
-            isum += blk->scales[g] * (u - 32 * s16[g]);
+            acc = std::fma(static_cast<float>(isum), Fp16ToFp32(blk->d) * xd, acc);
+            continue;
           }
-          acc = std::fma(static_cast<float>(isum), Fp16ToFp32(blk->d) * xd, acc);
-          continue;
-        }
-        const bool q5 = stored == DType::kQ5_K;
-        const uint8_t* scales = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].scales
-                                   : reinterpret_cast<const BlockQ4_K*>(row)[b].scales;
-        const uint8_t* qs = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].qs
-                               : reinterpret_cast<const BlockQ4_K*>(row)[b].qs;
-        const uint16_t d = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].d
-                              : reinterpret_cast<const BlockQ4_K*>(row)[b].d;
-        const uint16_t dmin = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].dmin
-                                 : reinterpret_cast<const BlockQ4_K*>(row)[b].dmin;
-        int32_t isum = 0, msum = 0;
-        for (int j = 0; j < 8; ++j) {
-          uint8_t sc, m;
-          UnpackScaleMinK4(j, scales, &sc, &m);
-          int32_t u = 0;
-          for (int l = 0; l < 32; ++l) {
-            const uint8_t byte = qs[32 * (j / 2) + l];
-            int v = j % 2 == 0 ? byte & 0xF : byte >> 4;
-            if (q5) v |= ((reinterpret_cast<const BlockQ5_K*>(row)[b].qh[l] >> j) & 1) << 4;
-            u += v * q[32 * j + l];
+          const bool q5 = stored == DType::kQ5_K;
+          const uint8_t* scales = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].scales
+                                     : reinterpret_cast<const BlockQ4_K*>(row)[b].scales;
+          const uint8_t* qs = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].qs
+                                 : reinterpret_cast<const BlockQ4_K*>(row)[b].qs;
+          const uint16_t d = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].d
+                                : reinterpret_cast<const BlockQ4_K*>(row)[b].d;
+          const uint16_t dmin = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].dmin
+                                   : reinterpret_cast<const BlockQ4_K*>(row)[b].dmin;
+          int32_t isum = 0, msum = 0;
+          for (int j = 0; j < 8; ++j) {
+            uint8_t sc, m;
+            UnpackScaleMinK4(j, scales, &sc, &m);
+            int32_t u = 0;
+            for (int l = 0; l < 32; ++l) {
+              const uint8_t byte = qs[32 * (j / 2) + l];
+              int v = j % 2 == 0 ? byte & 0xF : byte >> 4;
+              if (q5) v |= ((reinterpret_cast<const BlockQ5_K*>(row)[b].qh[l] >> j) & 1) << 4;
+              u += v * q[32 * j + l];
+            }
+            isum += sc * u;
+            msum += m * (s16[2 * j] + s16[2 * j + 1]);
           }
-          isum += sc * u;
-          msum += m * (s16[2 * j] + s16[2 * j + 1]);
+          acc = std::fma(static_cast<float>(isum), Fp16ToFp32(d) * xd, acc);
+          acc = std::fma(static_cast<float>(msum), -(Fp16ToFp32(dmin) * xd), acc);
         }
-        acc = std::fma(static_cast<float>(isum), Fp16ToFp32(d) * xd, acc);
-        acc = std::fma(static_cast<float>(msum), -(Fp16ToFp32(dmin) * xd), acc);
-      }
-      y[t * out + o] = acc;
+        return acc;
+      };
+      y[t * out + o] = chain(q1, d1) + chain(q2, d2);
     }
   }
 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/internal/matmul_paths.h"
+#include "kernels/internal/two_term.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_q8.h"
 #include "kernels/pack.h"
@@ -31,11 +32,13 @@ namespace kinfer::kernels::HWY_NAMESPACE {
 // Q8_0 and Q4_0 weights against activations quantized per token to 8 bits (blocks of 32 with an
 // f32 scale, round to nearest even), with integer dot products: VNNI's vpdpbusd on CPUs that
 // have it (Highway's AVX3_DL target), where it does four times the multiply-adds of an f32 FMA.
-// Every (row, token) output is the scalar recurrence
+// Each term of the two-term activations (internal/two_term.h) is one virtual token, and each
+// (row, virtual token) output is the scalar recurrence
 //   acc = fma(float(isum_b), dw_b * dx_b, acc)   over blocks b in order, from acc = 0,
-// where isum_b is the exact integer block dot product. Integer sums have no rounding, so any
-// way of computing them gives the same acc: the decode path (rows reduced with hadd) and the
-// prefill path (rows in lanes of a repacked panel) agree bit for bit with MatMulQ8Ref.
+// where isum_b is the exact integer block dot product; a token's output is the sum of its two.
+// Integer sums have no rounding, so any way of computing them gives the same acc: the decode path
+// (rows reduced with hadd) and the prefill path (rows in lanes of a repacked panel) agree bit for
+// bit with MatMulQ8Ref.
 
 struct ActQ8 {
   const int8_t* qx;   // [T][K]
@@ -43,6 +46,8 @@ struct ActQ8 {
   const int32_t* sx;  // [T][K / 32]: sum of the block's qx
 };
 
+// Two-term quantization (internal/two_term.h) of T tokens into 2T virtual rows: row 2t the
+// first term q1 (scale d1), row 2t + 1 the second q2 (scale d2 = d1 / 254).
 void QuantizeQ8Impl(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sx) {
   const DF df;
   const hn::RebindToSigned<DF> di;
@@ -56,15 +61,26 @@ void QuantizeQ8Impl(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx,
       for (int64_t j = 0; j < kQK; j += N) m = hn::Max(m, hn::Abs(hn::LoadU(df, xb + j)));
       const float amax = hn::GetLane(hn::MaxOfLanes(df, m));
       const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-      const auto vid = hn::Set(df, id);
-      auto sum = hn::Zero(di);
+      const float d1 = amax / 127.0f, d2 = d1 / 254.0f;
+      const float id2 = d2 > 0.0f ? 1.0f / d2 : 0.0f;
+      const auto vid = hn::Set(df, id), vd1 = hn::Set(df, d1), vid2 = hn::Set(df, id2);
+      const auto lo = hn::Set(di, -127), hi = hn::Set(di, 127);
+      auto sum1 = hn::Zero(di), sum2 = hn::Zero(di);
       for (int64_t j = 0; j < kQK; j += N) {
-        auto q = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + j), vid));
-        sum = hn::Add(sum, q);
-        hn::StoreU(hn::DemoteTo(di8, q), di8, qx + t * K + b * kQK + j);
+        const auto v = hn::LoadU(df, xb + j);
+        const auto a = hn::Round(hn::Mul(v, vid));
+        const auto q1 = hn::ConvertTo(di, a);
+        const auto q2 =
+            hn::Min(hn::Max(hn::NearestInt(hn::Mul(hn::NegMulAdd(a, vd1, v), vid2)), lo), hi);
+        sum1 = hn::Add(sum1, q1);
+        sum2 = hn::Add(sum2, q2);
+        hn::StoreU(hn::DemoteTo(di8, q1), di8, qx + (2 * t) * K + b * kQK + j);
+        hn::StoreU(hn::DemoteTo(di8, q2), di8, qx + (2 * t + 1) * K + b * kQK + j);
       }
-      dx[t * nb + b] = amax / 127.0f;
-      sx[t * nb + b] = hn::GetLane(hn::SumOfLanes(di, sum));
+      dx[(2 * t) * nb + b] = d1;
+      dx[(2 * t + 1) * nb + b] = d2;
+      sx[(2 * t) * nb + b] = hn::GetLane(hn::SumOfLanes(di, sum1));
+      sx[(2 * t + 1) * nb + b] = hn::GetLane(hn::SumOfLanes(di, sum2));
     }
   }
 }
@@ -436,23 +452,13 @@ void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y
   const int64_t out = w.rows(), K = w.cols(), nb = K / kQK;
   const DType stored = StoredTypeOf(w.dtype);
   std::vector<uint8_t> unpacked(IsPacked(w.dtype) ? *RowBytes(stored, K) : 0);
-  std::vector<int8_t> qx(static_cast<size_t>(K));
-  std::vector<float> dx(static_cast<size_t>(nb));
-  std::vector<int32_t> sx(static_cast<size_t>(nb));
+  std::vector<int8_t> q1(static_cast<size_t>(K)), q2(static_cast<size_t>(K));
+  std::vector<float> d1(static_cast<size_t>(nb)), d2(static_cast<size_t>(nb));
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * K + b * kQK;
-      float amax = 0.0f;
-      for (int i = 0; i < kQK; ++i) amax = std::max(amax, std::fabs(xb[i]));
-      const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-      int32_t s = 0;
-      for (int i = 0; i < kQK; ++i) {
-        const int q = static_cast<int>(std::nearbyint(xb[i] * id));
-        qx[static_cast<size_t>(b * kQK + i)] = static_cast<int8_t>(q);
-        s += q;
-      }
-      dx[static_cast<size_t>(b)] = amax / 127.0f;
-      sx[static_cast<size_t>(b)] = s;
+      internal::QuantizeTwoTermRef(x + t * K + b * kQK, kQK, q1.data() + b * kQK,
+                                   q2.data() + b * kQK, &d1[static_cast<size_t>(b)],
+                                   &d2[static_cast<size_t>(b)]);
     }
     for (int64_t o = 0; o < out; ++o) {
       const uint8_t* row = w.row(o);
@@ -460,50 +466,54 @@ void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y
         UnpackRow(w, o, unpacked.data());
         row = unpacked.data();
       }
-      float acc = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) {
-        int32_t isum = 0;
-        float dw;
-        if (stored == DType::kQ5_0 || stored == DType::kQ5_1) {
-          const bool q51 = stored == DType::kQ5_1;
-          const uint8_t* blk = row + b * (q51 ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0));
-          uint16_t d, m = 0;
-          uint32_t qh;
-          std::memcpy(&d, blk, 2);
-          if (q51) std::memcpy(&m, blk + 2, 2);
-          std::memcpy(&qh, blk + (q51 ? 4 : 2), 4);
-          const uint8_t* qs = blk + (q51 ? 8 : 6);
-          int32_t u = 0, xs = 0;
-          for (int i = 0; i < kQK; ++i) {
-            const int nib = i < kQK / 2 ? qs[i] & 0xF : qs[i - kQK / 2] >> 4;
-            const int8_t xq = qx[static_cast<size_t>(b * kQK + i)];
-            u += (nib | static_cast<int>(((qh >> i) & 1) << 4)) * xq;
-            xs += xq;
+      // One term's recurrence over the blocks.
+      auto chain = [&](const std::vector<int8_t>& qx, const std::vector<float>& dx) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          int32_t isum = 0;
+          float dw;
+          if (stored == DType::kQ5_0 || stored == DType::kQ5_1) {
+            const bool q51 = stored == DType::kQ5_1;
+            const uint8_t* blk = row + b * (q51 ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0));
+            uint16_t d, m = 0;
+            uint32_t qh;
+            std::memcpy(&d, blk, 2);
+            if (q51) std::memcpy(&m, blk + 2, 2);
+            std::memcpy(&qh, blk + (q51 ? 4 : 2), 4);
+            const uint8_t* qs = blk + (q51 ? 8 : 6);
+            int32_t u = 0, xs = 0;
+            for (int i = 0; i < kQK; ++i) {
+              const int nib = i < kQK / 2 ? qs[i] & 0xF : qs[i - kQK / 2] >> 4;
+              const int8_t xq = qx[static_cast<size_t>(b * kQK + i)];
+              u += (nib | static_cast<int>(((qh >> i) & 1) << 4)) * xq;
+              xs += xq;
+            }
+            const float xd = dx[static_cast<size_t>(b)];
+            if (q51) {
+              acc = std::fma(static_cast<float>(u), Fp16ToFp32(d) * xd, acc);
+              acc = std::fma(static_cast<float>(xs), Fp16ToFp32(m) * xd, acc);
+            } else {
+              acc = std::fma(static_cast<float>(u - 16 * xs), Fp16ToFp32(d) * xd, acc);
+            }
+            continue;
           }
-          const float xd = dx[static_cast<size_t>(b)];
-          if (q51) {
-            acc = std::fma(static_cast<float>(u), Fp16ToFp32(d) * xd, acc);
-            acc = std::fma(static_cast<float>(xs), Fp16ToFp32(m) * xd, acc);
+          if (stored == DType::kQ8_0) {
+            const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
+            dw = Fp16ToFp32(blk->d);
+            for (int i = 0; i < kQK; ++i) isum += blk->qs[i] * qx[static_cast<size_t>(b * kQK + i)];
           } else {
-            acc = std::fma(static_cast<float>(u - 16 * xs), Fp16ToFp32(d) * xd, acc);
+            const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
+            dw = Fp16ToFp32(blk->d);
+            for (int i = 0; i < kQK / 2; ++i) {
+              isum += ((blk->qs[i] & 0xF) - 8) * qx[static_cast<size_t>(b * kQK + i)];
+              isum += ((blk->qs[i] >> 4) - 8) * qx[static_cast<size_t>(b * kQK + i + kQK / 2)];
+            }
           }
-          continue;
+          acc = std::fma(static_cast<float>(isum), dw * dx[static_cast<size_t>(b)], acc);
         }
-        if (stored == DType::kQ8_0) {
-          const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
-          dw = Fp16ToFp32(blk->d);
-          for (int i = 0; i < kQK; ++i) isum += blk->qs[i] * qx[static_cast<size_t>(b * kQK + i)];
-        } else {
-          const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
-          dw = Fp16ToFp32(blk->d);
-          for (int i = 0; i < kQK / 2; ++i) {
-            isum += ((blk->qs[i] & 0xF) - 8) * qx[static_cast<size_t>(b * kQK + i)];
-            isum += ((blk->qs[i] >> 4) - 8) * qx[static_cast<size_t>(b * kQK + i + kQK / 2)];
-          }
-        }
-        acc = std::fma(static_cast<float>(isum), dw * dx[static_cast<size_t>(b)], acc);
-      }
-      y[t * out + o] = acc;
+        return acc;
+      };
+      y[t * out + o] = chain(q1, d1) + chain(q2, d2);
     }
   }
 }

@@ -16,8 +16,9 @@ using F32RowsFn = void (*)(const TensorView& w, const float* x, int64_t T, float
 F32RowsFn F32ActivationRows();
 
 // 8-bit activations in blocks of 32 (matmul_q8.cc), for Q8_0/Q4_0 weights where
-// UsesQ8Activations: x quantized by QuantizeQ8 into qx [T][K], per-block scales dx and per-block
-// sums sx [T][K / 32].
+// UsesQ8Activations: T tokens quantized by QuantizeQ8 into 2T virtual tokens, the two terms of
+// internal/two_term.h (qx [2T][K], per-block scales dx and sums sx [2T][K / 32]); the rows
+// function takes the 2T virtual tokens and MatMul adds each token's two outputs.
 void QuantizeQ8(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sx);
 using Q8RowsFn = void (*)(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sx,
                           int64_t T, float* y, int64_t row_begin, int64_t row_end);
@@ -25,7 +26,8 @@ Q8RowsFn Q8ActivationRows();
 bool UsesQ8Activations(DType t, int64_t cols);
 
 // 8-bit activations in blocks of 256 (matmul_kquant.cc), for K-quant weights where
-// UsesQ8KActivations: qx [T][K], dx [T][K / 256], sums [T][K / 256][kQ8KSums] (the int16 pairs
+// UsesQ8KActivations, two terms as above: qx [2T][K], dx [2T][K / 256],
+// sums [2T][K / 256][kQ8KSums] (the int16 pairs
 // of 32-element sums, then 32 times each 16-element sum).
 constexpr int64_t kQ8KSums = 20;
 void QuantizeQ8K(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sums);

@@ -48,14 +48,15 @@ TEST(MatMul, MatchesDequantizedReference) {
                   mag += std::fabs(static_cast<double>(row[i]) * x[k * cols + i]);
                 }
                 if (q8) {
-                  // Rounding x to 8 bits moves each element by at most half a step, amax / 254.
+                  // Two 8-bit terms leave each element at most half a step of the second,
+                  // amax / (127 * 254 * 2), off (plus the first term's float residual).
                   for (int64_t b = 0; b < cols; b += q8_block) {
                     double amax = 0, wsum = 0;
                     for (int64_t i = b; i < b + q8_block; ++i) {
                       amax = std::max(amax, std::fabs(static_cast<double>(x[k * cols + i])));
                       wsum += std::fabs(static_cast<double>(row[i]));
                     }
-                    q8_bound += amax / 254 * wsum;
+                    q8_bound += amax / (127.0 * 254 * 2) * 1.01 * wsum;
                   }
                 }
                 // bf16 activations (AMX): each x moves by at most 2^-9 of itself.
