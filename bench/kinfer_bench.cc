@@ -4,6 +4,7 @@
 //
 //   kinfer_bench --model m.gguf --threads 2 -p 512 -n 128 -r 3
 //   kinfer_bench --cpu-info     # the kernels' SIMD target, and whether AMX may be used
+//   kinfer_bench --exact ...    # f32 activations everywhere (MatMulPrecision::kExact)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +18,7 @@
 
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "kernels/matmul.h"
 #include "kernels/simd_target.h"
 #include "kernels/vector_ops.h"
 #include "model/decoder.h"
@@ -68,7 +70,8 @@ double ReadBandwidth(kinfer::ThreadPool& pool, size_t bytes, int reps) {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: kinfer_bench --model FILE [--threads T] [-p PROMPT] [-n DECODE] [-r REPS]\n"
+               "usage: kinfer_bench --model FILE [--threads T] [-p PROMPT] [-n DECODE] [-r REPS] "
+               "[--exact]\n"
                "       kinfer_bench --stream-gib GIB [--threads T] [-r REPS]\n"
                "       kinfer_bench --cpu-info\n");
   return 2;
@@ -109,6 +112,8 @@ int main(int argc, char** argv) {
     } else if (a == "--stream-gib") {
       if (!(v = next())) return Usage();
       stream_gib = std::atof(v);
+    } else if (a == "--exact") {
+      kernels::SetMatMulPrecision(kernels::MatMulPrecision::kExact);
     } else if (a == "--cpu-info") {
       return CpuInfo();
     } else if (a == "-r") {

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
+#include "kernels/matmul.h"
 #include "server/server.h"
 
 namespace kinfer::cli {
@@ -25,6 +26,7 @@ void AddServeCommand(CLI::App& app) {
   auto no_access_log = std::make_shared<bool>(false);
   auto threads = std::make_shared<int>(0);
   auto max_body = std::make_shared<std::string>("32MiB");
+  auto precision = std::make_shared<std::string>("fast");
 
   cmd->add_option("--model", o->model_path, "GGUF file, HF model directory or llama2.c .bin")
       ->required();
@@ -58,6 +60,11 @@ void AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-enable-prefix-caching", *no_prefix, "Turn off automatic prefix caching");
   cmd->add_option("--threads", *threads, "Compute threads (default: all cores)");
+  cmd->add_option("--matmul-precision", *precision,
+                  "fast: round activations where a faster matmul needs it (8-bit terms, bf16 on "
+                  "AMX), within transformers' own bf16 deviation; exact: f32 activations")
+      ->check(CLI::IsMember({"fast", "exact"}))
+      ->capture_default_str();
   cmd->add_option("--ssl-certfile", o->http.tls_cert_file, "PEM certificate chain: serve HTTPS");
   cmd->add_option("--ssl-keyfile", o->http.tls_key_file, "PEM private key for --ssl-certfile");
   cmd->add_option("--metrics-port", o->metrics_port,
@@ -110,6 +117,8 @@ void AddServeCommand(CLI::App& app) {
     opts.engine.enable_prefix_caching = !*no_prefix;
     opts.engine.num_threads = *threads > 0 ? *threads : DefaultThreadCount();
     opts.access_log = !*no_access_log;
+    kernels::SetMatMulPrecision(*precision == "exact" ? kernels::MatMulPrecision::kExact
+                                                      : kernels::MatMulPrecision::kFast);
 
     // Signals go to Server::Run's waiter: block them before any thread starts.
     sigset_t set;
