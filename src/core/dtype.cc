@@ -63,6 +63,10 @@ std::optional<DTypeInfo> AnyDTypeInfo(DType t) {
       return DTypeInfo{"Q5_1x16", 32, 24, true};
     case DType::kQ4_Kx16:
       return DTypeInfo{"Q4_Kx16", 256, 144, true};
+    case DType::kF16x16:
+      return DTypeInfo{"F16x16", 1, 2, true};
+    case DType::kBF16x16:
+      return DTypeInfo{"BF16x16", 1, 2, true};
     case DType::kQ5_Kx16:
       return DTypeInfo{"Q5_Kx16", 256, 176, true};
     case DType::kQ6_Kx16:

@@ -40,6 +40,8 @@ enum class DType : uint32_t {
   kQ4_Kx16 = 0x1000C,
   kQ5_Kx16 = 0x1000D,
   kQ6_Kx16 = 0x1000E,
+  kF16x16 = 0x10001,
+  kBF16x16 = 0x1001E,
 };
 
 struct DTypeInfo {

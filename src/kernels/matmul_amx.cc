@@ -14,6 +14,7 @@
 
 #include "core/cpu_features.h"
 #include "kernels/internal/matmul_paths.h"
+#include "kernels/pack.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -32,13 +33,14 @@ namespace {
 
 constexpr int64_t kChunk = 32;  // k elements a tile row holds (32 bf16, 64 bytes)
 constexpr int64_t kTile = 16;   // rows of a tile, and f32 columns of an accumulator tile
+// How far ahead of the weights being read to prefetch: this VM's hardware prefetchers alone
+// leave a one-thread stream at a fraction of the bandwidth (as matmul_f32.cc measured).
+constexpr int64_t kPrefetchBytes = 16384;
 
-// Tile registers: 0-3 accumulators (token block a, row group b at 2a + b), 4-5 activations
-// (token blocks), 6 weights.
 KINFER_AMX void ConfigureTiles() {
   alignas(64) unsigned char cfg[64] = {};
   cfg[0] = 1;
-  for (int t = 0; t < 7; ++t) {
+  for (int t = 0; t < 8; ++t) {
     cfg[16 + 2 * t] = 64;  // bytes a row
     cfg[48 + t] = kTile;   // rows
   }
@@ -76,39 +78,34 @@ KINFER_AMX void Transpose16(__m512i (&r)[16]) {
   }
 }
 
-// The weight tiles of rows [r0, r0 + n) (n <= 16, the rest zero), chunk c: tile element
-// [i][j][p] = W[r0 + j][32c + 2i + p] in bf16, the layout TDPBF16PS reads its second operand in.
-// F16 rows give two tiles, hi and lo, with hi + lo exactly the f16 value.
-KINFER_AMX void WeightTiles(const TensorView& w, int64_t r0, int64_t n, int64_t c, bool f16,
-                            uint16_t* hi, uint16_t* lo) {
-  __m512i h[16], l[16];
-  for (int64_t j = 0; j < kTile; ++j) {
-    if (j >= n) {
-      h[j] = l[j] = _mm512_setzero_si512();
-      continue;
+// Columns [k0, k0 + kn) of rows [r0, r0 + n) of w (n <= 32) as bf16 rows of kn at hi (and lo):
+// BF16 copied; F16 split exactly into hi + lo, hi the top 16 bits of the f32 value and lo the
+// rest (at most 3 significant bits, so both conversions below are exact). The next block's
+// lines of the same rows are prefetched: 32 rows read a block at a time are 32 streams, more
+// than the hardware prefetchers follow.
+KINFER_AMX void StageBlock(const TensorView& w, int64_t r0, int64_t n, int64_t k0, int64_t kn,
+                           bool f16, uint16_t* hi, uint16_t* lo) {
+  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const bool more = k0 + kn < w.cols();
+  for (int64_t j = 0; j < n; ++j) {
+    const uint8_t* src = w.row(r0 + j) + k0 * 2;
+    uint16_t* h = hi + j * kn;
+    uint16_t* l = lo + j * kn;
+    for (int64_t k = 0; k < kn; k += kChunk, src += 64) {
+      if (more) __builtin_prefetch(src + kn * 2);
+      if (!f16) {
+        _mm512_storeu_si512(h + k, _mm512_loadu_si512(src));
+        continue;
+      }
+      const __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
+      const __m512 b =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32)));
+      const __m512 ah = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), mask));
+      const __m512 bh = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), mask));
+      _mm512_storeu_si512(h + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(bh, ah)));
+      _mm512_storeu_si512(l + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(
+                                     _mm512_sub_ps(b, bh), _mm512_sub_ps(a, ah))));
     }
-    const uint8_t* p = w.row(r0 + j) + c * kChunk * 2;
-    if (!f16) {
-      h[j] = _mm512_loadu_si512(p);
-      continue;
-    }
-    const __m256i raw_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-    const __m256i raw_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
-    const __m512 a = _mm512_cvtph_ps(raw_lo), b = _mm512_cvtph_ps(raw_hi);
-    const __m512i mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
-    const __m512 ah = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), mask));
-    const __m512 bh = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), mask));
-    // hi keeps the top 16 bits (exactly a bf16); lo = value - hi has at most 3 significant bits,
-    // so both conversions below are exact.
-    h[j] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(bh, ah));
-    l[j] =
-        reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(_mm512_sub_ps(b, bh), _mm512_sub_ps(a, ah)));
-  }
-  Transpose16(h);
-  for (int i = 0; i < 16; ++i) _mm512_storeu_si512(hi + 32 * i, h[i]);
-  if (f16) {
-    Transpose16(l);
-    for (int i = 0; i < 16; ++i) _mm512_storeu_si512(lo + 32 * i, l[i]);
   }
 }
 
@@ -129,15 +126,120 @@ KINFER_AMX void StoreTile(int reg, void* dst, int64_t stride) {
   }
 }
 
-// Stores accumulator tile `reg` (tokens m of a block of 16 from t0, rows j from r0) into y, only
-// the valid tokens (m < mt) and rows (j < nr).
+// Tile ops on registers chosen at run time (the intrinsics take literals).
+KINFER_AMX void LoadTile(int reg, const void* src, int64_t stride) {
+  switch (reg) {
+    case 4:
+      _tile_loadd(4, src, stride);
+      return;
+    case 5:
+      _tile_loadd(5, src, stride);
+      return;
+    case 6:
+      _tile_loadd(6, src, stride);
+      return;
+    default:
+      _tile_loadd(7, src, stride);
+  }
+}
+
+#define KINFER_DP(c, a, b)            \
+  case (c)*4 + ((a)-4) * 2 + ((b)-6): \
+    _tile_dpbf16ps(c, a, b);          \
+    return;
+
+// Accumulator c (0-3) += weights a (4-5) . activations b (6-7).
+KINFER_AMX void Dot(int c, int a, int b) {
+  switch (c * 4 + (a - 4) * 2 + (b - 6)) {
+    KINFER_DP(0, 4, 6)
+    KINFER_DP(0, 4, 7)
+    KINFER_DP(0, 5, 6)
+    KINFER_DP(0, 5, 7)
+    KINFER_DP(1, 4, 6)
+    KINFER_DP(1, 4, 7)
+    KINFER_DP(1, 5, 6)
+    KINFER_DP(1, 5, 7)
+    KINFER_DP(2, 4, 6)
+    KINFER_DP(2, 4, 7)
+    KINFER_DP(2, 5, 6)
+    KINFER_DP(2, 5, 7)
+    KINFER_DP(3, 4, 6)
+    KINFER_DP(3, 4, 7)
+    KINFER_DP(3, 5, 6)
+    KINFER_DP(3, 5, 7)
+    default:
+      return;
+  }
+}
+#undef KINFER_DP
+
+// Stores accumulator tile `reg` (weight rows i from r0, tokens j of a block from t0) into y, for
+// the valid rows (i0 <= i < i1) and tokens (j < mt): a 16x16 transpose, y being [token][row].
 KINFER_AMX void StoreAcc(int reg, float* y, int64_t O, int64_t t0, int64_t r0, int64_t mt,
-                         int64_t nr) {
-  if (mt == kTile && nr == kTile) return StoreTile(reg, y + t0 * O + r0, O * 4);
+                         int64_t i0, int64_t i1) {
   alignas(64) float tmp[kTile * kTile];
   StoreTile(reg, tmp, 64);
-  for (int64_t m = 0; m < mt; ++m) {
-    std::memcpy(y + (t0 + m) * O + r0, tmp + m * kTile, static_cast<size_t>(nr) * 4);
+  __m512i r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_si512(tmp + 16 * i);
+  Transpose16(r);
+  const __mmask16 mask = static_cast<__mmask16>(((1u << i1) - 1) & ~((1u << i0) - 1));
+  for (int64_t j = 0; j < mt; ++j) {
+    _mm512_mask_storeu_ps(y + (t0 + j) * O + r0, mask, _mm512_castsi512_ps(r[j]));
+  }
+}
+
+// F16 tile (16 rows of 32 f16) -> its bf16 hi and lo tiles, hi + lo exactly each value.
+KINFER_AMX void SplitTile(const uint8_t* src, uint16_t* hi, uint16_t* lo) {
+  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  for (int r = 0; r < kTile; ++r, src += 64) {
+    const __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
+    const __m512 b =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32)));
+    const __m512 ah = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), mask));
+    const __m512 bh = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), mask));
+    _mm512_storeu_si512(hi + 32 * r, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(bh, ah)));
+    _mm512_storeu_si512(lo + 32 * r, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(
+                                         _mm512_sub_ps(b, bh), _mm512_sub_ps(a, ah))));
+  }
+}
+
+// Tiles: 0-3 accumulators (row group g, token block b at 2g + b), 4-5 weights (row groups),
+// 6-7 activations (token blocks). Each accumulator element is weight row . token over k, chunk
+// by chunk in order (hi then lo per chunk for F16). k is taken kBlock columns at a time for all
+// tokens, so that a block of weights (staged in bf16 for F16) stays in L1 while every token
+// block passes; accumulators wait in memory between blocks (exact f32 stores and loads).
+constexpr int64_t kBlock = 256;
+
+// Accumulator `reg` from src, or zero when src is null.
+KINFER_AMX void LoadAcc(int reg, const float* src) {
+  if (src == nullptr) {
+    switch (reg) {
+      case 0:
+        _tile_zero(0);
+        return;
+      case 1:
+        _tile_zero(1);
+        return;
+      case 2:
+        _tile_zero(2);
+        return;
+      default:
+        _tile_zero(3);
+        return;
+    }
+  }
+  switch (reg) {
+    case 0:
+      _tile_loadd(0, src, 64);
+      return;
+    case 1:
+      _tile_loadd(1, src, 64);
+      return;
+    case 2:
+      _tile_loadd(2, src, 64);
+      return;
+    default:
+      _tile_loadd(3, src, 64);
   }
 }
 
@@ -145,72 +247,265 @@ KINFER_AMX void AmxRowsImpl(const TensorView& w, const uint16_t* xb, int64_t T, 
                             int64_t row_begin, int64_t row_end) {
   const int64_t O = w.rows(), K = w.cols(), chunks = K / kChunk;
   const bool f16 = w.dtype == DType::kF16;
-  const int64_t blocks = (T + kTile - 1) / kTile;
-  const size_t xstride = static_cast<size_t>(K) * 2;
-  // The weight tiles of two row groups, every chunk: [group][chunk][hi, lo][16 x 32].
-  thread_local std::vector<uint16_t> panel;
+  const int64_t blocks = (T + kTile - 1) / kTile, pairs = (blocks + 1) / 2;
   const size_t tile = kTile * kChunk;
-  if (panel.size() < 2 * static_cast<size_t>(chunks) * 2 * tile) {
-    panel.resize(2 * static_cast<size_t>(chunks) * 2 * tile);
+  // F16 rows, and partial groups, are staged as bf16: [hi, lo][32 rows][kBlock].
+  alignas(64) static thread_local uint16_t staged[2][2 * kTile * kBlock];
+  // Accumulators between k blocks: [token pair][tile][16 x 16].
+  thread_local std::vector<float> acc;
+  if (pairs > 1 && acc.size() < static_cast<size_t>(pairs * 4 * kTile * kTile)) {
+    acc.resize(static_cast<size_t>(pairs * 4 * kTile * kTile));
   }
-  auto tile_at = [&](int64_t g, int64_t c, int part) {
-    return panel.data() + ((static_cast<size_t>(g * chunks + c) * 2) + part) * tile;
-  };
   ConfigureTiles();
   for (int64_t r0 = row_begin; r0 < row_end; r0 += 2 * kTile) {
     const int64_t n0 = std::min<int64_t>(kTile, row_end - r0);
     const int64_t n1 = std::min<int64_t>(kTile, std::max<int64_t>(0, row_end - r0 - kTile));
-    for (int64_t c = 0; c < chunks; ++c) {
-      WeightTiles(w, r0, n0, c, f16, tile_at(0, c, 0), tile_at(0, c, 1));
-      if (n1 > 0) WeightTiles(w, r0 + kTile, n1, c, f16, tile_at(1, c, 0), tile_at(1, c, 1));
-    }
-    for (int64_t b = 0; b < blocks; b += 2) {
-      const bool two = b + 1 < blocks;
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
-      const uint16_t* xa = xb + static_cast<size_t>(b * kTile) * K;
-      const uint16_t* xc = xa + static_cast<size_t>(kTile) * K;
-      for (int64_t c = 0; c < chunks; ++c) {
-        _tile_loadd(4, xa + c * kChunk, xstride);
-        if (two) _tile_loadd(5, xc + c * kChunk, xstride);
-        for (int part = 0; part < (f16 ? 2 : 1); ++part) {
-          _tile_loadd(6, tile_at(0, c, part), 64);
-          _tile_dpbf16ps(0, 4, 6);
-          if (two) _tile_dpbf16ps(2, 5, 6);
-          if (n1 > 0) {
-            _tile_loadd(6, tile_at(1, c, part), 64);
-            _tile_dpbf16ps(1, 4, 6);
-            if (two) _tile_dpbf16ps(3, 5, 6);
+    const bool stage = f16 || n0 + n1 < 2 * kTile;
+    if (stage && n0 + n1 < 2 * kTile) std::memset(staged, 0, sizeof(staged));
+    // BF16 panels are read in place, whole rows at a time (the accumulators stay in the tiles
+    // for up to 32 tokens); F16 ones are staged a k block at a time.
+    const int64_t block = stage ? kBlock : K;
+    for (int64_t k0 = 0; k0 < K; k0 += block) {
+      const int64_t kn = std::min(block, K - k0);
+      const uint16_t* a[2];  // hi, lo: the block's first column of the panel's first row
+      size_t stride;         // bytes from one row to the next
+      if (stage) {
+        StageBlock(w, r0, n0 + n1, k0, kn, f16, staged[0], staged[1]);
+        a[0] = staged[0];
+        a[1] = staged[1];
+        stride = static_cast<size_t>(kn) * 2;
+      } else {
+        a[0] = reinterpret_cast<const uint16_t*>(w.row(r0)) + k0;
+        a[1] = nullptr;
+        stride = w.row_bytes();
+      }
+      const int64_t rs = static_cast<int64_t>(stride / 2);
+      const bool first = k0 == 0, last = k0 + kn == K;
+      for (int64_t p = 0; p < pairs; ++p) {
+        const int64_t b = 2 * p;
+        const bool two = b + 1 < blocks;
+        float* saved = pairs > 1 ? acc.data() + p * 4 * kTile * kTile : nullptr;
+        if (first || saved == nullptr) {
+          if (first) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+          }
+        } else {
+          for (int reg = 0; reg < 4; ++reg) LoadAcc(reg, saved + reg * kTile * kTile);
+        }
+        const uint16_t* xa = xb + static_cast<size_t>(b * chunks + k0 / kChunk) * tile;
+        const uint16_t* xc = xa + static_cast<size_t>(chunks) * tile;
+        for (int64_t c = 0; c < kn / kChunk; ++c) {
+          if (!stage && p == 0 && r0 + 4 * kTile <= row_end) {
+            // The next panel's lines of this chunk: 32 rows read 64 bytes at a time are 32
+            // streams, more than the hardware prefetchers follow.
+            for (int64_t j = 0; j < 2 * kTile; ++j) {
+              __builtin_prefetch(w.row(r0 + 2 * kTile + j) + (k0 + c * kChunk) * 2);
+            }
+          }
+          _tile_loadd(6, xa + c * tile, 64);
+          if (two) _tile_loadd(7, xc + c * tile, 64);
+          for (int part = 0; part < (f16 ? 2 : 1); ++part) {
+            _tile_loadd(4, a[part] + c * kChunk, stride);
+            _tile_dpbf16ps(0, 4, 6);
+            if (two) _tile_dpbf16ps(1, 4, 7);
+            if (n1 > 0) {
+              _tile_loadd(5, a[part] + kTile * rs + c * kChunk, stride);
+              _tile_dpbf16ps(2, 5, 6);
+              if (two) _tile_dpbf16ps(3, 5, 7);
+            }
           }
         }
-      }
-      const int64_t m0 = std::min<int64_t>(kTile, T - b * kTile);
-      StoreAcc(0, y, O, b * kTile, r0, m0, n0);
-      if (n1 > 0) StoreAcc(1, y, O, b * kTile, r0 + kTile, m0, n1);
-      if (two) {
-        const int64_t m1 = std::min<int64_t>(kTile, T - (b + 1) * kTile);
-        StoreAcc(2, y, O, (b + 1) * kTile, r0, m1, n0);
-        if (n1 > 0) StoreAcc(3, y, O, (b + 1) * kTile, r0 + kTile, m1, n1);
+        if (!last) {
+          if (saved != nullptr) {
+            for (int reg = 0; reg < 4; ++reg) StoreTile(reg, saved + reg * kTile * kTile, 64);
+          }
+          continue;
+        }
+        const int64_t m0 = std::min<int64_t>(kTile, T - b * kTile);
+        StoreAcc(0, y, O, b * kTile, r0, m0, 0, n0);
+        if (n1 > 0) StoreAcc(2, y, O, b * kTile, r0 + kTile, m0, 0, n1);
+        if (two) {
+          const int64_t m1 = std::min<int64_t>(kTile, T - (b + 1) * kTile);
+          StoreAcc(1, y, O, (b + 1) * kTile, r0, m1, 0, n0);
+          if (n1 > 0) StoreAcc(3, y, O, (b + 1) * kTile, r0 + kTile, m1, 0, n1);
+        }
       }
     }
   }
   _tile_release();
 }
 
-KINFER_AMX void ToBf16Impl(const float* x, int64_t T, int64_t K, uint16_t* xb) {
-  const int64_t rows = (T + kTile - 1) / kTile * kTile;
-  for (int64_t t = 0; t < rows; ++t) {
-    uint16_t* out = xb + static_cast<size_t>(t) * K;
-    if (t >= T) {
-      std::memset(out, 0, static_cast<size_t>(K) * 2);
-      continue;
+// The same tile arithmetic over a packed matrix (pack.h's tile layout, kBF16x16 / kF16x16):
+// groups of 16 rows, each chunk of 32 columns one contiguous KiB, so a decode step streams the
+// matrix front to back. BF16 tiles are loaded in place; F16 ones are split into hi and lo tiles a
+// k block at a time.
+KINFER_AMX void AmxPackedRowsImpl(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
+                                  int64_t row_begin, int64_t row_end) {
+  const int64_t O = w.rows(), K = w.cols(), chunks = K / kChunk;
+  const bool f16 = w.dtype == DType::kF16x16;
+  const int64_t blocks = (T + kTile - 1) / kTile, pairs = (blocks + 1) / 2;
+  const size_t tile = kTile * kChunk;
+  constexpr int64_t kBlockChunks = kBlock / kChunk;
+  alignas(64) static thread_local uint16_t split[4][kBlockChunks][2][kTile * kChunk];
+  thread_local std::vector<float> acc;
+  if (pairs > 1 && acc.size() < static_cast<size_t>(pairs * 4 * kTile * kTile)) {
+    acc.resize(static_cast<size_t>(pairs * 4 * kTile * kTile));
+  }
+  ConfigureTiles();
+  const int64_t g_end = (row_end + kTile - 1) / kTile;
+  if (blocks == 1) {
+    // Up to 16 tokens (decode): four row groups at a time, one accumulator each, weight and
+    // activation tiles double-buffered so that a load never waits for the dot product before.
+    constexpr int64_t kDecodeChunks = 2;  // a stage: 4 groups x 2 chunks x hi, lo = 16 KiB
+    // Stages are written one ahead of the tile loads that read them: a tile load of bytes
+    // still in the store buffer waits for them, which cost more than the dot products.
+    auto stage = [&](int64_t g, int64_t ng, int64_t c0, int64_t nc, int buf) KINFER_AMX {
+      for (int64_t gi = 0; gi < ng; ++gi) {
+        for (int64_t c = 0; c < nc; ++c) {
+          const uint8_t* src = PackedTile(w, g + gi, c0 + c);
+          for (int l = 0; l < 1024; l += 64) __builtin_prefetch(src + kPrefetchBytes + l);
+          uint16_t* hi = split[gi][buf * kDecodeChunks + c][0];
+          if (f16) {
+            SplitTile(src, hi, split[gi][buf * kDecodeChunks + c][1]);
+          } else {
+            for (int l = 0; l < 1024; l += 64) {
+              _mm512_store_si512(reinterpret_cast<uint8_t*>(hi) + l, _mm512_loadu_si512(src + l));
+            }
+          }
+        }
+      }
+    };
+    for (int64_t g = row_begin / kTile; g < g_end; g += 4) {
+      const int64_t ng = std::min<int64_t>(4, g_end - g);
+      for (int reg = 0; reg < 4; ++reg) LoadAcc(reg, nullptr);  // zero
+      int a = 4, buf = 0;
+      stage(g, ng, 0, std::min(kDecodeChunks, chunks), 0);
+      for (int64_t c0 = 0; c0 < chunks; c0 += kDecodeChunks) {
+        const int64_t nc = std::min(kDecodeChunks, chunks - c0);
+        if (c0 + nc < chunks) {
+          stage(g, ng, c0 + nc, std::min(kDecodeChunks, chunks - c0 - nc), buf ^ 1);
+        }
+        for (int64_t c = 0; c < nc; ++c) {
+          const int b = 6 + static_cast<int>((c0 + c) & 1);
+          LoadTile(b, xb + (c0 + c) * tile, 64);
+          for (int part = 0; part < (f16 ? 2 : 1); ++part) {
+            for (int64_t gi = 0; gi < ng; ++gi) {
+              LoadTile(a, split[gi][buf * kDecodeChunks + c][part], 64);
+              Dot(static_cast<int>(gi), a, b);
+              a ^= 1;  // 4 <-> 5
+            }
+          }
+        }
+        buf ^= 1;
+      }
+      for (int64_t gi = 0; gi < ng; ++gi) {
+        const int64_t lo = std::max<int64_t>(row_begin - (g + gi) * kTile, 0);
+        const int64_t hi = std::min<int64_t>(row_end - (g + gi) * kTile, kTile);
+        StoreAcc(static_cast<int>(gi), y, O, 0, (g + gi) * kTile, T, lo, hi);
+      }
     }
-    const float* in = x + t * K;
-    for (int64_t k = 0; k < K; k += kChunk) {
-      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + k + 16), _mm512_loadu_ps(in + k));
-      _mm512_storeu_si512(out + k, reinterpret_cast<__m512i>(v));
+    _tile_release();
+    return;
+  }
+  for (int64_t g = row_begin / kTile; g < g_end; g += 2) {
+    const bool has1 = g + 1 < g_end;
+    const int64_t i0 = std::max<int64_t>(row_begin - g * kTile, 0);
+    const int64_t e0 = std::min<int64_t>(row_end - g * kTile, kTile);
+    const int64_t e1 = has1 ? std::min<int64_t>(row_end - (g + 1) * kTile, kTile) : 0;
+    for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+      const int64_t nc = std::min(kBlock, K - k0) / kChunk, c0 = k0 / kChunk;
+      // The block's tiles into L1 with plain vector loads, which stream from memory far better
+      // than tile loads do (split into hi and lo for F16).
+      for (int64_t gi = 0; gi < (has1 ? 2 : 1); ++gi) {
+        for (int64_t c = 0; c < nc; ++c) {
+          const uint8_t* src = PackedTile(w, g + gi, c0 + c);
+          for (int l = 0; l < 1024; l += 64) __builtin_prefetch(src + kPrefetchBytes + l);
+          if (f16) {
+            SplitTile(src, split[gi][c][0], split[gi][c][1]);
+          } else {
+            for (int l = 0; l < 1024; l += 64) {
+              _mm512_store_si512(reinterpret_cast<uint8_t*>(split[gi][c][0]) + l,
+                                 _mm512_loadu_si512(src + l));
+            }
+          }
+        }
+      }
+      auto weights = [&](int64_t gi, int64_t c, int part) -> const void* {
+        return split[gi][c][part];
+      };
+      const bool first = k0 == 0, last = k0 + nc * kChunk == K;
+      for (int64_t p = 0; p < pairs; ++p) {
+        const int64_t b = 2 * p;
+        const bool two = b + 1 < blocks;
+        float* saved = pairs > 1 ? acc.data() + p * 4 * kTile * kTile : nullptr;
+        if (first) {
+          _tile_zero(0);
+          _tile_zero(1);
+          _tile_zero(2);
+          _tile_zero(3);
+        } else if (saved != nullptr) {
+          for (int reg = 0; reg < 4; ++reg) LoadAcc(reg, saved + reg * kTile * kTile);
+        }
+        const uint16_t* xa = xb + static_cast<size_t>(b * chunks + c0) * tile;
+        const uint16_t* xc = xa + static_cast<size_t>(chunks) * tile;
+        for (int64_t c = 0; c < nc; ++c) {
+          _tile_loadd(6, xa + c * tile, 64);
+          if (two) _tile_loadd(7, xc + c * tile, 64);
+          for (int part = 0; part < (f16 ? 2 : 1); ++part) {
+            _tile_loadd(4, weights(0, c, part), 64);
+            _tile_dpbf16ps(0, 4, 6);
+            if (two) _tile_dpbf16ps(1, 4, 7);
+            if (has1) {
+              _tile_loadd(5, weights(1, c, part), 64);
+              _tile_dpbf16ps(2, 5, 6);
+              if (two) _tile_dpbf16ps(3, 5, 7);
+            }
+          }
+        }
+        if (!last) {
+          if (saved != nullptr) {
+            for (int reg = 0; reg < 4; ++reg) StoreTile(reg, saved + reg * kTile * kTile, 64);
+          }
+          continue;
+        }
+        const int64_t r0 = g * kTile, m0 = std::min<int64_t>(kTile, T - b * kTile);
+        StoreAcc(0, y, O, b * kTile, r0, m0, i0, e0);
+        if (has1) StoreAcc(2, y, O, b * kTile, r0 + kTile, m0, 0, e1);
+        if (two) {
+          const int64_t m1 = std::min<int64_t>(kTile, T - (b + 1) * kTile);
+          StoreAcc(1, y, O, (b + 1) * kTile, r0, m1, i0, e0);
+          if (has1) StoreAcc(3, y, O, (b + 1) * kTile, r0 + kTile, m1, 0, e1);
+        }
+      }
+    }
+  }
+  _tile_release();
+}
+
+// Activations in bf16 as the second operand of TDPBF16PS: for token block b (16 tokens, the
+// padding ones zero) and chunk c, 1 KiB at (b * chunks + c) * 512 with element [i][j][p] =
+// x[16b + j][32c + 2i + p].
+KINFER_AMX void ToBf16Impl(const float* x, int64_t T, int64_t K, uint16_t* xb) {
+  const int64_t chunks = K / kChunk, blocks = (T + kTile - 1) / kTile;
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t c = 0; c < chunks; ++c) {
+      __m512i r[16];
+      for (int64_t j = 0; j < kTile; ++j) {
+        const int64_t t = b * kTile + j;
+        if (t >= T) {
+          r[j] = _mm512_setzero_si512();
+          continue;
+        }
+        const float* in = x + t * K + c * kChunk;
+        r[j] = reinterpret_cast<__m512i>(
+            _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + 16), _mm512_loadu_ps(in)));
+      }
+      Transpose16(r);
+      uint16_t* out = xb + static_cast<size_t>(b * chunks + c) * kTile * kChunk;
+      for (int i = 0; i < 16; ++i) _mm512_storeu_si512(out + 32 * i, r[i]);
     }
   }
 }
@@ -227,7 +522,8 @@ bool AmxBf16Usable() {
 }  // namespace
 
 bool UsesAmxBf16(DType t, int64_t cols) {
-  return (t == DType::kBF16 || t == DType::kF16) && cols % kChunk == 0 && AmxBf16Usable();
+  const DType s = StoredTypeOf(t);
+  return (s == DType::kBF16 || s == DType::kF16) && cols % kChunk == 0 && AmxBf16Usable();
 }
 
 size_t AmxActivationElements(int64_t T, int64_t K) {
@@ -240,6 +536,7 @@ void ToBf16Activations(const float* x, int64_t T, int64_t K, uint16_t* xb) {
 
 void AmxBf16Rows(const TensorView& w, const uint16_t* xb, int64_t T, float* y, int64_t row_begin,
                  int64_t row_end) {
+  if (IsPackedTile(w.dtype)) return AmxPackedRowsImpl(w, xb, T, y, row_begin, row_end);
   AmxRowsImpl(w, xb, T, y, row_begin, row_end);
 }
 

@@ -28,6 +28,10 @@ std::optional<DType> PackedTypeOf(DType stored) {
       return DType::kQ5_Kx16;
     case DType::kQ6_K:
       return DType::kQ6_Kx16;
+    case DType::kF16:
+      return DType::kF16x16;
+    case DType::kBF16:
+      return DType::kBF16x16;
     default:
       return std::nullopt;
   }
@@ -49,6 +53,10 @@ DType StoredTypeOf(DType t) {
       return DType::kQ5_K;
     case DType::kQ6_Kx16:
       return DType::kQ6_K;
+    case DType::kF16x16:
+      return DType::kF16;
+    case DType::kBF16x16:
+      return DType::kBF16;
     default:
       return t;
   }
@@ -62,7 +70,8 @@ PackedLayout::PackedLayout(const TensorView& w)
                                                : 320),
       scale_bytes(w.dtype == DType::kQ5_1x16 ? 64 : 32),
       base(static_cast<const uint8_t*>(w.data)) {
-  KINFER_CHECK(IsPacked(w.dtype) && !IsPackedK(w.dtype) && w.cols() % kQK == 0);
+  KINFER_CHECK(IsPacked(w.dtype) && !IsPackedK(w.dtype) && !IsPackedTile(w.dtype) &&
+               w.cols() % kQK == 0);
 }
 
 namespace {
@@ -197,6 +206,12 @@ void PackGroupK(DType stored, const uint8_t* rows, size_t row_bytes, int64_t n, 
 }
 
 void UnpackRow(const TensorView& w, int64_t r, uint8_t* dst) {
+  if (IsPackedTile(w.dtype)) {
+    for (int64_t c = 0; c < w.cols() / 32; ++c) {
+      std::memcpy(dst + c * 64, PackedTile(w, r / kPackRows, c) + (r % kPackRows) * 64, 64);
+    }
+    return;
+  }
   if (IsPackedK(w.dtype)) {
     const PackedKLayout p(w);
     const DType stored = StoredTypeOf(w.dtype);
@@ -264,21 +279,27 @@ void PackedMatrix::Unmap::operator()(uint8_t* p) const { ::munmap(p, length); }
 
 bool ShouldPack(const TensorView& w) {
   const std::optional<DType> packed = PackedTypeOf(w.dtype);
-  return w.ndim == 2 && packed && w.cols() % GetDTypeInfo(w.dtype).block_size == 0 &&
-         MatMulUsesQ8Activations(*packed, w.cols());
+  if (!(w.ndim == 2 && packed && w.cols() % GetDTypeInfo(w.dtype).block_size == 0)) return false;
+  const MatMulActivations a = MatMulActivationsFor(*packed, w.cols());
+  return a == MatMulActivations::kInt8 || a == MatMulActivations::kInt8K ||
+         (a == MatMulActivations::kBf16 && w.cols() % 32 == 0);
 }
 
 std::unique_ptr<PackedMatrix> PackMatrix(
     const TensorView& w, const std::function<void(const uint8_t*, const uint8_t*)>& consumed) {
   const std::optional<DType> packed = PackedTypeOf(w.dtype);
   KINFER_CHECK(packed && w.ndim == 2 && w.cols() % GetDTypeInfo(w.dtype).block_size == 0);
-  const bool k = IsPackedK(*packed);
+  const bool k = IsPackedK(*packed), tiles = IsPackedTile(*packed);
+  KINFER_CHECK(!tiles || w.cols() % 32 == 0);
   auto out = std::make_unique<PackedMatrix>();
   TensorView& v = out->view_;
   v = w;
   v.dtype = *packed;
   v.data = nullptr;
-  const size_t size = k ? PackedKLayout(v).size() : PackedLayout(v).size();
+  const int64_t groups = (w.rows() + kPackRows - 1) / kPackRows;
+  const size_t size = tiles ? static_cast<size_t>(groups * (w.cols() / 32)) * 1024
+                      : k   ? PackedKLayout(v).size()
+                            : PackedLayout(v).size();
   // Mapped 2 MiB-aligned so that transparent huge pages can back it (madvise mode included);
   // the unused head and tail of the over-sized mapping go back at once.
   constexpr size_t kHuge = size_t{2} << 20;
@@ -299,7 +320,6 @@ std::unique_ptr<PackedMatrix> PackMatrix(
   v.nbytes = size;
 
   const int64_t rows = w.rows();
-  const int64_t groups = (rows + kPackRows - 1) / kPackRows;
   const size_t row_bytes = w.row_bytes();
   const auto* src = static_cast<const uint8_t*>(w.data);
   const uint8_t* released = src;
@@ -307,7 +327,14 @@ std::unique_ptr<PackedMatrix> PackMatrix(
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t first = g * kPackRows, n = std::min(kPackRows, rows - first);
     const uint8_t* group_rows = src + static_cast<size_t>(first) * row_bytes;
-    if (k) {
+    if (tiles) {
+      for (int64_t c = 0; c < w.cols() / 32; ++c) {
+        auto* t = const_cast<uint8_t*>(PackedTile(v, g, c));
+        std::memset(t, 0, 1024);
+        for (int64_t r = 0; r < n; ++r)
+          std::memcpy(t + r * 64, group_rows + r * row_bytes + c * 64, 64);
+      }
+    } else if (k) {
       const PackedKLayout p(v);
       PackGroupK(w.dtype, group_rows, row_bytes, n, p.blocks, const_cast<uint8_t*>(p.block(g, 0)));
     } else {

@@ -32,6 +32,10 @@
 //   Q6_K (3360 bytes): [0, 2048) the low four bits, vector 16h + 8p + j = ql[64h + 32p + 4j ..];
 //     [2048, 3072) the high two bits, vector 8h + j = qh[32h + 4j ..]; [3072, 3328) the 8-bit
 //     scales, byte 16s + r = scale s of row r; [3328, 3360) d, f16, one a row.
+//
+// The tile layouts of F16 and BF16 (kF16x16, kBF16x16), for AMX: group g's 32 columns from 32c
+// are 1 KiB at (g * C + c) * 1024, C = cols / 32: 16 rows of 64 bytes, row r = row 16g + r's
+// values (zero past the last row), so that a decode step reads the matrix front to back.
 #pragma once
 
 #include <cstddef>
@@ -50,10 +54,18 @@ constexpr int64_t kPackRows = 16;
 std::optional<DType> PackedTypeOf(DType stored);
 // The stored type of a packed one (t itself when t is not packed).
 DType StoredTypeOf(DType t);
+inline bool IsPackedTile(DType t) { return t == DType::kF16x16 || t == DType::kBF16x16; }
 inline bool IsPacked(DType t) {
   return t == DType::kQ8_0x16 || t == DType::kQ4_0x16 || t == DType::kQ5_0x16 ||
          t == DType::kQ5_1x16 || t == DType::kQ4_Kx16 || t == DType::kQ5_Kx16 ||
-         t == DType::kQ6_Kx16;
+         t == DType::kQ6_Kx16 || IsPackedTile(t);
+}
+
+// The tile (1 KiB: 16 rows x 32 values of 2 bytes) of a packed F16/BF16 matrix holding rows
+// 16g.. and columns 32c..
+inline const uint8_t* PackedTile(const TensorView& w, int64_t g, int64_t c) {
+  return static_cast<const uint8_t*>(w.data) +
+         static_cast<size_t>((g * (w.cols() / 32) + c)) * 1024;
 }
 inline bool IsPackedK(DType t) {
   return t == DType::kQ4_Kx16 || t == DType::kQ5_Kx16 || t == DType::kQ6_Kx16;
@@ -147,10 +159,10 @@ class PackedMatrix {
 // the stored layout is what every other target reads.
 bool ShouldPack(const TensorView& w);
 
-// `w` (Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K, 2-D) in its packed layout. MatMul on the result
-// gives bit for bit what it gives on `w`. `consumed(begin, end)`, when given, is called in order
-// for source byte ranges that packing will not read again, so that a caller whose weights are a
-// mapped file can drop those pages as it goes and never hold both copies of the whole matrix.
+// `w` (Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, F16 or BF16, 2-D) in its packed layout. MatMul on
+// the result gives bit for bit what it gives on `w`. `consumed(begin, end)`, when given, is called
+// in order for source byte ranges that packing will not read again, so that a caller whose weights
+// are a mapped file can drop those pages as it goes and never hold both copies of the whole matrix.
 std::unique_ptr<PackedMatrix> PackMatrix(
     const TensorView& w, const std::function<void(const uint8_t*, const uint8_t*)>& consumed = {});
 

@@ -35,8 +35,8 @@ Q8RowsFn Q8KActivationRows();
 bool UsesQ8KActivations(DType t, int64_t cols);
 
 // bf16 activations on AMX tiles (matmul_amx.cc), for BF16 and F16 weights where UsesAmxBf16:
-// x rounded to bf16 by ToBf16Activations into xb [T rounded up to 16][K] (the padding rows
-// zero), AmxActivationElements(T, K) elements.
+// x rounded to bf16 by ToBf16Activations into xb, AmxActivationElements(T, K) elements: tiles of
+// 16 tokens (the padding ones zero) by 32 columns, laid out as the tile dot product reads them.
 bool UsesAmxBf16(DType t, int64_t cols);
 size_t AmxActivationElements(int64_t T, int64_t K);
 void ToBf16Activations(const float* x, int64_t T, int64_t K, uint16_t* xb);
