@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/system_info.h"
 #include "engine/block_hash.h"
+#include "model/lora_adapter.h"
 
 namespace kinfer::engine {
 namespace {
@@ -46,16 +47,23 @@ Status Engine::Init() {
   int64_t max_len = explicit_len ? options_.max_model_len : c.max_position_embeddings;
   max_len = std::min<int64_t>(max_len, int64_t{1} << 30);
 
+  KINFER_ASSIGN_OR_RETURN(
+      backend_, CreateBackend(model_, options_.device, *pool_, options_.gpu_memory_utilization));
+  KINFER_ASSIGN_OR_RETURN(const int64_t device_budget,
+                          backend_->Reserve(options_.scheduler.max_num_batched_tokens));
+
   model::KvStoreConfig kc{
       c.num_layers, c.num_kv_heads, c.head_dim, options_.block_size, 1, options_.kv_cache_dtype};
   const int64_t block_bytes = static_cast<int64_t>(model::KvStore::BytesFor(kc));
   int64_t bytes = options_.kv_cache_bytes;
   if (bytes <= 0) {
-    // A quarter of what is free (within the container's limit), at most 4 GiB, and no more than
-    // every sequence at full length could use.
+    // No more than every sequence at full length could use; within that, what the device
+    // leaves (GPU), or a quarter of what is free (within the container's limit), at most 4 GiB.
     const int64_t seqs = options_.scheduler.max_num_seqs;
     const int64_t full = (max_len + options_.block_size - 1) / options_.block_size * seqs;
-    bytes = std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30, full * block_bytes});
+    bytes = device_budget > 0
+                ? std::min(device_budget, full * block_bytes)
+                : std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30, full * block_bytes});
     bytes = std::max(bytes, 2 * block_bytes);
   }
   const int64_t num_blocks = std::min<int64_t>(bytes / block_bytes, int64_t{1} << 24);
@@ -78,14 +86,14 @@ Status Engine::Init() {
   }
   max_model_len_ = static_cast<int32_t>(max_len);
   kc.num_blocks = num_blocks;
-  KINFER_LOG_INFO("KV cache: {} blocks of {} tokens ({} MiB, {}), max model length {}", num_blocks,
-                  options_.block_size, (num_blocks * block_bytes) >> 20,
-                  DTypeName(options_.kv_cache_dtype), max_model_len_);
-  KINFER_ASSIGN_OR_RETURN(kv_store_, model::KvStore::Create(kc));
+  KINFER_LOG_INFO("KV cache on {}: {} blocks of {} tokens ({} MiB, {}), max model length {}",
+                  backend_->Describe(), num_blocks, options_.block_size,
+                  (num_blocks * block_bytes) >> 20, DTypeName(options_.kv_cache_dtype),
+                  max_model_len_);
+  KINFER_RETURN_IF_ERROR(backend_->AllocateKvCache(kc, max_model_len_));
   kv_ = std::make_unique<KvCacheManager>(static_cast<int32_t>(num_blocks), options_.block_size,
-                                         options_.enable_prefix_caching, kv_store_.get());
+                                         options_.enable_prefix_caching, backend_.get());
   scheduler_ = std::make_unique<Scheduler>(options_.scheduler, *kv_);
-  decoder_ = std::make_unique<model::Decoder>(model_, *pool_);
   sampler_ = std::make_unique<Sampler>(c.vocab_size);
   if (!options_.eos_token_ids.empty()) {
     eos_ids_ = options_.eos_token_ids;
@@ -139,6 +147,9 @@ Status Engine::Submit(Request r, OutputCallback on_output) {
         prompt_len, max_model_len_);
   }
   KINFER_RETURN_IF_ERROR(r.params.Validate(c.vocab_size));
+  if (r.lora && (r.lora->num_layers() != c.num_layers || r.lora->hidden_size() != c.hidden_size)) {
+    return InvalidArgumentError("LoRA adapter '{}' was loaded for another model", r.lora_name);
+  }
   r.params.max_tokens = std::min(r.params.max_tokens, max_model_len_ - prompt_len);
   r.params.min_tokens = std::min(r.params.min_tokens, r.params.max_tokens);
   auto rs = std::make_unique<RequestState>();
@@ -186,12 +197,19 @@ Sequence* Engine::NewSequence(RequestState& rs, int32_t index) {
     seq->rng.seed((static_cast<uint64_t>(entropy_()) << 32) ^ entropy_());
   }
   if (options_.text_decoder) seq->text = options_.text_decoder(p.skip_special_tokens, seq->tokens);
+  if (p.constraint) {
+    seq->constraint = p.constraint->Clone();
+    seq->mask.assign(MaskWords(model_.config().vocab_size), 0);
+  }
   rs.seqs.push_back(std::move(seq));
   return rs.seqs.back().get();
 }
 
 void Engine::AdmitRequest(std::unique_ptr<RequestState> rs) {
-  rs->extra_hash = HashExtraKeys(rs->request.cache_salt, "");
+  // An adapter's content hash, not its name: a changed adapter reloaded under the same name must
+  // not reuse KV computed with the old weights.
+  rs->extra_hash = HashExtraKeys(rs->request.cache_salt,
+                                 rs->request.lora ? rs->request.lora->content_hash() : "");
   for (const std::string& s : rs->request.params.stop) {
     rs->stop_holdback = std::max(rs->stop_holdback, static_cast<int32_t>(s.size()) - 1);
   }
@@ -275,10 +293,21 @@ void Engine::ProcessToken(Sequence& seq, int32_t token, TokenLogprob* lp, bool /
     FinishSequence(seq, FinishReason::kStop);
     return;
   }
+  if (seq.constraint) {
+    Status st = seq.constraint->Accept(token);
+    if (!st.ok()) {
+      AbortRequest(rs, FinishReason::kError, st.WithPrefix("structured output"));
+      return;
+    }
+  }
   if (seq.text) {
     seq.output_text += seq.text->Push(token);
     CheckStop(seq, false);
     if (seq.status == SequenceStatus::kFinished) return;
+  }
+  if (seq.constraint && seq.constraint->IsTerminated()) {
+    FinishSequence(seq, FinishReason::kStop);  // the grammar is complete
+    return;
   }
   if (seq.output_len() >= p.max_tokens ||
       static_cast<int32_t>(seq.tokens.size()) >= max_model_len_) {
@@ -302,12 +331,53 @@ void Engine::SampleInto(Sequence& seq, std::span<float> row, bool row_is_scratch
   ctx.output = std::span<const int32_t>(seq.tokens).subspan(static_cast<size_t>(seq.prompt_len));
   ctx.eos_ids = eos_ids_;
   ctx.rng = &seq.rng;
+  if (seq.constraint) {
+    if (!seq.mask_ready) {
+      Status st = seq.constraint->ComputeMask(seq.mask);
+      if (!st.ok()) {
+        AbortRequest(rs, FinishReason::kError, st.WithPrefix("structured output"));
+        return;
+      }
+    }
+    seq.mask_ready = false;
+    ctx.allowed = seq.mask;
+  }
   TokenLogprob lp;
   const bool want = p.logprobs.has_value();
   int32_t token = sampler_->Sample(logits, ctx, want ? &lp : nullptr);
   stats_.generation_tokens++;
   if (!rs.first_token) rs.first_token = Clock::now();
   ProcessToken(seq, token, want ? &lp : nullptr, true);
+}
+
+void Engine::ComputeMasks(const SchedulerOutput& so) {
+  // The constrained sequences that sample this step: their masks in parallel, one per task.
+  constrained_.clear();
+  for (const ScheduledSequence& s : so.scheduled) {
+    Sequence& seq = *s.seq;
+    const bool samples = seq.num_computed + s.num_tokens == static_cast<int32_t>(seq.tokens.size());
+    if (seq.constraint && samples && seq.status != SequenceStatus::kFinished) {
+      constrained_.push_back(&seq);
+    }
+  }
+  if (constrained_.empty()) return;
+  mask_status_.assign(constrained_.size(), Status::Ok());
+  pool_->ParallelFor(static_cast<int64_t>(constrained_.size()), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      Sequence& seq = *constrained_[static_cast<size_t>(i)];
+      const Clock::time_point t0 = Clock::now();
+      mask_status_[static_cast<size_t>(i)] = seq.constraint->ComputeMask(seq.mask);
+      seq.mask_ready = true;
+      seq.mask_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+  });
+  for (size_t i = 0; i < constrained_.size(); ++i) {
+    if (!mask_status_[i].ok()) {
+      constrained_[i]->mask_ready = false;  // SampleInto computes it again and reports the error
+    }
+    stats_.mask_seconds += constrained_[i]->mask_seconds;
+    stats_.masks_computed++;
+  }
 }
 
 void Engine::ForkChildren(RequestState& rs, std::span<float> row) {
@@ -425,6 +495,7 @@ bool Engine::Step() {
       in.num_tokens = s.num_tokens;
       in.start_pos = seq.num_computed;
       in.block_table = kv_->BlockTable(seq.id);
+      in.lora = seq.request->request.lora.get();
       const bool reaches_end =
           seq.num_computed + s.num_tokens == static_cast<int32_t>(seq.tokens.size());
       const bool prompt_lp = seq.request->request.params.prompt_logprobs.has_value() &&
@@ -436,7 +507,7 @@ bool Engine::Step() {
     }
     const model::ForwardBatch batch{batch_tokens_, batch_seqs_};
     logits_.resize(static_cast<size_t>(model::Decoder::NumLogitRows(batch) * vocab));
-    Status st = decoder_->Forward(batch, *kv_store_, logits_);
+    Status st = backend_->Forward(batch, logits_);
     if (!st.ok()) {
       KINFER_LOG_ERROR("forward pass failed: {}", st.ToString());
       for (const ScheduledSequence& s : so.scheduled) {
@@ -445,6 +516,7 @@ bool Engine::Step() {
         }
       }
     } else {
+      ComputeMasks(so);
       size_t row = 0;
       std::vector<RequestState*> touched;
       for (size_t i = 0; i < so.scheduled.size(); ++i) {
@@ -503,6 +575,18 @@ bool Engine::Step() {
     stats_.kv_cache_usage = kv_->usage();
     stats_.kv_tokens_running = 0;
     for (const Sequence* seq : scheduler_->running()) stats_.kv_tokens_running += seq->num_computed;
+    stats_.max_loras = options_.scheduler.max_loras;
+    auto names = [](auto& seqs, std::vector<std::string>& out) {
+      out.clear();
+      for (const Sequence* seq : seqs) {
+        const std::string& n = seq->request->request.lora_name;
+        if (SequenceLora(*seq) && std::find(out.begin(), out.end(), n) == out.end())
+          out.push_back(n);
+      }
+      std::sort(out.begin(), out.end());
+    };
+    names(scheduler_->running(), stats_.running_lora_adapters);
+    names(scheduler_->waiting(), stats_.waiting_lora_adapters);
   }
   return worked || !requests_.empty();
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -11,7 +12,13 @@
 
 #include "core/status.h"
 
+namespace kinfer::model {
+class LoraAdapter;
+}
+
 namespace kinfer::engine {
+
+class Constraint;
 
 using Clock = std::chrono::steady_clock;
 
@@ -35,6 +42,9 @@ struct SamplingParams {
   std::optional<int32_t> logprobs;         // top alternatives per output token (0: chosen only)
   std::optional<int32_t> prompt_logprobs;  // likewise for prompt tokens
   bool skip_special_tokens = true;
+  // Output constrained to a grammar (structured output); null: unconstrained. An immutable
+  // prototype: each sequence advances its own clone.
+  std::shared_ptr<const Constraint> constraint;
 
   // Checks ranges; errors name the field as the OpenAI API spells it.
   Status Validate(int64_t vocab_size) const;
@@ -46,6 +56,10 @@ struct Request {
   SamplingParams params;
   int32_t priority = 0;    // lower runs first, as vLLM's `priority`
   std::string cache_salt;  // isolates prefix-cache sharing between tenants
+  // The LoRA adapter to run with (null: the base model), loaded for the engine's model, and the
+  // name it is served under (metrics). The request holds it until it finishes.
+  std::shared_ptr<const model::LoraAdapter> lora;
+  std::string lora_name;
   Clock::time_point arrival = Clock::now();
 };
 

@@ -1,108 +1,12 @@
 #include "server/openai_api.h"
 
-#include <cmath>
-#include <limits>
-
 #include <fmt/format.h>
 
+#include "server/request_parts.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kinfer::server {
 namespace {
-
-// Reads typed fields of a request object; the first problem becomes a 400 naming the field.
-class Fields {
- public:
-  explicit Fields(const Json& j) : j_(j) {}
-
-  std::optional<ApiError>& error() { return error_; }
-  bool ok() const { return !error_; }
-
-  const Json* Get(const char* name) const {
-    auto it = j_.find(name);
-    if (it == j_.end() || it->is_null()) return nullptr;
-    return &*it;
-  }
-
-  void Fail(const char* name, std::string message) {
-    if (!error_) error_ = BadRequest(std::move(message), name);
-  }
-
-  template <typename T>
-  bool Int(const char* name, T* out, int64_t lo, int64_t hi) {
-    const Json* v = Get(name);
-    if (!v || error_) return false;
-    int64_t x;
-    if (v->is_number_integer() || v->is_number_unsigned()) {
-      if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(hi)) {
-        Fail(name, fmt::format("'{}' must be at most {}", name, hi));
-        return false;
-      }
-      x = v->get<int64_t>();
-    } else if (v->is_number_float() && std::isfinite(v->get<double>()) &&
-               v->get<double>() == std::floor(v->get<double>()) &&
-               std::fabs(v->get<double>()) < 9e15) {
-      x = static_cast<int64_t>(v->get<double>());
-    } else {
-      Fail(name, fmt::format("'{}' must be an integer, got {}", name, JsonTypeName(*v)));
-      return false;
-    }
-    if (x < lo || x > hi) {
-      Fail(name, fmt::format("'{}' must be between {} and {}, got {}", name, lo, hi, x));
-      return false;
-    }
-    *out = static_cast<T>(x);
-    return true;
-  }
-
-  bool Float(const char* name, float* out, double lo, double hi) {
-    const Json* v = Get(name);
-    if (!v || error_) return false;
-    if (!v->is_number()) {
-      Fail(name, fmt::format("'{}' must be a number, got {}", name, JsonTypeName(*v)));
-      return false;
-    }
-    double x = v->get<double>();
-    if (!std::isfinite(x) || x < lo || x > hi) {
-      Fail(name, fmt::format("'{}' must be between {} and {}, got {}", name, lo, hi, v->dump()));
-      return false;
-    }
-    *out = static_cast<float>(x);
-    return true;
-  }
-
-  bool Bool(const char* name, bool* out) {
-    const Json* v = Get(name);
-    if (!v || error_) return false;
-    if (!v->is_boolean()) {
-      Fail(name, fmt::format("'{}' must be a boolean, got {}", name, JsonTypeName(*v)));
-      return false;
-    }
-    *out = v->get<bool>();
-    return true;
-  }
-
-  bool String(const char* name, std::string* out, size_t max_len = 1 << 16) {
-    const Json* v = Get(name);
-    if (!v || error_) return false;
-    if (!v->is_string()) {
-      Fail(name, fmt::format("'{}' must be a string, got {}", name, JsonTypeName(*v)));
-      return false;
-    }
-    if (v->get_ref<const std::string&>().size() > max_len) {
-      Fail(name, fmt::format("'{}' is longer than {} bytes", name, max_len));
-      return false;
-    }
-    *out = v->get<std::string>();
-    return true;
-  }
-
- private:
-  const Json& j_;
-  std::optional<ApiError> error_;
-};
-
-constexpr int32_t kMaxInt = std::numeric_limits<int32_t>::max();
 
 // Token text as the API shows it in logprobs: what `id` adds to the text after `prev` (a
 // SentencePiece piece keeps its leading space), or its text alone at the start.
@@ -186,15 +90,6 @@ std::optional<ApiError> NormalizeMessages(const OrderedJson& in, OrderedJson* ou
 }
 
 }  // namespace
-
-ApiError BadRequest(std::string message, std::string param, std::string code) {
-  ApiError e;
-  e.status = 400;
-  e.message = std::move(message);
-  e.param = std::move(param);
-  e.code = std::move(code);
-  return e;
-}
 
 std::string ErrorJson(const ApiError& e) {
   Json j;
@@ -290,256 +185,18 @@ ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std
   GenerationRequest req;
   req.endpoint = endpoint;
   Fields f(j);
-  const bool chat = endpoint == Endpoint::kChat;
-
-  req.model = model.served_names.empty() ? "" : model.served_names[0];
-  std::string requested;
-  if (f.String("model", &requested, 1024)) {
-    bool found = false;
-    for (const auto& n : model.served_names) found |= n == requested;
-    if (!found) {
-      ApiError e;
-      e.status = 404;
-      e.type = "not_found_error";
-      e.message = fmt::format("The model `{}` does not exist.", requested);
-      e.param = "model";
-      e.code = "model_not_found";
-      return e;
-    }
-    req.model = requested;
-  }
-  if (!f.ok()) return *f.error();
-
-  engine::SamplingParams& p = req.params;
-  f.Int("n", &p.n, 1, 128);
-  if (const Json* best_of = f.Get("best_of")) {
-    int32_t b = 0;
-    if (f.Int("best_of", &b, 1, 128) && b != p.n) {
-      f.Fail("best_of", "'best_of' different from 'n' is not supported");
-    }
-    (void)best_of;
-  }
-  f.Float("temperature", &p.temperature, 0, 100);
-  f.Float("top_p", &p.top_p, 0, 1);
-  if (f.ok() && j.contains("top_p") && !j["top_p"].is_null() && p.top_p <= 0) {
-    f.Fail("top_p", "'top_p' must be greater than 0");
-  }
-  f.Int("top_k", &p.top_k, -1, kMaxInt);
-  f.Float("min_p", &p.min_p, 0, 1);
-  f.Float("repetition_penalty", &p.repetition_penalty, 1e-6, 100);
-  f.Float("presence_penalty", &p.presence_penalty, -2, 2);
-  f.Float("frequency_penalty", &p.frequency_penalty, -2, 2);
-  int64_t seed = 0;
-  if (f.Int("seed", &seed, std::numeric_limits<int64_t>::min(),
-            std::numeric_limits<int64_t>::max())) {
-    p.seed = static_cast<uint64_t>(seed);
-  }
-  f.Bool("ignore_eos", &p.ignore_eos);
-  f.Int("min_tokens", &p.min_tokens, 0, kMaxInt);
-  f.Bool("skip_special_tokens", &p.skip_special_tokens);
-  f.Bool("include_stop_str_in_output", &p.include_stop_str_in_output);
-  f.Int("priority", &req.priority, -1000000, 1000000);
-  f.String("cache_salt", &req.cache_salt, 1024);
-  f.String("user", &req.user, 1024);
-  f.Bool("stream", &req.stream);
-  if (!f.ok()) return *f.error();
-
   std::optional<int32_t> max_tokens;
-  int32_t mt = 0;
-  if (f.Int("max_tokens", &mt, 1, kMaxInt)) max_tokens = mt;
-  if (chat && f.Int("max_completion_tokens", &mt, 1, kMaxInt)) max_tokens = mt;
-  if (!f.ok()) return *f.error();
-
-  if (const Json* so = f.Get("stream_options")) {
-    if (!so->is_object()) return BadRequest("'stream_options' must be an object", "stream_options");
-    if (!req.stream) {
-      return BadRequest("'stream_options' is only allowed when 'stream' is true", "stream_options");
-    }
-    Fields sf(*so);
-    sf.Bool("include_usage", &req.include_usage);
-    sf.Bool("continuous_usage_stats", &req.continuous_usage_stats);
-    if (!sf.ok()) {
-      ApiError e = *sf.error();
-      e.param = "stream_options." + e.param;
-      return e;
-    }
-  }
-  if (const Json* stop = f.Get("stop")) {
-    if (stop->is_string()) {
-      p.stop.push_back(stop->get<std::string>());
-    } else if (stop->is_array()) {
-      for (const Json& s : *stop) {
-        if (!s.is_string())
-          return BadRequest("'stop' must be a string or an array of strings", "stop");
-        p.stop.push_back(s.get<std::string>());
-      }
-    } else {
-      return BadRequest("'stop' must be a string or an array of strings", "stop");
-    }
-    if (p.stop.size() > 16) return BadRequest("'stop' takes at most 16 strings", "stop");
-    for (const auto& s : p.stop) {
-      if (s.empty()) return BadRequest("'stop' strings must not be empty", "stop");
-      if (s.size() > 1024) return BadRequest("'stop' strings must be at most 1024 bytes", "stop");
-    }
-  }
-  if (const Json* ids = f.Get("stop_token_ids")) {
-    if (!ids->is_array())
-      return BadRequest("'stop_token_ids' must be an array of integers", "stop_token_ids");
-    for (const Json& t : *ids) {
-      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= model.vocab_size) {
-        return BadRequest(
-            fmt::format("'stop_token_ids' entries must be token ids in [0, {})", model.vocab_size),
-            "stop_token_ids");
-      }
-      p.stop_token_ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
-    }
-  }
-  if (const Json* lb = f.Get("logit_bias")) {
-    if (!lb->is_object())
-      return BadRequest("'logit_bias' must be an object mapping token ids to numbers",
-                        "logit_bias");
-    for (auto it = lb->begin(); it != lb->end(); ++it) {
-      char* end = nullptr;
-      long long id = std::strtoll(it.key().c_str(), &end, 10);
-      if (it.key().empty() || *end != '\0' || id < 0 || id >= model.vocab_size) {
-        return BadRequest(fmt::format("'logit_bias' key '{}' is not a token id in [0, {})",
-                                      it.key(), model.vocab_size),
-                          "logit_bias");
-      }
-      if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < -100 ||
-          it->get<double>() > 100) {
-        return BadRequest("'logit_bias' values must be numbers between -100 and 100", "logit_bias");
-      }
-      p.logit_bias.emplace_back(static_cast<int32_t>(id), it->get<float>());
-    }
-  }
-  // Logprobs: an integer count for completions, a boolean plus top_logprobs for chat.
-  if (chat) {
-    f.Bool("logprobs", &req.logprobs);
-    if (f.Int("top_logprobs", &req.top_logprobs, 0, 20) && !req.logprobs) {
-      f.Fail("top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
-    }
-    f.Bool("echo", &req.echo);
-  } else {
-    int32_t n = 0;
-    if (f.Int("logprobs", &n, 0, 20)) {
-      req.logprobs = true;
-      req.top_logprobs = n;
-    }
-    f.Bool("echo", &req.echo);
-    if (const Json* suffix = f.Get("suffix")) {
-      (void)suffix;
-      f.Fail("suffix", "'suffix' is not supported");
-    }
-  }
-  int32_t prompt_logprobs = 0;
-  if (f.Int("prompt_logprobs", &prompt_logprobs, 0, 20)) p.prompt_logprobs = prompt_logprobs;
-  if (!f.ok()) return *f.error();
-  if (req.logprobs) p.logprobs = req.top_logprobs;
-
-  // Prompts.
-  const tokenizer::Tokenizer& tok = *model.tokenizer;
-  if (chat) {
-    if (const Json* rf = f.Get("response_format")) {
-      if (!rf->is_object() || !rf->contains("type") || (*rf)["type"] != "text") {
-        return BadRequest("only response_format {\"type\": \"text\"} is supported",
-                          "response_format");
-      }
-    }
-    auto text = RenderChat(body, model);
-    if (!text.ok()) return text.error();
-    bool add_special = false;
-    f.Bool("add_special_tokens", &add_special);
-    req.prompt_texts.push_back(*text);
-    req.prompts.push_back(tok.Encode(*text, add_special, /*parse_special=*/true));
-  } else {
-    const Json* prompt = f.Get("prompt");
-    if (!prompt) return BadRequest("'prompt' is required", "prompt");
-    bool add_special = true;
-    f.Bool("add_special_tokens", &add_special);
-    auto add_ids = [&](const Json& arr) -> std::optional<ApiError> {
-      std::vector<int32_t> ids;
-      for (const Json& t : arr) {
-        if (!t.is_number_integer() || t.get<int64_t>() < 0 ||
-            t.get<int64_t>() >= model.vocab_size) {
-          return BadRequest(
-              fmt::format("token ids in 'prompt' must be integers in [0, {})", model.vocab_size),
-              "prompt");
-        }
-        ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
-      }
-      req.prompt_texts.push_back(tok.Decode(ids, false));
-      req.prompts.push_back(std::move(ids));
-      return std::nullopt;
-    };
-    if (prompt->is_string()) {
-      req.prompt_texts.push_back(prompt->get<std::string>());
-      req.prompts.push_back(tok.Encode(prompt->get<std::string>(), add_special, true));
-    } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number()) {
-      if (auto err = add_ids(*prompt)) return *err;
-    } else if (prompt->is_array() && !prompt->empty()) {
-      if (prompt->size() > 64) return BadRequest("'prompt' takes at most 64 prompts", "prompt");
-      for (const Json& item : *prompt) {
-        if (item.is_string()) {
-          req.prompt_texts.push_back(item.get<std::string>());
-          req.prompts.push_back(tok.Encode(item.get<std::string>(), add_special, true));
-        } else if (item.is_array() && !item.empty()) {
-          if (auto err = add_ids(item)) return *err;
-        } else {
-          return BadRequest(
-              "'prompt' must be a string, an array of strings, an array of token "
-              "ids, or an array of token id arrays",
-              "prompt");
-        }
-      }
-    } else {
-      return BadRequest(
-          "'prompt' must be a non-empty string, array of strings, or array of token ids", "prompt");
-    }
-    if (!f.ok()) return *f.error();
-  }
-  for (const auto& ids : req.prompts) {
-    if (ids.empty()) {
-      return BadRequest("the prompt is empty after tokenization", chat ? "messages" : "prompt");
-    }
-    const int32_t len = static_cast<int32_t>(ids.size());
-    if (len >= model.max_model_len) {
-      return BadRequest(fmt::format("This model's maximum context length is {} tokens. However, "
-                                    "your prompt has {} tokens; the prompt and at least one "
-                                    "generated token must fit.",
-                                    model.max_model_len, len),
-                        chat ? "messages" : "prompt", "context_length_exceeded");
-    }
-    if (max_tokens && len + *max_tokens > model.max_model_len) {
-      return BadRequest(fmt::format("This model's maximum context length is {} tokens. However, "
-                                    "you requested {} tokens ({} in the prompt, {} in the "
-                                    "completion). Please reduce the length of the prompt or the "
-                                    "completion.",
-                                    model.max_model_len, len + *max_tokens, len, *max_tokens),
-                        chat ? "max_completion_tokens" : "max_tokens", "context_length_exceeded");
-    }
-  }
-  if (max_tokens) {
-    p.max_tokens = *max_tokens;
-  } else if (chat) {
-    p.max_tokens = model.max_model_len - static_cast<int32_t>(req.prompts[0].size());
-  } else {
-    p.max_tokens = 16;
-  }
-  if (p.min_tokens > p.max_tokens) {
-    return BadRequest(fmt::format("'min_tokens' ({}) must not exceed max_tokens ({})", p.min_tokens,
-                                  p.max_tokens),
-                      "min_tokens");
-  }
-  if (req.echo && req.logprobs && !p.prompt_logprobs) p.prompt_logprobs = req.top_logprobs;
-  if (!req.stream && req.include_usage) req.include_usage = false;
-  Status st = p.Validate(model.vocab_size);
-  if (!st.ok()) {
-    std::string msg = st.message();
-    std::string param;
-    if (msg.size() > 1 && msg[0] == '\'') param = msg.substr(1, msg.find('\'', 1) - 1);
-    return BadRequest(msg, param);
-  }
+  if (auto err = ParseModelName(f, model, &req.model)) return *err;
+  if (auto err = ParseSampling(f, model, &req.params)) return *err;
+  if (auto err = ParseStopping(f, endpoint, model, &req.params, &max_tokens)) return *err;
+  if (auto err = ParseStreaming(f, &req)) return *err;
+  if (auto err = ParseRequestMeta(f, &req)) return *err;
+  if (auto err = ParseLogprobs(f, endpoint, &req)) return *err;
+  if (auto err = ParseOutputFormat(f, endpoint, model, &req)) return *err;
+  if (auto err = ParseTools(f, endpoint, model, &req)) return *err;
+  if (auto err = ParsePrompts(f, endpoint, body, model, &req)) return *err;
+  if (auto err = ParseReasoning(f, endpoint, model, &req)) return *err;
+  if (auto err = CheckLengths(endpoint, max_tokens, model, &req)) return *err;
   return req;
 }
 
@@ -606,6 +263,48 @@ Json StopReason(const ChoiceState& c) {
 
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
+// A finished chat output as OpenAI's message: content, tool calls (finish_reason "tool_calls",
+// but "stop" for a forced function, as OpenAI answers) and, for reasoning models, the reasoning
+// as reasoning_content (DeepSeek's name) and reasoning (vLLM's newer one).
+Json ChatMessage(const GenerationRequest& req, const std::string& text, Json* finish_reason) {
+  Json m = {{"role", "assistant"}};
+  if (!req.output.active()) {
+    m["content"] = text;
+    return m;
+  }
+  structured::OutputParser parser(req.output);
+  std::string content, reasoning;
+  std::vector<structured::ToolCall> calls;
+  structured::Accumulate(parser.Push(text), &content, &reasoning, &calls);
+  structured::Accumulate(parser.Finish(), &content, &reasoning, &calls);
+  m["content"] = content.empty() && !calls.empty() ? Json(nullptr) : Json(content);
+  if (req.output.reasoning) {
+    m["reasoning_content"] = reasoning.empty() ? Json(nullptr) : Json(reasoning);
+    m["reasoning"] = m["reasoning_content"];
+  }
+  if (!calls.empty()) {
+    Json arr = Json::array();
+    for (const auto& c : calls) {
+      arr.push_back({{"id", c.id},
+                     {"type", "function"},
+                     {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    }
+    m["tool_calls"] = std::move(arr);
+    if (*finish_reason == "stop" && !req.named_tool_choice) *finish_reason = "tool_calls";
+  }
+  return m;
+}
+
+Json ToolCallDeltaJson(const structured::ToolCallDelta& t) {
+  if (t.first) {
+    return {{"index", t.index},
+            {"id", t.id},
+            {"type", "function"},
+            {"function", {{"name", t.name}, {"arguments", ""}}}};
+  }
+  return {{"index", t.index}, {"function", {{"arguments", t.arguments}}}};
+}
+
 }  // namespace
 
 std::string RenderResponse(const GenerationRequest& req, const std::string& id, int64_t created,
@@ -645,7 +344,7 @@ std::string RenderResponse(const GenerationRequest& req, const std::string& id, 
       }
       choice["stop_reason"] = StopReason(c);
     } else {
-      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+      choice["message"] = ChatMessage(req, c.text, &choice["finish_reason"]);
       choice["logprobs"] = req.logprobs
                                ? ChatLogprobsJson(c.logprobs, model, req.prompts[prompt].back())
                                : Json(nullptr);
@@ -707,23 +406,69 @@ std::string RenderStreamChunk(const GenerationRequest& req, const std::string& i
     }
   } else {
     j["object"] = "chat.completion.chunk";
+    structured::OutputDelta od;
+    if (req.output.active()) {
+      if (!state.parser) state.parser = std::make_shared<structured::OutputParser>(req.output);
+      od = state.parser->Push(delta.text);
+      if (delta.finish_reason) {
+        structured::OutputDelta last = state.parser->Finish();
+        od.content += last.content;
+        od.reasoning += last.reasoning;
+        od.tool_calls.insert(od.tool_calls.end(), last.tool_calls.begin(), last.tool_calls.end());
+      }
+      if (delta.finish_reason && finish == "stop" && state.parser->called() &&
+          !req.named_tool_choice) {
+        finish = "tool_calls";
+      }
+    } else {
+      od.content = delta.text;
+    }
     Json d = Json::object();
     if (!state.sent_role) {
       d["role"] = "assistant";
       state.sent_role = true;
     }
-    if (!delta.text.empty() || d.contains("role")) d["content"] = delta.text;
-    choice["delta"] = d;
+    if (!od.content.empty() || d.contains("role")) d["content"] = od.content;
+    if (!od.reasoning.empty()) {
+      d["reasoning_content"] = od.reasoning;
+      d["reasoning"] = od.reasoning;
+    }
     if (state.last_token < 0) state.last_token = req.prompts[prompt].back();
-    choice["logprobs"] =
+    Json logprobs =
         req.logprobs ? ChatLogprobsJson(delta.logprobs, model, state.last_token) : Json(nullptr);
     if (!delta.logprobs.empty()) state.last_token = delta.logprobs.back().token;
-    choice["finish_reason"] = finish;
+    Json stop_reason;
     if (delta.finish_reason) {
-      choice["stop_reason"] = delta.stop_string  ? Json(*delta.stop_string)
-                              : delta.stop_token ? Json(*delta.stop_token)
-                                                 : Json(nullptr);
+      stop_reason = delta.stop_string  ? Json(*delta.stop_string)
+                    : delta.stop_token ? Json(*delta.stop_token)
+                                       : Json(nullptr);
     }
+    // One event for the text (when there is any), then one per tool-call delta; the last one
+    // carries the finish reason and usage.
+    std::vector<Json> deltas;
+    const bool has_text = d.contains("role") || d.contains("content") || d.contains("reasoning");
+    if (has_text || od.tool_calls.empty()) deltas.push_back(d);
+    for (const auto& t : od.tool_calls) {
+      deltas.push_back({{"tool_calls", Json::array({ToolCallDeltaJson(t)})}});
+    }
+    const bool empty_delta = !has_text && od.tool_calls.empty() && !delta.finish_reason &&
+                             !(req.logprobs && !delta.logprobs.empty());
+    if (empty_delta) return "";  // the parser holds this text back for now
+    std::string events;
+    for (size_t k = 0; k < deltas.size(); ++k) {
+      const bool last = k + 1 == deltas.size();
+      Json c;
+      c["index"] = index;
+      c["delta"] = deltas[k];
+      c["logprobs"] = k == 0 ? logprobs : Json(nullptr);
+      c["finish_reason"] = last ? finish : Json(nullptr);
+      if (last && delta.finish_reason) c["stop_reason"] = stop_reason;
+      Json e = j;
+      e["choices"] = Json::array({c});
+      if (usage && last) e["usage"] = UsageJson(*usage);
+      events += "data: " + Dump(e) + "\n\n";
+    }
+    return events;
   }
   j["choices"] = Json::array({choice});
   if (usage) j["usage"] = UsageJson(*usage);

@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "engine/engine.h"
+#include "engine/lora_registry.h"
 #include "server/http_server.h"
 
 namespace kinfer::server {
@@ -21,6 +22,9 @@ struct ServerOptions {
   std::string model_path;
   std::vector<std::string> served_model_names;  // empty: the --model argument
   std::string chat_template_file;               // overrides the model's template
+  std::string tool_call_parser = "auto";        // auto: detected from the chat template
+  std::string reasoning_parser = "auto";
+  bool enable_auto_tool_choice = false;  // vLLM's flag; auto is on when a format is known
   HttpServerOptions http;
   int metrics_port = 0;  // 0: /metrics on the API port
   std::vector<std::string> api_keys;
@@ -33,6 +37,13 @@ struct ServerOptions {
   bool log_prompts = false;
   bool access_log = true;
   engine::EngineOptions engine;
+  // LoRA adapters served from the start (--lora-modules NAME=PATH), how they are kept
+  // (--max-lora-rank, --max-cpu-loras; --max-loras is engine.scheduler.max_loras), and whether
+  // /v1/load_lora_adapter and /v1/unload_lora_adapter may change them at run time.
+  std::vector<std::pair<std::string, std::string>> lora_modules;
+  engine::LoraRegistryOptions lora;
+  bool enable_lora = false;  // also implied by lora_modules or runtime updating
+  bool allow_runtime_lora_updating = false;
 };
 
 class Server {
