@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
+#include "kernels/matmul.h"
 #include "server/server.h"
 
 namespace kinfer::cli {
@@ -46,6 +47,7 @@ void AddServeCommand(CLI::App& app) {
   auto no_access_log = std::make_shared<bool>(false);
   auto threads = std::make_shared<int>(0);
   auto max_body = std::make_shared<std::string>("32MiB");
+  auto precision = std::make_shared<std::string>("fast");
   auto lora_modules = std::make_shared<std::vector<std::string>>();
   auto device = std::make_shared<std::string>("auto");
 
@@ -125,6 +127,11 @@ void AddServeCommand(CLI::App& app) {
                   "--kv-cache-memory the cache takes the rest)")
       ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
+  cmd->add_option("--matmul-precision", *precision,
+                  "fast: round activations where a faster matmul needs it (8-bit terms, bf16 on "
+                  "AMX), within transformers' own bf16 deviation; exact: f32 activations")
+      ->check(CLI::IsMember({"fast", "exact"}))
+      ->capture_default_str();
   cmd->add_option("--ssl-certfile", o->http.tls_cert_file, "PEM certificate chain: serve HTTPS");
   cmd->add_option("--ssl-keyfile", o->http.tls_key_file, "PEM private key for --ssl-certfile");
   cmd->add_option("--metrics-port", o->metrics_port,
@@ -178,6 +185,8 @@ void AddServeCommand(CLI::App& app) {
     opts.engine.device = engine::ResolveDevice(*engine::ParseDevice(*device));
     opts.engine.num_threads = *threads > 0 ? *threads : DefaultThreadCount();
     opts.access_log = !*no_access_log;
+    kernels::SetMatMulPrecision(*precision == "exact" ? kernels::MatMulPrecision::kExact
+                                                      : kernels::MatMulPrecision::kFast);
     for (const std::string& spec : *lora_modules) {
       auto m = ParseLoraModule(spec);
       if (!m) {
