@@ -52,7 +52,17 @@ int64_t Decoder::NumLogitRows(const ForwardBatch& batch) {
   return rows;
 }
 
-Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size) const {
+int64_t Decoder::NumHiddenRows(const ForwardBatch& batch) {
+  int64_t rows = 0;
+  for (const SequenceInput& s : batch.seqs) {
+    if (s.hidden == HiddenMode::kLast) rows += 1;
+    if (s.hidden == HiddenMode::kAll) rows += s.num_tokens;
+  }
+  return rows;
+}
+
+Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size,
+                         size_t hidden_size) const {
   const KvStoreConfig& kc = kv.config();
   if (kc.num_layers != cfg_.num_layers || kc.num_kv_heads != cfg_.num_kv_heads ||
       kc.head_dim != cfg_.head_dim) {
@@ -91,6 +101,14 @@ Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t lo
   size_t need = static_cast<size_t>(NumLogitRows(batch) * cfg_.vocab_size);
   if (logits_size < need) {
     return InvalidArgumentError("logits buffer of {} floats, {} needed", logits_size, need);
+  }
+  if (need > 0 && !model_.has_lm_head()) {
+    return InvalidArgumentError("the model has no LM head: it gives hidden states, not logits");
+  }
+  const size_t hidden_need = static_cast<size_t>(NumHiddenRows(batch) * cfg_.hidden_size);
+  if (hidden_size < hidden_need) {
+    return InvalidArgumentError("hidden-state buffer of {} floats, {} needed", hidden_size,
+                                hidden_need);
   }
   return Status::Ok();
 }
@@ -214,7 +232,12 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
 }
 
 Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits) {
-  KINFER_RETURN_IF_ERROR(Validate(batch, kv, logits.size()));
+  return Forward(batch, kv, logits, {});
+}
+
+Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits,
+                        std::span<float> hidden) {
+  KINFER_RETURN_IF_ERROR(Validate(batch, kv, logits.size(), hidden.size()));
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
   if (T == 0) return Status::Ok();
   Reserve(T);
@@ -300,6 +323,21 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
     t += s.num_tokens;
   }
   if (rows > 0) kernels::MatMul(w.lm_head, logits_in_.data(), rows, logits.data(), pool_);
+
+  // Hidden states for pooling: the same final norm, without the LM head.
+  int64_t hrows = 0;
+  t = 0;
+  for (const SequenceInput& s : batch.seqs) {
+    const int32_t first = s.hidden == HiddenMode::kLast ? s.num_tokens - 1 : 0;
+    const int32_t count = s.hidden == HiddenMode::kAll    ? s.num_tokens
+                          : s.hidden == HiddenMode::kLast ? 1
+                                                          : 0;
+    for (int32_t i = first; i < first + count; ++i) {
+      kernels::RmsNorm(x_.data() + (t + i) * H, w.final_norm.data(), H, eps,
+                       hidden.data() + hrows++ * H);
+    }
+    t += s.num_tokens;
+  }
   return Status::Ok();
 }
 

@@ -24,6 +24,13 @@ enum class LogitsMode : uint8_t {
   kAll,   // logits of every new token (prompt logprobs, reference tests)
 };
 
+// Final hidden states (after the last norm, hidden_size floats a row) that pooling reads.
+enum class HiddenMode : uint8_t {
+  kNone,
+  kLast,  // the last new token's
+  kAll,   // every new token's
+};
+
 // One sequence's part of a forward batch.
 struct SequenceInput {
   int32_t num_tokens = 0;  // new tokens this step, >= 1
@@ -31,6 +38,7 @@ struct SequenceInput {
   // Physical KV blocks holding positions [0, start_pos + num_tokens), in order.
   std::span<const int32_t> block_table;
   LogitsMode logits = LogitsMode::kLast;
+  HiddenMode hidden = HiddenMode::kNone;
 };
 
 struct ForwardBatch {
@@ -50,11 +58,17 @@ class Decoder {
   // rows into `logits` (NumLogitRows(batch) * vocab_size floats). Rejects malformed batches
   // (token ids out of range, block tables too short) without touching the cache.
   Status Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits);
+  // The same, also writing the hidden-state rows the sequences ask for into `hidden`
+  // (NumHiddenRows(batch) * hidden_size floats, in sequence order).
+  Status Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits,
+                 std::span<float> hidden);
+  static int64_t NumHiddenRows(const ForwardBatch& batch);
 
   const Model& model() const { return model_; }
 
  private:
-  Status Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size) const;
+  Status Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size,
+                  size_t hidden_size) const;
   void Reserve(int64_t tokens);
   void ComputeRope(int64_t tokens);
   void ApplyRope(float* x, int64_t tokens, int64_t heads) const;

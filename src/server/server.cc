@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -16,6 +17,7 @@
 #include "model/model.h"
 #include "server/auth.h"
 #include "server/chat_renderer.h"
+#include "server/embeddings.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
 #include "tokenizer/engine_text.h"
@@ -50,6 +52,26 @@ std::string RequestId(const HttpExchange& ex) {
   return ok ? h : RandomHex(16);
 }
 
+// "%2F" -> "/"; a malformed escape stays as it is.
+std::string PercentDecode(std::string_view s) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
 std::vector<double> TokenBuckets(int32_t max) {
   std::vector<double> b;
   for (double m = 1; m <= max; m *= 10) {
@@ -81,6 +103,7 @@ struct Server::Impl {
   std::unique_ptr<model::Model> model;
   std::unique_ptr<tokenizer::Tokenizer> tok;
   std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<EmbeddingsRoute> embeddings;  // set when the model is an embedding model
   ModelInfo info;
   int64_t created = UnixNow();
 
@@ -123,6 +146,10 @@ struct Server::Impl {
                         const std::string& request_id, Clock::time_point start);
   void HandleTokenize(HttpExchange& ex, const std::string& request_id);
   void HandleDetokenize(HttpExchange& ex, const std::string& request_id);
+  void SetupEmbeddings(EmbeddingModel model);
+  void HandleEmbeddings(const std::shared_ptr<HttpExchange>& ex, const std::string& request_id,
+                        Clock::time_point start);
+  Json ModelCard(const std::string& name) const;
   void AccessLog(const Json& line);
 };
 
@@ -418,9 +445,86 @@ void Server::Impl::Load() {
                      {"cache_dtype", std::string(DTypeName(eo.kv_cache_dtype))}},
                     1);
   engine = std::move(*e);
+  if (model->pooling() || !options.pooler_config.empty()) {
+    Result<model::PoolingConfig> pooling = model->pooling().value_or(model::PoolingConfig{});
+    if (!options.pooler_config.empty()) {
+      pooling = model::ApplyPoolerConfigJson(options.pooler_config, *pooling);
+    }
+    if (!pooling.ok()) return fail(pooling.status());
+    SetupEmbeddings(EmbeddingModel{*pooling, model->config().hidden_size});
+    KINFER_LOG_INFO("embedding model ({}): {} pooling{}, {} dimensions{}", pooling->source,
+                    model::PoolingTypeName(pooling->type), pooling->normalize ? ", normalized" : "",
+                    model->config().hidden_size, pooling->matryoshka ? " (matryoshka)" : "");
+  }
   state = State::kReady;
   KINFER_LOG_INFO("ready in {:.1f} s: serving '{}' (max model length {})",
                   Seconds(Clock::now() - t0), info.served_names[0], info.max_model_len);
+}
+
+void Server::Impl::SetupEmbeddings(EmbeddingModel model) {
+  EmbeddingsRoute::Hooks h;
+  h.reply = [this](HttpExchange& ex, int status, const std::string& body,
+                   const std::string& request_id) { Reply(ex, status, body, request_id); };
+  h.reply_error = [this](HttpExchange& ex, const ApiError& e, const std::string& request_id) {
+    ReplyError(ex, e, request_id);
+  };
+  h.admit = [this](int inputs) -> std::optional<ApiError> {
+    if (options.max_queue_len > 0 && queued.load() >= options.max_queue_len) {
+      return ApiError{429,
+                      fmt::format("the server is overloaded: {} requests are already waiting "
+                                  "(--max-queue-len); retry later",
+                                  queued.load()),
+                      "rate_limit_error", "", "queue_full"};
+    }
+    inflight++;
+    queued += inputs;
+    return std::nullopt;
+  };
+  h.input_done = [this](const engine::RequestOutput& out) {
+    queued--;
+    if (out.embedding.empty()) return;
+    const Labels labels = ModelLabels();
+    request_success->Add({labels[0], {"finished_reason", "stop"}});
+    if (out.first_scheduled)
+      queue_time->Observe(labels, Seconds(*out.first_scheduled - out.arrival));
+    e2e->Observe(labels, Seconds(Clock::now() - out.arrival));
+    req_prompt_tokens->Observe(labels, out.usage.prompt_tokens);
+  };
+  embeddings = std::make_unique<EmbeddingsRoute>(*engine, info, std::move(model), std::move(h));
+}
+
+void Server::Impl::HandleEmbeddings(const std::shared_ptr<HttpExchange>& ex,
+                                    const std::string& request_id, Clock::time_point start) {
+  if (!embeddings) {
+    ApiError e = BadRequest(
+        fmt::format("model '{}' is not an embedding model: /v1/embeddings needs a model with a "
+                    "pooling config (a sentence-transformers directory, a GGUF with a pooling "
+                    "type) or `kinfer serve --pooler-config '{{\"pooling_type\": \"LAST\"}}'`",
+                    info.served_names[0]),
+        "model", "model_not_embedding");
+    return ReplyError(*ex, e, request_id);
+  }
+  embeddings->Handle(ex, request_id, UnixNow(),
+                     [this, ex, request_id, start](int status, int64_t tokens) {
+                       inflight--;
+                       cv.notify_all();
+                       if (!options.access_log) return;
+                       Json line;
+                       line["request_id"] = request_id;
+                       line["method"] = ex->method();
+                       line["path"] = ex->path();
+                       line["status"] = status;
+                       line["latency_ms"] = Seconds(Clock::now() - start) * 1000;
+                       line["prompt_tokens"] = tokens;
+                       line["remote"] = ex->remote();
+                       AccessLog(line);
+                     });
+}
+
+Json Server::Impl::ModelCard(const std::string& name) const {
+  return {
+      {"id", name},           {"object", "model"},          {"created", created},
+      {"owned_by", "kinfer"}, {"root", options.model_path}, {"max_model_len", info.max_model_len}};
 }
 
 void Server::Impl::Reply(HttpExchange& ex, int status, const std::string& body,
@@ -465,12 +569,18 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
       {"/v1/models", "GET", true},
       {"/v1/completions", "POST", true},
       {"/v1/chat/completions", "POST", true},
+      {"/v1/embeddings", "POST", true},
+      {"/v1/models/", "GET", true},  // /v1/models/{id}: matched as a prefix
       {"/tokenize", "POST", true},
       {"/detokenize", "POST", true},
   };
   const Route* route = nullptr;
   for (const Route& r : kRoutes) {
-    if (path == r.path) route = &r;
+    const std::string_view rp = r.path;
+    if (path == rp || (rp.back() == '/' && rp.size() > 1 && path.size() > rp.size() &&
+                       path.compare(0, rp.size(), rp) == 0)) {
+      route = &r;
+    }
   }
   if (metrics_listener && path != "/metrics" && path != "/health" && path != "/ready")
     route = nullptr;
@@ -540,15 +650,29 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
   }
   if (path == "/v1/models") {
     Json data = Json::array();
-    for (const std::string& name : info.served_names) {
-      data.push_back({{"id", name},
-                      {"object", "model"},
-                      {"created", created},
-                      {"owned_by", "kinfer"},
-                      {"root", options.model_path},
-                      {"max_model_len", info.max_model_len}});
-    }
+    for (const std::string& name : info.served_names) data.push_back(ModelCard(name));
     return Reply(*ex, 200, Json{{"object", "list"}, {"data", data}}.dump(), request_id);
+  }
+  if (route->path == std::string_view("/v1/models/")) {
+    // The id may hold slashes ("Qwen/Qwen3-0.6B"), sent as they are or percent-encoded.
+    const std::string id = PercentDecode(path.substr(std::strlen("/v1/models/")));
+    for (const std::string& name : info.served_names) {
+      if (name == id) {
+        return Reply(*ex, 200, ModelCard(name).dump(-1, ' ', false, Json::error_handler_t::replace),
+                     request_id);
+      }
+    }
+    ApiError e{404, fmt::format("The model `{}` does not exist.", id), "not_found_error", "model",
+               "model_not_found"};
+    return ReplyError(*ex, e, request_id);
+  }
+  if (path == "/v1/embeddings") return HandleEmbeddings(ex, request_id, start);
+  if (embeddings && (path == "/v1/completions" || path == "/v1/chat/completions")) {
+    ApiError e = BadRequest(fmt::format("model '{}' is an embedding model: it serves "
+                                        "/v1/embeddings, not {}",
+                                        info.served_names[0], path),
+                            "model", "model_not_generative");
+    return ReplyError(*ex, e, request_id);
   }
   if (path == "/tokenize") return HandleTokenize(*ex, request_id);
   if (path == "/detokenize") return HandleDetokenize(*ex, request_id);
@@ -719,6 +843,10 @@ Status Server::Start() {
   if (!m.options.chat_template_file.empty() &&
       !std::filesystem::exists(m.options.chat_template_file)) {
     return NotFoundError("--chat-template {}: no such file", m.options.chat_template_file);
+  }
+  if (!m.options.pooler_config.empty()) {
+    KINFER_RETURN_IF_ERROR(
+        model::ApplyPoolerConfigJson(m.options.pooler_config, model::PoolingConfig{}).status());
   }
   m.SetupMetrics();
   m.http = std::make_unique<HttpServer>(

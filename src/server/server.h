@@ -21,6 +21,8 @@ struct ServerOptions {
   std::string model_path;
   std::vector<std::string> served_model_names;  // empty: the --model argument
   std::string chat_template_file;               // overrides the model's template
+  // --pooler-config JSON: serve embeddings with this pooling (over the model's own config).
+  std::string pooler_config;
   HttpServerOptions http;
   int metrics_port = 0;  // 0: /metrics on the API port
   std::vector<std::string> api_keys;
