@@ -2,11 +2,16 @@
 // compatibility tests drive with thousands of strings in one process.
 //
 //   kinfer tokenize --model SmolLM2.gguf --text "Hello world"
+//   kinfer tokenize --model Qwen3 --text "<|im_start|>user" --literal   # "<|im_start|>" as text
 //   echo '"Hello"' | kinfer tokenize --tokenizer tokenizer.json --jsonl
+//
+// Special-token text ("<|im_start|>") becomes its token by default, as Hugging Face's encode and
+// vLLM's /tokenize read it; --literal tokenizes it as plain text.
 //
 // --jsonl reads one JSON value per line from stdin and writes one JSON object per line:
 //   "text"                                   -> {"ids": [...]}
 //   {"text": "...", "add_special_tokens": b, "parse_special": b}   -> {"ids": [...]}
+//     (parse_special defaults to the command line's: true unless --literal)
 //   {"b64": "..."}  (raw bytes, e.g. invalid UTF-8)                -> {"ids": [...]}
 //   {"decode": [ids], "skip_special_tokens": b}  -> {"text": "...", "deltas": [...]}
 // where "deltas" are the IncrementalDetokenizer's outputs, one per id, then Flush's.
@@ -27,7 +32,7 @@ namespace {
 struct TokenizeOptions {
   std::string path;
   std::string text;
-  bool parse_special = false;
+  bool parse_special = true;
   bool add_special_tokens = false;
   bool jsonl = false;
 };
@@ -151,8 +156,13 @@ void AddTokenizeCommand(CLI::App& app) {
       "--tokenizer", o->path, "Tokenizer file: tokenizer.json, tokenizer.model, tok*.bin, .gguf");
   model->excludes(tokenizer);
   cmd->add_option("--text", o->text, "Text to tokenize");
+  auto* literal = cmd->add_flag_callback(
+      "--literal", [o] { o->parse_special = false; },
+      "Read special-token text (\"<|im_start|>\") as plain text; by default it becomes its "
+      "token, as Hugging Face's encode does");
   cmd->add_flag("--special", o->parse_special,
-                "Special-token text in the input (\"<|im_start|>\") becomes its token");
+                "Special-token text becomes its token (the default; kept for old scripts)")
+      ->excludes(literal);
   cmd->add_flag("--add-special-tokens", o->add_special_tokens,
                 "Add BOS/EOS as the tokenizer's config says");
   cmd->add_flag("--jsonl", o->jsonl,

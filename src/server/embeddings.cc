@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "server/request_fields.h"
+#include "server/request_parts.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kinfer::server {
@@ -16,49 +18,6 @@ namespace {
 constexpr const char* kInputShape =
     "'input' must be a string, an array of strings, an array of token ids or an array of "
     "token-id arrays";
-
-// An integer field within [lo, hi]; nullopt when absent or null.
-std::optional<ApiError> IntField(const Json& j, const char* name, int64_t lo, int64_t hi,
-                                 std::optional<int64_t>* out) {
-  auto it = j.find(name);
-  if (it == j.end() || it->is_null()) return std::nullopt;
-  if (!it->is_number_integer()) {
-    return BadRequest(fmt::format("'{}' must be an integer, got {}", name, JsonTypeName(*it)),
-                      name);
-  }
-  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(hi)) {
-    return BadRequest(fmt::format("'{}' must be at most {}", name, hi), name);
-  }
-  const int64_t v = it->get<int64_t>();
-  if (v < lo || v > hi) {
-    return BadRequest(fmt::format("'{}' must be between {} and {}, got {}", name, lo, hi, v), name);
-  }
-  *out = v;
-  return std::nullopt;
-}
-
-std::optional<ApiError> BoolField(const Json& j, const char* name, bool* out) {
-  auto it = j.find(name);
-  if (it == j.end() || it->is_null()) return std::nullopt;
-  if (!it->is_boolean()) {
-    return BadRequest(fmt::format("'{}' must be a boolean, got {}", name, JsonTypeName(*it)), name);
-  }
-  *out = it->get<bool>();
-  return std::nullopt;
-}
-
-std::optional<ApiError> StringField(const Json& j, const char* name, std::string* out) {
-  auto it = j.find(name);
-  if (it == j.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string()) {
-    return BadRequest(fmt::format("'{}' must be a string, got {}", name, JsonTypeName(*it)), name);
-  }
-  if (it->get_ref<const std::string&>().size() > 1024) {
-    return BadRequest(fmt::format("'{}' is longer than 1024 bytes", name), name);
-  }
-  *out = it->get<std::string>();
-  return std::nullopt;
-}
 
 std::optional<ApiError> TokenIds(const Json& arr, int32_t vocab_size, std::vector<int32_t>* out) {
   for (const Json& t : arr) {
@@ -109,73 +68,52 @@ ApiResult<EmbeddingRequest> ParseEmbeddingRequest(const std::string& body, const
   }
 
   EmbeddingRequest req;
-  req.model = info.served_names.empty() ? "" : info.served_names[0];
-  std::string requested;
-  if (auto e = StringField(j, "model", &requested)) return *e;
-  if (j.contains("model") && !j["model"].is_null()) {
-    bool found = false;
-    for (const auto& n : info.served_names) found |= n == requested;
-    if (!found) {
-      ApiError e;
-      e.status = 404;
-      e.type = "not_found_error";
-      e.message = fmt::format("The model `{}` does not exist.", requested);
-      e.param = "model";
-      e.code = "model_not_found";
-      return e;
-    }
-    req.model = requested;
-  }
+  Fields f(j);
+  if (auto e = ParseModelName(f, info, &req.model)) return *e;
   std::string format = "float";
-  if (auto e = StringField(j, "encoding_format", &format)) return *e;
-  if (format != "float" && format != "base64") {
-    return BadRequest(
-        fmt::format("'encoding_format' must be \"float\" or \"base64\", got \"{}\"", format),
-        "encoding_format");
+  f.String("encoding_format", &format, 64);
+  if (f.ok() && format != "float" && format != "base64") {
+    f.Fail("encoding_format",
+           fmt::format("'encoding_format' must be \"float\" or \"base64\", got \"{}\"", format));
   }
   req.base64 = format == "base64";
-  if (auto e = StringField(j, "user", &req.user)) return *e;
-  std::optional<int64_t> priority, dimensions, truncate;
-  if (auto e = IntField(j, "priority", -1000000, 1000000, &priority)) return *e;
-  req.priority = static_cast<int32_t>(priority.value_or(0));
+  f.String("user", &req.user, 1024);
+  f.Int("priority", &req.priority, -1000000, 1000000);
   req.normalize = model.pooling.normalize;
-  if (auto e = BoolField(j, "normalize", &req.normalize)) return *e;
+  f.Bool("normalize", &req.normalize);
   bool add_special = true;
-  if (auto e = BoolField(j, "add_special_tokens", &add_special)) return *e;
-  if (auto e = IntField(j, "truncate_prompt_tokens", -1, info.max_model_len, &truncate)) return *e;
+  f.Bool("add_special_tokens", &add_special);
+  std::optional<int64_t> truncate;
+  int64_t t = 0;
+  if (f.Int("truncate_prompt_tokens", &t, -1, info.max_model_len)) truncate = t;
   if (truncate && *truncate == 0) {
-    return BadRequest("'truncate_prompt_tokens' must be -1 (the model's length) or positive",
-                      "truncate_prompt_tokens");
+    f.Fail("truncate_prompt_tokens",
+           "'truncate_prompt_tokens' must be -1 (the model's length) or positive");
   }
-
-  if (auto e = IntField(j, "dimensions", 1, std::numeric_limits<int32_t>::max(), &dimensions)) {
-    return *e;
-  }
-  if (dimensions) {
+  int64_t dimensions = 0;
+  if (f.Int("dimensions", &dimensions, 1, std::numeric_limits<int32_t>::max())) {
     const model::PoolingConfig& p = model.pooling;
     if (!p.matryoshka) {
-      return BadRequest(fmt::format("model '{}' does not support matryoshka representation: "
-                                    "'dimensions' cannot change its output size",
-                                    req.model),
-                        "dimensions");
-    }
-    if (*dimensions > model.hidden_size) {
-      return BadRequest(fmt::format("'dimensions' must be at most {}, the model's embedding size",
-                                    model.hidden_size),
-                        "dimensions");
-    }
-    if (!p.matryoshka_dimensions.empty() &&
-        std::find(p.matryoshka_dimensions.begin(), p.matryoshka_dimensions.end(), *dimensions) ==
-            p.matryoshka_dimensions.end()) {
+      f.Fail("dimensions", fmt::format("model '{}' does not support matryoshka representation: "
+                                       "'dimensions' cannot change its output size",
+                                       req.model));
+    } else if (dimensions > model.hidden_size) {
+      f.Fail("dimensions", fmt::format("'dimensions' must be at most {}, the model's embedding "
+                                       "size",
+                                       model.hidden_size));
+    } else if (!p.matryoshka_dimensions.empty() &&
+               std::find(p.matryoshka_dimensions.begin(), p.matryoshka_dimensions.end(),
+                         dimensions) == p.matryoshka_dimensions.end()) {
       std::string allowed;
-      for (int64_t d : p.matryoshka_dimensions)
+      for (int64_t d : p.matryoshka_dimensions) {
         allowed += (allowed.empty() ? "" : ", ") + std::to_string(d);
-      return BadRequest(fmt::format("'dimensions' {} is not one the model was trained for: {}",
-                                    *dimensions, allowed),
-                        "dimensions");
+      }
+      f.Fail("dimensions", fmt::format("'dimensions' {} is not one the model was trained for: {}",
+                                       dimensions, allowed));
     }
-    req.dimensions = *dimensions;
+    req.dimensions = dimensions;
   }
+  if (!f.ok()) return *f.error();
 
   auto input = j.find("input");
   if (input == j.end() || input->is_null()) return BadRequest("'input' is required", "input");
