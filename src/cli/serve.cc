@@ -89,6 +89,9 @@ void AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--log-prompts", o->log_prompts, "Include prompt text in the access log");
   cmd->add_flag("--no-access-log", *no_access_log, "No per-request JSON lines on stdout");
+  auto no_playground = std::make_shared<bool>(false);
+  cmd->add_flag("--no-playground", *no_playground,
+                "Do not serve the chat playground page at / (behind the API key when one is set)");
 
   cmd->callback([=] {
     if (*log_format == "json")
@@ -114,6 +117,7 @@ void AddServeCommand(CLI::App& app) {
     opts.engine.enable_prefix_caching = !*no_prefix;
     opts.engine.num_threads = *threads > 0 ? *threads : DefaultThreadCount();
     opts.access_log = !*no_access_log;
+    opts.playground = !*no_playground;
 
     // Signals go to Server::Run's waiter: block them before any thread starts.
     sigset_t set;

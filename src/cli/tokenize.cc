@@ -22,6 +22,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "core/base64.h"
 #include "core/json.h"
 #include "tokenizer/detokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -36,36 +37,6 @@ struct TokenizeOptions {
   bool add_special_tokens = false;
   bool jsonl = false;
 };
-
-std::string Base64Decode(std::string_view in, bool* ok) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  *ok = true;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r') continue;
-    const int v = value(c);
-    if (v < 0) {
-      *ok = false;
-      return out;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
-}
 
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
@@ -106,9 +77,9 @@ Json HandleLine(const tokenizer::Tokenizer& tok, const TokenizeOptions& o,
   }
   std::string text;
   if (auto it = req.find("b64"); it != req.end() && it->is_string()) {
-    bool ok;
-    text = Base64Decode(it->get<std::string>(), &ok);
-    if (!ok) return Json{{"error", "b64: not base64"}};
+    auto bytes = Base64Decode(it->get<std::string>());
+    if (!bytes) return Json{{"error", "b64: not base64"}};
+    text = std::move(*bytes);
   } else if (auto it = req.find("text"); it != req.end() && it->is_string()) {
     text = it->get<std::string>();
   } else {

@@ -20,6 +20,7 @@
 #include "server/embeddings.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
+#include "server/playground.h"
 #include "tokenizer/engine_text.h"
 #include "tokenizer/tokenizer.h"
 
@@ -566,6 +567,8 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
       {"/ready", "GET", false},
       {"/metrics", "GET", false},
       {"/version", "GET", false},
+      {"/", "GET", false},             // the playground page (when on)
+      {"/playground/", "GET", false},  // its script and style
       {"/v1/models", "GET", true},
       {"/v1/completions", "POST", true},
       {"/v1/chat/completions", "POST", true},
@@ -584,6 +587,12 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
   }
   if (metrics_listener && path != "/metrics" && path != "/health" && path != "/ready")
     route = nullptr;
+  const StaticAsset* asset = nullptr;
+  if (route &&
+      (route->path == std::string_view("/") || route->path == std::string_view("/playground/"))) {
+    asset = options.playground ? FindPlaygroundAsset(path) : nullptr;
+    if (!asset) route = nullptr;
+  }
   if (!route) {
     ApiError e;
     e.status = 404;
@@ -599,7 +608,7 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
     e.message = fmt::format("{} does not allow {}; use {}", path, method, route->method);
     return ReplyError(*ex, e, request_id, {{"Allow", route->method}});
   }
-  const bool needs_key = route->api || (path == "/metrics" && options.protect_metrics);
+  const bool needs_key = route->api || asset || (path == "/metrics" && options.protect_metrics);
   if (needs_key && keys.enabled()) {
     std::string presented =
         ApiKeys::FromHeaders(ex->header("authorization"), ex->header("x-api-key"));
@@ -611,8 +620,16 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
       e.message = presented.empty() ? "You didn't provide an API key. Pass it as 'Authorization: "
                                       "Bearer <key>'."
                                     : "Incorrect API key provided.";
-      return ReplyError(*ex, e, request_id, {{"WWW-Authenticate", "Bearer"}});
+      // The page asks the browser for the key (Basic: any user name, the key as password).
+      return ReplyError(
+          *ex, e, request_id,
+          {{"WWW-Authenticate", asset ? "Basic realm=\"kinfer\", charset=\"UTF-8\"" : "Bearer"}});
     }
+  }
+  if (asset) {
+    Headers h = PlaygroundHeaders();
+    return Reply(*ex, 200, PlaygroundBody(*asset, keys.enabled()), request_id,
+                 std::string(asset->content_type), std::move(h));
   }
 
   if (path == "/health") {

@@ -23,6 +23,7 @@ struct ServerOptions {
   std::string chat_template_file;               // overrides the model's template
   // --pooler-config JSON: serve embeddings with this pooling (over the model's own config).
   std::string pooler_config;
+  bool playground = true;  // the chat page at / (server/playground.h)
   HttpServerOptions http;
   int metrics_port = 0;  // 0: /metrics on the API port
   std::vector<std::string> api_keys;
