@@ -121,7 +121,7 @@ class ModelBuilder {
     std::string attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, gate, up, down;
   };
   static Status FillWeights(Model& m, const TensorSource& src, const Names& names);
-  static void PackWeights(Model& m);
+  static void PackWeights(Model& m, const LoadProgressFn& progress);
 };
 
 namespace {
@@ -246,12 +246,26 @@ void DropMappedPages(const uint8_t* begin, const uint8_t* end) {
 
 }  // namespace
 
-void ModelBuilder::PackWeights(Model& m) {
+void ModelBuilder::PackWeights(Model& m, const LoadProgressFn& progress) {
   ModelWeights& w = m.weights_;
+  int64_t total = 0, done = 0;
+  auto count = [&](const TensorView& t) {
+    if (kernels::ShouldPack(t)) total += static_cast<int64_t>(t.nbytes);
+  };
+  if (!w.lm_head.empty()) count(w.lm_head);
+  for (const LayerWeights& L : w.layers) {
+    for (const TensorView* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      count(*t);
+    }
+  }
+  if (total == 0) return;
+  if (progress) progress({"repacking weights", 0, total});
   auto pack = [&](TensorView& t) {
     if (!kernels::ShouldPack(t)) return;
+    done += static_cast<int64_t>(t.nbytes);
     m.packed_.push_back(kernels::PackMatrix(t, DropMappedPages));
     t = m.packed_.back()->view();
+    if (progress) progress({"repacking weights", done, total});
   };
   const bool tied = w.lm_head.data == w.token_embedding.data;
   if (!w.lm_head.empty()) pack(w.lm_head);
@@ -277,7 +291,7 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromGguf(const std::string& path,
   KINFER_ASSIGN_OR_RETURN(m->pooling_, PoolingFromGguf(*gguf));
   GgufSource src(*gguf);
   KINFER_RETURN_IF_ERROR(FillWeights(*m, src, n));
-  if (options.pack_weights) PackWeights(*m);
+  if (options.pack_weights) PackWeights(*m, options.progress);
   if (const GgufTensorInfo* rf = gguf->FindTensor("rope_freqs.weight")) {
     KINFER_ASSIGN_OR_RETURN(
         m->weights_.rope_freq_factors,

@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "core/tensor.h"
 #include "model/config.h"
+#include "model/load_progress.h"
 #include "model/pooling_config.h"
 
 namespace kinfer::kernels {
@@ -87,6 +88,8 @@ class Model {
 };
 
 struct LoadOptions {
+  // Repacking progress (load_progress.h), for loads that take a while.
+  LoadProgressFn progress;
   // Repack Q8_0 and Q4_0 matrices of a GGUF file where MatMul reads them faster on this CPU
   // (kernels::ShouldPack), dropping the mapped pages they came from, so memory holds one copy.
   // Off for tools that only describe the file.

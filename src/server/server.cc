@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mapped_file.h"
+#include "core/progress_log.h"
 #include "model/model.h"
 #include "server/auth.h"
 #include "server/chat_renderer.h"
@@ -100,6 +102,9 @@ struct Server::Impl {
   std::atomic<int> queued{0};         // of those, not yet generating
   std::string load_error;
   std::thread loader;
+  std::mutex load_mu;  // guards what /ready reports during the load
+  std::string load_stage;
+  double load_fraction = 0;
 
   std::unique_ptr<model::Model> model;
   std::unique_ptr<tokenizer::Tokenizer> tok;
@@ -385,11 +390,23 @@ void Server::Impl::Load() {
   if (const char* delay = std::getenv("KINFER_TEST_LOAD_DELAY_MS")) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay)));
   }
-  auto m = model::LoadModel(options.model_path);
+  // A large file takes a while: the log and /ready say how far the load is. (Test hook: a
+  // progress line at every update.)
+  ProgressLog progress_log("loading " + options.model_path,
+                           std::getenv("KINFER_TEST_PROGRESS_LINES") ? 0.0 : 2.0);
+  model::LoadOptions load_options;
+  load_options.progress = [this, &progress_log](const model::LoadProgress& p) {
+    progress_log.Update(p.stage, p.done, p.total);
+    std::lock_guard<std::mutex> lk(load_mu);
+    load_stage = std::string(p.stage);
+    load_fraction = p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : 1;
+  };
+  auto m = model::LoadModel(options.model_path, load_options);
   if (!m.ok()) return fail(m.status());
   model = std::move(*m);
   KINFER_LOG_INFO("model: {} ({:.1f} M parameters, {} MiB of weights)", model->config().Summary(),
                   model->num_parameters() / 1e6, model->weight_bytes() >> 20);
+  model::ReadWeights(*model, load_options.progress);
   auto t = tokenizer::Tokenizer::Load(options.model_path);
   if (!t.ok()) return fail(t.status());
   tok = std::move(*t);
@@ -639,7 +656,15 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
   }
   if (path == "/ready") {
     if (draining) return Reply(*ex, 503, R"({"status":"draining"})", request_id);
-    if (state == State::kLoading) return Reply(*ex, 503, R"({"status":"loading"})", request_id);
+    if (state == State::kLoading) {
+      Json body{{"status", "loading"}};
+      std::lock_guard<std::mutex> lk(load_mu);
+      if (!load_stage.empty()) {
+        body["stage"] = load_stage;
+        body["progress"] = std::round(load_fraction * 1000) / 1000;
+      }
+      return Reply(*ex, 503, body.dump(), request_id);
+    }
     if (state == State::kFailed || !engine->Stats().alive) {
       return Reply(*ex, 503, R"({"status":"failed"})", request_id);
     }
