@@ -54,6 +54,7 @@ def rules_file(workdir):
     """The chart's PrometheusRule as `helm template` renders it, as a Prometheus rule file."""
     out = subprocess.run(
         [tool("helm"), "template", RELEASE, str(CHART), "-n", NAMESPACE,
+         "-f", str(REPO / "tests" / "k8s" / "values" / "minimal-pvc.yaml"),
          "--api-versions", "monitoring.coreos.com/v1/PrometheusRule"],
         check=True, capture_output=True, text=True).stdout
     rules = [d for d in yaml.safe_load_all(out) if d and d.get("kind") == "PrometheusRule"]
