@@ -36,7 +36,8 @@ shared_dir() {
 }
 KINFER_SHARED_DIR=$(shared_dir)
 export KINFER_SHARED_DIR
-say "test data: $KINFER_SHARED_DIR"
+say "test data: $KINFER_SHARED_DIR (checked against tests/data/shared-manifest.tsv)"
+scripts/check_test_data.py --quiet "$KINFER_SHARED_DIR"
 
 if want format; then
   say "format check (clang-format, the repo's .clang-format)"
@@ -51,6 +52,7 @@ fi
 if want unit; then
   say "unit tests (release)"
   ctest --preset release -j "$jobs"
+  python3 -m pytest -q tests/data
 fi
 if want compat && [[ -d tests/compat ]]; then
   say "compatibility tests (tokenizers, sentencepiece and jinja2 run live)"
