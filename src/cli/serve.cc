@@ -65,8 +65,9 @@ void AddServeCommand(CLI::App& app) {
                   "Jinja chat template file that overrides the model's own");
   cmd->add_option("--pooler-config", o->pooler_config,
                   "Serve /v1/embeddings with this pooling, over the model's own config: JSON like "
-                  "'{\"pooling_type\": \"MEAN\", \"normalize\": true, \"dimensions\": "
-                  "[64, 128]}' (LAST, MEAN or CLS; dimensions: Matryoshka sizes, or true for any)");
+                  "'{\"pooling_type\": \"MEAN\", \"normalize\": true, "
+                  "\"matryoshka_dimensions\": [64, 128]}' (pooling_type LAST, MEAN or CLS; "
+                  "is_matryoshka: any 'dimensions' allowed)");
   cmd->add_option("--api-key", o->api_keys,
                   "Require 'Authorization: Bearer KEY' on /v1/* (repeatable; also $KINFER_API_KEY, "
                   "comma-separated)");

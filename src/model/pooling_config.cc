@@ -247,9 +247,11 @@ Result<PoolingConfig> ApplyPoolerConfigJson(std::string_view json, PoolingConfig
                                 kWhere);
   }
   for (const auto& [key, value] : j.items()) {
-    if (key != "pooling_type" && key != "normalize" && key != "dimensions") {
+    if (key != "pooling_type" && key != "normalize" && key != "is_matryoshka" &&
+        key != "matryoshka_dimensions") {
       return InvalidArgumentError(
-          "{}: field '{}' is not supported (supported: pooling_type, normalize, dimensions)",
+          "{}: field '{}' is not supported (supported: pooling_type, normalize, is_matryoshka, "
+          "matryoshka_dimensions)",
           kWhere, key);
     }
   }
@@ -269,22 +271,21 @@ Result<PoolingConfig> ApplyPoolerConfigJson(std::string_view json, PoolingConfig
     }
   }
   KINFER_ASSIGN_OR_RETURN(base.normalize, JsonBool(j, "normalize", base.normalize, kWhere));
-  if (auto it = j.find("dimensions"); it != j.end() && !it->is_null()) {
-    if (it->is_boolean()) {
-      base.matryoshka = it->get<bool>();
-      base.matryoshka_dimensions.clear();
-    } else if (it->is_array()) {
-      base.matryoshka = true;
-      base.matryoshka_dimensions.clear();
-      for (const Json& d : *it) {
-        if (!d.is_number_integer() || d.get<int64_t>() < 1) {
-          return InvalidArgumentError("{}: field 'dimensions': expected positive integers", kWhere);
-        }
-        base.matryoshka_dimensions.push_back(d.get<int64_t>());
-      }
-    } else {
+  // Matryoshka, as vLLM's hf_overrides name it: any size, or only the listed ones.
+  KINFER_ASSIGN_OR_RETURN(base.matryoshka, JsonBool(j, "is_matryoshka", base.matryoshka, kWhere));
+  if (auto it = j.find("matryoshka_dimensions"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) {
       return InvalidArgumentError(
-          "{}: field 'dimensions': expected true/false or a list of allowed sizes", kWhere);
+          "{}: field 'matryoshka_dimensions': expected a list of allowed sizes", kWhere);
+    }
+    base.matryoshka = true;
+    base.matryoshka_dimensions.clear();
+    for (const Json& d : *it) {
+      if (!d.is_number_integer() || d.get<int64_t>() < 1) {
+        return InvalidArgumentError("{}: field 'matryoshka_dimensions': expected positive integers",
+                                    kWhere);
+      }
+      base.matryoshka_dimensions.push_back(d.get<int64_t>());
     }
   }
   base.source = base.source.empty() ? std::string(kWhere) : base.source + " and --pooler-config";

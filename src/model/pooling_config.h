@@ -57,8 +57,9 @@ Result<PoolingConfig> ParseSentenceTransformersModules(std::string_view modules_
 // the key is absent or 0 (none). Rank pooling (4) is refused.
 Result<std::optional<PoolingConfig>> PoolingFromGguf(const GgufFile& gguf);
 
-// --pooler-config: {"pooling_type": "LAST"|"MEAN"|"CLS", "normalize": bool, "dimensions": [..]}
-// fields over `base` (the model's own config, or LAST + normalize for a generative model).
+// --pooler-config: {"pooling_type": "LAST"|"MEAN"|"CLS", "normalize": bool, "is_matryoshka": bool,
+// "matryoshka_dimensions": [..]} fields over `base` (the model's own config, or LAST + normalize
+// for a generative model).
 Result<PoolingConfig> ApplyPoolerConfigJson(std::string_view json, PoolingConfig base);
 
 // Matryoshka fields of an HF config.json (`is_matryoshka`, `matryoshka_dimensions`) into `p`.

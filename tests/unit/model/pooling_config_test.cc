@@ -120,13 +120,18 @@ TEST(PoolingConfig, PoolerConfigFlagOverridesFields) {
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ(p->type, PoolingType::kMean);
   EXPECT_FALSE(p->normalize);
-  p = ApplyPoolerConfigJson(R"({"dimensions": [64, 128]})", base);
+  p = ApplyPoolerConfigJson(R"({"matryoshka_dimensions": [64, 128]})", base);
   ASSERT_TRUE(p.ok());
   EXPECT_TRUE(p->matryoshka);
   EXPECT_EQ(p->matryoshka_dimensions, (std::vector<int64_t>{64, 128}));
   EXPECT_EQ(p->type, PoolingType::kLast);
+  p = ApplyPoolerConfigJson(R"({"is_matryoshka": true})", base);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->matryoshka);
+  EXPECT_TRUE(p->matryoshka_dimensions.empty());
   for (const char* bad : {R"({"pooling_type": "MAX"})", R"({"normalise": true})", "[]",
-                          R"({"dimensions": [0]})", R"({"normalize": 1})", "{"}) {
+                          R"({"matryoshka_dimensions": [0]})", R"({"normalize": 1})",
+                          R"({"is_matryoshka": "yes"})", R"({"dimensions": true})", "{"}) {
     auto r = ApplyPoolerConfigJson(bad, base);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.status().message().find("--pooler-config"), std::string::npos)
