@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/system_info.h"
 #include "engine/block_hash.h"
+#include "model/lora_adapter.h"
 
 namespace kinfer::engine {
 namespace {
@@ -46,16 +47,23 @@ Status Engine::Init() {
   int64_t max_len = explicit_len ? options_.max_model_len : c.max_position_embeddings;
   max_len = std::min<int64_t>(max_len, int64_t{1} << 30);
 
+  KINFER_ASSIGN_OR_RETURN(
+      backend_, CreateBackend(model_, options_.device, *pool_, options_.gpu_memory_utilization));
+  KINFER_ASSIGN_OR_RETURN(const int64_t device_budget,
+                          backend_->Reserve(options_.scheduler.max_num_batched_tokens));
+
   model::KvStoreConfig kc{
       c.num_layers, c.num_kv_heads, c.head_dim, options_.block_size, 1, options_.kv_cache_dtype};
   const int64_t block_bytes = static_cast<int64_t>(model::KvStore::BytesFor(kc));
   int64_t bytes = options_.kv_cache_bytes;
   if (bytes <= 0) {
-    // A quarter of what is free (within the container's limit), at most 4 GiB, and no more than
-    // every sequence at full length could use.
+    // No more than every sequence at full length could use; within that, what the device
+    // leaves (GPU), or a quarter of what is free (within the container's limit), at most 4 GiB.
     const int64_t seqs = options_.scheduler.max_num_seqs;
     const int64_t full = (max_len + options_.block_size - 1) / options_.block_size * seqs;
-    bytes = std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30, full * block_bytes});
+    bytes = device_budget > 0
+                ? std::min(device_budget, full * block_bytes)
+                : std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30, full * block_bytes});
     bytes = std::max(bytes, 2 * block_bytes);
   }
   const int64_t num_blocks = std::min<int64_t>(bytes / block_bytes, int64_t{1} << 24);
@@ -78,14 +86,14 @@ Status Engine::Init() {
   }
   max_model_len_ = static_cast<int32_t>(max_len);
   kc.num_blocks = num_blocks;
-  KINFER_LOG_INFO("KV cache: {} blocks of {} tokens ({} MiB, {}), max model length {}", num_blocks,
-                  options_.block_size, (num_blocks * block_bytes) >> 20,
-                  DTypeName(options_.kv_cache_dtype), max_model_len_);
-  KINFER_ASSIGN_OR_RETURN(kv_store_, model::KvStore::Create(kc));
+  KINFER_LOG_INFO("KV cache on {}: {} blocks of {} tokens ({} MiB, {}), max model length {}",
+                  backend_->Describe(), num_blocks, options_.block_size,
+                  (num_blocks * block_bytes) >> 20, DTypeName(options_.kv_cache_dtype),
+                  max_model_len_);
+  KINFER_RETURN_IF_ERROR(backend_->AllocateKvCache(kc, max_model_len_));
   kv_ = std::make_unique<KvCacheManager>(static_cast<int32_t>(num_blocks), options_.block_size,
-                                         options_.enable_prefix_caching, kv_store_.get());
+                                         options_.enable_prefix_caching, backend_.get());
   scheduler_ = std::make_unique<Scheduler>(options_.scheduler, *kv_);
-  decoder_ = std::make_unique<model::Decoder>(model_, *pool_);
   sampler_ = std::make_unique<Sampler>(c.vocab_size);
   if (!options_.eos_token_ids.empty()) {
     eos_ids_ = options_.eos_token_ids;
@@ -154,6 +162,9 @@ Status Engine::Submit(Request r, OutputCallback on_output) {
     r.params.max_tokens = std::min(r.params.max_tokens, max_model_len_ - prompt_len);
     r.params.min_tokens = std::min(r.params.min_tokens, r.params.max_tokens);
   }
+  if (r.lora && (r.lora->num_layers() != c.num_layers || r.lora->hidden_size() != c.hidden_size)) {
+    return InvalidArgumentError("LoRA adapter '{}' was loaded for another model", r.lora_name);
+  }
   auto rs = std::make_unique<RequestState>();
   rs->request = std::move(r);
   rs->on_output = std::move(on_output);
@@ -206,7 +217,10 @@ Sequence* Engine::NewSequence(RequestState& rs, int32_t index) {
 }
 
 void Engine::AdmitRequest(std::unique_ptr<RequestState> rs) {
-  rs->extra_hash = HashExtraKeys(rs->request.cache_salt, "");
+  // An adapter's content hash, not its name: a changed adapter reloaded under the same name must
+  // not reuse KV computed with the old weights.
+  rs->extra_hash = HashExtraKeys(rs->request.cache_salt,
+                                 rs->request.lora ? rs->request.lora->content_hash() : "");
   for (const std::string& s : rs->request.params.stop) {
     rs->stop_holdback = std::max(rs->stop_holdback, static_cast<int32_t>(s.size()) - 1);
   }
@@ -487,6 +501,7 @@ bool Engine::Step() {
       in.num_tokens = s.num_tokens;
       in.start_pos = seq.num_computed;
       in.block_table = kv_->BlockTable(seq.id);
+      in.lora = seq.request->request.lora.get();
       const bool reaches_end =
           seq.num_computed + s.num_tokens == static_cast<int32_t>(seq.tokens.size());
       const bool prompt_lp = seq.request->request.params.prompt_logprobs.has_value() &&
@@ -516,7 +531,7 @@ bool Engine::Step() {
     logits_.resize(static_cast<size_t>(model::Decoder::NumLogitRows(batch) * vocab));
     hidden_.resize(
         static_cast<size_t>(model::Decoder::NumHiddenRows(batch) * model_.config().hidden_size));
-    Status st = decoder_->Forward(batch, *kv_store_, logits_, hidden_);
+    Status st = backend_->ForwardPooling(batch, logits_, hidden_);
     if (!st.ok()) {
       KINFER_LOG_ERROR("forward pass failed: {}", st.ToString());
       for (const ScheduledSequence& s : so.scheduled) {
@@ -590,6 +605,18 @@ bool Engine::Step() {
     stats_.kv_cache_usage = kv_->usage();
     stats_.kv_tokens_running = 0;
     for (const Sequence* seq : scheduler_->running()) stats_.kv_tokens_running += seq->num_computed;
+    stats_.max_loras = options_.scheduler.max_loras;
+    auto names = [](auto& seqs, std::vector<std::string>& out) {
+      out.clear();
+      for (const Sequence* seq : seqs) {
+        const std::string& n = seq->request->request.lora_name;
+        if (SequenceLora(*seq) && std::find(out.begin(), out.end(), n) == out.end())
+          out.push_back(n);
+      }
+      std::sort(out.begin(), out.end());
+    };
+    names(scheduler_->running(), stats_.running_lora_adapters);
+    names(scheduler_->waiting(), stats_.waiting_lora_adapters);
   }
   return worked || !requests_.empty();
 }

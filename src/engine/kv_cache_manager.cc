@@ -1,17 +1,15 @@
 #include "engine/kv_cache_manager.h"
 
-#include <cstring>
-
 #include "core/status.h"
 
 namespace kinfer::engine {
 
 KvCacheManager::KvCacheManager(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching,
-                               model::KvStore* store)
+                               model::Backend* backend)
     : pool_(num_blocks),
       block_size_(block_size),
       prefix_caching_(enable_prefix_caching),
-      store_(store) {}
+      backend_(backend) {}
 
 std::vector<int32_t> KvCacheManager::FindCachedPrefix(std::span<const int32_t> tokens,
                                                       uint64_t extra) const {
@@ -100,20 +98,7 @@ bool KvCacheManager::Fork(uint64_t parent, uint64_t child, int32_t num_tokens) {
   if (partial > 0) {
     int32_t src = p.table[static_cast<size_t>(full)];
     int32_t dst = *pool_.Allocate();
-    if (store_) {
-      const model::KvStoreConfig& kc = store_->config();
-      const size_t elem = kc.dtype == DType::kF32 ? 4 : 2;
-      const size_t row = static_cast<size_t>(kc.head_dim) * elem;
-      for (int64_t l = 0; l < kc.num_layers; ++l) {
-        for (int64_t h = 0; h < kc.num_kv_heads; ++h) {
-          const size_t off = static_cast<size_t>(h * kc.block_size) * row;
-          std::memcpy(static_cast<uint8_t*>(store_->keys(l, dst)) + off,
-                      static_cast<const uint8_t*>(store_->keys(l, src)) + off, row * partial);
-          std::memcpy(static_cast<uint8_t*>(store_->values(l, dst)) + off,
-                      static_cast<const uint8_t*>(store_->values(l, src)) + off, row * partial);
-        }
-      }
-    }
+    if (backend_) backend_->CopyKvSlots(src, dst, partial);
     c.table.push_back(dst);
   }
   c.num_hashed = std::min(p.num_hashed, full);

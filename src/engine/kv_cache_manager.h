@@ -9,15 +9,16 @@
 #include <vector>
 
 #include "engine/block_pool.h"
-#include "model/kv_store.h"
+#include "model/backend.h"
 
 namespace kinfer::engine {
 
 class KvCacheManager {
  public:
-  // `store` (may be null in tests) is where fork copies a partly filled block's contents.
+  // `backend` (may be null in tests) holds the KV cache where fork copies a partly filled
+  // block's contents.
   KvCacheManager(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching,
-                 model::KvStore* store);
+                 model::Backend* backend);
 
   int32_t block_size() const { return block_size_; }
   bool prefix_caching() const { return prefix_caching_; }
@@ -59,7 +60,7 @@ class KvCacheManager {
   BlockPool pool_;
   int32_t block_size_;
   bool prefix_caching_;
-  model::KvStore* store_;
+  model::Backend* backend_;
   std::unordered_map<uint64_t, SeqBlocks> seqs_;
 };
 

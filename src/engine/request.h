@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -11,6 +12,10 @@
 
 #include "core/status.h"
 #include "model/pooling_config.h"
+
+namespace kinfer::model {
+class LoraAdapter;
+}
 
 namespace kinfer::engine {
 
@@ -54,6 +59,10 @@ struct Request {
   std::optional<PoolingParams> pooling;  // set: an embedding request, not a generation
   int32_t priority = 0;                  // lower runs first, as vLLM's `priority`
   std::string cache_salt;                // isolates prefix-cache sharing between tenants
+  // The LoRA adapter to run with (null: the base model), loaded for the engine's model, and the
+  // name it is served under (metrics). The request holds it until it finishes.
+  std::shared_ptr<const model::LoraAdapter> lora;
+  std::string lora_name;
   Clock::time_point arrival = Clock::now();
 };
 

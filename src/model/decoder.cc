@@ -6,6 +6,7 @@
 #include <numbers>
 
 #include "kernels/ops.h"
+#include "model/lora_batch.h"
 
 namespace kinfer::model {
 
@@ -39,9 +40,11 @@ std::vector<float> RopeInverseFrequencies(const ModelConfig& c,
 }
 
 Decoder::Decoder(const Model& model, ThreadPool& pool)
-    : model_(model), cfg_(model.config()), pool_(pool) {
+    : model_(model), cfg_(model.config()), pool_(pool), lora_(std::make_unique<LoraBatch>()) {
   inv_freq_ = RopeInverseFrequencies(cfg_, model.weights().rope_freq_factors);
 }
+
+Decoder::~Decoder() = default;
 
 int64_t Decoder::NumLogitRows(const ForwardBatch& batch) {
   int64_t rows = 0;
@@ -61,11 +64,10 @@ int64_t Decoder::NumHiddenRows(const ForwardBatch& batch) {
   return rows;
 }
 
-Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size,
-                         size_t hidden_size) const {
-  const KvStoreConfig& kc = kv.config();
-  if (kc.num_layers != cfg_.num_layers || kc.num_kv_heads != cfg_.num_kv_heads ||
-      kc.head_dim != cfg_.head_dim) {
+Status Decoder::Validate(const ModelConfig& cfg, const ForwardBatch& batch, const KvStoreConfig& kc,
+                         size_t logits_size) {
+  if (kc.num_layers != cfg.num_layers || kc.num_kv_heads != cfg.num_kv_heads ||
+      kc.head_dim != cfg.head_dim) {
     return InvalidArgumentError("KV store shape does not match the model");
   }
   int64_t total = 0;
@@ -87,6 +89,10 @@ Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t lo
                                     kc.num_blocks);
       }
     }
+    if (s.lora &&
+        (s.lora->num_layers() != cfg.num_layers || s.lora->hidden_size() != cfg.hidden_size)) {
+      return InvalidArgumentError("LoRA adapter {} was loaded for another model", s.lora->path());
+    }
     total += s.num_tokens;
   }
   if (total != static_cast<int64_t>(batch.tokens.size())) {
@@ -94,21 +100,13 @@ Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t lo
                                 batch.tokens.size(), total);
   }
   for (int32_t t : batch.tokens) {
-    if (t < 0 || t >= cfg_.vocab_size) {
-      return InvalidArgumentError("token id {} outside the vocabulary [0, {})", t, cfg_.vocab_size);
+    if (t < 0 || t >= cfg.vocab_size) {
+      return InvalidArgumentError("token id {} outside the vocabulary [0, {})", t, cfg.vocab_size);
     }
   }
-  size_t need = static_cast<size_t>(NumLogitRows(batch) * cfg_.vocab_size);
+  size_t need = static_cast<size_t>(NumLogitRows(batch) * cfg.vocab_size);
   if (logits_size < need) {
     return InvalidArgumentError("logits buffer of {} floats, {} needed", logits_size, need);
-  }
-  if (need > 0 && !model_.has_lm_head()) {
-    return InvalidArgumentError("the model has no LM head: it gives hidden states, not logits");
-  }
-  const size_t hidden_need = static_cast<size_t>(NumHiddenRows(batch) * cfg_.hidden_size);
-  if (hidden_size < hidden_need) {
-    return InvalidArgumentError("hidden-state buffer of {} floats, {} needed", hidden_size,
-                                hidden_need);
   }
   return Status::Ok();
 }
@@ -237,7 +235,15 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
 
 Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits,
                         std::span<float> hidden) {
-  KINFER_RETURN_IF_ERROR(Validate(batch, kv, logits.size(), hidden.size()));
+  KINFER_RETURN_IF_ERROR(Validate(cfg_, batch, kv.config(), logits.size()));
+  if (NumLogitRows(batch) > 0 && !model_.has_lm_head()) {
+    return InvalidArgumentError("the model has no LM head: it gives hidden states, not logits");
+  }
+  const size_t hidden_need = static_cast<size_t>(NumHiddenRows(batch) * cfg_.hidden_size);
+  if (hidden.size() < hidden_need) {
+    return InvalidArgumentError("hidden-state buffer of {} floats, {} needed", hidden.size(),
+                                hidden_need);
+  }
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
   if (T == 0) return Status::Ok();
   Reserve(T);
@@ -258,6 +264,12 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
     }
   }
   ComputeRope(T);
+  lora_->Prepare(batch.seqs);
+  // The adapters' low-rank products beside each projection (nothing when no token uses one).
+  auto lora = [&](int64_t layer, LoraTarget t, const float* in, int64_t in_dim, float* out,
+                  int64_t out_dim) {
+    if (lora_->active()) lora_->Apply(layer, t, in, in_dim, out, out_dim, pool_);
+  };
 
   // Embedding lookup: dequantize each token's row (of a packed matrix too, when it is tied to
   // the LM head).
@@ -283,6 +295,9 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
                                       {&L.wk, xn_.data(), k_.data()},
                                       {&L.wv, xn_.data(), v_.data()}};
     kernels::MatMulMany(qkv, T, pool_);
+    lora(l, LoraTarget::kQ, xn_.data(), H, q_.data(), qd);
+    lora(l, LoraTarget::kK, xn_.data(), H, k_.data(), kvd);
+    lora(l, LoraTarget::kV, xn_.data(), H, v_.data(), kvd);
     add_bias(q_.data(), L.bq, qd);
     add_bias(k_.data(), L.bk, kvd);
     add_bias(v_.data(), L.bv, kvd);
@@ -295,16 +310,20 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
     WriteKv(l, batch, kv);
     Attention(l, batch, kv);
     kernels::MatMul(L.wo, att_.data(), T, xn_.data(), pool_);
+    lora(l, LoraTarget::kO, att_.data(), qd, xn_.data(), H);
     for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
 
     norm_rows(x_.data(), L.ffn_norm, xn_.data(), T, H);
     const kernels::MatMulJob gate_up[] = {{&L.w_gate, xn_.data(), gate_.data()},
                                           {&L.w_up, xn_.data(), up_.data()}};
     kernels::MatMulMany(gate_up, T, pool_);
+    lora(l, LoraTarget::kGate, xn_.data(), H, gate_.data(), F);
+    lora(l, LoraTarget::kUp, xn_.data(), H, up_.data(), F);
     for (int64_t t = 0; t < T; ++t) {
       kernels::SiluMul(gate_.data() + t * F, up_.data() + t * F, F, gate_.data() + t * F);
     }
     kernels::MatMul(L.w_down, gate_.data(), T, xn_.data(), pool_);
+    lora(l, LoraTarget::kDown, gate_.data(), F, xn_.data(), H);
     for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
   }
 

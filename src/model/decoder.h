@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -17,6 +18,9 @@
 #include "model/model.h"
 
 namespace kinfer::model {
+
+class LoraAdapter;
+class LoraBatch;
 
 enum class LogitsMode : uint8_t {
   kNone,  // no logits (a prefill chunk that does not reach the end of the prompt)
@@ -38,7 +42,9 @@ struct SequenceInput {
   // Physical KV blocks holding positions [0, start_pos + num_tokens), in order.
   std::span<const int32_t> block_table;
   LogitsMode logits = LogitsMode::kLast;
-  HiddenMode hidden = HiddenMode::kNone;
+  // The LoRA adapter its tokens run with (lora_adapter.h), loaded for this model; null: the base.
+  const LoraAdapter* lora = nullptr;
+  HiddenMode hidden = HiddenMode::kNone;  // final hidden states for pooling requests
 };
 
 struct ForwardBatch {
@@ -50,6 +56,7 @@ class Decoder {
  public:
   // `model` and `pool` must outlive the decoder.
   Decoder(const Model& model, ThreadPool& pool);
+  ~Decoder();
 
   // Rows of logits (vocab_size floats each) that Forward writes for `batch`, in sequence order.
   static int64_t NumLogitRows(const ForwardBatch& batch);
@@ -66,9 +73,13 @@ class Decoder {
 
   const Model& model() const { return model_; }
 
+  // The checks Forward makes before touching the cache (every backend makes them): sequence
+  // sizes, block tables long enough with ids inside the store, token ids in the vocabulary, a
+  // large enough logits buffer.
+  static Status Validate(const ModelConfig& cfg, const ForwardBatch& batch, const KvStoreConfig& kc,
+                         size_t logits_size);
+
  private:
-  Status Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size,
-                  size_t hidden_size) const;
   void Reserve(int64_t tokens);
   void ComputeRope(int64_t tokens);
   void ApplyRope(float* x, int64_t tokens, int64_t heads) const;
@@ -85,6 +96,7 @@ class Decoder {
   std::vector<int32_t> pos_, seq_of_;
   std::vector<float> cos_, sin_;
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, logits_in_;
+  std::unique_ptr<LoraBatch> lora_;  // the batch's tokens grouped by adapter
 };
 
 // The rotary frequencies a config implies: 1/theta^(2i/d), then rope scaling (linear, llama3)

@@ -37,15 +37,16 @@ TEST(ServeHelp, HelpShowsTheGroupsInOrder) {
   AddServeCommand(app);
   const std::string help = app.get_subcommand("serve")->help();
   size_t last = 0;
-  for (const char* heading : {"Model:", "Frontend (HTTP, OpenAI API, security):", "Scheduler:",
-                              "KV cache:", "Compute:", "Metrics:", "Shutdown:", "Logging:"}) {
+  for (const char* heading :
+       {"Model:", "Frontend (HTTP, OpenAI API, security):", "Scheduler:", "KV cache:",
+        "Device and compute:", "LoRA:", "Metrics:", "Shutdown:", "Logging:"}) {
     const size_t at = help.find(std::string("\n") + heading);
     ASSERT_NE(at, std::string::npos) << heading << "\n" << help;
     EXPECT_GT(at, last) << heading;
     last = at;
   }
   // A flag sits under its own heading.
-  const size_t cache = help.find("\nKV cache:"), compute = help.find("\nCompute:");
+  const size_t cache = help.find("\nKV cache:"), compute = help.find("\nDevice and compute:");
   const size_t flag = help.find("--kv-cache-dtype");
   EXPECT_TRUE(flag > cache && flag < compute) << help;
 }

@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "core/mapped_file.h"
 #include "engine/engine.h"
+#include "model/backend.h"
 #include "model/model.h"
 
 namespace kinfer::engine {
@@ -239,6 +240,37 @@ TEST(Pooling, InputMayFillTheWholeContext) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("maximum context length is 8"), std::string::npos);
   (*e)->RunUntilIdle();
+}
+
+// A backend with no hidden-state output (the CUDA one today) refuses a batch with pooling
+// sequences with Unimplemented, and runs generation-only batches as Forward.
+TEST(Pooling, BackendWithoutHiddenStatesRefusesPoolingBatches) {
+  struct LogitsOnly : model::Backend {
+    std::string Describe() const override { return "test"; }
+    kinfer::Result<int64_t> Reserve(int64_t) override { return int64_t{0}; }
+    Status AllocateKvCache(const model::KvStoreConfig&, int64_t) override { return Status::Ok(); }
+    Status Forward(const model::ForwardBatch&, std::span<float>) override {
+      ++forwards;
+      return Status::Ok();
+    }
+    void CopyKvSlots(int32_t, int32_t, int32_t) override {}
+    int forwards = 0;
+  } backend;
+  const std::vector<int32_t> tokens = {1, 2, 3}, blocks = {0};
+  model::SequenceInput seq;
+  seq.num_tokens = 3;
+  seq.block_table = blocks;
+  seq.logits = model::LogitsMode::kNone;
+  seq.hidden = model::HiddenMode::kLast;
+  std::vector<model::SequenceInput> seqs = {seq};
+  std::vector<float> logits, hidden(64);
+  Status st = backend.ForwardPooling({tokens, seqs}, logits, hidden);
+  EXPECT_EQ(st.code(), StatusCode::kUnimplemented) << st.ToString();
+  EXPECT_NE(st.message().find("--device cpu"), std::string::npos) << st.message();
+  EXPECT_EQ(backend.forwards, 0);
+  seqs[0].hidden = model::HiddenMode::kNone;
+  EXPECT_TRUE(backend.ForwardPooling({tokens, seqs}, logits, {}).ok());
+  EXPECT_EQ(backend.forwards, 1);
 }
 
 }  // namespace
