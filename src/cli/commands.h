@@ -23,5 +23,6 @@ void GroupServeFlags(CLI::App& cmd);
 void AddChatTemplateCommand(CLI::App& app);
 void AddPullCommand(CLI::App& app);
 void AddModelsCommand(CLI::App& app);
+void AddGrammarCommand(CLI::App& app);
 
 }  // namespace kinfer::cli

@@ -44,7 +44,8 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& ServeFlagGr
        {"--model", "--served-model-name", "--chat-template", "--max-model-len", "--pooler-config"}},
       {"Frontend (HTTP, OpenAI API, security)",
        {"--host", "--port", "--api-key", "--api-key-file", "--ssl-certfile", "--ssl-keyfile",
-        "--max-request-body-bytes", "--io-threads", "--no-playground"}},
+        "--max-request-body-bytes", "--io-threads", "--no-playground", "--tool-call-parser",
+        "--reasoning-parser", "--enable-auto-tool-choice"}},
       {"Scheduler", {"--max-num-seqs", "--max-num-batched-tokens", "--max-queue-len"}},
       {"KV cache",
        {"--kv-cache-memory", "--kv-cache-dtype", "--block-size", "--no-enable-prefix-caching"}},
@@ -94,6 +95,20 @@ void AddServeCommand(CLI::App& app) {
                   "'{\"pooling_type\": \"MEAN\", \"normalize\": true, "
                   "\"matryoshka_dimensions\": [64, 128]}' (pooling_type LAST, MEAN or CLS; "
                   "is_matryoshka: any 'dimensions' allowed)");
+  cmd->add_option("--tool-call-parser", o->tool_call_parser,
+                  "How the model writes tool calls, for tool_choice auto: hermes, llama3_json, "
+                  "mistral, qwen3_coder, pythonic, none (default: auto, from the chat template)")
+      ->check(CLI::IsMember(
+          {"auto", "none", "hermes", "llama3_json", "mistral", "qwen3_coder", "pythonic"}))
+      ->capture_default_str();
+  cmd->add_option("--reasoning-parser", o->reasoning_parser,
+                  "Split <think> reasoning from the answer: deepseek_r1, qwen3, none (default: "
+                  "auto, from the chat template)")
+      ->check(CLI::IsMember({"auto", "none", "deepseek_r1", "qwen3"}))
+      ->capture_default_str();
+  cmd->add_flag("--enable-auto-tool-choice", o->enable_auto_tool_choice,
+                "Accepted for vLLM compatibility: tool_choice auto is on whenever the tool-call "
+                "format is known");
   cmd->add_option("--api-key", o->api_keys,
                   "Require 'Authorization: Bearer KEY' on /v1/* (repeatable; also $KINFER_API_KEY, "
                   "comma-separated)");

@@ -76,6 +76,10 @@ struct EngineStats {
   int64_t steps = 0;
   int64_t kv_tokens_running = 0;  // tokens with K/V in the cache, summed over running sequences
   int64_t requests_finished = 0;
+  // Structured output: next-token masks computed, and the time spent on them (summed over the
+  // tasks, which run in parallel).
+  int64_t masks_computed = 0;
+  double mask_seconds = 0;
   bool alive = true;
   // LoRA: --max-loras, and the adapters of running and waiting requests (names, sorted).
   int32_t max_loras = 0;
@@ -137,6 +141,8 @@ class Engine {
   // before + n)) into its request's pool; returns the rows read. FinishPooling sends the result.
   size_t Pool(Sequence& seq, int32_t before, int32_t n, model::HiddenMode mode, const float* rows);
   void FinishPooling(RequestState& rs);
+  // Structured output: the next-token masks of the step's constrained sequences, in parallel.
+  void ComputeMasks(const SchedulerOutput& so);
 
   const model::Model& model_;
   EngineOptions options_;
@@ -155,6 +161,8 @@ class Engine {
   std::vector<int32_t> batch_tokens_;
   std::vector<model::SequenceInput> batch_seqs_;
   std::vector<float> logits_, scratch_, hidden_;
+  std::vector<Sequence*> constrained_;
+  std::vector<Status> mask_status_;
   std::random_device entropy_;
 
   // Cross-thread: inbox of new requests and aborts.
