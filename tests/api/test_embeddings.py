@@ -183,6 +183,14 @@ def test_errors_are_openai_shaped(qwen3):
     with pytest.raises(openai.BadRequestError) as e:
         client.completions.create(model="org/qwen3-embed", prompt="hi")
     assert "embedding model" in e.value.body["message"]
+    # Nor through the Responses and Anthropic Messages front doors (each in its own error shape).
+    r = requests.post(qwen3.url + "/v1/responses", json={"model": "org/qwen3-embed", "input": "hi"})
+    assert r.status_code == 400 and "embedding model" in r.json()["error"]["message"]
+    r = requests.post(qwen3.url + "/v1/messages",
+                      json={"model": "org/qwen3-embed", "max_tokens": 4,
+                            "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 400 and r.json()["type"] == "error"
+    assert "embedding model" in r.json()["error"]["message"]
 
 
 def test_generative_model_refuses_embeddings_with_400(client):
