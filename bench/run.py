@@ -59,6 +59,41 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
+def run_build(cmd, what, **kw):
+    """A build command whose [n/N] lines (ninja) become a progress line every 10% or 20 s."""
+    log("$ " + " ".join(cmd))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **kw)
+    start = last_time = time.time()
+    last_pct, tail = -10, []
+    for line in proc.stdout:
+        tail = (tail + [line])[-30:]
+        if line.startswith("[") and "/" in line.split("]")[0]:
+            done, total = line[1:].split("]")[0].split("/")
+            pct = 100 * int(done) // max(int(total), 1)
+            if pct >= last_pct + 10 or time.time() - last_time > 20:
+                log(f"building {what}: {pct}% ({done}/{total} steps, {time.time() - start:.0f} s)")
+                last_pct, last_time = pct, time.time()
+    if proc.wait() != 0:
+        sys.stderr.write("".join(tail))
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    log(f"built {what} in {time.time() - start:.0f} s")
+
+
+class Phases:
+    """'phase 3/5: prefill and decode (12 min so far)' lines between the long steps."""
+
+    def __init__(self, names):
+        self.names, self.start, self.i = names, time.time(), 0
+
+    def next(self, detail=""):
+        name = self.names[self.i]
+        self.i += 1
+        took = time.time() - self.start
+        log(f"phase {self.i}/{len(self.names)}: {name}{': ' + detail if detail else ''} "
+            f"({took // 60:.0f} min {took % 60:.0f} s so far)")
+
+
 def output(cmd, timeout=None):
     log("$ " + " ".join(cmd))
     return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout).stdout
@@ -76,8 +111,8 @@ def ensure_python_packages():
 
 def build_kinfer(jobs):
     run(["cmake", "--preset", "release"], cwd=REPO, stdout=subprocess.DEVNULL)
-    run(["cmake", "--build", "--preset", "release", f"-j{jobs}", "--target", "kinfer",
-         "kinfer_bench"], cwd=REPO, stdout=subprocess.DEVNULL)
+    run_build(["cmake", "--build", "--preset", "release", f"-j{jobs}", "--target", "kinfer",
+               "kinfer_bench"], "Kinfer", cwd=REPO)
     return os.path.join(REPO, "build/release/src/kinfer"), \
         os.path.join(REPO, "build/release/bench/kinfer_bench")
 
@@ -367,10 +402,10 @@ def serve_alternated(servers, model_name, levels, args):
             asyncio.run(load_test(srv.port, model_name, 1, 1, args.prompt_len, 8, first=10**6))
         res = {srv.name: {} for srv in started}
         first = 0
-        for c in levels:
+        for li, c in enumerate(levels):
             n = max(c * args.requests_per_stream, 2)
             for srv in started:
-                log(f"{srv.name}: {c} streams, {n} requests")
+                log(f"{srv.name}: {c} streams, {n} requests (level {li + 1}/{len(levels)})")
                 res[srv.name][c] = asyncio.run(load_test(srv.port, model_name, c, n,
                                                          args.prompt_len, args.max_tokens,
                                                          first=first))
@@ -441,12 +476,22 @@ def main():
         args.requests_per_stream = 1
 
     os.makedirs(CACHE, exist_ok=True)
+    names = ["build Kinfer", "build llama.cpp (once per version, cached)"]
+    if not args.serve_only:
+        names += ["write the models", "read bandwidth", "prefill and decode"]
+    if args.serve_models:
+        names += ["serving"]
+    phases = Phases(names)
     ensure_python_packages()
+    phases.next()
     kinfer, kinfer_bench = build_kinfer(args.jobs)
+    phases.next()
     llama = llama_cpp.locked_build(args.llama_cpp_python, args.jobs)
     llama_bench = os.path.join(llama["bin_dir"], "llama-bench")
     llama_server = os.path.join(llama["bin_dir"], "llama-server")
     quantize = os.path.join(llama["bin_dir"], "llama-quantize")
+    if not args.serve_only:
+        phases.next(f"{len(args.shapes)} shapes x {len(args.types)} types")
     models = [] if args.serve_only else make_models(args.shapes, args.types, quantize)
     T = args.threads
     load = os.getloadavg()
@@ -454,10 +499,12 @@ def main():
     header(args, T, load, llama, kinfer_bench, models)
 
     if args.serve_only:
+        phases.next(f"{len(args.serve_models)} models x {len(args.levels)} levels")
         return serve(args, kinfer, llama_server, quantize, T)
 
     # Other processes' load only ever lowers a bandwidth sample: keep the best of samples taken
     # before and after every model.
+    phases.next()
     bw_samples = [stream_bandwidth(kinfer_bench, T)]
     log(f"read bandwidth {bw_samples[-1] / 1e9:.1f} GB/s")
 
@@ -465,11 +512,12 @@ def main():
     rows = [["model", "size", f"prefill t/s Kinfer", "llama.cpp", "ratio", "decode t/s Kinfer",
              "llama.cpp", "ratio", "bound t/s", "Kinfer/bound", "llama.cpp/bound"]]
     measured = []
-    for shape, typ, kpath, path in models:
+    phases.next(f"{len(models)} models x {args.rounds} rounds x 2 tools")
+    for m, (shape, typ, kpath, path) in enumerate(models):
         ms = model_shape(path)
         k_pp, k_tg, l_pp, l_tg = [], [], [], []
         for r in range(args.rounds):
-            log(f"{shape} {typ}: round {r + 1}/{args.rounds}")
+            log(f"{shape} {typ} (model {m + 1}/{len(models)}): round {r + 1}/{args.rounds}")
             a, b = kinfer_pp_tg(kinfer_bench, kpath, T, args.prompt, args.decode)
             k_pp.append(a)
             k_tg.append(b)
@@ -501,6 +549,8 @@ def main():
         for name, mix in mixes:
             print(f"- {name}: {mix}")
 
+    if args.serve_models:
+        phases.next(f"{len(args.serve_models)} models x {len(args.levels)} levels")
     return serve(args, kinfer, llama_server, quantize, T)
 
 
