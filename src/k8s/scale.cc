@@ -1,6 +1,11 @@
 #include "k8s/scale.h"
 
+#include <pthread.h>
+
 #include <fmt/format.h>
+
+#include "core/log.h"
+#include "k8s/backoff.h"
 
 namespace kinfer::k8s {
 namespace {
@@ -62,6 +67,55 @@ Status SetReplicasIf(Client& client, const ResourceType& type, std::string_view 
 bool IsReplicasChanged(const Status& s) {
   return s.code() == StatusCode::kFailedPrecondition &&
          s.message().find(kChangedMarker) != std::string::npos;
+}
+
+ScaleFromZero::ScaleFromZero(Client& client, ScaleFromZeroOptions options,
+                             std::function<bool()> waiting)
+    : client_(client), options_(std::move(options)), waiting_(std::move(waiting)) {
+  thread_ = std::jthread([this](std::stop_token stop) { Run(stop); });
+  pthread_setname_np(thread_.native_handle(), "kinfer-unzero");
+}
+
+ScaleFromZero::~ScaleFromZero() {
+  thread_.request_stop();
+  cv_.notify_all();
+}
+
+void ScaleFromZero::Wake() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void ScaleFromZero::Run(std::stop_token stop) {
+  Backoff backoff({.initial = std::chrono::milliseconds(500), .max = std::chrono::seconds(10)});
+  const std::string what =
+      fmt::format("{} {}/{}", options_.type->kind, options_.namespace_, options_.name);
+  while (!stop.stop_requested()) {
+    std::chrono::milliseconds wait = options_.recheck;
+    if (waiting_()) {
+      Status s = SetReplicasIf(client_, *options_.type, options_.namespace_, options_.name, 0, 1,
+                               options_.field_manager, stop);
+      if (s.ok()) {
+        scaled_up_++;
+        backoff.Reset();
+        KINFER_LOG_INFO("requests are waiting and no replica is ready: scaled {} from 0 to 1",
+                        what);
+      } else if (IsReplicasChanged(s)) {
+        backoff.Reset();  // not at zero: replicas are on their way (or being drained back)
+      } else if (s.code() != StatusCode::kCancelled) {
+        failures_++;
+        wait = backoff.Next();
+        KINFER_LOG_WARN("cannot scale {} from 0 to 1 for waiting requests: {}; retrying in {} ms",
+                        what, s.ToString(), wait.count());
+      }
+    }
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait_for(lk, stop, wait, [&] { return woken_; });
+    woken_ = false;
+  }
 }
 
 }  // namespace kinfer::k8s

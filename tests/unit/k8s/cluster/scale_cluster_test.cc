@@ -93,5 +93,40 @@ TEST_F(ScaleTest, OfManyRacingWritersExactlyOneWins) {
   }
 }
 
+TEST_F(ScaleTest, ScaleFromZeroSetsOneWhileRequestsWaitAndOnlyFromZero) {
+  ASSERT_TRUE(client_->Create(kDeployments, ns(), Deployment("z", ns(), 0)).ok());
+  std::atomic<bool> waiting{false};
+  ScaleFromZeroOptions o{.type = &kDeployments,
+                         .namespace_ = ns(),
+                         .name = "z",
+                         .field_manager = "kinfer-router",
+                         .recheck = std::chrono::milliseconds(200)};
+  // Two routers, as the chart runs them.
+  ScaleFromZero a(*client_, o, [&] { return waiting.load(); });
+  ScaleFromZero b(*client_, o, [&] { return waiting.load(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(Replicas("z"), 0);  // nobody waits: nothing happens
+  waiting = true;
+  a.Wake();
+  b.Wake();
+  EXPECT_TRUE(testing::Eventually([&] { return Replicas("z") == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(a.scaled_up() + b.scaled_up(), 1u);  // one write landed; the other saw 1
+  EXPECT_EQ(a.failures() + b.failures(), 0u);
+  // The autoscaler takes it to 3 while requests still wait: left alone.
+  ASSERT_TRUE(SetReplicasIf(*client_, kDeployments, ns(), "z", 1, 3, "kinfer-autoscaler").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(Replicas("z"), 3);
+  // Scaled to zero under waiting requests (a drain raced a new request): back to 1 at the next
+  // recheck, without a Wake.
+  ASSERT_TRUE(SetReplicasIf(*client_, kDeployments, ns(), "z", 3, 0, "kinfer-autoscaler").ok());
+  EXPECT_TRUE(testing::Eventually([&] { return Replicas("z") == 1; }));
+  // Nobody waits any more: a later 0 stays 0.
+  waiting = false;
+  ASSERT_TRUE(SetReplicasIf(*client_, kDeployments, ns(), "z", 1, 0, "kinfer-autoscaler").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  EXPECT_EQ(Replicas("z"), 0);
+}
+
 }  // namespace
 }  // namespace kinfer::k8s
