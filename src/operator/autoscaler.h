@@ -98,8 +98,10 @@ struct EngineObservation {
   Phase phase = Phase::kStarting;
   bool metrics_ok = false;  // /metrics scraped this tick (required of ready engines)
   double waiting = 0, running = 0, kv_usage = 0;
-  bool draining = false;   // the engine reports it is draining (GET /drain)
-  int64_t in_flight = -1;  // its API requests in flight (GET /drain); -1 unknown
+  bool draining = false;  // its pod carries kinfer.dev/serving=false (autoscale_observe.h)
+  // Requests still in flight for it (its engine's running + waiting and what the routers still
+  // stream from it) once no router routes to it; -1 while unknown or still routable.
+  int64_t in_flight = -1;
 };
 
 // One ready router pod.
