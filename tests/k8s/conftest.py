@@ -137,3 +137,15 @@ def install_crds(api: Api, paths) -> None:
 
 def run(cmd, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=300, **kw)
+
+
+# Measured figures (takeover time, reconcile latency, ...) that tests report: printed at the end of
+# the run, since pytest captures what passing tests print.
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("figures")
+        for f in FIGURES:
+            terminalreporter.write_line(f)
