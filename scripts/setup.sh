@@ -14,6 +14,7 @@ APT_PACKAGES=(
   cmake ninja-build ccache pkg-config g++ clang lld libclang-rt-14-dev clang-format clang-tidy
   libboost-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libpcre2-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcurl4-openssl-dev libexpected-dev libutf8proc-dev
+  libsimdjson-dev
   libyaml-cpp-dev
   openssl curl
   buildah podman runc debootstrap containerd containernetworking-plugins iptables conntrack
