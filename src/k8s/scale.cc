@@ -12,7 +12,8 @@ namespace {
 
 constexpr std::string_view kChangedMarker = "replicas changed: ";
 
-Result<Scale> ParseScale(const Json& j, std::string_view what) {
+// The counts and the selector (spec.replicas is absent at 0); metadata is not needed here.
+Result<Scale> ReadScale(const Json& j, std::string_view what) {
   Scale s;
   const std::string src = fmt::format("{}/scale", what);
   const Json empty = Json::object();
@@ -36,7 +37,7 @@ Result<Scale> ParseScale(const Json& j, std::string_view what) {
 Result<Scale> GetScale(Client& client, const ResourceType& type, std::string_view ns,
                        std::string_view name, std::stop_token stop) {
   KINFER_ASSIGN_OR_RETURN(Json j, client.Get(type, ns, name, "scale", stop));
-  return ParseScale(j, fmt::format("{} {}/{}", type.kind, ns, name));
+  return ReadScale(j, fmt::format("{} {}/{}", type.kind, ns, name));
 }
 
 Status SetReplicasIf(Client& client, const ResourceType& type, std::string_view ns,

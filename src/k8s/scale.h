@@ -20,14 +20,9 @@
 
 #include "core/status.h"
 #include "k8s/client.h"
+#include "k8s/objects.h"  // Scale
 
 namespace kinfer::k8s {
-
-struct Scale {
-  int32_t spec_replicas = 0;
-  int32_t status_replicas = 0;
-  std::string selector;  // status.selector: the label selector of the pods
-};
 
 Result<Scale> GetScale(Client& client, const ResourceType& type, std::string_view ns,
                        std::string_view name, std::stop_token stop = {});
