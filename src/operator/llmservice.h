@@ -121,6 +121,8 @@ constexpr const char* kServiceLabel = "kinfer.dev/llmservice";
 std::map<std::string, std::string> CommonLabels(const LLMService& s);
 std::map<std::string, std::string> EngineSelector(const LLMService& s);
 std::map<std::string, std::string> RouterSelector(const LLMService& s);
+// spec.autoscaling.minReplicas is 0 and the router is on: the routers bring replicas back.
+bool ScalesToZero(const LLMService& s);
 
 // The router's --policy for the CRD's policy name (prefixAware -> prefix, ...).
 std::string RouterPolicyFlag(const std::string& crd_policy);

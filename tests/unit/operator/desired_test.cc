@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -246,6 +247,39 @@ TEST(Desired, AnEmptyDirModelIsPulledByAnInitContainer) {
   EXPECT_EQ(d->at("spec")["replicas"], 0);
   EXPECT_TRUE(want->pull_job.empty());
   for (const Json& o : want->objects) EXPECT_NE(o["kind"], "NetworkPolicy");
+}
+
+// The autoscaler's drain (autoscale_observe.h) and the routers' scale from zero, as the issue and
+// the RBAC rules of the operator chart describe them.
+TEST(Desired, ServicesSelectServingPodsAndRoutersMayBringTheEnginesBackFromZero) {
+  auto want = Desired(Load("hub-emptydir-open"), Config(), {});  // minReplicas 0, router on
+  const Json* d = Find(*want, "Deployment", "smol-engine");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->at("spec")["template"]["metadata"]["labels"]["kinfer.dev/serving"], "true");
+  EXPECT_FALSE(d->at("spec")["selector"]["matchLabels"].contains("kinfer.dev/serving"));
+  EXPECT_EQ(Find(*want, "Service", "smol-engine")->at("spec")["selector"]["kinfer.dev/serving"],
+            "true");
+  const Json& args = Find(*want, "Deployment", "smol-router")
+                         ->at("spec")["template"]["spec"]["containers"][0]["args"];
+  EXPECT_NE(std::find(args.begin(), args.end(), Json("--scale-from-zero=default/smol")),
+            args.end());
+  const Json& rules = Find(*want, "Role", "smol-router")->at("rules");
+  ASSERT_EQ(rules.size(), 2u);
+  EXPECT_EQ(rules[1]["resources"][0], "llmservices/scale");
+  EXPECT_EQ(rules[1]["resourceNames"][0], "smol");
+  EXPECT_EQ(rules[1]["verbs"], Json::array({"get", "patch"}));
+
+  // minReplicas 1: no such flag, no such right.
+  auto one = Desired(Load("hostpath-router"), Config(), {});
+  const Json& args1 = Find(*one, "Deployment", "tiny-router")
+                          ->at("spec")["template"]["spec"]["containers"][0]["args"];
+  for (const Json& a : args1)
+    EXPECT_EQ(a.get<std::string>().find("--scale-from-zero"), std::string::npos);
+  EXPECT_EQ(Find(*one, "Role", "tiny-router")->at("rules").size(), 1u);
+  // Without the router, the entry Service selects the serving engines.
+  auto without = Desired(Load("pvc-no-router"), Config(), {});
+  EXPECT_EQ(Find(*without, "Service", "llama")->at("spec")["selector"]["kinfer.dev/serving"],
+            "true");
 }
 
 TEST(Desired, WithoutAnImageItSaysWhatToSet) {
