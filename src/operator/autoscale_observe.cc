@@ -22,6 +22,21 @@ PodView ViewPod(const Json& pod) {
     const Json& l = meta["labels"][kServingLabel];
     v.serving = !(l.is_string() && l.get<std::string>() == "false");
   }
+  if (pod.contains("spec") && pod["spec"].is_object() && pod["spec"].contains("containers") &&
+      pod["spec"]["containers"].is_array()) {
+    for (const Json& c : pod["spec"]["containers"]) {
+      if (!c.is_object() || !c.contains("ports") || !c["ports"].is_array()) continue;
+      for (const Json& p : c["ports"]) {
+        if (!p.is_object() || !p.contains("containerPort") ||
+            !p["containerPort"].is_number_integer())
+          continue;
+        const std::string n = p.value("name", "");
+        const int port = p["containerPort"].get<int>();
+        if (n == "http" && v.http_port == 0) v.http_port = port;
+        if (n == "metrics" && v.metrics_port == 0) v.metrics_port = port;
+      }
+    }
+  }
   if (pod.contains("status") && pod["status"].is_object()) {
     const Json& st = pod["status"];
     if (st.contains("podIP") && st["podIP"].is_string()) v.ip = st["podIP"].get<std::string>();
@@ -80,7 +95,8 @@ AutoscalerObservation Observe(const ObserveInput& in) {
     }
     // In flight: unknown while any router may still send to it; else what the routers still
     // count for it plus what its engine has.
-    const std::string backend = fmt::format("{}:{}", e.pod.ip, in.engine_port);
+    const std::string backend =
+        fmt::format("{}:{}", e.pod.ip, e.pod.http_port > 0 ? e.pod.http_port : in.engine_port);
     bool routable = false, known = eo.metrics_ok;
     double router_inflight = 0;
     for (const ScrapedPod& r : in.routers) {

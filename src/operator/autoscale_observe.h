@@ -29,6 +29,8 @@ struct PodView {
   bool ready = false;        // condition Ready is True
   bool terminating = false;  // metadata.deletionTimestamp is set
   bool serving = true;       // kinfer.dev/serving is not "false"
+  // The container ports named "http" and "metrics" (0 when the pod names none).
+  int http_port = 0, metrics_port = 0;
 };
 PodView ViewPod(const Json& pod);
 
@@ -40,7 +42,7 @@ struct ScrapedPod {
 struct ObserveInput {
   int32_t replicas = 0;  // the LLMService's spec.replicas
   bool router_enabled = true;
-  int engine_port = 8000;           // the routers name backends "IP:PORT"
+  int engine_port = 8000;  // the routers name backends "IP:PORT" (the pod's "http" port first)
   std::vector<ScrapedPod> routers;  // every router pod
   std::vector<ScrapedPod> engines;  // every engine pod
   std::string hpa;                  // an HPA targeting the LLMService, or ""

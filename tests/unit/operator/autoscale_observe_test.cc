@@ -42,6 +42,16 @@ TEST(AutoscaleObserve, ViewPodReadsConditionsLabelsAndDeletion) {
   EXPECT_FALSE(v.ready);
   EXPECT_FALSE(v.serving);
   EXPECT_TRUE(v.terminating);
+  EXPECT_EQ(v.http_port, 0);
+  Json named = Pod("e-3", "10.0.0.7", true);
+  named["spec"] = {
+      {"containers",
+       Json::array({{{"name", "kinfer"},
+                     {"ports", Json::array({{{"name", "http"}, {"containerPort", 8000}},
+                                            {{"name", "metrics"}, {"containerPort", 9090}}})}}})}};
+  v = ViewPod(named);
+  EXPECT_EQ(v.http_port, 8000);
+  EXPECT_EQ(v.metrics_port, 9090);
   // A pod just created: no status at all.
   v = ViewPod(Json{{"metadata", {{"name", "new"}}}});
   EXPECT_EQ(v.name, "new");
