@@ -15,12 +15,12 @@
 
 #include "core/json.h"
 #include "operator/autoscaler.h"
+#include "operator/llmservice.h"
 #include "operator/prometheus_text.h"
 
 namespace kinfer::op {
 
-// The label that keeps an engine pod in its Services; "false" while it drains.
-constexpr const char* kServingLabel = "kinfer.dev/serving";
+// kServingLabel (llmservice.h) keeps an engine pod in its Services; "false" while it drains.
 // The annotation the ReplicaSet controller reads to choose which pod to delete first.
 constexpr const char* kPodDeletionCostAnnotation = "controller.kubernetes.io/pod-deletion-cost";
 

@@ -212,7 +212,7 @@ Json EngineDeployment(const LLMService& s, const ReconcileConfig& cfg, const Chi
       {"securityContext", ContainerSecurityContext()},
       {"volumeMounts", mounts}};
   auto selector = EngineSelector(s);
-  Json pod_meta = {{"labels", Labels(With(CommonLabels(s), selector))}};
+  Json pod_meta = {{"labels", Labels(With(CommonLabels(s), EngineServingSelector(s)))}};
   if (!model_revision.empty()) pod_meta["annotations"][kModelRevisionAnnotation] = model_revision;
   Json pod_spec = {{"automountServiceAccountToken", false},
                    {"enableServiceLinks", false},
@@ -468,10 +468,10 @@ Result<DesiredState> Desired(const LLMService& s, const ReconcileConfig& config,
 
   if (router) {
     out.objects.push_back(
-        ServiceObject(s, names.engine, "engine", EngineSelector(s), /*headless=*/true));
+        ServiceObject(s, names.engine, "engine", EngineServingSelector(s), /*headless=*/true));
   }
   out.objects.push_back(ServiceObject(s, names.entry_service, router ? "router" : "engine",
-                                      router ? RouterSelector(s) : EngineSelector(s),
+                                      router ? RouterSelector(s) : EngineServingSelector(s),
                                       /*headless=*/false));
   if (out.engine_deployed) {
     out.objects.push_back(EngineDeployment(s, config, names, image, sp.replicas, engine_revision));

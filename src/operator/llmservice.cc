@@ -360,6 +360,12 @@ std::map<std::string, std::string> EngineSelector(const LLMService& s) {
           {"app.kubernetes.io/component", "engine"}};
 }
 
+std::map<std::string, std::string> EngineServingSelector(const LLMService& s) {
+  auto selector = EngineSelector(s);
+  selector[kServingLabel] = "true";
+  return selector;
+}
+
 bool ScalesToZero(const LLMService& s) {
   return s.spec.router.enabled && s.spec.autoscaling && s.spec.autoscaling->min_replicas == 0;
 }

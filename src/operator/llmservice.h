@@ -120,6 +120,13 @@ constexpr const char* kManagedByValue = "kinfer-operator";
 constexpr const char* kServiceLabel = "kinfer.dev/llmservice";
 std::map<std::string, std::string> CommonLabels(const LLMService& s);
 std::map<std::string, std::string> EngineSelector(const LLMService& s);
+// Engine pods carry kinfer.dev/serving="true" from their template; the engine Services
+// (NAME-engine, and NAME without a router) select it too, the Deployment's selector does not.
+// Setting it to "false" on one pod takes it out of every EndpointSlice (no router sends it new
+// requests) while it stays in its ReplicaSet: the autoscaler drains the replica it removes this
+// way.
+constexpr const char* kServingLabel = "kinfer.dev/serving";
+std::map<std::string, std::string> EngineServingSelector(const LLMService& s);
 std::map<std::string, std::string> RouterSelector(const LLMService& s);
 // spec.autoscaling.minReplicas is 0 and the router is on: the routers bring replicas back.
 bool ScalesToZero(const LLMService& s);

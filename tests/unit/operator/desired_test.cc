@@ -208,6 +208,34 @@ TEST(Desired, TheRouterFrontsTheEnginesWhenEnabled) {
       "engine");
 }
 
+// The autoscaler drains a replica by setting kinfer.dev/serving=false on its pod: the engine
+// Services must stop selecting it while its ReplicaSet (the Deployment's selector) keeps it.
+TEST(Desired, EngineServicesSelectServingPodsAndTheDeploymentSelectsThemAll) {
+  for (const char* input : {"hostpath-router", "pvc-no-router"}) {
+    SCOPED_TRACE(input);
+    LLMService s = Load(input);
+    auto want = Desired(s, Config(), {});
+    ASSERT_TRUE(want.ok());
+    const ChildNames names(s.metadata.name);
+    const Json* d = Find(*want, "Deployment", names.engine);
+    ASSERT_NE(d, nullptr);
+    const Json& labels = d->at("spec")["template"]["metadata"]["labels"];
+    EXPECT_EQ(labels[kServingLabel], "true");
+    const Json& selector = d->at("spec")["selector"]["matchLabels"];
+    EXPECT_FALSE(selector.contains(kServingLabel));
+    for (const auto& [k, v] : selector.items()) EXPECT_EQ(labels[k], v) << k;
+    bool router = s.spec.router.enabled;
+    const Json* svc = Find(*want, "Service", router ? names.engine : names.entry_service);
+    ASSERT_NE(svc, nullptr);
+    EXPECT_EQ(svc->at("spec")["selector"][kServingLabel], "true");
+    for (const auto& [k, v] : selector.items()) EXPECT_EQ(svc->at("spec")["selector"][k], v) << k;
+    // PDBs and NetworkPolicies keep covering a pod being drained.
+    EXPECT_FALSE(Find(*want, "PodDisruptionBudget", names.engine)
+                     ->at("spec")["selector"]["matchLabels"]
+                     .contains(kServingLabel));
+  }
+}
+
 TEST(Desired, AHubModelIsPulledOnceBeforeEnginesStartAndANewRevisionDoesNotStopThem) {
   LLMService s = Load("hub-pvc");
   auto first = Desired(s, Config(), {});
@@ -249,37 +277,28 @@ TEST(Desired, AnEmptyDirModelIsPulledByAnInitContainer) {
   for (const Json& o : want->objects) EXPECT_NE(o["kind"], "NetworkPolicy");
 }
 
-// The autoscaler's drain (autoscale_observe.h) and the routers' scale from zero, as the issue and
-// the RBAC rules of the operator chart describe them.
-TEST(Desired, ServicesSelectServingPodsAndRoutersMayBringTheEnginesBackFromZero) {
+// Scale from zero: the routers set /scale 0 -> 1 themselves, with rights on that one object only.
+TEST(Desired, RoutersOfAnLLMServiceThatScalesToZeroMayBringItBack) {
   auto want = Desired(Load("hub-emptydir-open"), Config(), {});  // minReplicas 0, router on
-  const Json* d = Find(*want, "Deployment", "smol-engine");
-  ASSERT_NE(d, nullptr);
-  EXPECT_EQ(d->at("spec")["template"]["metadata"]["labels"]["kinfer.dev/serving"], "true");
-  EXPECT_FALSE(d->at("spec")["selector"]["matchLabels"].contains("kinfer.dev/serving"));
-  EXPECT_EQ(Find(*want, "Service", "smol-engine")->at("spec")["selector"]["kinfer.dev/serving"],
-            "true");
   const Json& args = Find(*want, "Deployment", "smol-router")
                          ->at("spec")["template"]["spec"]["containers"][0]["args"];
   EXPECT_NE(std::find(args.begin(), args.end(), Json("--scale-from-zero=default/smol")),
             args.end());
   const Json& rules = Find(*want, "Role", "smol-router")->at("rules");
   ASSERT_EQ(rules.size(), 2u);
-  EXPECT_EQ(rules[1]["resources"][0], "llmservices/scale");
-  EXPECT_EQ(rules[1]["resourceNames"][0], "smol");
+  EXPECT_EQ(rules[1]["apiGroups"], Json::array({"kinfer.dev"}));
+  EXPECT_EQ(rules[1]["resources"], Json::array({"llmservices/scale"}));
+  EXPECT_EQ(rules[1]["resourceNames"], Json::array({"smol"}));
   EXPECT_EQ(rules[1]["verbs"], Json::array({"get", "patch"}));
 
   // minReplicas 1: no such flag, no such right.
   auto one = Desired(Load("hostpath-router"), Config(), {});
   const Json& args1 = Find(*one, "Deployment", "tiny-router")
                           ->at("spec")["template"]["spec"]["containers"][0]["args"];
-  for (const Json& a : args1)
+  for (const Json& a : args1) {
     EXPECT_EQ(a.get<std::string>().find("--scale-from-zero"), std::string::npos);
+  }
   EXPECT_EQ(Find(*one, "Role", "tiny-router")->at("rules").size(), 1u);
-  // Without the router, the entry Service selects the serving engines.
-  auto without = Desired(Load("pvc-no-router"), Config(), {});
-  EXPECT_EQ(Find(*without, "Service", "llama")->at("spec")["selector"]["kinfer.dev/serving"],
-            "true");
 }
 
 TEST(Desired, WithoutAnImageItSaysWhatToSet) {
