@@ -58,7 +58,7 @@ else
 fi
 
 # Python packages for the tests (the product itself is C++ and needs none of these).
-if ! python3 -c "import pytest, openai, tokenizers, sentencepiece, jinja2, numpy, gguf, requests, httpx, yaml, jsonschema, llguidance" 2>/dev/null || \
+if ! python3 -c "import pytest, openai, anthropic, tokenizers, sentencepiece, jinja2, numpy, gguf, requests, httpx, yaml, jsonschema, llguidance" 2>/dev/null || \
    [[ $(python3 -c "import importlib.metadata as m; print(m.version('llguidance'))" 2>/dev/null) != 1.9.1 ]]; then
   say "installing Python test packages (tests/requirements.txt)"
   python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
