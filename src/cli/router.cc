@@ -92,6 +92,9 @@ void AddRouterCommand(CLI::App& app) {
   cmd->add_option("--hold-timeout", o->hold_timeout_seconds,
                   "Seconds a request waits for a replica when none is ready (0: 503 at once)")
       ->capture_default_str();
+  cmd->add_option("--hold-heartbeat", o->hold_heartbeat_seconds,
+                  "Held streaming requests get an SSE comment every this many seconds (0: off)")
+      ->capture_default_str();
   cmd->add_option("--max-held", o->max_held, "Requests held at most; more get 429")
       ->capture_default_str();
   cmd->add_option("--prefix-max-tokens", o->prefix_max_tokens,

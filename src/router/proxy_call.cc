@@ -11,6 +11,62 @@ namespace kinfer::router {
 
 using Impl = Router::Impl;
 
+namespace {
+
+bool MessagesRoute(const std::string& path) { return path.rfind("/v1/messages", 0) == 0; }
+
+// Anthropic's error types for the statuses the router answers.
+const char* AnthropicErrorType(int status) {
+  switch (status) {
+    case 400:
+    case 422:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+    case 529:
+      return "overloaded_error";
+    default:
+      return status == 504 ? "timeout_error" : "api_error";
+  }
+}
+
+Json AnthropicError(const ApiError& e, const std::string& request_id) {
+  Json j{{"type", "error"},
+         {"error", {{"type", AnthropicErrorType(e.status)}, {"message", e.message}}}};
+  if (!request_id.empty()) j["request_id"] = request_id;
+  return j;
+}
+
+}  // namespace
+
+std::string ErrorBody(const std::string& path, const ApiError& e, const std::string& request_id) {
+  if (MessagesRoute(path)) return AnthropicError(e, request_id).dump();
+  return server::ErrorJson(e);
+}
+
+std::string ErrorEvent(const std::string& path, const ApiError& e, const std::string& request_id) {
+  if (MessagesRoute(path)) {
+    return "event: error\ndata: " + AnthropicError(e, request_id).dump() + "\n\n";
+  }
+  if (path == "/v1/responses") {
+    Json j{{"type", "error"},
+           {"code", e.code.empty() ? Json(nullptr) : Json(e.code)},
+           {"message", e.message},
+           {"param", e.param.empty() ? Json(nullptr) : Json(e.param)}};
+    return "event: error\ndata: " + j.dump() + "\n\n";
+  }
+  return "data: " + server::ErrorJson(e) + "\n\ndata: [DONE]\n\n";
+}
+
 void ProxyCall::Dispatch() {
   std::unique_lock<std::mutex> lk(mu);
   if (done) return;
@@ -114,8 +170,10 @@ void ProxyCall::OnBody(std::string_view bytes) {
       if (k == "server" || k == "Server" || k == "cache-control" || k == "Cache-Control") continue;
       headers.emplace_back(k, v);
     }
-    ex->StartStream(status, head.content_type.empty() ? "text/event-stream" : head.content_type,
-                    headers);
+    if (!head_sent) {
+      ex->StartStream(status, head.content_type.empty() ? "text/event-stream" : head.content_type,
+                      headers);
+    }
     sent = true;
     first_byte = Clock::now();
   }
@@ -188,7 +246,7 @@ void ProxyCall::OnDone(const CallResult& res) {
                  "upstream_error"};
       std::string event;
       if (!(last_two[0] == '\n' && last_two[1] == '\n')) event += "\n\n";
-      event += "data: " + server::ErrorJson(e) + "\n\ndata: [DONE]\n\n";
+      event += ErrorEvent(ex->path(), e, request_id);
       ex->Send(event);
       ex->End();
       lk.unlock();
@@ -214,12 +272,38 @@ void ProxyCall::OnDone(const CallResult& res) {
           continue;
         headers.emplace_back(k, v);
       }
-      ex->StartStream(status, head.content_type.empty() ? "text/event-stream" : head.content_type,
-                      headers);
+      if (!head_sent) {
+        ex->StartStream(status, head.content_type.empty() ? "text/event-stream" : head.content_type,
+                        headers);
+      }
       sent = true;
       first_byte = Clock::now();
     }
     ex->End();
+  } else if (head_sent) {
+    // The router answered 200 and heartbeats while the request was held: a sized answer goes
+    // on in that stream (an error as the route's error event).
+    if (status >= 400) {
+      ApiError e{status, buffered, "server_error", "", ""};
+      auto j = ParseJson(buffered, "response", 16);
+      if (j.ok() && j->is_object()) {
+        auto err = j->find("error");
+        if (err != j->end() && err->is_object()) {
+          if (err->contains("message") && (*err)["message"].is_string()) {
+            e.message = (*err)["message"].get<std::string>();
+          }
+          if (err->contains("type") && (*err)["type"].is_string()) {
+            e.type = (*err)["type"].get<std::string>();
+          }
+        }
+      }
+      ex->Send(ErrorEvent(ex->path(), e, request_id));
+    } else {
+      ex->Send(buffered);
+    }
+    ex->End();
+    sent = true;
+    first_byte = Clock::now();
   } else {
     HeaderList headers;
     for (const auto& [k, v] : head.headers) {
@@ -286,8 +370,30 @@ void ProxyCall::OnClientGone() {
 }
 
 void ProxyCall::ReplyError(const ApiError& e, HeaderList headers) {
+  bool streaming_already = false;
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    streaming_already = head_sent;
+  }
+  if (streaming_already) {
+    // The 200 went out with the heartbeats: the error ends the stream instead.
+    ex->Send(ErrorEvent(ex->path(), e, request_id));
+    ex->End();
+    return;
+  }
   headers.emplace_back("X-Request-Id", request_id);
-  ex->Respond(e.status, "application/json", server::ErrorJson(e), headers);
+  ex->Respond(e.status, "application/json", ErrorBody(ex->path(), e, request_id), headers);
+}
+
+void ProxyCall::Heartbeat() {
+  std::lock_guard<std::mutex> lk(mu);
+  // Released meanwhile (the replica's answer may be on its way) or over: no comment.
+  if (!is_held || done || client_gone || !ex) return;
+  if (!head_sent) {
+    ex->StartStream(200, "text/event-stream", {{"X-Request-Id", request_id}});
+    head_sent = true;
+  }
+  ex->Send(": waiting for a replica\n\n");
 }
 
 int64_t ProxyCall::TokensUsed() const {

@@ -217,7 +217,7 @@ void Impl::AccessLog(Json line) {
 void Impl::ReplyError(HttpExchange& ex, const ApiError& e, const std::string& request_id,
                       HeaderList headers) {
   headers.emplace_back("X-Request-Id", request_id);
-  ex.Respond(e.status, "application/json", server::ErrorJson(e), headers);
+  ex.Respond(e.status, "application/json", ErrorBody(ex.path(), e, request_id), headers);
   requests->Add({{"backend", ""}, {"code", std::to_string(e.status)}});
   if (options.access_log) {
     Json line;
@@ -280,7 +280,8 @@ void Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_listener
     if (presented.empty() || !keys.Check(presented)) {
       ApiError e{401,
                  presented.empty()
-                     ? "You didn't provide an API key. Pass it as 'Authorization: Bearer <key>'."
+                     ? "You didn't provide an API key. Pass it as 'Authorization: Bearer <key>' "
+                       "or 'x-api-key: <key>'."
                      : "Incorrect API key provided.",
                  "authentication_error", "", "invalid_api_key"};
       return ReplyError(*ex, e, request_id, {{"WWW-Authenticate", "Bearer"}});
@@ -423,6 +424,7 @@ void Impl::Hold(const std::shared_ptr<ProxyCall>& call) {
       call->is_held = true;
       if (call->held_until == Clock::time_point()) {
         call->held_until = Clock::now() + FromSeconds(options.hold_timeout_seconds);
+        call->next_heartbeat = Clock::now() + FromSeconds(options.hold_heartbeat_seconds);
       }
     }
     held.push_back(call);
@@ -455,15 +457,22 @@ void Impl::ReleaseHeld() {
 
 void Impl::ExpireHeld() {
   const Clock::time_point now = Clock::now();
-  std::vector<std::shared_ptr<ProxyCall>> expired;
+  std::vector<std::shared_ptr<ProxyCall>> expired, beats;
+  const bool heartbeats = options.hold_heartbeat_seconds > 0;
   {
     std::lock_guard<std::mutex> lk(held_mu);
     for (auto it = held.begin(); it != held.end();) {
       bool drop = false;
       {
-        std::lock_guard<std::mutex> clk((*it)->mu);
-        drop = (*it)->client_gone || now >= (*it)->held_until || refusing;
-        if (drop) (*it)->is_held = false;
+        ProxyCall& c = **it;
+        std::lock_guard<std::mutex> clk(c.mu);
+        drop = c.client_gone || now >= c.held_until || refusing;
+        if (drop) {
+          c.is_held = false;
+        } else if (heartbeats && c.info.stream && now >= c.next_heartbeat) {
+          c.next_heartbeat = now + FromSeconds(options.hold_heartbeat_seconds);
+          beats.push_back(*it);
+        }
       }
       if (drop) {
         expired.push_back(*it);
@@ -474,6 +483,7 @@ void Impl::ExpireHeld() {
     }
     held_count = static_cast<int>(held.size());
   }
+  for (auto& c : beats) c->Heartbeat();
   for (auto& c : expired) {
     bool gone = false;
     {

@@ -61,7 +61,11 @@ struct RouterOptions {
   double scrape_interval_seconds = 0.2;
   double hold_timeout_seconds = 30;  // with no ready replica, how long a request waits
   int max_held = 1024;               // held requests beyond this get 429
-  size_t prefix_max_tokens = 4096;   // prompt tokens the prefix index looks at
+  // A held streaming request gets its 200 and an SSE comment (": waiting for a replica") after
+  // this many seconds, then one every as many, so that clients and proxies with idle timeouts
+  // keep the connection; once the head went out, a hold timeout is an SSE error event (0: off).
+  double hold_heartbeat_seconds = 5;
+  size_t prefix_max_tokens = 4096;  // prompt tokens the prefix index looks at
   double drain_delay_seconds = 5;
   double shutdown_timeout_seconds = 30;
   bool access_log = true;

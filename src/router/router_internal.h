@@ -32,6 +32,12 @@ inline double Seconds(Clock::duration d) { return std::chrono::duration<double>(
 
 struct ProxyCall;
 
+// Errors the router answers itself, shaped as the route's API does: Anthropic's
+// {"type":"error","error":{...},"request_id"} under /v1/messages, OpenAI's elsewhere.
+std::string ErrorBody(const std::string& path, const ApiError& e, const std::string& request_id);
+// The same error as the SSE event that ends a stream on that route.
+std::string ErrorEvent(const std::string& path, const ApiError& e, const std::string& request_id);
+
 struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   RouterOptions options;
   std::unique_ptr<server::HttpServer> http, metrics_http;
@@ -124,7 +130,7 @@ struct ProxyCall : std::enable_shared_from_this<ProxyCall> {
   RequestInfo info;
   std::optional<uint64_t> session;
   std::string tenant, key_id, request_id;
-  Clock::time_point start, deadline, held_until{};
+  Clock::time_point start, deadline, held_until{}, next_heartbeat{};
 
   std::mutex mu;
   std::vector<uint64_t> tried;
@@ -136,6 +142,9 @@ struct ProxyCall : std::enable_shared_from_this<ProxyCall> {
   bool client_gone = false;
   bool done = false;
   bool is_held = false;
+  // The router started the client's stream itself (heartbeats while held): the replica's
+  // answer goes on in it, and an error becomes an SSE error event.
+  bool head_sent = false;
   // The current attempt.
   int status = 0;
   ResponseHead head;
@@ -166,6 +175,8 @@ struct ProxyCall : std::enable_shared_from_this<ProxyCall> {
   // Ends the exchange (if still ours) and records the request.
   void Finish(int final_status, const std::string& error);
   void ReplyError(const ApiError& e, HeaderList headers = {});
+  // An SSE comment to a held streaming request (starting its stream if needed).
+  void Heartbeat();
   void ScanSse(std::string_view bytes);
   int64_t TokensUsed() const;
 };

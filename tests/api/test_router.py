@@ -420,3 +420,85 @@ def test_hold_timeout_and_no_replica_give_503_with_retry_after():
         assert resp.json()["error"]["code"] == "no_replica"
     finally:
         r.stop()
+
+
+def sse_lines(resp):
+    """The raw lines of a streamed response, as they come."""
+    return [line.decode() for line in resp.iter_lines()]
+
+
+def test_held_streams_get_heartbeats_then_an_error_event():
+    port = free_port()  # nothing listens there: no replica ever becomes ready
+    r = Router([f"http://127.0.0.1:{port}"], "--hold-timeout", "1.5", "--hold-heartbeat", "0.3",
+               wait_routable=False)
+    try:
+        t0 = time.monotonic()
+        resp = requests.post(r.url + "/v1/chat/completions", stream=True, timeout=20,
+                             json={"model": "stories", "messages": [{"role": "user", "content": "hi"}],
+                                   "stream": True})
+        # The head comes with the first heartbeat, long before the hold timeout.
+        assert resp.status_code == 200
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        assert time.monotonic() - t0 < 1.4
+        lines = sse_lines(resp)
+        assert 1.4 < time.monotonic() - t0 < 10
+        comments = [l for l in lines if l.startswith(":")]
+        assert len(comments) >= 2 and all(c == ": waiting for a replica" for c in comments)
+        data = [l for l in lines if l.startswith("data: ")]
+        assert data[-1] == "data: [DONE]"
+        err = json.loads(data[-2][6:])["error"]
+        assert err["code"] == "no_replica" and "no replica became ready" in err["message"]
+
+        # The official client skips the comments and raises the error event.
+        with pytest.raises(openai.APIError, match="no replica became ready"):
+            for _ in r.client().chat.completions.create(
+                    model="stories", messages=[{"role": "user", "content": "hi"}], stream=True):
+                pass
+
+        # Anthropic's shapes under /v1/messages: the event, and the plain answer when not streamed.
+        resp = requests.post(r.url + "/v1/messages", stream=True, timeout=20,
+                             headers={"x-api-key": "unused"},
+                             json={"model": "stories", "max_tokens": 4, "stream": True,
+                                   "messages": [{"role": "user", "content": "hi"}]})
+        assert resp.status_code == 200
+        lines = sse_lines(resp)
+        assert "event: error" in lines, lines
+        body = json.loads(lines[lines.index("event: error") + 1][6:])
+        assert body["type"] == "error" and body["error"]["type"] == "overloaded_error"
+        resp = requests.post(r.url + "/v1/messages", timeout=20,
+                             json={"model": "stories", "max_tokens": 4,
+                                   "messages": [{"role": "user", "content": "hi"}]})
+        assert resp.status_code == 503 and resp.headers["Retry-After"]
+        body = resp.json()
+        assert body["type"] == "error" and body["error"]["type"] == "overloaded_error"
+        assert body["request_id"] == resp.headers["X-Request-Id"]
+        # Not streamed, elsewhere: the OpenAI 503 as before.
+        resp = requests.post(r.url + "/v1/completions", json={"prompt": "x"}, timeout=20)
+        assert resp.status_code == 503 and resp.json()["error"]["code"] == "no_replica"
+    finally:
+        assert r.stop() == 0
+
+
+def test_a_held_stream_goes_on_with_the_replicas_answer_after_heartbeats():
+    s = Server(STORIES, "--served-model-name", "stories", "--kv-cache-memory", "16MiB",
+               wait_ready=False, env={"KINFER_TEST_LOAD_DELAY_MS": "2500"})
+    r = Router([s.url], "--hold-timeout", "60", "--hold-heartbeat", "0.2", wait_routable=False)
+    try:
+        resp = requests.post(r.url + "/v1/completions", stream=True, timeout=60,
+                             json={"model": "stories", "prompt": "Once upon a time",
+                                   "max_tokens": 8, "temperature": 0, "stream": True})
+        assert resp.status_code == 200
+        lines = sse_lines(resp)
+        assert ": waiting for a replica" in lines
+        data = [l[6:] for l in lines if l.startswith("data: ")]
+        assert data[-1] == "[DONE]"
+        text = "".join(json.loads(d)["choices"][0]["text"] for d in data[:-1]
+                       if json.loads(d)["choices"])
+        # The same text as the replica gives directly.
+        direct = requests.post(s.url + "/v1/completions", timeout=60,
+                               json={"model": "stories", "prompt": "Once upon a time",
+                                     "max_tokens": 8, "temperature": 0}).json()
+        assert text == direct["choices"][0]["text"] and text
+    finally:
+        r.stop()
+        s.stop()

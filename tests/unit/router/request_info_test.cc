@@ -11,6 +11,7 @@
 #include <string>
 
 #include "server/openai_api.h"
+#include "structured/tool_parser.h"
 
 namespace kinfer::router {
 namespace {
@@ -30,6 +31,9 @@ class RequestInfoTest : public ::testing::TestWithParam<const char*> {
     ref_ = model_->info();
     ref_.served_names = {"m"};
     ref_.max_model_len = 1 << 20;
+    // A replica refuses tools without a tool-call format (--tool-call-parser or detected); the
+    // format decides how the output is read, not the prompt the router must match.
+    ref_.tool_format = structured::ToolFormat::kHermes;
   }
   // The replica's prompt tokens for `body`.
   std::vector<int32_t> Reference(const std::string& path, const std::string& body) {
