@@ -28,7 +28,15 @@ Weight MakeWeight(DType t, int64_t rows, int64_t cols) {
   size_t bytes = *kinfer::RowBytes(t, cols) * static_cast<size_t>(rows);
   w.bytes.resize(bytes);
   std::mt19937 rng(1);
-  for (auto& b : w.bytes) b = static_cast<uint8_t>(rng() & 0x3F);  // small values, no NaN/Inf
+  if (t == DType::kF16 || t == DType::kBF16) {  // N(0, 0.02): no subnormals, which slow FMAs
+    std::normal_distribution<float> nd(0.0f, 0.02f);
+    auto* h = reinterpret_cast<uint16_t*>(w.bytes.data());
+    for (size_t i = 0; i < bytes / 2; ++i) {
+      h[i] = t == DType::kF16 ? kinfer::Fp32ToFp16(nd(rng)) : kinfer::Fp32ToBf16(nd(rng));
+    }
+  } else {
+    for (auto& b : w.bytes) b = static_cast<uint8_t>(rng() & 0x3F);  // small values, no NaN/Inf
+  }
   w.view.dtype = t;
   w.view.ndim = 2;
   w.view.shape = {rows, cols, 0, 0};
@@ -38,7 +46,10 @@ Weight MakeWeight(DType t, int64_t rows, int64_t cols) {
 }
 
 // `packed`: the layout the loader makes for this CPU (kernels/pack.h), where it makes one.
-void MatMul(benchmark::State& state, DType t, bool packed) {
+// `exact`: MatMulPrecision::kExact (f32 activations on every path).
+void MatMul(benchmark::State& state, DType t, bool packed, bool exact = false) {
+  kinfer::kernels::SetMatMulPrecision(exact ? kinfer::kernels::MatMulPrecision::kExact
+                                            : kinfer::kernels::MatMulPrecision::kFast);
   const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
   Weight w = MakeWeight(t, rows, cols);
   std::unique_ptr<kinfer::kernels::PackedMatrix> pm;
@@ -59,6 +70,7 @@ void MatMul(benchmark::State& state, DType t, bool packed) {
   }
   state.SetItemsProcessed(state.iterations() * rows * cols * tokens);
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.bytes.size()));
+  kinfer::kernels::SetMatMulPrecision(kinfer::kernels::MatMulPrecision::kFast);
 }
 
 void Args(benchmark::internal::Benchmark* b) {
@@ -74,14 +86,20 @@ void Args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK_CAPTURE(MatMul, F16, DType::kF16, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, F16_exact, DType::kF16, false, true)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, BF16, DType::kBF16, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, BF16_exact, DType::kBF16, false, true)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, Q8_0, DType::kQ8_0, false)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, Q8_0x16, DType::kQ8_0, true)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, Q4_0, DType::kQ4_0, false)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, Q4_0x16, DType::kQ4_0, true)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, Q4_1, DType::kQ4_1, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q5_0x16, DType::kQ5_0, true)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, Q4_K, DType::kQ4_K, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q4_Kx16, DType::kQ4_K, true)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q4_K_exact, DType::kQ4_K, false, true)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, Q6_K, DType::kQ6_K, false)->Apply(Args);
+BENCHMARK_CAPTURE(MatMul, Q6_Kx16, DType::kQ6_K, true)->Apply(Args);
 
 }  // namespace
 

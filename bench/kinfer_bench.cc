@@ -4,6 +4,8 @@
 // as one JSON line.
 //
 //   kinfer_bench --model m.gguf --threads 2 -p 512 -n 128 -r 3 [--device cuda]
+//   kinfer_bench --cpu-info     # the kernels' SIMD target, and whether AMX may be used
+//   kinfer_bench --exact ...    # f32 activations everywhere (MatMulPrecision::kExact)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,9 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "engine/device.h"
+#include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/simd_target.h"
+#include "kernels/vector_ops.h"
 #include "model/backend.h"
 #include "model/model.h"
 
@@ -67,9 +73,18 @@ double ReadBandwidth(kinfer::ThreadPool& pool, size_t bytes, int reps) {
 int Usage() {
   std::fprintf(stderr,
                "usage: kinfer_bench --model FILE [--threads T] [-p PROMPT] [-n DECODE] [-r REPS] "
-               "[--device cpu|cuda]\n"
-               "       kinfer_bench --stream-gib GIB [--threads T] [-r REPS]\n");
+               "[--device cpu|cuda] [--exact]\n"
+               "       kinfer_bench --stream-gib GIB [--threads T] [-r REPS]\n"
+               "       kinfer_bench --cpu-info\n");
   return 2;
+}
+
+// What Kinfer's kernels run on here (bench/cpu_probe.cc reports the CPU itself).
+int CpuInfo() {
+  std::printf("{\"kernels_target\": \"%s\", \"amx_usable\": %s}\n",
+              kinfer::kernels::SimdTarget().c_str(),
+              kinfer::RequestAmx().usable ? "true" : "false");
+  return 0;
 }
 
 }  // namespace
@@ -100,6 +115,10 @@ int main(int argc, char** argv) {
     } else if (a == "--stream-gib") {
       if (!(v = next())) return Usage();
       stream_gib = std::atof(v);
+    } else if (a == "--exact") {
+      kernels::SetMatMulPrecision(kernels::MatMulPrecision::kExact);
+    } else if (a == "--cpu-info") {
+      return CpuInfo();
     } else if (a == "--device") {
       if (!(v = next())) return Usage();
       device_name = v;

@@ -3,12 +3,22 @@
 
 Weight values do not change how fast a kernel runs, so the files hold N(0, 0.02) weights
 quantized with the `gguf` package, and a synthetic byte-level vocabulary (every byte a token, one
-merge, "zz", so a prompt of N letters without a double z is N tokens) padded with filler tokens to the model's
-vocabulary size. Every 2-D weight is stored in the file's type ("pure"), norms in F32.
+merge, "zz", so a prompt of N letters without a double z is N tokens) padded with filler tokens to
+the model's vocabulary size. Every 2-D weight is stored in the file's type ("pure"), norms in F32.
+
+Type BF16 writes a pair holding the same weights: a Hugging Face checkpoint directory
+<shape>-BF16-hf/ (config.json and model.safetensors in BF16, HF tensor names, as the hub serves
+them) for Kinfer, and <shape>-BF16.gguf for llama.cpp, laid out as llama.cpp's
+convert_hf_to_gguf.py lays out that checkpoint (GGUF names, Q/K rows permuted for arch llama,
+norms and biases in F32: every value is the checkpoint's, exactly).
+
+The mixed K-quant files users download (Q4_K_M, Q5_K_M, Q6_K) are not written here: bench/run.py
+makes them from the F16 file with llama.cpp's own llama-quantize.
 
   python3 bench/make_models.py --out ~/.cache/kinfer/bench-models --shape qwen2.5-0.5b --type Q4_0
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -69,13 +79,12 @@ def llama3_freq_factors(s, head_dim):
     return np.array(out, dtype=np.float32)
 
 
-def write(path, shape, type_name, seed=0):
+def new_writer(path, shape, type_name, ftype):
+    """A GGUFWriter with the model's metadata and byte-level vocabulary."""
     s = SHAPES[shape]
-    qtype, ftype = TYPES[type_name]
-    rng = np.random.default_rng(seed)
     head_dim = s["hidden"] // s["heads"]
     arch = s["arch"]
-    w = gguf.GGUFWriter(path + ".tmp", arch)
+    w = gguf.GGUFWriter(path, arch)
     w.add_name(f"random-{shape}-{type_name}")
     w.add_file_type(int(ftype))
     w.add_context_length(s["ctx"])
@@ -115,42 +124,127 @@ def write(path, shape, type_name, seed=0):
     w.add_bos_token_id(s["bos"])
     w.add_eos_token_id(s["eos"])
     w.add_add_bos_token(arch == "llama")
-
-    def mat(name, rows, cols):
-        x = rng.standard_normal((rows, cols), dtype=np.float32) * 0.02
-        data = gguf.quants.quantize(x, qtype)
-        w.add_tensor(name, data, raw_dtype=qtype)
-
-    def vec(name, n, value=None):
-        x = np.ones(n, dtype=np.float32) if value is None else value
-        w.add_tensor(name, x)
-
-    H, F = s["hidden"], s["ffn"]
-    qd, kvd = s["heads"] * head_dim, s["kv_heads"] * head_dim
-    mat("token_embd.weight", s["vocab"], H)
     if s["llama3_rope"]:
-        vec("rope_freqs.weight", head_dim // 2, llama3_freq_factors(s, head_dim))
-    for l in range(s["layers"]):
-        p = f"blk.{l}."
-        vec(p + "attn_norm.weight", H)
-        mat(p + "attn_q.weight", qd, H)
-        mat(p + "attn_k.weight", kvd, H)
-        mat(p + "attn_v.weight", kvd, H)
-        if s["qkv_bias"]:
-            vec(p + "attn_q.bias", qd, rng.standard_normal(qd, dtype=np.float32) * 0.02)
-            vec(p + "attn_k.bias", kvd, rng.standard_normal(kvd, dtype=np.float32) * 0.02)
-            vec(p + "attn_v.bias", kvd, rng.standard_normal(kvd, dtype=np.float32) * 0.02)
-        mat(p + "attn_output.weight", H, qd)
-        vec(p + "ffn_norm.weight", H)
-        mat(p + "ffn_gate.weight", F, H)
-        mat(p + "ffn_up.weight", F, H)
-        mat(p + "ffn_down.weight", H, F)
-    vec("output_norm.weight", H)
+        w.add_tensor("rope_freqs.weight", llama3_freq_factors(s, head_dim))
+    return w
+
+
+def finish(w, path):
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     os.replace(path + ".tmp", path)
+
+
+def layout(shape):
+    """(HF name, GGUF name, shape) of every tensor, in the order both files store them; shape
+    (n,) is a norm (ones) or a bias."""
+    s = SHAPES[shape]
+    head_dim = s["hidden"] // s["heads"]
+    H, F = s["hidden"], s["ffn"]
+    qd, kvd = s["heads"] * head_dim, s["kv_heads"] * head_dim
+    out = [("model.embed_tokens.weight", "token_embd.weight", (s["vocab"], H))]
+    for l in range(s["layers"]):
+        hp, gp = f"model.layers.{l}.", f"blk.{l}."
+        out.append((hp + "input_layernorm.weight", gp + "attn_norm.weight", (H,)))
+        out.append((hp + "self_attn.q_proj.weight", gp + "attn_q.weight", (qd, H)))
+        out.append((hp + "self_attn.k_proj.weight", gp + "attn_k.weight", (kvd, H)))
+        out.append((hp + "self_attn.v_proj.weight", gp + "attn_v.weight", (kvd, H)))
+        if s["qkv_bias"]:
+            out.append((hp + "self_attn.q_proj.bias", gp + "attn_q.bias", (qd,)))
+            out.append((hp + "self_attn.k_proj.bias", gp + "attn_k.bias", (kvd,)))
+            out.append((hp + "self_attn.v_proj.bias", gp + "attn_v.bias", (kvd,)))
+        out.append((hp + "self_attn.o_proj.weight", gp + "attn_output.weight", (H, qd)))
+        out.append((hp + "post_attention_layernorm.weight", gp + "ffn_norm.weight", (H,)))
+        out.append((hp + "mlp.gate_proj.weight", gp + "ffn_gate.weight", (F, H)))
+        out.append((hp + "mlp.up_proj.weight", gp + "ffn_up.weight", (F, H)))
+        out.append((hp + "mlp.down_proj.weight", gp + "ffn_down.weight", (H, F)))
+    out.append(("model.norm.weight", "output_norm.weight", (H,)))
+    return out
+
+
+def values(rng, name, shape):
+    if name.endswith("norm.weight"):
+        return np.ones(shape, dtype=np.float32)
+    return rng.standard_normal(shape, dtype=np.float32) * 0.02
+
+
+def write(path, shape, type_name, seed=0):
+    qtype, ftype = TYPES[type_name]
+    rng = np.random.default_rng(seed)
+    w = new_writer(path + ".tmp", shape, type_name, ftype)
+    for _, name, dims in layout(shape):
+        x = values(rng, name, dims)
+        if len(dims) == 1:
+            w.add_tensor(name, x)
+        else:
+            w.add_tensor(name, gguf.quants.quantize(x, qtype), raw_dtype=qtype)
+    finish(w, path)
+
+
+def to_bf16(x):
+    """float32 -> bfloat16 bits (uint16), rounding to nearest even."""
+    u = x.view(np.uint32)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def permute_qk(w, n_head):
+    """HF's rotate-half rows -> the interleaved pairs of GGUF arch llama (convert_hf_to_gguf)."""
+    rows = w.shape[0]
+    return w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def hf_config(shape):
+    s = SHAPES[shape]
+    c = {
+        "architectures": ["LlamaForCausalLM" if s["arch"] == "llama" else "Qwen2ForCausalLM"],
+        "model_type": s["arch"], "hidden_size": s["hidden"], "intermediate_size": s["ffn"],
+        "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"],
+        "num_key_value_heads": s["kv_heads"], "head_dim": s["hidden"] // s["heads"],
+        "vocab_size": s["vocab"], "max_position_embeddings": s["ctx"],
+        "rms_norm_eps": s["eps"], "rope_theta": s["theta"], "tie_word_embeddings": True,
+        "hidden_act": "silu", "torch_dtype": "bfloat16", "bos_token_id": s["bos"],
+        "eos_token_id": s["eos"], "attention_bias": s["qkv_bias"],
+    }
+    if s["llama3_rope"]:
+        r = s["llama3_rope"]
+        c["rope_scaling"] = {"rope_type": "llama3", "factor": r["factor"],
+                             "low_freq_factor": r["low"], "high_freq_factor": r["high"],
+                             "original_max_position_embeddings": r["orig"]}
+    return c
+
+
+def write_bf16_pair(hf_dir, gguf_path, shape, seed=0):
+    """The same BF16 weights as an HF checkpoint directory and as a GGUF."""
+    s = SHAPES[shape]
+    rng = np.random.default_rng(seed)
+    tensors = layout(shape)
+    header, offset = {}, 0
+    for hf_name, _, dims in tensors:
+        n = 2 * math.prod(dims)
+        header[hf_name] = {"dtype": "BF16", "shape": list(dims), "data_offsets": [offset, offset + n]}
+        offset += n
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    tmp_dir = hf_dir + ".tmp"
+    os.makedirs(tmp_dir, exist_ok=True)
+    with open(os.path.join(tmp_dir, "config.json"), "w") as f:
+        json.dump(hf_config(shape), f, indent=2)
+    w = new_writer(gguf_path + ".tmp", shape, "BF16", gguf.LlamaFileType.MOSTLY_BF16)
+    with open(os.path.join(tmp_dir, "model.safetensors"), "wb") as f:
+        f.write(len(head).to_bytes(8, "little") + head)
+        for hf_name, name, dims in tensors:
+            bits = to_bf16(values(rng, name, dims))
+            f.write(bits.tobytes())
+            if s["arch"] == "llama" and ("attn_q." in name or "attn_k." in name):
+                bits = permute_qk(bits, s["heads"] if "attn_q." in name else s["kv_heads"])
+            if len(dims) == 1:  # norms and biases: F32 in the GGUF, the same values
+                w.add_tensor(name, (bits.astype(np.uint32) << 16).view(np.float32))
+            else:
+                w.add_tensor(name, bits, raw_dtype=gguf.GGMLQuantizationType.BF16)
+    finish(w, gguf_path)
+    os.replace(tmp_dir, hf_dir)
 
 
 def main():
@@ -163,11 +257,16 @@ def main():
     for shape in args.shape:
         for t in args.type:
             path = os.path.join(args.out, f"{shape}-{t}.gguf")
-            if os.path.exists(path):
+            hf_dir = os.path.join(args.out, f"{shape}-{t}-hf")
+            if os.path.exists(path) and (t != "BF16" or os.path.isdir(hf_dir)):
                 print(f"have {path}", flush=True)
                 continue
-            print(f"writing {path}", flush=True)
-            write(path, shape, t)
+            if t == "BF16":
+                print(f"writing {hf_dir} and {path} (same weights)", flush=True)
+                write_bf16_pair(hf_dir, path, shape)
+            else:
+                print(f"writing {path}", flush=True)
+                write(path, shape, t)
     return 0
 
 

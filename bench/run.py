@@ -7,10 +7,13 @@
 
 What it does, with progress on stderr and the table on stdout:
   1. builds Kinfer (cmake release preset: kinfer, kinfer_bench);
-  2. builds llama.cpp (llama-bench, llama-server) from the llama-cpp-python source distribution
-     on PyPI into ~/.cache/kinfer/llama.cpp-<version> (nothing of it enters this repository);
-  3. writes random-weight GGUFs in the shapes of Qwen2.5-0.5B and Llama-3.2-1B (bench/make_models.py)
-     into ~/.cache/kinfer/bench-models;
+  2. builds llama.cpp (llama-bench, llama-server, llama-quantize) from the llama-cpp-python
+     source distribution on PyPI with bench/llama_cpp.py: -march=native, minus AMX where the CPU
+     has it but the kernel does not let a process use it (nothing of it enters this repository);
+  3. writes random-weight models in the shapes of Qwen2.5-0.5B and Llama-3.2-1B (bench/make_models.py)
+     into ~/.cache/kinfer/bench-models: GGUFs, BF16 as a Hugging Face safetensors checkpoint for
+     Kinfer and the same weights as a BF16 GGUF for llama.cpp, and Q4_K_M/Q5_K_M/Q6_K made from the
+     F16 GGUF by llama.cpp's own llama-quantize;
   4. measures the machine's read bandwidth (kinfer_bench --stream-gib) and from it the decode
      bound of each model: read bandwidth / bytes read per token (weights + KV of the context);
   5. prefill (512-token prompt) and batch-1 decode tokens/s: kinfer_bench and llama-bench,
@@ -38,9 +41,13 @@ import sys
 import tarfile
 import time
 
+import llama_cpp
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.expanduser(os.environ.get("KINFER_BENCH_CACHE", "~/.cache/kinfer"))
-LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+LLAMA_CPP_PYTHON_VERSION = llama_cpp.VERSION
+# Types made from the F16 GGUF with llama-quantize (mixed recipes, as users download them).
+QUANTIZE_TYPES = {"Q4_K_M", "Q5_K_M", "Q6_K", "Q4_K_S", "Q5_K_S", "Q3_K_M", "Q2_K"}
 
 
 def log(msg):
@@ -50,6 +57,41 @@ def log(msg):
 def run(cmd, **kw):
     log("$ " + " ".join(cmd))
     return subprocess.run(cmd, check=True, **kw)
+
+
+def run_build(cmd, what, **kw):
+    """A build command whose [n/N] lines (ninja) become a progress line every 10% or 20 s."""
+    log("$ " + " ".join(cmd))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **kw)
+    start = last_time = time.time()
+    last_pct, tail = -10, []
+    for line in proc.stdout:
+        tail = (tail + [line])[-30:]
+        if line.startswith("[") and "/" in line.split("]")[0]:
+            done, total = line[1:].split("]")[0].split("/")
+            pct = 100 * int(done) // max(int(total), 1)
+            if pct >= last_pct + 10 or time.time() - last_time > 20:
+                log(f"building {what}: {pct}% ({done}/{total} steps, {time.time() - start:.0f} s)")
+                last_pct, last_time = pct, time.time()
+    if proc.wait() != 0:
+        sys.stderr.write("".join(tail))
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    log(f"built {what} in {time.time() - start:.0f} s")
+
+
+class Phases:
+    """'phase 3/5: prefill and decode (12 min so far)' lines between the long steps."""
+
+    def __init__(self, names):
+        self.names, self.start, self.i = names, time.time(), 0
+
+    def next(self, detail=""):
+        name = self.names[self.i]
+        self.i += 1
+        took = time.time() - self.start
+        log(f"phase {self.i}/{len(self.names)}: {name}{': ' + detail if detail else ''} "
+            f"({took // 60:.0f} min {took % 60:.0f} s so far)")
 
 
 def output(cmd, timeout=None):
@@ -69,52 +111,54 @@ def ensure_python_packages():
 
 def build_kinfer(jobs):
     run(["cmake", "--preset", "release"], cwd=REPO, stdout=subprocess.DEVNULL)
-    run(["cmake", "--build", "--preset", "release", f"-j{jobs}", "--target", "kinfer",
-         "kinfer_bench"], cwd=REPO, stdout=subprocess.DEVNULL)
+    run_build(["cmake", "--build", "--preset", "release", f"-j{jobs}", "--target", "kinfer",
+               "kinfer_bench"], "Kinfer", cwd=REPO)
     return os.path.join(REPO, "build/release/src/kinfer"), \
         os.path.join(REPO, "build/release/bench/kinfer_bench")
 
 
 def build_llama_cpp(version, jobs):
-    root = os.path.join(CACHE, f"llama.cpp-{version}")
-    bench = os.path.join(root, "build/bin/llama-bench")
-    server = os.path.join(root, "build/bin/llama-server")
-    if os.path.exists(bench) and os.path.exists(server):
-        return bench, server
-    sdist_dir = os.path.join(CACHE, "sdist")
-    os.makedirs(sdist_dir, exist_ok=True)
-    tgz = os.path.join(sdist_dir, f"llama_cpp_python-{version}.tar.gz")
-    if not os.path.exists(tgz):
-        run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
-             ":all:", "-d", sdist_dir, f"llama-cpp-python=={version}"])
-    src = os.path.join(root, "src")
-    if not os.path.exists(os.path.join(src, "CMakeLists.txt")):
-        log(f"unpacking llama.cpp from {tgz}")
-        tmp = os.path.join(root, "unpack")
-        shutil.rmtree(tmp, ignore_errors=True)
-        with tarfile.open(tgz) as t:
-            t.extractall(tmp)
-        shutil.move(os.path.join(tmp, f"llama_cpp_python-{version}", "vendor", "llama.cpp"), src)
-        shutil.rmtree(tmp)
-    run(["cmake", "-S", src, "-B", os.path.join(root, "build"), "-G", "Ninja",
-         "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_BUILD_TESTS=OFF",
-         "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",
-         "-DLLAMA_OPENSSL=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_APP=OFF"],
-        stdout=subprocess.DEVNULL)
-    run(["cmake", "--build", os.path.join(root, "build"), f"-j{jobs}", "--target", "llama-bench",
-         "llama-server"], stdout=subprocess.DEVNULL)
-    return bench, server
+    """(llama-bench, llama-server) built for this CPU by bench/llama_cpp.py. The caller holds
+    ~/.cache/kinfer/llama.cpp.lock (main() does; so does `flock <lock> python3 -c ...`)."""
+    b = llama_cpp.build(version, jobs)
+    return os.path.join(b["bin_dir"], "llama-bench"), os.path.join(b["bin_dir"], "llama-server")
 
 
-def make_models(shapes, types):
+def make_models(shapes, types, quantize=None):
+    """[(shape, type, Kinfer's path, llama.cpp's path)]: the same weights for both (BF16: an HF
+    checkpoint directory for Kinfer, its GGUF for llama.cpp); llama-quantize types from F16."""
     out = os.path.join(CACHE, "bench-models")
+    direct = [t for t in types if t not in QUANTIZE_TYPES]
+    if any(t in QUANTIZE_TYPES for t in types) and "F16" not in direct:
+        direct.append("F16")
     cmd = [sys.executable, os.path.join(REPO, "bench/make_models.py"), "--out", out]
     for s in shapes:
         cmd += ["--shape", s]
-    for t in types:
+    for t in direct:
         cmd += ["--type", t]
     run(cmd, stdout=sys.stderr)
-    return [(s, t, os.path.join(out, f"{s}-{t}.gguf")) for s in shapes for t in types]
+    models = []
+    for s in shapes:
+        for t in types:
+            path = os.path.join(out, f"{s}-{t}.gguf")
+            if t in QUANTIZE_TYPES and not os.path.exists(path):
+                run([quantize, os.path.join(out, f"{s}-F16.gguf"), path + ".tmp", t],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                os.replace(path + ".tmp", path)
+            kinfer_path = os.path.join(out, f"{s}-{t}-hf") if t == "BF16" else path
+            models.append((s, t, kinfer_path, path))
+    return models
+
+
+def gguf_type_mix(path):
+    """"Q4_K 58%, Q6_K 30%, ..." by bytes of the 2-D weights of a GGUF."""
+    import gguf
+    by = {}
+    for t in gguf.GGUFReader(path).tensors:
+        if len(t.shape) >= 2:
+            by[t.tensor_type.name] = by.get(t.tensor_type.name, 0) + int(t.n_bytes)
+    total = sum(by.values())
+    return ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in sorted(by.items(), key=lambda x: -x[1]))
 
 
 def kinfer_serve_available(kinfer):
@@ -358,10 +402,10 @@ def serve_alternated(servers, model_name, levels, args):
             asyncio.run(load_test(srv.port, model_name, 1, 1, args.prompt_len, 8, first=10**6))
         res = {srv.name: {} for srv in started}
         first = 0
-        for c in levels:
+        for li, c in enumerate(levels):
             n = max(c * args.requests_per_stream, 2)
             for srv in started:
-                log(f"{srv.name}: {c} streams, {n} requests")
+                log(f"{srv.name}: {c} streams, {n} requests (level {li + 1}/{len(levels)})")
                 res[srv.name][c] = asyncio.run(load_test(srv.port, model_name, c, n,
                                                          args.prompt_len, args.max_tokens,
                                                          first=first))
@@ -408,11 +452,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--shapes", nargs="+", default=["qwen2.5-0.5b", "llama-3.2-1b"])
-    ap.add_argument("--types", nargs="+", default=["F16", "Q8_0", "Q4_0"])
+    ap.add_argument("--types", nargs="+",
+                    default=["F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"])
     ap.add_argument("--rounds", type=int, default=3, help="alternated rounds per tool and model")
     ap.add_argument("--prompt", type=int, default=512)
     ap.add_argument("--decode", type=int, default=128)
-    ap.add_argument("--serve-models", nargs="*", default=["qwen2.5-0.5b-Q4_0", "qwen2.5-0.5b-Q8_0"],
+    ap.add_argument("--serve-models", nargs="*",
+                    default=["qwen2.5-0.5b-Q4_K_M", "qwen2.5-0.5b-Q4_0", "qwen2.5-0.5b-Q8_0"],
                     help="<shape>-<type> files to serve; none skips serving")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--requests-per-stream", type=int, default=2)
@@ -430,20 +476,35 @@ def main():
         args.requests_per_stream = 1
 
     os.makedirs(CACHE, exist_ok=True)
+    names = ["build Kinfer", "build llama.cpp (once per version, cached)"]
+    if not args.serve_only:
+        names += ["write the models", "read bandwidth", "prefill and decode"]
+    if args.serve_models:
+        names += ["serving"]
+    phases = Phases(names)
     ensure_python_packages()
+    phases.next()
     kinfer, kinfer_bench = build_kinfer(args.jobs)
-    llama_bench, llama_server = build_llama_cpp(args.llama_cpp_python, args.jobs)
-    models = [] if args.serve_only else make_models(args.shapes, args.types)
+    phases.next()
+    llama = llama_cpp.locked_build(args.llama_cpp_python, args.jobs)
+    llama_bench = os.path.join(llama["bin_dir"], "llama-bench")
+    llama_server = os.path.join(llama["bin_dir"], "llama-server")
+    quantize = os.path.join(llama["bin_dir"], "llama-quantize")
+    if not args.serve_only:
+        phases.next(f"{len(args.shapes)} shapes x {len(args.types)} types")
+    models = [] if args.serve_only else make_models(args.shapes, args.types, quantize)
     T = args.threads
-    log(f"threads {T}; {os.cpu_count()} CPUs; load average {os.getloadavg()}")
+    load = os.getloadavg()
+    log(f"threads {T}; {os.cpu_count()} CPUs; load average {load}")
+    header(args, T, load, llama, kinfer_bench, models)
 
     if args.serve_only:
-        print(f"# Kinfer vs llama.cpp ({args.llama_cpp_python} sdist), {T} threads, "
-              f"{time.strftime('%Y-%m-%d %H:%M')}")
-        return serve(args, kinfer, llama_server, T)
+        phases.next(f"{len(args.serve_models)} models x {len(args.levels)} levels")
+        return serve(args, kinfer, llama_server, quantize, T)
 
     # Other processes' load only ever lowers a bandwidth sample: keep the best of samples taken
     # before and after every model.
+    phases.next()
     bw_samples = [stream_bandwidth(kinfer_bench, T)]
     log(f"read bandwidth {bw_samples[-1] / 1e9:.1f} GB/s")
 
@@ -451,12 +512,13 @@ def main():
     rows = [["model", "size", f"prefill t/s Kinfer", "llama.cpp", "ratio", "decode t/s Kinfer",
              "llama.cpp", "ratio", "bound t/s", "Kinfer/bound", "llama.cpp/bound"]]
     measured = []
-    for shape, typ, path in models:
+    phases.next(f"{len(models)} models x {args.rounds} rounds x 2 tools")
+    for m, (shape, typ, kpath, path) in enumerate(models):
         ms = model_shape(path)
         k_pp, k_tg, l_pp, l_tg = [], [], [], []
         for r in range(args.rounds):
-            log(f"{shape} {typ}: round {r + 1}/{args.rounds}")
-            a, b = kinfer_pp_tg(kinfer_bench, path, T, args.prompt, args.decode)
+            log(f"{shape} {typ} (model {m + 1}/{len(models)}): round {r + 1}/{args.rounds}")
+            a, b = kinfer_pp_tg(kinfer_bench, kpath, T, args.prompt, args.decode)
             k_pp.append(a)
             k_tg.append(b)
             a, b = llama_pp_tg(llama_bench, path, T, args.prompt, args.decode)
@@ -474,19 +536,40 @@ def main():
         rows.append([f"{shape} {typ}", fmt(ms[3], "MiB"), fmt(kp), fmt(lp), ratio(kp, lp),
                      fmt(kt), fmt(lt), ratio(kt, lt), fmt(bound), ratio(kt, bound),
                      ratio(lt, bound)])
-    print(f"# Kinfer vs llama.cpp ({args.llama_cpp_python} sdist), {T} threads, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}")
     print(f"\nread bandwidth (STREAM-style sum, {T} threads, best of {len(bw_samples)} samples "
           f"{', '.join(f'{b / 1e9:.1f}' for b in bw_samples)} GB/s): {fmt(bw, 'GB/s')}; "
           f"decode bound = bandwidth / (2-D weight bytes + f16 KV bytes at context "
           f"{args.prompt + args.decode // 2})")
     print_table(rows, f"prefill ({args.prompt}-token prompt) and decode ({args.decode} tokens, "
                       f"batch 1), median of {args.rounds} alternated rounds")
+    mixes = [(f"{s} {t}", gguf_type_mix(p)) for s, t, _, p in models if t in QUANTIZE_TYPES]
+    if mixes:
+        print("\nllama-quantize's mixes (2-D weight bytes by type; K-quants need rows of 256, "
+              "other tensors fall back):")
+        for name, mix in mixes:
+            print(f"- {name}: {mix}")
 
-    return serve(args, kinfer, llama_server, T)
+    if args.serve_models:
+        phases.next(f"{len(args.serve_models)} models x {len(args.levels)} levels")
+    return serve(args, kinfer, llama_server, quantize, T)
 
 
-def serve(args, kinfer, llama_server, T):
+def header(args, T, load, llama, kinfer_bench, models):
+    """Who ran where: the CPU, what each side compiled for, the machine's load."""
+    cpu = llama["cpu"]
+    k = json.loads(output([kinfer_bench, "--cpu-info"]))
+    print(f"# Kinfer vs llama.cpp ({args.llama_cpp_python} sdist), {T} threads, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}\n")
+    print(f"- CPU: {cpu['cpu']}, {os.cpu_count()} CPUs; usable: {cpu['features']}")
+    print(f"- AMX: {'usable' if cpu['amx_usable'] else 'not usable'} ({cpu['amx_detail']})")
+    print(f"- Kinfer: Highway target {k['kernels_target']} (chosen at run time)")
+    print(f"- llama.cpp: {llama['simd']}")
+    print(f"- load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          f"(other processes share this machine: compare ratios from one run)")
+    sys.stdout.flush()
+
+
+def serve(args, kinfer, llama_server, quantize, T):
     if not args.serve_models:
         return 0
     have_serve = kinfer_serve_available(kinfer)
@@ -497,7 +580,7 @@ def serve(args, kinfer, llama_server, T):
         path = os.path.join(CACHE, "bench-models", f"{name}.gguf")
         if not os.path.exists(path):
             shape, typ = name.rsplit("-", 1)
-            make_models([shape], [typ])
+            make_models([shape], [typ], quantize)
         ms = model_shape(path)
         layers, kv_heads, head_dim, _ = ms
         slots = max(args.levels)

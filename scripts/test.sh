@@ -6,12 +6,13 @@
 # runs (.ci/run).
 #
 #   scripts/test.sh              # everything
-#   scripts/test.sh unit asan    # only the named stages: format unit cuda compat asan fuzz api k8s
+#   scripts/test.sh unit asan    # only the named stages: format unit cuda compat asan fuzz api
+#                                # playground prometheus k8s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stages=("$@")
-((${#stages[@]})) || stages=(format unit cuda compat asan fuzz api k8s)
+((${#stages[@]})) || stages=(format unit cuda compat asan fuzz api playground prometheus k8s)
 want() { local s; for s in "${stages[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
 say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 jobs=$(nproc)
@@ -35,14 +36,15 @@ shared_dir() {
 }
 KINFER_SHARED_DIR=$(shared_dir)
 export KINFER_SHARED_DIR
-say "test data: $KINFER_SHARED_DIR"
+say "test data: $KINFER_SHARED_DIR (checked against tests/data/shared-manifest.tsv)"
+scripts/check_test_data.py --quiet "$KINFER_SHARED_DIR"
 
 if want format; then
   say "format check (clang-format, the repo's .clang-format)"
   git ls-files -z 'src/*.cc' 'src/*.h' 'tests/unit/*.cc' 'tests/unit/*.h' 'fuzz/*.cc' 'bench/*.cc' |
     xargs -0 clang-format --dry-run -Werror
 fi
-if want unit || want compat || want api || want k8s; then
+if want unit || want compat || want api || want k8s || want playground || want prometheus; then
   say "release build"
   cmake --preset release >/dev/null
   cmake --build --preset release -j "$jobs"
@@ -50,6 +52,7 @@ fi
 if want unit; then
   say "unit tests (release)"
   ctest --preset release -j "$jobs"
+  python3 -m pytest -q tests/data
 fi
 if want cuda; then
   # CI has no GPU: this compiles the CUDA backend (sm_90) so it never rots, and runs its tests,
@@ -83,6 +86,15 @@ if want api; then
     KINFER_BINARY=build/asan/src/kinfer ASAN_OPTIONS=detect_leaks=1 \
       python3 -m pytest -q tests/api -k "not soak"
   fi
+fi
+if want playground; then
+  say "playground page in headless Chromium, driven by Selenium (tests/playground/setup.sh installs them)"
+  tests/playground/setup.sh
+  KINFER_BINARY=build/release/src/kinfer python3 -m pytest -q tests/playground
+fi
+if want prometheus; then
+  say "Prometheus scraping kinfer serve; promtool checks and unit-tests the chart's alerts"
+  tests/prometheus/run.sh
 fi
 if want k8s && [[ -x tests/k8s/run.sh ]]; then
   say "Kubernetes tests (real kube-apiserver, etcd and helm)"

@@ -4,6 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace kinfer::cli {
 
 // Set by a subcommand's callback; main returns it.
@@ -13,6 +17,9 @@ void AddInspectCommand(CLI::App& app);
 void AddGenerateCommand(CLI::App& app);
 void AddTokenizeCommand(CLI::App& app);
 void AddServeCommand(CLI::App& app);
+// The topics `kinfer serve --help` groups its flags under, and which flags each holds.
+const std::vector<std::pair<std::string, std::vector<std::string>>>& ServeFlagGroups();
+void GroupServeFlags(CLI::App& cmd);
 void AddChatTemplateCommand(CLI::App& app);
 void AddPullCommand(CLI::App& app);
 void AddModelsCommand(CLI::App& app);

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
+#include "kernels/matmul.h"
 #include "server/server.h"
 
 namespace kinfer::cli {
@@ -35,6 +36,40 @@ std::optional<std::pair<std::string, std::string>> ParseLoraModule(const std::st
 
 }  // namespace
 
+// `kinfer serve --help` lists the flags by topic, as vLLM's does (its ModelConfig, CacheConfig,
+// SchedulerConfig, Frontend... groups). A new flag belongs in one of these: the unit test
+// (tests/unit/cli/serve_help_test.cc) fails for a flag left in no group.
+const std::vector<std::pair<std::string, std::vector<std::string>>>& ServeFlagGroups() {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> kGroups = {
+      {"Model",
+       {"--model", "--served-model-name", "--chat-template", "--max-model-len", "--pooler-config"}},
+      {"Frontend (HTTP, OpenAI API, security)",
+       {"--host", "--port", "--api-key", "--api-key-file", "--ssl-certfile", "--ssl-keyfile",
+        "--max-request-body-bytes", "--io-threads", "--no-playground", "--tool-call-parser",
+        "--reasoning-parser", "--enable-auto-tool-choice"}},
+      {"Scheduler", {"--max-num-seqs", "--max-num-batched-tokens", "--max-queue-len"}},
+      {"KV cache",
+       {"--kv-cache-memory", "--kv-cache-dtype", "--block-size", "--no-enable-prefix-caching"}},
+      {"Device and compute",
+       {"--device", "--gpu-memory-utilization", "--threads", "--matmul-precision"}},
+      {"LoRA",
+       {"--enable-lora", "--lora-modules", "--max-loras", "--max-lora-rank", "--max-cpu-loras",
+        "--allow-runtime-lora-updating"}},
+      {"Metrics", {"--metrics-port", "--protect-metrics", "--metrics-vllm-names"}},
+      {"Shutdown", {"--drain-delay", "--shutdown-timeout"}},
+      {"Logging", {"--log-format", "--log-prompts", "--no-access-log"}},
+  };
+  return kGroups;
+}
+
+void GroupServeFlags(CLI::App& cmd) {
+  for (const auto& [group, names] : ServeFlagGroups()) {
+    for (const std::string& name : names) {
+      if (CLI::Option* opt = cmd.get_option_no_throw(name)) opt->group(group);
+    }
+  }
+}
+
 void AddServeCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "serve", "Serve a model over the OpenAI API (/v1/completions, /v1/chat/completions, ...)");
@@ -46,6 +81,7 @@ void AddServeCommand(CLI::App& app) {
   auto no_access_log = std::make_shared<bool>(false);
   auto threads = std::make_shared<int>(0);
   auto max_body = std::make_shared<std::string>("32MiB");
+  auto precision = std::make_shared<std::string>("fast");
   auto lora_modules = std::make_shared<std::vector<std::string>>();
   auto device = std::make_shared<std::string>("auto");
 
@@ -57,6 +93,11 @@ void AddServeCommand(CLI::App& app) {
                   "Name(s) clients use in the 'model' field (default: the --model argument)");
   cmd->add_option("--chat-template", o->chat_template_file,
                   "Jinja chat template file that overrides the model's own");
+  cmd->add_option("--pooler-config", o->pooler_config,
+                  "Serve /v1/embeddings with this pooling, over the model's own config: JSON like "
+                  "'{\"pooling_type\": \"MEAN\", \"normalize\": true, "
+                  "\"matryoshka_dimensions\": [64, 128]}' (pooling_type LAST, MEAN or CLS; "
+                  "is_matryoshka: any 'dimensions' allowed)");
   cmd->add_option("--tool-call-parser", o->tool_call_parser,
                   "How the model writes tool calls, for tool_choice auto: hermes, llama3_json, "
                   "mistral, qwen3_coder, pythonic, none (default: auto, from the chat template)")
@@ -125,6 +166,11 @@ void AddServeCommand(CLI::App& app) {
                   "--kv-cache-memory the cache takes the rest)")
       ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
+  cmd->add_option("--matmul-precision", *precision,
+                  "fast: round activations where a faster matmul needs it (8-bit terms, bf16 on "
+                  "AMX), within transformers' own bf16 deviation; exact: f32 activations")
+      ->check(CLI::IsMember({"fast", "exact"}))
+      ->capture_default_str();
   cmd->add_option("--ssl-certfile", o->http.tls_cert_file, "PEM certificate chain: serve HTTPS");
   cmd->add_option("--ssl-keyfile", o->http.tls_key_file, "PEM private key for --ssl-certfile");
   cmd->add_option("--metrics-port", o->metrics_port,
@@ -152,6 +198,11 @@ void AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--log-prompts", o->log_prompts, "Include prompt text in the access log");
   cmd->add_flag("--no-access-log", *no_access_log, "No per-request JSON lines on stdout");
+  auto no_playground = std::make_shared<bool>(false);
+  cmd->add_flag("--no-playground", *no_playground,
+                "Do not serve the chat playground page at / (behind the API key when one is set)");
+
+  GroupServeFlags(*cmd);
 
   cmd->callback([=] {
     if (*log_format == "json")
@@ -178,6 +229,9 @@ void AddServeCommand(CLI::App& app) {
     opts.engine.device = engine::ResolveDevice(*engine::ParseDevice(*device));
     opts.engine.num_threads = *threads > 0 ? *threads : DefaultThreadCount();
     opts.access_log = !*no_access_log;
+    kernels::SetMatMulPrecision(*precision == "exact" ? kernels::MatMulPrecision::kExact
+                                                      : kernels::MatMulPrecision::kFast);
+    opts.playground = !*no_playground;
     for (const std::string& spec : *lora_modules) {
       auto m = ParseLoraModule(spec);
       if (!m) {

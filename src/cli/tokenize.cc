@@ -2,11 +2,16 @@
 // compatibility tests drive with thousands of strings in one process.
 //
 //   kinfer tokenize --model SmolLM2.gguf --text "Hello world"
+//   kinfer tokenize --model Qwen3 --text "<|im_start|>user" --literal   # "<|im_start|>" as text
 //   echo '"Hello"' | kinfer tokenize --tokenizer tokenizer.json --jsonl
+//
+// Special-token text ("<|im_start|>") becomes its token by default, as Hugging Face's encode and
+// vLLM's /tokenize read it; --literal tokenizes it as plain text.
 //
 // --jsonl reads one JSON value per line from stdin and writes one JSON object per line:
 //   "text"                                   -> {"ids": [...]}
 //   {"text": "...", "add_special_tokens": b, "parse_special": b}   -> {"ids": [...]}
+//     (parse_special defaults to the command line's: true unless --literal)
 //   {"b64": "..."}  (raw bytes, e.g. invalid UTF-8)                -> {"ids": [...]}
 //   {"decode": [ids], "skip_special_tokens": b}  -> {"text": "...", "deltas": [...]}
 // where "deltas" are the IncrementalDetokenizer's outputs, one per id, then Flush's.
@@ -17,6 +22,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "core/base64.h"
 #include "core/json.h"
 #include "tokenizer/detokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -27,40 +33,10 @@ namespace {
 struct TokenizeOptions {
   std::string path;
   std::string text;
-  bool parse_special = false;
+  bool parse_special = true;
   bool add_special_tokens = false;
   bool jsonl = false;
 };
-
-std::string Base64Decode(std::string_view in, bool* ok) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  *ok = true;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r') continue;
-    const int v = value(c);
-    if (v < 0) {
-      *ok = false;
-      return out;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
-}
 
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
@@ -101,9 +77,9 @@ Json HandleLine(const tokenizer::Tokenizer& tok, const TokenizeOptions& o,
   }
   std::string text;
   if (auto it = req.find("b64"); it != req.end() && it->is_string()) {
-    bool ok;
-    text = Base64Decode(it->get<std::string>(), &ok);
-    if (!ok) return Json{{"error", "b64: not base64"}};
+    auto bytes = Base64Decode(it->get<std::string>());
+    if (!bytes) return Json{{"error", "b64: not base64"}};
+    text = std::move(*bytes);
   } else if (auto it = req.find("text"); it != req.end() && it->is_string()) {
     text = it->get<std::string>();
   } else {
@@ -151,8 +127,13 @@ void AddTokenizeCommand(CLI::App& app) {
       "--tokenizer", o->path, "Tokenizer file: tokenizer.json, tokenizer.model, tok*.bin, .gguf");
   model->excludes(tokenizer);
   cmd->add_option("--text", o->text, "Text to tokenize");
+  auto* literal = cmd->add_flag_callback(
+      "--literal", [o] { o->parse_special = false; },
+      "Read special-token text (\"<|im_start|>\") as plain text; by default it becomes its "
+      "token, as Hugging Face's encode does");
   cmd->add_flag("--special", o->parse_special,
-                "Special-token text in the input (\"<|im_start|>\") becomes its token");
+                "Special-token text becomes its token (the default; kept for old scripts)")
+      ->excludes(literal);
   cmd->add_flag("--add-special-tokens", o->add_special_tokens,
                 "Add BOS/EOS as the tokenizer's config says");
   cmd->add_flag("--jsonl", o->jsonl,

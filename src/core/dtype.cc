@@ -57,6 +57,20 @@ std::optional<DTypeInfo> AnyDTypeInfo(DType t) {
       return DTypeInfo{"Q8_0x16", 32, 34, true};
     case DType::kQ4_0x16:
       return DTypeInfo{"Q4_0x16", 32, 18, true};
+    case DType::kQ5_0x16:
+      return DTypeInfo{"Q5_0x16", 32, 22, true};
+    case DType::kQ5_1x16:
+      return DTypeInfo{"Q5_1x16", 32, 24, true};
+    case DType::kQ4_Kx16:
+      return DTypeInfo{"Q4_Kx16", 256, 144, true};
+    case DType::kF16x16:
+      return DTypeInfo{"F16x16", 1, 2, true};
+    case DType::kBF16x16:
+      return DTypeInfo{"BF16x16", 1, 2, true};
+    case DType::kQ5_Kx16:
+      return DTypeInfo{"Q5_Kx16", 256, 176, true};
+    case DType::kQ6_Kx16:
+      return DTypeInfo{"Q6_Kx16", 256, 210, true};
     default:
       return GetDTypeInfo(static_cast<uint32_t>(t));
   }

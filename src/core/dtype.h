@@ -31,10 +31,17 @@ enum class DType : uint32_t {
   kI64 = 27,
   kF64 = 28,
   kBF16 = 30,
-  // Kinfer's own layouts, never read from a file: Q8_0 and Q4_0 blocks of 16 rows interleaved,
-  // made at load time where MatMul reads them faster (kernels/pack.h has the byte layout).
+  // Kinfer's own layouts, never read from a file: blocks of 16 rows interleaved, made at load
+  // time where MatMul reads them faster (kernels/pack.h has the byte layouts).
   kQ8_0x16 = 0x10008,
   kQ4_0x16 = 0x10002,
+  kQ5_0x16 = 0x10006,
+  kQ5_1x16 = 0x10007,
+  kQ4_Kx16 = 0x1000C,
+  kQ5_Kx16 = 0x1000D,
+  kQ6_Kx16 = 0x1000E,
+  kF16x16 = 0x10001,
+  kBF16x16 = 0x1001E,
 };
 
 struct DTypeInfo {

@@ -140,18 +140,31 @@ Status Engine::Submit(Request r, OutputCallback on_output) {
     }
   }
   const int32_t prompt_len = static_cast<int32_t>(r.prompt_tokens.size());
-  if (prompt_len >= max_model_len_) {
-    return InvalidArgumentError(
-        "the prompt has {} tokens, but this model's maximum context length is {} tokens "
-        "(prompt plus at least one generated token)",
-        prompt_len, max_model_len_);
+  if (r.pooling) {
+    if (prompt_len > max_model_len_) {
+      return InvalidArgumentError(
+          "the input has {} tokens, but this model's maximum context length is {} tokens",
+          prompt_len, max_model_len_);
+    }
+    r.params = SamplingParams();  // nothing is sampled
+  } else {
+    if (!model_.has_lm_head()) {
+      return InvalidArgumentError(
+          "this model has no LM head: it computes embeddings and cannot generate text");
+    }
+    if (prompt_len >= max_model_len_) {
+      return InvalidArgumentError(
+          "the prompt has {} tokens, but this model's maximum context length is {} tokens "
+          "(prompt plus at least one generated token)",
+          prompt_len, max_model_len_);
+    }
+    KINFER_RETURN_IF_ERROR(r.params.Validate(c.vocab_size));
+    r.params.max_tokens = std::min(r.params.max_tokens, max_model_len_ - prompt_len);
+    r.params.min_tokens = std::min(r.params.min_tokens, r.params.max_tokens);
   }
-  KINFER_RETURN_IF_ERROR(r.params.Validate(c.vocab_size));
   if (r.lora && (r.lora->num_layers() != c.num_layers || r.lora->hidden_size() != c.hidden_size)) {
     return InvalidArgumentError("LoRA adapter '{}' was loaded for another model", r.lora_name);
   }
-  r.params.max_tokens = std::min(r.params.max_tokens, max_model_len_ - prompt_len);
-  r.params.min_tokens = std::min(r.params.min_tokens, r.params.max_tokens);
   auto rs = std::make_unique<RequestState>();
   rs->request = std::move(r);
   rs->on_output = std::move(on_output);
@@ -196,7 +209,9 @@ Sequence* Engine::NewSequence(RequestState& rs, int32_t index) {
   } else {
     seq->rng.seed((static_cast<uint64_t>(entropy_()) << 32) ^ entropy_());
   }
-  if (options_.text_decoder) seq->text = options_.text_decoder(p.skip_special_tokens, seq->tokens);
+  if (options_.text_decoder && !rs.request.pooling) {
+    seq->text = options_.text_decoder(p.skip_special_tokens, seq->tokens);
+  }
   if (p.constraint) {
     seq->constraint = p.constraint->Clone();
     seq->mask.assign(MaskWords(model_.config().vocab_size), 0);
@@ -348,6 +363,53 @@ void Engine::SampleInto(Sequence& seq, std::span<float> row, bool row_is_scratch
   stats_.generation_tokens++;
   if (!rs.first_token) rs.first_token = Clock::now();
   ProcessToken(seq, token, want ? &lp : nullptr, true);
+}
+
+size_t Engine::Pool(Sequence& seq, int32_t before, int32_t n, model::HiddenMode mode,
+                    const float* rows) {
+  if (mode == model::HiddenMode::kNone) return 0;
+  RequestState& rs = *seq.request;
+  const size_t H = static_cast<size_t>(model_.config().hidden_size);
+  if (rs.pooled.empty()) rs.pooled.assign(H, 0.0f);
+  const int32_t count = mode == model::HiddenMode::kAll ? n : 1;
+  switch (rs.request.pooling->type) {
+    case model::PoolingType::kLast:
+      std::copy(rows, rows + H, rs.pooled.begin());
+      break;
+    case model::PoolingType::kCls:
+      if (before == 0 && rs.pooled_upto == 0) std::copy(rows, rows + H, rs.pooled.begin());
+      break;
+    case model::PoolingType::kMean:
+      for (int32_t j = 0; j < count; ++j) {
+        if (before + j < rs.pooled_upto) continue;  // recomputed after a preemption
+        const float* row = rows + static_cast<size_t>(j) * H;
+        for (size_t d = 0; d < H; ++d) rs.pooled[d] += row[d];
+      }
+      break;
+  }
+  rs.pooled_upto = std::max(rs.pooled_upto, before + n);
+  return static_cast<size_t>(count);
+}
+
+void Engine::FinishPooling(RequestState& rs) {
+  Sequence& seq = *rs.seqs[0];
+  std::vector<float> v = std::move(rs.pooled);
+  if (rs.request.pooling->type == model::PoolingType::kMean) {
+    const float inv = 1.0f / static_cast<float>(seq.prompt_len);
+    for (float& x : v) x *= inv;
+  }
+  FinishSequence(seq, FinishReason::kStop);
+  seq.text_sent_final = true;
+  RequestOutput out;
+  out.request_id = rs.request.id;
+  out.finished = true;
+  out.embedding = std::move(v);
+  out.usage.prompt_tokens = seq.prompt_len;
+  out.usage.cached_tokens = rs.cached_tokens.value_or(0);
+  out.arrival = rs.request.arrival;
+  out.first_scheduled = rs.first_scheduled;
+  if (rs.on_output) rs.on_output(std::move(out));
+  rs.on_output = nullptr;
 }
 
 void Engine::ComputeMasks(const SchedulerOutput& so) {
@@ -503,11 +565,29 @@ bool Engine::Step() {
                              !seq.finished_prefill;
       in.logits = prompt_lp ? model::LogitsMode::kAll
                             : (reaches_end ? model::LogitsMode::kLast : model::LogitsMode::kNone);
+      if (const auto& pooling = seq.request->request.pooling) {
+        // Hidden states instead of logits: the last token's, every token's for a mean, the
+        // first chunk's for the first token.
+        in.logits = model::LogitsMode::kNone;
+        switch (pooling->type) {
+          case model::PoolingType::kLast:
+            in.hidden = reaches_end ? model::HiddenMode::kLast : model::HiddenMode::kNone;
+            break;
+          case model::PoolingType::kMean:
+            in.hidden = model::HiddenMode::kAll;
+            break;
+          case model::PoolingType::kCls:
+            in.hidden = seq.num_computed == 0 ? model::HiddenMode::kAll : model::HiddenMode::kNone;
+            break;
+        }
+      }
       batch_seqs_.push_back(in);
     }
     const model::ForwardBatch batch{batch_tokens_, batch_seqs_};
     logits_.resize(static_cast<size_t>(model::Decoder::NumLogitRows(batch) * vocab));
-    Status st = backend_->Forward(batch, logits_);
+    hidden_.resize(
+        static_cast<size_t>(model::Decoder::NumHiddenRows(batch) * model_.config().hidden_size));
+    Status st = backend_->ForwardPooling(batch, logits_, hidden_);
     if (!st.ok()) {
       KINFER_LOG_ERROR("forward pass failed: {}", st.ToString());
       for (const ScheduledSequence& s : so.scheduled) {
@@ -517,7 +597,8 @@ bool Engine::Step() {
       }
     } else {
       ComputeMasks(so);
-      size_t row = 0;
+      size_t row = 0, hidden_row = 0;
+      const size_t hidden_size = static_cast<size_t>(model_.config().hidden_size);
       std::vector<RequestState*> touched;
       for (size_t i = 0; i < so.scheduled.size(); ++i) {
         Sequence& seq = *so.scheduled[i].seq;
@@ -527,6 +608,12 @@ bool Engine::Step() {
         seq.num_computed += n;
         stats_.prompt_tokens += std::max(0, std::min(seq.num_computed, seq.prompt_len) - before);
         kv_->CacheComputedBlocks(seq.id, seq.tokens, seq.num_computed, rs.extra_hash);
+        if (rs.request.pooling) {
+          hidden_row += Pool(seq, before, n, batch_seqs_[i].hidden,
+                             hidden_.data() + hidden_row * hidden_size);
+          if (seq.num_computed == seq.prompt_len) FinishPooling(rs);
+          continue;
+        }
         const model::LogitsMode mode = batch_seqs_[i].logits;
         if (mode == model::LogitsMode::kNone) continue;
         const size_t rows = mode == model::LogitsMode::kAll ? static_cast<size_t>(n) : 1;

@@ -137,6 +137,10 @@ class Engine {
   void ForkChildren(RequestState& rs, std::span<float> logits);
   // `row_is_scratch`: nothing reads the row after this, so the sampler may rewrite it in place.
   void SampleInto(Sequence& seq, std::span<float> logits_row, bool row_is_scratch);
+  // Pooling requests: folds this step's hidden rows of `seq` (prompt positions [before,
+  // before + n)) into its request's pool; returns the rows read. FinishPooling sends the result.
+  size_t Pool(Sequence& seq, int32_t before, int32_t n, model::HiddenMode mode, const float* rows);
+  void FinishPooling(RequestState& rs);
   // Structured output: the next-token masks of the step's constrained sequences, in parallel.
   void ComputeMasks(const SchedulerOutput& so);
 
@@ -156,7 +160,7 @@ class Engine {
   uint64_t next_arrival_ = 0;
   std::vector<int32_t> batch_tokens_;
   std::vector<model::SequenceInput> batch_seqs_;
-  std::vector<float> logits_, scratch_;
+  std::vector<float> logits_, scratch_, hidden_;
   std::vector<Sequence*> constrained_;
   std::vector<Status> mask_status_;
   std::random_device entropy_;

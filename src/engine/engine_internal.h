@@ -24,11 +24,18 @@ struct RequestState {
   bool prompt_logprobs_sent = false;
   int32_t stop_holdback = 0;  // longest stop string minus one, in bytes
   Status error;               // set when the request failed (FinishReason::kError)
+  // Pooling requests: the running pool (a sum for mean pooling) and the prompt positions it
+  // holds, so a recomputed prefix (after preemption) is not counted twice.
+  std::vector<float> pooled;
+  int32_t pooled_upto = 0;
 };
 
 inline bool PrefixCachingAllowed(const Sequence& s) {
-  // Prompt logprobs need logits at every prompt position, so the prompt must be computed.
-  return !s.request->request.params.prompt_logprobs.has_value();
+  // Prompt logprobs need logits at every prompt position, so the prompt must be computed; so do
+  // mean and first-token pooling (last-token pooling always computes the last token).
+  const Request& r = s.request->request;
+  return !r.params.prompt_logprobs.has_value() &&
+         !(r.pooling && r.pooling->type != model::PoolingType::kLast);
 }
 inline const model::LoraAdapter* SequenceLora(const Sequence& s) {
   return s.request->request.lora.get();

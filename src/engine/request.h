@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/pooling_config.h"
 
 namespace kinfer::model {
 class LoraAdapter;
@@ -50,12 +51,19 @@ struct SamplingParams {
   Status Validate(int64_t vocab_size) const;
 };
 
+// A pooling request runs its prompt through the model and returns one vector pooled from the
+// final hidden states; nothing is sampled, `params` are ignored.
+struct PoolingParams {
+  model::PoolingType type = model::PoolingType::kLast;
+};
+
 struct Request {
   std::string id;
   std::vector<int32_t> prompt_tokens;
   SamplingParams params;
-  int32_t priority = 0;    // lower runs first, as vLLM's `priority`
-  std::string cache_salt;  // isolates prefix-cache sharing between tenants
+  std::optional<PoolingParams> pooling;  // set: an embedding request, not a generation
+  int32_t priority = 0;                  // lower runs first, as vLLM's `priority`
+  std::string cache_salt;                // isolates prefix-cache sharing between tenants
   // The LoRA adapter to run with (null: the base model), loaded for the engine's model, and the
   // name it is served under (metrics). The request holds it until it finishes.
   std::shared_ptr<const model::LoraAdapter> lora;
@@ -96,6 +104,9 @@ struct RequestOutput {
   bool finished = false;  // every completion has finished; the last output for the request
   Usage usage;            // counts so far
   Status error;           // set with FinishReason::kError: what went wrong
+  // A pooling request's result, in the last output: hidden_size floats, not normalized. Empty
+  // when the request was aborted or failed.
+  std::vector<float> embedding;
   // Timing for metrics.
   Clock::time_point arrival;
   std::optional<Clock::time_point> first_scheduled;

@@ -1,8 +1,10 @@
 // MatMul's entry points: the split of output rows over threads, and per weight the path that
-// computes them (8-bit activations in matmul_q8.cc, f32 activations in matmul_f32.cc).
+// computes them (8-bit activations in matmul_q8.cc and matmul_kquant.cc, f32 activations in
+// matmul_f32.cc).
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "core/status.h"
@@ -10,6 +12,32 @@
 #include "kernels/quant.h"
 
 namespace kinfer::kernels {
+namespace {
+
+std::atomic<MatMulPrecision> g_precision{MatMulPrecision::kFast};
+
+using ActKind = MatMulActivations;
+
+ActKind ActivationsFor(DType t, int64_t cols) {
+  if (g_precision.load(std::memory_order_relaxed) == MatMulPrecision::kExact) return ActKind::kF32;
+  if (internal::UsesQ8Activations(t, cols)) return ActKind::kInt8;
+  if (internal::UsesQ8KActivations(t, cols)) return ActKind::kInt8K;
+  if (internal::UsesAmxBf16(t, cols)) return ActKind::kBf16;
+  return ActKind::kF32;
+}
+
+}  // namespace
+
+MatMulActivations MatMulActivationsFor(DType t, int64_t cols) { return ActivationsFor(t, cols); }
+
+void SetMatMulPrecision(MatMulPrecision p) { g_precision.store(p, std::memory_order_relaxed); }
+
+MatMulPrecision GetMatMulPrecision() { return g_precision.load(std::memory_order_relaxed); }
+
+bool MatMulUsesQ8Activations(DType t, int64_t cols) {
+  const ActKind k = ActivationsFor(t, cols);
+  return k == ActKind::kInt8 || k == ActKind::kInt8K;
+}
 
 void MatMul(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
   const MatMulJob job{&w, x, y};
@@ -24,14 +52,18 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
   // its width share one quantization (q/k/v, gate/up). The calling thread quantizes; workers
   // read through plain pointers (inside a task, a thread_local would name the worker's own).
   struct Act {
-    bool q8 = false;
+    ActKind kind = ActKind::kF32;
     const int8_t* qx = nullptr;
     const float* dx = nullptr;
     const int32_t* sx = nullptr;
+    const uint16_t* xb = nullptr;  // kBf16
+    float* y2 = nullptr;           // kInt8/kInt8K: outputs of the 2T virtual tokens
   };
   thread_local std::vector<int8_t> qx_buf[kMaxJobs];
   thread_local std::vector<float> dx_buf[kMaxJobs];
   thread_local std::vector<int32_t> sx_buf[kMaxJobs];
+  thread_local std::vector<uint16_t> xb_buf[kMaxJobs];
+  thread_local std::vector<float> y2_buf[kMaxJobs];
   Act act[kMaxJobs];
   int64_t total_rows = 0, work = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
@@ -39,28 +71,51 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     const int64_t in = w.cols();
     total_rows += w.rows();
     work += w.rows() * in * n_tokens;
-    if (!MatMulUsesQ8Activations(w.dtype, in)) continue;
-    act[j].q8 = true;
+    act[j].kind = ActivationsFor(w.dtype, in);
+    if (act[j].kind == ActKind::kF32) continue;
+    if (act[j].kind != ActKind::kBf16) {  // each job's own virtual-token outputs
+      const size_t n = static_cast<size_t>(2 * n_tokens * w.rows());
+      if (y2_buf[j].size() < n) y2_buf[j].resize(n);
+      act[j].y2 = y2_buf[j].data();
+    }
     bool shared = false;
     for (size_t i = 0; i < j && !shared; ++i) {
-      if (act[i].q8 && jobs[i].x == jobs[j].x && jobs[i].w->cols() == in) {
+      if (act[i].kind == act[j].kind && jobs[i].x == jobs[j].x && jobs[i].w->cols() == in) {
+        float* y2 = act[j].y2;
         act[j] = act[i];
+        act[j].y2 = y2;
         shared = true;
       }
     }
     if (shared) continue;
-    const size_t n = static_cast<size_t>(n_tokens * in), nb = n / kQK;
+    if (act[j].kind == ActKind::kBf16) {
+      const size_t n = internal::AmxActivationElements(n_tokens, in);
+      if (xb_buf[j].size() < n) xb_buf[j].resize(n);
+      internal::ToBf16Activations(jobs[j].x, n_tokens, in, xb_buf[j].data());
+      act[j].xb = xb_buf[j].data();
+      continue;
+    }
+    // Two 8-bit terms a token (internal/two_term.h): 2T virtual tokens.
+    const bool k = act[j].kind == ActKind::kInt8K;
+    const size_t n = static_cast<size_t>(2 * n_tokens * in), nb = n / (k ? kQKK : kQK);
+    const size_t ns = k ? nb * internal::kQ8KSums : nb;
     if (qx_buf[j].size() < n) qx_buf[j].resize(n);
     if (dx_buf[j].size() < nb) dx_buf[j].resize(nb);
-    if (sx_buf[j].size() < nb) sx_buf[j].resize(nb);
-    internal::QuantizeQ8(jobs[j].x, n_tokens, in, qx_buf[j].data(), dx_buf[j].data(),
-                         sx_buf[j].data());
+    if (sx_buf[j].size() < ns) sx_buf[j].resize(ns);
+    if (k) {
+      internal::QuantizeQ8K(jobs[j].x, n_tokens, in, qx_buf[j].data(), dx_buf[j].data(),
+                            sx_buf[j].data());
+    } else {
+      internal::QuantizeQ8(jobs[j].x, n_tokens, in, qx_buf[j].data(), dx_buf[j].data(),
+                           sx_buf[j].data());
+    }
     act[j].qx = qx_buf[j].data();
     act[j].dx = dx_buf[j].data();
     act[j].sx = sx_buf[j].data();
   }
   const internal::F32RowsFn f32_rows = internal::F32ActivationRows();
   const internal::Q8RowsFn q8_rows = internal::Q8ActivationRows();
+  const internal::Q8RowsFn q8k_rows = internal::Q8KActivationRows();
   // Rows [begin, end) of the jobs' rows laid end to end.
   auto rows = [&](int64_t begin, int64_t end) {
     int64_t first = 0;
@@ -69,8 +124,19 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
       const int64_t lo = std::max(begin, first) - first;
       const int64_t hi = std::min(end, first + w.rows()) - first;
       if (lo < hi) {
-        if (act[j].q8) {
-          q8_rows(w, act[j].qx, act[j].dx, act[j].sx, n_tokens, jobs[j].y, lo, hi);
+        if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
+          const internal::Q8RowsFn f = act[j].kind == ActKind::kInt8 ? q8_rows : q8k_rows;
+          f(w, act[j].qx, act[j].dx, act[j].sx, 2 * n_tokens, act[j].y2, lo, hi);
+          // A token's output: its first term's plus its second's.
+          const int64_t O = w.rows();
+          for (int64_t t = 0; t < n_tokens; ++t) {
+            const float* a = act[j].y2 + (2 * t) * O;
+            const float* b = a + O;
+            float* y = jobs[j].y + t * O;
+            for (int64_t o = lo; o < hi; ++o) y[o] = a[o] + b[o];
+          }
+        } else if (act[j].kind == ActKind::kBf16) {
+          internal::AmxBf16Rows(w, act[j].xb, n_tokens, jobs[j].y, lo, hi);
         } else {
           f32_rows(w, jobs[j].x, n_tokens, jobs[j].y, lo, hi);
         }

@@ -20,13 +20,20 @@ namespace kinfer::kernels {
 //
 // W may be in a packed layout (pack.h): the result is bit for bit that of the stored layout.
 //
-// Exception, where integer dot products win: on CPUs with AVX-512 VNNI, Q8_0 and Q4_0 weights
-// are multiplied with activations quantized per token to 8 bits (blocks of 32, f32 scale, round
-// to nearest even), as llama.cpp does. Each (o, t) is then the recurrence
+// Exception, where integer dot products win (MatMulPrecision::kFast, the default): on CPUs with
+// AVX-512 VNNI, Q8_0, Q4_0, Q5_0 and Q5_1 weights are multiplied with activations quantized per
+// token in blocks of 32, Q4_K, Q5_K and Q6_K weights in blocks of 256, as two 8-bit terms:
+// x ~ d1 * q1 + d2 * q2 with d2 = d1 / 254, the second term quantizing what the first leaves
+// (kernels/internal/two_term.h). Each term runs as a virtual token through the recurrence
 //   acc = fma(float(isum_b), d_w,b * d_x,b, acc)   over blocks b in order,
-// isum_b the exact integer block dot; still bit-identical whatever the batch (MatMulQ8Ref in
-// matmul_q8.h is the scalar statement of it). The error is that of rounding x to 8 bits: at most
-// sum_b (d_x,b / 2) * sum_{i in b} |W[o, i]| per output.
+// isum_b the exact integer block dot, and a token's output is the sum of its two terms' (the
+// scalar statements: MatMulQ8Ref in matmul_q8.h, MatMulQ8KRef in matmul_kquant.h). Integer sums
+// are exact, so outputs stay bit-identical whatever the batch. The error is that of x's two-term
+// rounding: at most sum_b (d2_b / 2) * sum_{i in b} |W[o, i]| per output, 254 times less than
+// llama.cpp's single 8-bit term (which exceeded what transformers' own bf16 run deviates). BF16
+// and F16 weights run on AMX tiles where the kernel grants them, with x rounded to bf16
+// (relative error 2^-9 an element) and the tiles' own f32 accumulation order, the same for one
+// token as for many.
 void MatMul(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
 // One matmul of MatMulMany: y = W x for W = *w (see MatMul).
@@ -41,7 +48,22 @@ struct MatMulJob {
 // per matmul. Each output is computed exactly as MatMul computes it.
 void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& pool);
 
-// Whether MatMul on this CPU quantizes the activations for weights of type t with `cols` columns.
+// What MatMul on this CPU multiplies weights of type t with `cols` columns with: f32 activations
+// (exact), activations quantized to 8 bits in blocks of 32 (Q8_0, Q4_0, Q5_0, Q5_1) or of 256
+// (Q4_K, Q5_K, Q6_K) on AVX-512 VNNI, or activations rounded to bf16 on AMX tiles (BF16 and F16
+// weights with cols a multiple of 32, where AMX may be used; see matmul_amx.cc).
+enum class MatMulActivations { kF32, kInt8, kInt8K, kBf16 };
+MatMulActivations MatMulActivationsFor(DType t, int64_t cols);
+
+// Whether MatMul on this CPU quantizes the activations for weights of type t with `cols` columns
+// to 8 bits (kInt8 or kInt8K above).
 bool MatMulUsesQ8Activations(DType t, int64_t cols);
+
+// kFast lets MatMul round activations where a faster path needs it (8-bit activations above);
+// kExact keeps f32 activations for every weight type. Process-wide; set it before loading a
+// model (the loader repacks weights only for the fast paths) and while no MatMul runs.
+enum class MatMulPrecision { kFast, kExact };
+void SetMatMulPrecision(MatMulPrecision p);
+MatMulPrecision GetMatMulPrecision();
 
 }  // namespace kinfer::kernels

@@ -309,6 +309,20 @@ void MatMulRowsImpl(const TensorView& w, const float* x, int64_t T, float* y, in
       return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kQ8_0>, false);
     case DType::kQ4_0x16:
       return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kQ4_0>, false);
+    case DType::kQ5_0x16:
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kQ5_0>, false);
+    case DType::kQ5_1x16:
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kQ5_1>, false);
+    case DType::kF16x16:
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kF16>, false);
+    case DType::kBF16x16:
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kBF16>, false);
+    case DType::kQ4_Kx16:
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kQ4_K>, false);
+    case DType::kQ5_Kx16:
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kQ5_K>, false);
+    case DType::kQ6_Kx16:
+      return MatMulRowsT<void>(w, x, T, y, row_begin, row_end, DeqPackedRow<DType::kQ6_K>, false);
     case DType::kQ8_0:
       deq = DeqMatrixRow<DeqRowRef<DType::kQ8_0>>;
       break;

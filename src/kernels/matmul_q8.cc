@@ -16,9 +16,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/internal/matmul_paths.h"
+#include "kernels/internal/two_term.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_q8.h"
 #include "kernels/pack.h"
@@ -30,11 +32,13 @@ namespace kinfer::kernels::HWY_NAMESPACE {
 // Q8_0 and Q4_0 weights against activations quantized per token to 8 bits (blocks of 32 with an
 // f32 scale, round to nearest even), with integer dot products: VNNI's vpdpbusd on CPUs that
 // have it (Highway's AVX3_DL target), where it does four times the multiply-adds of an f32 FMA.
-// Every (row, token) output is the scalar recurrence
+// Each term of the two-term activations (internal/two_term.h) is one virtual token, and each
+// (row, virtual token) output is the scalar recurrence
 //   acc = fma(float(isum_b), dw_b * dx_b, acc)   over blocks b in order, from acc = 0,
-// where isum_b is the exact integer block dot product. Integer sums have no rounding, so any
-// way of computing them gives the same acc: the decode path (rows reduced with hadd) and the
-// prefill path (rows in lanes of a repacked panel) agree bit for bit with MatMulQ8Ref.
+// where isum_b is the exact integer block dot product; a token's output is the sum of its two.
+// Integer sums have no rounding, so any way of computing them gives the same acc: the decode path
+// (rows reduced with hadd) and the prefill path (rows in lanes of a repacked panel) agree bit for
+// bit with MatMulQ8Ref.
 
 struct ActQ8 {
   const int8_t* qx;   // [T][K]
@@ -42,6 +46,8 @@ struct ActQ8 {
   const int32_t* sx;  // [T][K / 32]: sum of the block's qx
 };
 
+// Two-term quantization (internal/two_term.h) of T tokens into 2T virtual rows: row 2t the
+// first term q1 (scale d1), row 2t + 1 the second q2 (scale d2 = d1 / 254).
 void QuantizeQ8Impl(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sx) {
   const DF df;
   const hn::RebindToSigned<DF> di;
@@ -55,15 +61,26 @@ void QuantizeQ8Impl(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx,
       for (int64_t j = 0; j < kQK; j += N) m = hn::Max(m, hn::Abs(hn::LoadU(df, xb + j)));
       const float amax = hn::GetLane(hn::MaxOfLanes(df, m));
       const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-      const auto vid = hn::Set(df, id);
-      auto sum = hn::Zero(di);
+      const float d1 = amax / 127.0f, d2 = d1 / 254.0f;
+      const float id2 = d2 > 0.0f ? 1.0f / d2 : 0.0f;
+      const auto vid = hn::Set(df, id), vd1 = hn::Set(df, d1), vid2 = hn::Set(df, id2);
+      const auto lo = hn::Set(di, -127), hi = hn::Set(di, 127);
+      auto sum1 = hn::Zero(di), sum2 = hn::Zero(di);
       for (int64_t j = 0; j < kQK; j += N) {
-        auto q = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + j), vid));
-        sum = hn::Add(sum, q);
-        hn::StoreU(hn::DemoteTo(di8, q), di8, qx + t * K + b * kQK + j);
+        const auto v = hn::LoadU(df, xb + j);
+        const auto a = hn::Round(hn::Mul(v, vid));
+        const auto q1 = hn::ConvertTo(di, a);
+        const auto q2 =
+            hn::Min(hn::Max(hn::NearestInt(hn::Mul(hn::NegMulAdd(a, vd1, v), vid2)), lo), hi);
+        sum1 = hn::Add(sum1, q1);
+        sum2 = hn::Add(sum2, q2);
+        hn::StoreU(hn::DemoteTo(di8, q1), di8, qx + (2 * t) * K + b * kQK + j);
+        hn::StoreU(hn::DemoteTo(di8, q2), di8, qx + (2 * t + 1) * K + b * kQK + j);
       }
-      dx[t * nb + b] = amax / 127.0f;
-      sx[t * nb + b] = hn::GetLane(hn::SumOfLanes(di, sum));
+      dx[(2 * t) * nb + b] = d1;
+      dx[(2 * t + 1) * nb + b] = d2;
+      sx[(2 * t) * nb + b] = hn::GetLane(hn::SumOfLanes(di, sum1));
+      sx[(2 * t + 1) * nb + b] = hn::GetLane(hn::SumOfLanes(di, sum2));
     }
   }
 }
@@ -153,7 +170,9 @@ KINFER_VNNI void Q8Rows8(const uint8_t* w, size_t row_bytes, int64_t rows, const
 // sums its own row's block and no horizontal sums are needed.
 struct PackQ8_0 {
   static constexpr int kCorr = 128;
-  static constexpr int kVecs = 8;  // 64-byte vectors of quants a block
+  static constexpr int kVecs = 8;         // 64-byte vectors of quants a block
+  static constexpr int kScaleWords = 16;  // f16 words of scales (and mins) a block
+  static constexpr bool kHasMin = false;
   static constexpr DType kStored = DType::kQ8_0;
   // Vector j of unsigned weights and the offset in the block of the x bytes it multiplies.
   static HWY_INLINE void Unpack(const uint8_t* q, __m512i (&w)[8]) {
@@ -164,6 +183,8 @@ struct PackQ8_0 {
 struct PackQ4_0 {
   static constexpr int kCorr = 8;
   static constexpr int kVecs = 4;
+  static constexpr int kScaleWords = 16;
+  static constexpr bool kHasMin = false;
   static constexpr DType kStored = DType::kQ4_0;
   static HWY_INLINE void Unpack(const uint8_t* q, __m512i (&w)[8]) {
     const __m512i m = _mm512_set1_epi8(0x0F);
@@ -171,6 +192,40 @@ struct PackQ4_0 {
       const __m512i v = _mm512_loadu_si512(q + 64 * j);
       w[j] = _mm512_and_si512(v, m);
       w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+    }
+  }
+  static constexpr int XOff(int j) { return j < 4 ? 4 * j : 16 + 4 * (j - 4); }
+};
+
+// Q5_0 and Q5_1: the nibbles as Q4_0, and vector 4 holds each row's 32 fifth bits (qh, bit e
+// for element e). vpmultishiftqb moves bit 4j + i (low) or 16 + 4j + i (high) of a row's qh to
+// bit 4 of byte i of its lane: a byte at offset o of a qword reads bits o..o+7, rotating.
+template <DType kType>
+struct PackQ5 {
+  static constexpr int kCorr = kType == DType::kQ5_0 ? 16 : 0;
+  static constexpr int kVecs = 5;
+  static constexpr bool kHasMin = kType == DType::kQ5_1;
+  static constexpr int kScaleWords = kHasMin ? 32 : 16;
+  static constexpr DType kStored = kType;
+  static constexpr uint64_t Control(int first) {  // first: element of the vector's byte 0
+    uint64_t c = 0;
+    for (int k = 0; k < 8; ++k) {
+      c |= static_cast<uint64_t>((32 * (k / 4) + first + k % 4 - 4) & 63) << (8 * k);
+    }
+    return c;
+  }
+  static HWY_INLINE void Unpack(const uint8_t* q, __m512i (&w)[8]) {
+    const __m512i m = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+    const __m512i qh = _mm512_loadu_si512(q + 4 * 64);
+    KINFER_UNROLL for (int j = 0; j < 4; ++j) {
+      const __m512i v = _mm512_loadu_si512(q + 64 * j);
+      const __m512i hl =
+          _mm512_multishift_epi64_epi8(_mm512_set1_epi64(static_cast<int64_t>(Control(4 * j))), qh);
+      const __m512i hh = _mm512_multishift_epi64_epi8(
+          _mm512_set1_epi64(static_cast<int64_t>(Control(16 + 4 * j))), qh);
+      w[j] = _mm512_or_si512(_mm512_and_si512(v, m), _mm512_and_si512(hl, b4));
+      w[j + 4] =
+          _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m), _mm512_and_si512(hh, b4));
     }
   }
   static constexpr int XOff(int j) { return j < 4 ? 4 * j : 16 + 4 * (j - 4); }
@@ -192,12 +247,12 @@ KINFER_VNNI void PackedGroup(const uint8_t* q, const uint16_t* s, int64_t nb, co
         __builtin_prefetch(qb + kPrefetchBytes + 64 * j);
     __m512i w[8];
     F::Unpack(qb, w);
-    const __m512 dw =
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + b * kPackRows)));
+    const uint16_t* sb = s + b * F::kScaleWords;
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb)));
     KINFER_UNROLL for (int c = 0; c < C; ++c) {
       const int8_t* xb = a.qx + c * K + b * kQK;
       __m512i is[A];
-      is[0] = _mm512_set1_epi32(-F::kCorr * a.sx[c * nb + b]);
+      is[0] = F::kCorr ? _mm512_set1_epi32(-F::kCorr * a.sx[c * nb + b]) : _mm512_setzero_si512();
       KINFER_UNROLL for (int i = 1; i < A; ++i) is[i] = _mm512_setzero_si512();
       KINFER_UNROLL for (int j = 0; j < 8; ++j) {
         int32_t xj;
@@ -205,8 +260,14 @@ KINFER_VNNI void PackedGroup(const uint8_t* q, const uint16_t* s, int64_t nb, co
         is[j % A] = _mm512_dpbusd_epi32(is[j % A], w[j], _mm512_set1_epi32(xj));
       }
       KINFER_UNROLL for (int i = 1; i < A; ++i) is[0] = _mm512_add_epi32(is[0], is[i]);
-      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[0]),
-                               _mm512_mul_ps(dw, _mm512_set1_ps(a.dx[c * nb + b])), acc[c]);
+      const __m512 vdx = _mm512_set1_ps(a.dx[c * nb + b]);
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[0]), _mm512_mul_ps(dw, vdx), acc[c]);
+      if constexpr (F::kHasMin) {  // + X * m * dx, X the block's sum of qx
+        const __m512 mw =
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + kPackRows)));
+        acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(static_cast<float>(a.sx[c * nb + b])),
+                                 _mm512_mul_ps(mw, vdx), acc[c]);
+      }
     }
   }
   KINFER_UNROLL for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(y + c * ys, mask, acc[c]);
@@ -268,49 +329,51 @@ KINFER_VNNI void PackedRowsT(const TensorView& w, const ActQ8& act, int64_t T, f
   }
 }
 
-// Stored (unpacked) rows: few tokens unpack each block in registers (Q8Rows8); more tokens
-// pack 16 rows at a time into a group and run the packed kernel over it.
+// Stored (unpacked) rows: few tokens unpack each block in registers (Q8Rows8, F the format);
+// more tokens, or F void, pack 16 rows at a time into a group and run the packed kernel over it.
 template <class F, class P>
 KINFER_VNNI void Q8RowsT(const TensorView& w, const ActQ8& act, int64_t T, float* y,
                          int64_t row_begin, int64_t row_end) {
   const int64_t O = w.rows(), K = w.cols(), nb = K / kQK;
   const size_t row_bytes = w.row_bytes();
   const auto* base = static_cast<const uint8_t*>(w.data);
-  if (T <= kMaxC) {
-    for (int64_t r0 = row_begin; r0 < row_end; r0 += 8) {
-      const int64_t rn = std::min<int64_t>(8, row_end - r0);
-      const uint8_t* wr = base + static_cast<size_t>(r0) * row_bytes;
-      switch (T) {
-        case 1:
-          Q8Rows8<F, 1>(wr, row_bytes, rn, act, K, y + r0, O);
-          break;
-        case 2:
-          Q8Rows8<F, 2>(wr, row_bytes, rn, act, K, y + r0, O);
-          break;
-        case 3:
-          Q8Rows8<F, 3>(wr, row_bytes, rn, act, K, y + r0, O);
-          break;
-        case 4:
-          Q8Rows8<F, 4>(wr, row_bytes, rn, act, K, y + r0, O);
-          break;
-        case 5:
-          Q8Rows8<F, 5>(wr, row_bytes, rn, act, K, y + r0, O);
-          break;
-        case 6:
-          Q8Rows8<F, 6>(wr, row_bytes, rn, act, K, y + r0, O);
-          break;
-        default:
-          HWY_ASSERT(false);
+  if constexpr (!std::is_void_v<F>) {
+    if (T <= kMaxC) {
+      for (int64_t r0 = row_begin; r0 < row_end; r0 += 8) {
+        const int64_t rn = std::min<int64_t>(8, row_end - r0);
+        const uint8_t* wr = base + static_cast<size_t>(r0) * row_bytes;
+        switch (T) {
+          case 1:
+            Q8Rows8<F, 1>(wr, row_bytes, rn, act, K, y + r0, O);
+            break;
+          case 2:
+            Q8Rows8<F, 2>(wr, row_bytes, rn, act, K, y + r0, O);
+            break;
+          case 3:
+            Q8Rows8<F, 3>(wr, row_bytes, rn, act, K, y + r0, O);
+            break;
+          case 4:
+            Q8Rows8<F, 4>(wr, row_bytes, rn, act, K, y + r0, O);
+            break;
+          case 5:
+            Q8Rows8<F, 5>(wr, row_bytes, rn, act, K, y + r0, O);
+            break;
+          case 6:
+            Q8Rows8<F, 6>(wr, row_bytes, rn, act, K, y + r0, O);
+            break;
+          default:
+            HWY_ASSERT(false);
+        }
       }
+      return;
     }
-    return;
   }
   thread_local std::vector<uint8_t> pq;
   thread_local std::vector<uint16_t> ps;
   const size_t qbytes = static_cast<size_t>(nb * P::kVecs * 64);
   if (pq.size() < qbytes) pq.resize(qbytes);
-  if (ps.size() < static_cast<size_t>(nb * kPackRows))
-    ps.resize(static_cast<size_t>(nb * kPackRows));
+  if (ps.size() < static_cast<size_t>(nb * P::kScaleWords))
+    ps.resize(static_cast<size_t>(nb * P::kScaleWords));
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kPackRows) {
     const int64_t rn = std::min<int64_t>(kPackRows, row_end - r0);
     PackGroup(P::kStored, base + static_cast<size_t>(r0) * row_bytes, row_bytes, rn, nb, pq.data(),
@@ -333,10 +396,18 @@ KINFER_VNNI void MatMulQ8RowsImpl(const TensorView& w, const int8_t* qx, const f
       return PackedRowsT<PackQ8_0>(w, act, T, y, row_begin, row_end);
     case DType::kQ4_0x16:
       return PackedRowsT<PackQ4_0>(w, act, T, y, row_begin, row_end);
+    case DType::kQ5_0x16:
+      return PackedRowsT<PackQ5<DType::kQ5_0>>(w, act, T, y, row_begin, row_end);
+    case DType::kQ5_1x16:
+      return PackedRowsT<PackQ5<DType::kQ5_1>>(w, act, T, y, row_begin, row_end);
     case DType::kQ8_0:
       return Q8RowsT<IntQ8_0, PackQ8_0>(w, act, T, y, row_begin, row_end);
-    default:
+    case DType::kQ4_0:
       return Q8RowsT<IntQ4_0, PackQ4_0>(w, act, T, y, row_begin, row_end);
+    case DType::kQ5_0:
+      return Q8RowsT<void, PackQ5<DType::kQ5_0>>(w, act, T, y, row_begin, row_end);
+    default:
+      return Q8RowsT<void, PackQ5<DType::kQ5_1>>(w, act, T, y, row_begin, row_end);
   }
 }
 #else
@@ -348,7 +419,9 @@ void MatMulQ8RowsImpl(const TensorView&, const int8_t*, const float*, const int3
 #endif
 
 bool UsesQ8ActivationsImpl(DType t, int64_t K) {
-  return kHaveQ8Path && (t == DType::kQ8_0 || t == DType::kQ4_0 || IsPacked(t)) && K % kQK == 0;
+  return kHaveQ8Path &&
+         (t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ8_0x16 || t == DType::kQ4_0x16) &&
+         K % kQK == 0;
 }
 
 }  // namespace kinfer::kernels::HWY_NAMESPACE
@@ -361,11 +434,11 @@ HWY_EXPORT(UsesQ8ActivationsImpl);
 HWY_EXPORT(QuantizeQ8Impl);
 HWY_EXPORT(MatMulQ8RowsImpl);
 
-bool MatMulUsesQ8Activations(DType t, int64_t cols) {
+namespace internal {
+
+bool UsesQ8Activations(DType t, int64_t cols) {
   return HWY_DYNAMIC_DISPATCH(UsesQ8ActivationsImpl)(t, cols);
 }
-
-namespace internal {
 
 void QuantizeQ8(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sx) {
   HWY_DYNAMIC_DISPATCH(QuantizeQ8Impl)(x, T, K, qx, dx, sx);
@@ -379,23 +452,13 @@ void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y
   const int64_t out = w.rows(), K = w.cols(), nb = K / kQK;
   const DType stored = StoredTypeOf(w.dtype);
   std::vector<uint8_t> unpacked(IsPacked(w.dtype) ? *RowBytes(stored, K) : 0);
-  std::vector<int8_t> qx(static_cast<size_t>(K));
-  std::vector<float> dx(static_cast<size_t>(nb));
-  std::vector<int32_t> sx(static_cast<size_t>(nb));
+  std::vector<int8_t> q1(static_cast<size_t>(K)), q2(static_cast<size_t>(K));
+  std::vector<float> d1(static_cast<size_t>(nb)), d2(static_cast<size_t>(nb));
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * K + b * kQK;
-      float amax = 0.0f;
-      for (int i = 0; i < kQK; ++i) amax = std::max(amax, std::fabs(xb[i]));
-      const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-      int32_t s = 0;
-      for (int i = 0; i < kQK; ++i) {
-        const int q = static_cast<int>(std::nearbyint(xb[i] * id));
-        qx[static_cast<size_t>(b * kQK + i)] = static_cast<int8_t>(q);
-        s += q;
-      }
-      dx[static_cast<size_t>(b)] = amax / 127.0f;
-      sx[static_cast<size_t>(b)] = s;
+      internal::QuantizeTwoTermRef(x + t * K + b * kQK, kQK, q1.data() + b * kQK,
+                                   q2.data() + b * kQK, &d1[static_cast<size_t>(b)],
+                                   &d2[static_cast<size_t>(b)]);
     }
     for (int64_t o = 0; o < out; ++o) {
       const uint8_t* row = w.row(o);
@@ -403,25 +466,54 @@ void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y
         UnpackRow(w, o, unpacked.data());
         row = unpacked.data();
       }
-      float acc = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) {
-        int32_t isum = 0;
-        float dw;
-        if (stored == DType::kQ8_0) {
-          const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
-          dw = Fp16ToFp32(blk->d);
-          for (int i = 0; i < kQK; ++i) isum += blk->qs[i] * qx[static_cast<size_t>(b * kQK + i)];
-        } else {
-          const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
-          dw = Fp16ToFp32(blk->d);
-          for (int i = 0; i < kQK / 2; ++i) {
-            isum += ((blk->qs[i] & 0xF) - 8) * qx[static_cast<size_t>(b * kQK + i)];
-            isum += ((blk->qs[i] >> 4) - 8) * qx[static_cast<size_t>(b * kQK + i + kQK / 2)];
+      // One term's recurrence over the blocks.
+      auto chain = [&](const std::vector<int8_t>& qx, const std::vector<float>& dx) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          int32_t isum = 0;
+          float dw;
+          if (stored == DType::kQ5_0 || stored == DType::kQ5_1) {
+            const bool q51 = stored == DType::kQ5_1;
+            const uint8_t* blk = row + b * (q51 ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0));
+            uint16_t d, m = 0;
+            uint32_t qh;
+            std::memcpy(&d, blk, 2);
+            if (q51) std::memcpy(&m, blk + 2, 2);
+            std::memcpy(&qh, blk + (q51 ? 4 : 2), 4);
+            const uint8_t* qs = blk + (q51 ? 8 : 6);
+            int32_t u = 0, xs = 0;
+            for (int i = 0; i < kQK; ++i) {
+              const int nib = i < kQK / 2 ? qs[i] & 0xF : qs[i - kQK / 2] >> 4;
+              const int8_t xq = qx[static_cast<size_t>(b * kQK + i)];
+              u += (nib | static_cast<int>(((qh >> i) & 1) << 4)) * xq;
+              xs += xq;
+            }
+            const float xd = dx[static_cast<size_t>(b)];
+            if (q51) {
+              acc = std::fma(static_cast<float>(u), Fp16ToFp32(d) * xd, acc);
+              acc = std::fma(static_cast<float>(xs), Fp16ToFp32(m) * xd, acc);
+            } else {
+              acc = std::fma(static_cast<float>(u - 16 * xs), Fp16ToFp32(d) * xd, acc);
+            }
+            continue;
           }
+          if (stored == DType::kQ8_0) {
+            const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
+            dw = Fp16ToFp32(blk->d);
+            for (int i = 0; i < kQK; ++i) isum += blk->qs[i] * qx[static_cast<size_t>(b * kQK + i)];
+          } else {
+            const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
+            dw = Fp16ToFp32(blk->d);
+            for (int i = 0; i < kQK / 2; ++i) {
+              isum += ((blk->qs[i] & 0xF) - 8) * qx[static_cast<size_t>(b * kQK + i)];
+              isum += ((blk->qs[i] >> 4) - 8) * qx[static_cast<size_t>(b * kQK + i + kQK / 2)];
+            }
+          }
+          acc = std::fma(static_cast<float>(isum), dw * dx[static_cast<size_t>(b)], acc);
         }
-        acc = std::fma(static_cast<float>(isum), dw * dx[static_cast<size_t>(b)], acc);
-      }
-      y[t * out + o] = acc;
+        return acc;
+      };
+      y[t * out + o] = chain(q1, d1) + chain(q2, d2);
     }
   }
 }

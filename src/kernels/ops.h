@@ -1,5 +1,6 @@
 // Compute kernels over plain spans, one header per operation family (included here for callers
-// that use many): matmul over quantized weights (matmul.h, matmul_q8.h), dequantization
+// that use many): matmul over quantized weights (matmul.h, matmul_q8.h,
+// matmul_kquant.h), dequantization
 // (dequantize.h), paged attention (attention.h), RMSNorm (norm.h), RoPE (rope.h), SiLU-gate
 // (activation.h), greedy sampling (sampling.h) and f32 vector basics (vector_ops.h). SIMD
 // through Google Highway, chosen at run time for the CPU (AVX2, AVX-512, NEON).
@@ -14,6 +15,7 @@
 #include "kernels/attention.h"
 #include "kernels/dequantize.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_kquant.h"
 #include "kernels/matmul_q8.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"

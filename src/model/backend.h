@@ -42,6 +42,19 @@ class Backend {
   // cache and Decoder::NumLogitRows(batch) rows of logits (host memory) into `logits`.
   virtual Status Forward(const ForwardBatch& batch, std::span<float> logits) = 0;
 
+  // The same, also writing Decoder::NumHiddenRows(batch) rows of final hidden states (host
+  // memory) into `hidden`, for pooling (embedding) requests. A backend that cannot refuses a
+  // batch that asks for any.
+  virtual Status ForwardPooling(const ForwardBatch& batch, std::span<float> logits,
+                                std::span<float> hidden) {
+    if (Decoder::NumHiddenRows(batch) > 0) {
+      return UnimplementedError(
+          "embeddings (pooling) run on the CPU backend only: use --device cpu");
+    }
+    (void)hidden;
+    return Forward(batch, logits);
+  }
+
   // Copies slots [0, num_slots) of block `src` to block `dst`, keys and values of every layer
   // and head: a forked sequence's own copy of a partly filled block.
   virtual void CopyKvSlots(int32_t src, int32_t dst, int32_t num_slots) = 0;

@@ -20,6 +20,11 @@ constexpr FamilyInfo kFamilies[] = {
     {"MistralForCausalLM", "mistral", false, false},
     {"Qwen2ForCausalLM", "qwen2", true, false},
     {"Qwen3ForCausalLM", "qwen3", false, true},
+    // The same decoders saved without their LM head (sentence-transformers embedding models).
+    {"LlamaModel", "llama", false, false},
+    {"MistralModel", "mistral", false, false},
+    {"Qwen2Model", "qwen2", true, false},
+    {"Qwen3Model", "qwen3", false, true},
 };
 
 Status ParseRopeScaling(const Json& rs, const std::string& where, RopeScaling* out) {
@@ -107,7 +112,7 @@ Result<ModelConfig> ParseHfConfig(const std::string& json_text, const std::strin
   const FamilyInfo* family = nullptr;
   for (const FamilyInfo& f : kFamilies) {
     if ((!hf_class.empty() && f.hf_class == hf_class) ||
-        (hf_class.empty() && f.model_type == model_type)) {
+        (hf_class.empty() && f.model_type == model_type && !family)) {
       family = &f;
     }
   }

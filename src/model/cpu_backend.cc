@@ -19,6 +19,12 @@ Status CpuBackend::Forward(const ForwardBatch& batch, std::span<float> logits) {
   return decoder_.Forward(batch, *kv_, logits);
 }
 
+Status CpuBackend::ForwardPooling(const ForwardBatch& batch, std::span<float> logits,
+                                  std::span<float> hidden) {
+  if (!kv_) return FailedPreconditionError("Forward before AllocateKvCache");
+  return decoder_.Forward(batch, *kv_, logits, hidden);
+}
+
 void CpuBackend::CopyKvSlots(int32_t src, int32_t dst, int32_t num_slots) {
   const KvStoreConfig& kc = kv_->config();
   const size_t elem = kc.dtype == DType::kF32 ? 4 : 2;

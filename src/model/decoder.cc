@@ -55,6 +55,15 @@ int64_t Decoder::NumLogitRows(const ForwardBatch& batch) {
   return rows;
 }
 
+int64_t Decoder::NumHiddenRows(const ForwardBatch& batch) {
+  int64_t rows = 0;
+  for (const SequenceInput& s : batch.seqs) {
+    if (s.hidden == HiddenMode::kLast) rows += 1;
+    if (s.hidden == HiddenMode::kAll) rows += s.num_tokens;
+  }
+  return rows;
+}
+
 Status Decoder::Validate(const ModelConfig& cfg, const ForwardBatch& batch, const KvStoreConfig& kc,
                          size_t logits_size) {
   if (kc.num_layers != cfg.num_layers || kc.num_kv_heads != cfg.num_kv_heads ||
@@ -221,7 +230,20 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
 }
 
 Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits) {
+  return Forward(batch, kv, logits, {});
+}
+
+Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits,
+                        std::span<float> hidden) {
   KINFER_RETURN_IF_ERROR(Validate(cfg_, batch, kv.config(), logits.size()));
+  if (NumLogitRows(batch) > 0 && !model_.has_lm_head()) {
+    return InvalidArgumentError("the model has no LM head: it gives hidden states, not logits");
+  }
+  const size_t hidden_need = static_cast<size_t>(NumHiddenRows(batch) * cfg_.hidden_size);
+  if (hidden.size() < hidden_need) {
+    return InvalidArgumentError("hidden-state buffer of {} floats, {} needed", hidden.size(),
+                                hidden_need);
+  }
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
   if (T == 0) return Status::Ok();
   Reserve(T);
@@ -320,6 +342,21 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
     t += s.num_tokens;
   }
   if (rows > 0) kernels::MatMul(w.lm_head, logits_in_.data(), rows, logits.data(), pool_);
+
+  // Hidden states for pooling: the same final norm, without the LM head.
+  int64_t hrows = 0;
+  t = 0;
+  for (const SequenceInput& s : batch.seqs) {
+    const int32_t first = s.hidden == HiddenMode::kLast ? s.num_tokens - 1 : 0;
+    const int32_t count = s.hidden == HiddenMode::kAll    ? s.num_tokens
+                          : s.hidden == HiddenMode::kLast ? 1
+                                                          : 0;
+    for (int32_t i = first; i < first + count; ++i) {
+      kernels::RmsNorm(x_.data() + (t + i) * H, w.final_norm.data(), H, eps,
+                       hidden.data() + hrows++ * H);
+    }
+    t += s.num_tokens;
+  }
   return Status::Ok();
 }
 

@@ -28,6 +28,13 @@ enum class LogitsMode : uint8_t {
   kAll,   // logits of every new token (prompt logprobs, reference tests)
 };
 
+// Final hidden states (after the last norm, hidden_size floats a row) that pooling reads.
+enum class HiddenMode : uint8_t {
+  kNone,
+  kLast,  // the last new token's
+  kAll,   // every new token's
+};
+
 // One sequence's part of a forward batch.
 struct SequenceInput {
   int32_t num_tokens = 0;  // new tokens this step, >= 1
@@ -37,6 +44,7 @@ struct SequenceInput {
   LogitsMode logits = LogitsMode::kLast;
   // The LoRA adapter its tokens run with (lora_adapter.h), loaded for this model; null: the base.
   const LoraAdapter* lora = nullptr;
+  HiddenMode hidden = HiddenMode::kNone;  // final hidden states for pooling requests
 };
 
 struct ForwardBatch {
@@ -57,6 +65,11 @@ class Decoder {
   // rows into `logits` (NumLogitRows(batch) * vocab_size floats). Rejects malformed batches
   // (token ids out of range, block tables too short) without touching the cache.
   Status Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits);
+  // The same, also writing the hidden-state rows the sequences ask for into `hidden`
+  // (NumHiddenRows(batch) * hidden_size floats, in sequence order).
+  Status Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits,
+                 std::span<float> hidden);
+  static int64_t NumHiddenRows(const ForwardBatch& batch);
 
   const Model& model() const { return model_; }
 

@@ -121,7 +121,7 @@ class ModelBuilder {
     std::string attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, gate, up, down;
   };
   static Status FillWeights(Model& m, const TensorSource& src, const Names& names);
-  static void PackWeights(Model& m);
+  static void PackWeights(Model& m, const LoadProgressFn& progress);
 };
 
 namespace {
@@ -185,6 +185,9 @@ Status ModelBuilder::FillWeights(Model& m, const TensorSource& src, const Names&
     KINFER_RETURN_IF_ERROR(CheckMatrix(w.lm_head, file, n.lm_head, V, H));
   } else if (c.tie_word_embeddings) {
     w.lm_head = w.token_embedding;
+  } else if (m.pooling_) {
+    // An embedding model saved without its LM head: it only ever pools hidden states.
+    w.lm_head = TensorView();
   } else {
     return NotFoundError("{}: missing tensor '{}' (the config says embeddings are not tied)", file,
                          n.lm_head);
@@ -243,15 +246,29 @@ void DropMappedPages(const uint8_t* begin, const uint8_t* end) {
 
 }  // namespace
 
-void ModelBuilder::PackWeights(Model& m) {
+void ModelBuilder::PackWeights(Model& m, const LoadProgressFn& progress) {
   ModelWeights& w = m.weights_;
+  int64_t total = 0, done = 0;
+  auto count = [&](const TensorView& t) {
+    if (kernels::ShouldPack(t)) total += static_cast<int64_t>(t.nbytes);
+  };
+  if (!w.lm_head.empty()) count(w.lm_head);
+  for (const LayerWeights& L : w.layers) {
+    for (const TensorView* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      count(*t);
+    }
+  }
+  if (total == 0) return;
+  if (progress) progress({"repacking weights", 0, total});
   auto pack = [&](TensorView& t) {
     if (!kernels::ShouldPack(t)) return;
+    done += static_cast<int64_t>(t.nbytes);
     m.packed_.push_back(kernels::PackMatrix(t, DropMappedPages));
     t = m.packed_.back()->view();
+    if (progress) progress({"repacking weights", done, total});
   };
   const bool tied = w.lm_head.data == w.token_embedding.data;
-  pack(w.lm_head);
+  if (!w.lm_head.empty()) pack(w.lm_head);
   if (tied) w.token_embedding = w.lm_head;
   for (LayerWeights& L : w.layers) {
     for (TensorView* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*t);
@@ -271,9 +288,10 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromGguf(const std::string& path,
           "blk.{}.attn_k.bias",        "blk.{}.attn_v.bias",        "blk.{}.attn_q_norm.weight",
           "blk.{}.attn_k_norm.weight", "blk.{}.ffn_norm.weight",    "blk.{}.ffn_gate.weight",
           "blk.{}.ffn_up.weight",      "blk.{}.ffn_down.weight"};
+  KINFER_ASSIGN_OR_RETURN(m->pooling_, PoolingFromGguf(*gguf));
   GgufSource src(*gguf);
   KINFER_RETURN_IF_ERROR(FillWeights(*m, src, n));
-  if (options.pack_weights) PackWeights(*m);
+  if (options.pack_weights) PackWeights(*m, options.progress);
   if (const GgufTensorInfo* rf = gguf->FindTensor("rope_freqs.weight")) {
     KINFER_ASSIGN_OR_RETURN(
         m->weights_.rope_freq_factors,
@@ -290,6 +308,14 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromHf(const std::string& dir) {
   m->path_ = dir;
   m->format_ = ModelFormat::kHuggingFace;
   KINFER_ASSIGN_OR_RETURN(m->config_, ParseHfConfig(text, config_path));
+  KINFER_ASSIGN_OR_RETURN(m->pooling_, ReadSentenceTransformersConfig(dir, text));
+  if (m->pooling_ && m->pooling_->dimension > 0 &&
+      m->pooling_->dimension != m->config_.hidden_size) {
+    return InvalidArgumentError(
+        "{}: word_embedding_dimension {} differs from the model's hidden "
+        "size {}",
+        m->pooling_->source, m->pooling_->dimension, m->config_.hidden_size);
+  }
   KINFER_ASSIGN_OR_RETURN(auto st, SafetensorsModel::Open(dir));
   Names n{"model.embed_tokens.weight",
           "model.norm.weight",
@@ -308,6 +334,15 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromHf(const std::string& dir) {
           "model.layers.{}.mlp.gate_proj.weight",
           "model.layers.{}.mlp.up_proj.weight",
           "model.layers.{}.mlp.down_proj.weight"};
+  // A base model (XxxModel, as sentence-transformers saves one) names its tensors without the
+  // "model." prefix of the causal-LM class.
+  if (!st->Find(n.embed) && st->Find("embed_tokens.weight")) {
+    for (std::string* name :
+         {&n.embed, &n.final_norm, &n.attn_norm, &n.wq, &n.wk, &n.wv, &n.wo, &n.bq, &n.bk, &n.bv,
+          &n.q_norm, &n.k_norm, &n.ffn_norm, &n.gate, &n.up, &n.down}) {
+      *name = name->substr(6);
+    }
+  }
   SafetensorsSource src(*st, dir);
   KINFER_RETURN_IF_ERROR(FillWeights(*m, src, n));
   m->safetensors_ = std::move(st);

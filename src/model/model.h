@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 #include "core/status.h"
 #include "core/tensor.h"
 #include "model/config.h"
+#include "model/load_progress.h"
+#include "model/pooling_config.h"
 
 namespace kinfer::kernels {
 class PackedMatrix;
@@ -55,6 +58,12 @@ class Model {
   const std::string& path() const { return path_; }
   // The parsed GGUF file when the format is GGUF (its tokenizer and chat template live there).
   const GgufFile* gguf() const { return gguf_.get(); }
+  // How the model pools hidden states into an embedding, when it is an embedding model (a
+  // sentence-transformers directory or a GGUF with a pooling type); nullopt for a generative one.
+  const std::optional<PoolingConfig>& pooling() const { return pooling_; }
+  // False for a base model saved without an LM head (e.g. a sentence-transformers export): it
+  // gives hidden states for pooling, never logits.
+  bool has_lm_head() const { return weights_.lm_head.data != nullptr; }
 
   // Bytes of weights as stored, and the number of parameters.
   size_t weight_bytes() const;
@@ -70,6 +79,7 @@ class Model {
   ModelFormat format_ = ModelFormat::kGguf;
   ModelConfig config_;
   ModelWeights weights_;
+  std::optional<PoolingConfig> pooling_;
   std::unique_ptr<GgufFile> gguf_;
   std::unique_ptr<SafetensorsModel> safetensors_;
   std::unique_ptr<MappedFile> file_;  // llama2.c
@@ -78,6 +88,8 @@ class Model {
 };
 
 struct LoadOptions {
+  // Repacking progress (load_progress.h), for loads that take a while.
+  LoadProgressFn progress;
   // Repack Q8_0 and Q4_0 matrices of a GGUF file where MatMul reads them faster on this CPU
   // (kernels::ShouldPack), dropping the mapped pages they came from, so memory holds one copy.
   // Off for tools that only describe the file.

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/base64.h"
+
 namespace kinfer::server {
 namespace {
 
@@ -66,11 +68,21 @@ bool ApiKeys::Check(std::string_view presented) const {
 }
 
 std::string ApiKeys::FromHeaders(const std::string& authorization, const std::string& x_api_key) {
-  constexpr std::string_view kBearer = "bearer ";
-  if (authorization.size() > kBearer.size()) {
-    std::string prefix = authorization.substr(0, kBearer.size());
-    for (char& c : prefix) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (prefix == kBearer) return Trim(authorization.substr(kBearer.size()));
+  auto scheme = [&](std::string_view name) {  // "bearer " / "basic ", any case
+    if (authorization.size() <= name.size()) return false;
+    for (size_t i = 0; i < name.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(authorization[i])) != name[i]) return false;
+    }
+    return true;
+  };
+  if (scheme("bearer ")) return Trim(authorization.substr(7));
+  if (scheme("basic ")) {
+    // A browser's login prompt (the playground): any user name, the key as the password.
+    auto decoded = Base64Decode(Trim(authorization.substr(6)));
+    if (decoded) {
+      const size_t colon = decoded->find(':');
+      if (colon != std::string::npos) return decoded->substr(colon + 1);
+    }
   }
   return Trim(x_api_key);
 }

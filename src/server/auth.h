@@ -20,7 +20,8 @@ class ApiKeys {
   size_t size() const { return digests_.size(); }
   // Whether `presented` is one of the keys. Takes the same time whichever key (if any) matches.
   bool Check(std::string_view presented) const;
-  // The key from "Authorization: Bearer <key>" (or "x-api-key"); empty if none.
+  // The key from "Authorization: Bearer <key>", "Authorization: Basic" (base64 of "user:<key>",
+  // what a browser sends after its login prompt), or "x-api-key"; empty if none.
   static std::string FromHeaders(const std::string& authorization, const std::string& x_api_key);
 
  private:

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -15,14 +17,17 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mapped_file.h"
+#include "core/progress_log.h"
 #include "model/lora_adapter.h"
 #include "model/model.h"
 #include "server/auth.h"
 #include "server/chat_renderer.h"
+#include "server/embeddings.h"
 #include "server/front_door.h"
 #include "server/messages_api.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
+#include "server/playground.h"
 #include "tokenizer/engine_text.h"
 #include "tokenizer/tokenizer.h"
 
@@ -55,6 +60,26 @@ std::string RequestId(const HttpExchange& ex) {
   return ok ? h : RandomHex(16);
 }
 
+// "%2F" -> "/"; a malformed escape stays as it is.
+std::string PercentDecode(std::string_view s) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
 std::vector<double> TokenBuckets(int32_t max) {
   std::vector<double> b;
   for (double m = 1; m <= max; m *= 10) {
@@ -82,10 +107,14 @@ struct Server::Impl {
   std::atomic<int> queued{0};         // of those, not yet generating
   std::string load_error;
   std::thread loader;
+  std::mutex load_mu;  // guards what /ready reports during the load
+  std::string load_stage;
+  double load_fraction = 0;
 
   std::unique_ptr<model::Model> model;
   std::unique_ptr<tokenizer::Tokenizer> tok;
   std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<EmbeddingsRoute> embeddings;  // set when the model is an embedding model
   std::unique_ptr<engine::LoraRegistry> loras;  // null when LoRA is off
   std::unique_ptr<structured::GrammarVocabulary> grammar;
   ModelInfo info;
@@ -143,6 +172,11 @@ struct Server::Impl {
   void HandleLoraUpdate(HttpExchange& ex, bool load, const std::string& request_id);
   Status LoadLoraModules();
   void HandleDetokenize(HttpExchange& ex, const std::string& request_id);
+  void SetupEmbeddings(EmbeddingModel model);
+  void HandleEmbeddings(const std::shared_ptr<HttpExchange>& ex, const std::string& request_id,
+                        Clock::time_point start);
+  Json ModelCard(const std::string& name) const;
+  Json ModelCards() const;  // the served names, then the LoRA adapters
   void AccessLog(const Json& line);
 };
 
@@ -407,13 +441,31 @@ void Server::Impl::Load() {
   if (LoraEnabled() && options.engine.device != engine::Device::kCpu) {
     return fail(UnimplementedError("LoRA adapters run on the CPU backend only: use --device cpu"));
   }
-  model::LoadOptions load;
-  load.pack_weights = options.engine.device == engine::Device::kCpu;  // CPU layouts: CPU only
-  auto m = model::LoadModel(options.model_path, load);
+  // A large file takes a while: the log and /ready say how far the load is. (Test hook: a
+  // progress line at every update.)
+  ProgressLog progress_log("loading " + options.model_path,
+                           std::getenv("KINFER_TEST_PROGRESS_LINES") ? 0.0 : 2.0);
+  model::LoadOptions load_options;
+  load_options.pack_weights = options.engine.device == engine::Device::kCpu;  // CPU layouts
+  load_options.progress = [this, &progress_log](const model::LoadProgress& p) {
+    progress_log.Update(p.stage, p.done, p.total);
+    std::lock_guard<std::mutex> lk(load_mu);
+    load_stage = std::string(p.stage);
+    load_fraction = p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : 1;
+  };
+  auto m = model::LoadModel(options.model_path, load_options);
   if (!m.ok()) return fail(m.status());
   model = std::move(*m);
+  if ((model->pooling() || !options.pooler_config.empty()) &&
+      options.engine.device != engine::Device::kCpu) {
+    // The CUDA backend has no hidden-state output (model::Backend::ForwardPooling) yet.
+    return fail(UnimplementedError(
+        "{} is an embedding model: embeddings run on the CPU backend only: use --device cpu",
+        options.model_path));
+  }
   KINFER_LOG_INFO("model: {} ({:.1f} M parameters, {} MiB of weights)", model->config().Summary(),
                   model->num_parameters() / 1e6, model->weight_bytes() >> 20);
+  model::ReadWeights(*model, load_options.progress);
   auto t = tokenizer::Tokenizer::Load(options.model_path);
   if (!t.ok()) return fail(t.status());
   tok = std::move(*t);
@@ -504,9 +556,104 @@ void Server::Impl::Load() {
                      {"cache_dtype", std::string(DTypeName(eo.kv_cache_dtype))}},
                     1);
   engine = std::move(*e);
+  if (model->pooling() || !options.pooler_config.empty()) {
+    Result<model::PoolingConfig> pooling = model->pooling().value_or(model::PoolingConfig{});
+    if (!options.pooler_config.empty()) {
+      pooling = model::ApplyPoolerConfigJson(options.pooler_config, *pooling);
+    }
+    if (!pooling.ok()) return fail(pooling.status());
+    SetupEmbeddings(EmbeddingModel{*pooling, model->config().hidden_size});
+    KINFER_LOG_INFO("embedding model ({}): {} pooling{}, {} dimensions{}", pooling->source,
+                    model::PoolingTypeName(pooling->type), pooling->normalize ? ", normalized" : "",
+                    model->config().hidden_size, pooling->matryoshka ? " (matryoshka)" : "");
+  }
   state = State::kReady;
   KINFER_LOG_INFO("ready in {:.1f} s: serving '{}' (max model length {})",
                   Seconds(Clock::now() - t0), info.served_names[0], info.max_model_len);
+}
+
+void Server::Impl::SetupEmbeddings(EmbeddingModel model) {
+  EmbeddingsRoute::Hooks h;
+  h.reply = [this](HttpExchange& ex, int status, const std::string& body,
+                   const std::string& request_id) { Reply(ex, status, body, request_id); };
+  h.reply_error = [this](HttpExchange& ex, const ApiError& e, const std::string& request_id) {
+    ReplyError(ex, e, request_id);
+  };
+  h.admit = [this](int inputs) -> std::optional<ApiError> {
+    if (options.max_queue_len > 0 && queued.load() >= options.max_queue_len) {
+      return ApiError{429,
+                      fmt::format("the server is overloaded: {} requests are already waiting "
+                                  "(--max-queue-len); retry later",
+                                  queued.load()),
+                      "rate_limit_error", "", "queue_full"};
+    }
+    inflight++;
+    queued += inputs;
+    return std::nullopt;
+  };
+  h.input_done = [this](const engine::RequestOutput& out) {
+    queued--;
+    if (out.embedding.empty()) return;
+    const Labels labels = ModelLabels();
+    request_success->Add({labels[0], {"finished_reason", "stop"}});
+    if (out.first_scheduled)
+      queue_time->Observe(labels, Seconds(*out.first_scheduled - out.arrival));
+    e2e->Observe(labels, Seconds(Clock::now() - out.arrival));
+    req_prompt_tokens->Observe(labels, out.usage.prompt_tokens);
+  };
+  embeddings = std::make_unique<EmbeddingsRoute>(*engine, info, std::move(model), std::move(h));
+}
+
+void Server::Impl::HandleEmbeddings(const std::shared_ptr<HttpExchange>& ex,
+                                    const std::string& request_id, Clock::time_point start) {
+  if (!embeddings) {
+    ApiError e = BadRequest(
+        fmt::format("model '{}' is not an embedding model: /v1/embeddings needs a model with a "
+                    "pooling config (a sentence-transformers directory, a GGUF with a pooling "
+                    "type) or `kinfer serve --pooler-config '{{\"pooling_type\": \"LAST\"}}'`",
+                    info.served_names[0]),
+        "model", "model_not_embedding");
+    return ReplyError(*ex, e, request_id);
+  }
+  embeddings->Handle(ex, request_id, UnixNow(),
+                     [this, ex, request_id, start](int status, int64_t tokens) {
+                       inflight--;
+                       cv.notify_all();
+                       if (!options.access_log) return;
+                       Json line;
+                       line["request_id"] = request_id;
+                       line["method"] = ex->method();
+                       line["path"] = ex->path();
+                       line["status"] = status;
+                       line["latency_ms"] = Seconds(Clock::now() - start) * 1000;
+                       line["prompt_tokens"] = tokens;
+                       line["remote"] = ex->remote();
+                       AccessLog(line);
+                     });
+}
+
+Json Server::Impl::ModelCards() const {
+  Json data = Json::array();
+  for (const std::string& name : info.served_names) data.push_back(ModelCard(name));
+  if (loras) {
+    // As vLLM lists them: the adapter's name, its path as root, the base as parent.
+    for (const engine::LoraRegistry::Entry& a : loras->List()) {
+      data.push_back({{"id", a.name},
+                      {"object", "model"},
+                      {"created", created},
+                      {"owned_by", "kinfer"},
+                      {"root", a.path},
+                      {"parent", info.served_names[0]},
+                      {"max_model_len", info.max_model_len}});
+    }
+  }
+  return data;
+}
+
+Json Server::Impl::ModelCard(const std::string& name) const {
+  return {
+      {"id", name},           {"object", "model"},          {"created", created},
+      {"owned_by", "kinfer"}, {"root", options.model_path}, {"max_model_len", info.max_model_len}};
 }
 
 void Server::Impl::Reply(HttpExchange& ex, int status, const std::string& body,
@@ -550,9 +697,13 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
       {"/ready", "GET", false},
       {"/metrics", "GET", false},
       {"/version", "GET", false},
+      {"/", "GET", false},             // the playground page (when on)
+      {"/playground/", "GET", false},  // its script and style
       {"/v1/models", "GET", true},
       {"/v1/completions", "POST", true},
       {"/v1/chat/completions", "POST", true},
+      {"/v1/embeddings", "POST", true},
+      {"/v1/models/", "GET", true},  // /v1/models/{id}: matched as a prefix
       {"/v1/responses", "POST", true},
       {"/v1/messages", "POST", true},
       {"/v1/messages/count_tokens", "POST", true},
@@ -563,10 +714,20 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
   };
   const Route* route = nullptr;
   for (const Route& r : kRoutes) {
-    if (path == r.path) route = &r;
+    const std::string_view rp = r.path;
+    if (path == rp || (rp.back() == '/' && rp.size() > 1 && path.size() > rp.size() &&
+                       path.compare(0, rp.size(), rp) == 0)) {
+      route = &r;
+    }
   }
   if (metrics_listener && path != "/metrics" && path != "/health" && path != "/ready")
     route = nullptr;
+  const StaticAsset* asset = nullptr;
+  if (route &&
+      (route->path == std::string_view("/") || route->path == std::string_view("/playground/"))) {
+    asset = options.playground ? FindPlaygroundAsset(path) : nullptr;
+    if (!asset) route = nullptr;
+  }
   if (!route) {
     ApiError e;
     e.status = 404;
@@ -582,7 +743,7 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
     e.message = fmt::format("{} does not allow {}; use {}", path, method, route->method);
     return ReplyError(*ex, e, request_id, {{"Allow", route->method}});
   }
-  const bool needs_key = route->api || (path == "/metrics" && options.protect_metrics);
+  const bool needs_key = route->api || asset || (path == "/metrics" && options.protect_metrics);
   if (needs_key && keys.enabled()) {
     std::string presented =
         ApiKeys::FromHeaders(ex->header("authorization"), ex->header("x-api-key"));
@@ -594,8 +755,16 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
       e.message = presented.empty() ? "You didn't provide an API key. Pass it as 'Authorization: "
                                       "Bearer <key>' or 'x-api-key: <key>'."
                                     : "Incorrect API key provided.";
-      return ReplyError(*ex, e, request_id, {{"WWW-Authenticate", "Bearer"}});
+      // The page asks the browser for the key (Basic: any user name, the key as password).
+      return ReplyError(
+          *ex, e, request_id,
+          {{"WWW-Authenticate", asset ? "Basic realm=\"kinfer\", charset=\"UTF-8\"" : "Bearer"}});
     }
+  }
+  if (asset) {
+    Headers h = PlaygroundHeaders();
+    return Reply(*ex, 200, PlaygroundBody(*asset, keys.enabled()), request_id,
+                 std::string(asset->content_type), std::move(h));
   }
 
   if (path == "/health") {
@@ -605,7 +774,15 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
   }
   if (path == "/ready") {
     if (draining) return Reply(*ex, 503, R"({"status":"draining"})", request_id);
-    if (state == State::kLoading) return Reply(*ex, 503, R"({"status":"loading"})", request_id);
+    if (state == State::kLoading) {
+      Json body{{"status", "loading"}};
+      std::lock_guard<std::mutex> lk(load_mu);
+      if (!load_stage.empty()) {
+        body["stage"] = load_stage;
+        body["progress"] = std::round(load_fraction * 1000) / 1000;
+      }
+      return Reply(*ex, 503, body.dump(), request_id);
+    }
     if (state == State::kFailed || !engine->Stats().alive) {
       return Reply(*ex, 503, R"({"status":"failed"})", request_id);
     }
@@ -632,28 +809,29 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
     return ReplyError(*ex, e, request_id, {{"Retry-After", "5"}});
   }
   if (path == "/v1/models") {
-    Json data = Json::array();
-    for (const std::string& name : info.served_names) {
-      data.push_back({{"id", name},
-                      {"object", "model"},
-                      {"created", created},
-                      {"owned_by", "kinfer"},
-                      {"root", options.model_path},
-                      {"max_model_len", info.max_model_len}});
-    }
-    if (loras) {
-      // As vLLM lists them: the adapter's name, its path as root, the base as parent.
-      for (const engine::LoraRegistry::Entry& a : loras->List()) {
-        data.push_back({{"id", a.name},
-                        {"object", "model"},
-                        {"created", created},
-                        {"owned_by", "kinfer"},
-                        {"root", a.path},
-                        {"parent", info.served_names[0]},
-                        {"max_model_len", info.max_model_len}});
+    return Reply(*ex, 200, Json{{"object", "list"}, {"data", ModelCards()}}.dump(), request_id);
+  }
+  if (route->path == std::string_view("/v1/models/")) {
+    // The id may hold slashes ("Qwen/Qwen3-0.6B"), sent as they are or percent-encoded.
+    const std::string id = PercentDecode(path.substr(std::strlen("/v1/models/")));
+    for (const Json& card : ModelCards()) {
+      if (card["id"] == id) {
+        return Reply(*ex, 200, card.dump(-1, ' ', false, Json::error_handler_t::replace),
+                     request_id);
       }
     }
-    return Reply(*ex, 200, Json{{"object", "list"}, {"data", data}}.dump(), request_id);
+    ApiError e{404, fmt::format("The model `{}` does not exist.", id), "not_found_error", "model",
+               "model_not_found"};
+    return ReplyError(*ex, e, request_id);
+  }
+  if (path == "/v1/embeddings") return HandleEmbeddings(ex, request_id, start);
+  if (embeddings && (path == "/v1/completions" || path == "/v1/chat/completions" ||
+                     path == "/v1/responses" || path == "/v1/messages")) {
+    ApiError e = BadRequest(fmt::format("model '{}' is an embedding model: it serves "
+                                        "/v1/embeddings, not {}",
+                                        info.served_names[0], path),
+                            "model", "model_not_generative");
+    return ReplyError(*ex, e, request_id);
   }
   if (path == "/v1/load_lora_adapter" || path == "/v1/unload_lora_adapter") {
     return HandleLoraUpdate(*ex, path == "/v1/load_lora_adapter", request_id);
@@ -947,6 +1125,10 @@ Status Server::Start() {
   if (!m.options.chat_template_file.empty() &&
       !std::filesystem::exists(m.options.chat_template_file)) {
     return NotFoundError("--chat-template {}: no such file", m.options.chat_template_file);
+  }
+  if (!m.options.pooler_config.empty()) {
+    KINFER_RETURN_IF_ERROR(
+        model::ApplyPoolerConfigJson(m.options.pooler_config, model::PoolingConfig{}).status());
   }
   m.SetupMetrics();
   m.http = std::make_unique<HttpServer>(

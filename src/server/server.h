@@ -25,6 +25,9 @@ struct ServerOptions {
   std::string tool_call_parser = "auto";        // auto: detected from the chat template
   std::string reasoning_parser = "auto";
   bool enable_auto_tool_choice = false;  // vLLM's flag; auto is on when a format is known
+  // --pooler-config JSON: serve embeddings with this pooling (over the model's own config).
+  std::string pooler_config;
+  bool playground = true;  // the chat page at / (server/playground.h)
   HttpServerOptions http;
   int metrics_port = 0;  // 0: /metrics on the API port
   std::vector<std::string> api_keys;

@@ -41,6 +41,19 @@ def test_probes_answer_while_the_model_loads():
         assert s.stop() == 0
 
 
+def test_model_load_reports_progress_in_the_log_and_ready():
+    """Reading the weights reports progress: log lines 'loading PATH: reading weights N% (X of
+    Y, T s)' (every 2 s on a slow load; the hook logs every update), then /ready."""
+    s = Server(STORIES, "--kv-cache-memory", "16MiB", env={"KINFER_TEST_PROGRESS_LINES": "1"})
+    try:
+        lines = [l for l in s.output().splitlines() if "reading weights" in l]
+        assert lines, s.output()
+        assert f"loading {STORIES}: reading weights 0%" in lines[0]
+        assert "reading weights 100% (" in lines[-1] and " of " in lines[-1]
+    finally:
+        assert s.stop() == 0
+
+
 def _status(url):
     try:
         return requests.get(url, timeout=2).status_code

@@ -74,7 +74,8 @@ def test_bos_eos_follow_tokenizer_config(kinfer, shared, corpus, name):
         suffix = [eos] if config["add_eos_token"] and eos is not None else []
     texts = corpus[:300]
     got = tokenize_batch(kinfer, shared / "tokenizers" / name / "tokenizer.json",
-                         [{"text": s, "add_special_tokens": True} for s in texts])
+                         [{"text": s, "add_special_tokens": True, "parse_special": False}
+                          for s in texts])
     want = [prefix + ids + suffix for ids in hf_encode(hf, texts, False)]
     mismatches = [(t, w, g["ids"]) for t, w, g in zip(texts, want, got) if w != g["ids"]]
     assert not mismatches, mismatch_report(mismatches)
@@ -280,3 +281,23 @@ def test_gguf_byte_level_vocabularies_match_hf(kinfer, corpus, path):
     dec_bad = [(w, hf.decode(w, skip_special_tokens=False), g["text"]) for w, g in zip(ids, dec)
                if hf.decode(w, skip_special_tokens=False) != g["text"]]
     assert not dec_bad, mismatch_report(dec_bad)
+
+
+@pytest.mark.parametrize("name", ["qwen3", "llama3"])
+def test_cli_reads_special_token_text_as_hugging_face_does(kinfer, shared, name):
+    """`kinfer tokenize --text` parses special-token text by default, as tokenizers' encode does
+    (and vLLM's /tokenize); --literal reads it as plain text (encode_special_tokens=True)."""
+    import json
+    import subprocess
+    hf = hf_tokenizer(shared, name)
+    path = shared / "tokenizers" / name / "tokenizer.json"
+    text = {"qwen3": "<|im_start|>user\nHi<|im_end|>", "llama3": "<|begin_of_text|>Hi<|eot_id|>"}[name]
+
+    def cli(*flags):
+        out = subprocess.run([kinfer, "tokenize", "--tokenizer", str(path), "--text", text, *flags],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out.splitlines()[0])
+
+    assert cli() == hf_encode(hf, [text], True)[0]
+    assert cli("--literal") == hf_encode(hf, [text], False)[0]
+    assert cli() != cli("--literal")

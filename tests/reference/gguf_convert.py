@@ -250,8 +250,9 @@ def _quantize(data: np.ndarray, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
 
 
 def convert(config: dict[str, Any], tensors: dict[str, np.ndarray], out_path: Path,
-            out_type: str, name: str) -> dict[str, str]:
-    """Write `tensors` (HF names, f32 numpy) as a GGUF of `out_type`.
+            out_type: str, name: str, pooling_type: int | None = None) -> dict[str, str]:
+    """Write `tensors` (HF names, f32 numpy) as a GGUF of `out_type`. `pooling_type` (llama.cpp's
+    enum: 1 mean, 2 cls, 3 last) marks an embedding model, as convert_hf_to_gguf does for one.
 
     Returns {gguf tensor name: ggml type name} for reporting.
     """
@@ -280,6 +281,8 @@ def convert(config: dict[str, Any], tensors: dict[str, np.ndarray], out_path: Pa
     writer.add_key_length(hd)
     writer.add_value_length(hd)
     writer.add_vocab_size(int(config["vocab_size"]))
+    if pooling_type is not None:
+        writer.add_pooling_type(gguf.PoolingType(pooling_type))
     # rope_type llama3 has no rope-scaling metadata in convert_hf_to_gguf: it
     # is expressed only through the rope_freqs.weight tensor below. (linear /
     # yarn scaling would add rope.scaling.* keys; not used by these fixtures.)

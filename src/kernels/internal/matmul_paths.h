@@ -3,6 +3,7 @@
 // T tokens (y is [T, W.rows()]), every output as matmul.h promises.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -14,11 +15,32 @@ using F32RowsFn = void (*)(const TensorView& w, const float* x, int64_t T, float
                            int64_t row_begin, int64_t row_end);
 F32RowsFn F32ActivationRows();
 
-// 8-bit activations (matmul_q8.cc), for weights where MatMulUsesQ8Activations: x quantized by
-// QuantizeQ8 into qx [T][K], per-block scales dx and per-block sums sx [T][K / 32].
+// 8-bit activations in blocks of 32 (matmul_q8.cc), for Q8_0/Q4_0 weights where
+// UsesQ8Activations: T tokens quantized by QuantizeQ8 into 2T virtual tokens, the two terms of
+// internal/two_term.h (qx [2T][K], per-block scales dx and sums sx [2T][K / 32]); the rows
+// function takes the 2T virtual tokens and MatMul adds each token's two outputs.
 void QuantizeQ8(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sx);
 using Q8RowsFn = void (*)(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sx,
                           int64_t T, float* y, int64_t row_begin, int64_t row_end);
 Q8RowsFn Q8ActivationRows();
+bool UsesQ8Activations(DType t, int64_t cols);
+
+// 8-bit activations in blocks of 256 (matmul_kquant.cc), for K-quant weights where
+// UsesQ8KActivations, two terms as above: qx [2T][K], dx [2T][K / 256],
+// sums [2T][K / 256][kQ8KSums] (the int16 pairs
+// of 32-element sums, then 32 times each 16-element sum).
+constexpr int64_t kQ8KSums = 20;
+void QuantizeQ8K(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sums);
+Q8RowsFn Q8KActivationRows();
+bool UsesQ8KActivations(DType t, int64_t cols);
+
+// bf16 activations on AMX tiles (matmul_amx.cc), for BF16 and F16 weights where UsesAmxBf16:
+// x rounded to bf16 by ToBf16Activations into xb, AmxActivationElements(T, K) elements: tiles of
+// 16 tokens (the padding ones zero) by 32 columns, laid out as the tile dot product reads them.
+bool UsesAmxBf16(DType t, int64_t cols);
+size_t AmxActivationElements(int64_t T, int64_t K);
+void ToBf16Activations(const float* x, int64_t T, int64_t K, uint16_t* xb);
+void AmxBf16Rows(const TensorView& w, const uint16_t* xb, int64_t T, float* y, int64_t row_begin,
+                 int64_t row_end);
 
 }  // namespace kinfer::kernels::internal

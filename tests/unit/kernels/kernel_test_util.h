@@ -17,6 +17,9 @@
 
 #include "core/dtype.h"
 #include "core/tensor.h"
+#include "kernels/matmul_kquant.h"
+#include "kernels/matmul_q8.h"
+#include "kernels/quant.h"
 
 namespace kinfer::kernels {
 
@@ -106,10 +109,22 @@ inline constexpr DType kAllTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, 
 // Column counts per type: odd ones (vector tails) where the type allows any width.
 inline std::vector<int64_t> ColsFor(DType t) {
   int64_t bs = GetDTypeInfo(t).block_size;
-  // The last of each is longer than the panel path's k chunk (1024), with a tail.
-  if (bs == 1) return {1, 7, 16, 33, 100, 517, 2100};
+  // The last of each is longer than the panel path's k chunk (1024).
+  // 64 and 2080: whole chunks of 32, where BF16/F16 weights take AMX tiles if the CPU has them.
+  if (bs == 1) return {1, 7, 16, 33, 64, 100, 517, 2100, 2080};
   if (bs == 32) return {32, 96, 544, 2080};
   return {256, 768, 2304};
+}
+
+// The 8-bit activation path's scalar statement for w's type, and the block its activations are
+// quantized in.
+inline int64_t Q8Ref(const TensorView& w, const float* x, int64_t n, float* y) {
+  if (GetDTypeInfo(w.dtype).block_size == kQKK) {
+    MatMulQ8KRef(w, x, n, y);
+    return kQKK;
+  }
+  MatMulQ8Ref(w, x, n, y);
+  return kQK;
 }
 
 }  // namespace kinfer::kernels

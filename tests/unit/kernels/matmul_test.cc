@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/matmul_q8.h"
 #include "kernels/quant.h"
 #include "tests/unit/kernels/kernel_test_util.h"
 
@@ -30,9 +29,10 @@ TEST(MatMul, MatchesDequantizedReference) {
             MatMul(w, x.data(), n, y.data(), pool);
             const bool q8 = MatMulUsesQ8Activations(t, cols);
             std::vector<float> yq8;
+            int64_t q8_block = 0;
             if (q8) {  // the 8-bit path: its scalar statement, bit for bit
               yq8.resize(y.size());
-              MatMulQ8Ref(w, x.data(), n, yq8.data());
+              q8_block = Q8Ref(w, x.data(), n, yq8.data());
               for (size_t i = 0; i < y.size(); ++i) {
                 ASSERT_EQ(y[i], yq8[i])
                     << DTypeName(t) << " rows " << rows << " n " << n << " " << i;
@@ -48,17 +48,23 @@ TEST(MatMul, MatchesDequantizedReference) {
                   mag += std::fabs(static_cast<double>(row[i]) * x[k * cols + i]);
                 }
                 if (q8) {
-                  // Rounding x to 8 bits moves each element by at most half a step, amax / 254.
-                  for (int64_t b = 0; b < cols; b += 32) {
+                  // Two 8-bit terms leave each element at most half a step of the second,
+                  // amax / (127 * 254 * 2), off (plus the first term's float residual).
+                  for (int64_t b = 0; b < cols; b += q8_block) {
                     double amax = 0, wsum = 0;
-                    for (int64_t i = b; i < b + 32; ++i) {
+                    for (int64_t i = b; i < b + q8_block; ++i) {
                       amax = std::max(amax, std::fabs(static_cast<double>(x[k * cols + i])));
                       wsum += std::fabs(static_cast<double>(row[i]));
                     }
-                    q8_bound += amax / 254 * wsum;
+                    q8_bound += amax / (127.0 * 254 * 2) * 1.01 * wsum;
                   }
                 }
-                ASSERT_NEAR(y[k * rows + o], ref, 1e-5 * mag + 1e-6 + q8_bound * (1 + 1e-5))
+                // bf16 activations (AMX): each x moves by at most 2^-9 of itself.
+                const double bf16_bound = MatMulActivationsFor(t, cols) == MatMulActivations::kBf16
+                                              ? std::ldexp(mag, -9)
+                                              : 0.0;
+                ASSERT_NEAR(y[k * rows + o], ref,
+                            1e-5 * mag + 1e-6 + q8_bound * (1 + 1e-5) + bf16_bound)
                     << DTypeName(t) << " rows " << rows << " cols " << cols << " n " << n;
               }
             }
@@ -75,30 +81,65 @@ TEST(MatMul, IsBatchAndThreadInvariant) {
   ThreadPool pool1(1), pool2(2), pool3(3);
   ForEachTarget([&] {
     for (DType t : kAllTypes) {
-      const int64_t cols = ColsFor(t).back(), rows = 37;
-      auto bytes = RandomRows(t, rows, cols, 21);
-      TensorView w = View(t, rows, cols, bytes);
-      const int64_t max_n = 130;  // over the panel path's token block (96 or 48)
-      auto x = Random(static_cast<size_t>(max_n * cols), 23);
-      std::vector<float> alone(static_cast<size_t>(max_n * rows));
-      for (int64_t k = 0; k < max_n; ++k) {
-        MatMul(w, x.data() + k * cols, 1, alone.data() + k * rows, pool1);
-      }
-      for (int64_t n : {2, 3, 4, 5, 6, 7, 12, 40, 130}) {
-        for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
-          // Tokens [max_n - n, max_n): the last token sits at a different place in each batch.
-          std::vector<float> y(static_cast<size_t>(n * rows));
-          MatMul(w, x.data() + (max_n - n) * cols, n, y.data(), *pool);
-          for (int64_t k = 0; k < n; ++k) {
-            for (int64_t o = 0; o < rows; ++o) {
-              ASSERT_EQ(y[k * rows + o], alone[(max_n - n + k) * rows + o])
-                  << DTypeName(t) << " n " << n << " threads " << pool->num_threads();
+      // The last width of each type; for the plain float types also 2100, not whole AMX chunks.
+      const std::vector<int64_t> widths = ColsFor(t);
+      std::vector<int64_t> tried = {widths.back()};
+      if (GetDTypeInfo(t).block_size == 1) tried.push_back(widths[widths.size() - 2]);
+      for (int64_t cols : tried) {
+        const int64_t rows = 37;
+        auto bytes = RandomRows(t, rows, cols, 21);
+        TensorView w = View(t, rows, cols, bytes);
+        const int64_t max_n = 130;  // over the panel path's token block (96 or 48)
+        auto x = Random(static_cast<size_t>(max_n * cols), 23);
+        std::vector<float> alone(static_cast<size_t>(max_n * rows));
+        for (int64_t k = 0; k < max_n; ++k) {
+          MatMul(w, x.data() + k * cols, 1, alone.data() + k * rows, pool1);
+        }
+        for (int64_t n : {2, 3, 4, 5, 6, 7, 12, 40, 130}) {
+          for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
+            // Tokens [max_n - n, max_n): the last token sits at a different place in each batch.
+            std::vector<float> y(static_cast<size_t>(n * rows));
+            MatMul(w, x.data() + (max_n - n) * cols, n, y.data(), *pool);
+            for (int64_t k = 0; k < n; ++k) {
+              for (int64_t o = 0; o < rows; ++o) {
+                ASSERT_EQ(y[k * rows + o], alone[(max_n - n + k) * rows + o])
+                    << DTypeName(t) << " n " << n << " threads " << pool->num_threads();
+              }
             }
           }
         }
       }
     }
   });
+}
+
+// MatMulPrecision::kExact: every type on f32 activations, within the f32 tolerance of the
+// dequantized double reference; kFast again afterwards.
+TEST(MatMul, ExactPrecisionKeepsF32Activations) {
+  ThreadPool pool(2);
+  SetMatMulPrecision(MatMulPrecision::kExact);
+  for (DType t : kAllTypes) {
+    const int64_t cols = ColsFor(t).back(), rows = 19, n = 5;
+    EXPECT_EQ(MatMulActivationsFor(t, cols), MatMulActivations::kF32) << DTypeName(t);
+    auto bytes = RandomRows(t, rows, cols, 31);
+    const TensorView w = View(t, rows, cols, bytes);
+    auto x = Random(static_cast<size_t>(n * cols), 32);
+    std::vector<float> y(static_cast<size_t>(n * rows)), row(static_cast<size_t>(cols));
+    MatMul(w, x.data(), n, y.data(), pool);
+    for (int64_t o = 0; o < rows; ++o) {
+      DequantizeRowRef(t, w.row(o), row.data(), cols);
+      for (int64_t k = 0; k < n; ++k) {
+        double ref = 0, mag = 0;
+        for (int64_t i = 0; i < cols; ++i) {
+          ref += static_cast<double>(row[i]) * x[k * cols + i];
+          mag += std::fabs(static_cast<double>(row[i]) * x[k * cols + i]);
+        }
+        ASSERT_NEAR(y[k * rows + o], ref, 1e-5 * mag + 1e-6) << DTypeName(t);
+      }
+    }
+  }
+  SetMatMulPrecision(MatMulPrecision::kFast);
+  EXPECT_EQ(GetMatMulPrecision(), MatMulPrecision::kFast);
 }
 
 // Several matmuls in one region give bit for bit what separate MatMul calls give, with shared

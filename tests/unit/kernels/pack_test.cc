@@ -22,8 +22,10 @@ namespace {
 TEST(Pack, MatricesComputeExactlyAsStored) {
   ThreadPool pool1(1), pool3(3);
   ForEachTarget([&] {
-    for (DType t : {DType::kQ8_0, DType::kQ4_0}) {
-      for (int64_t cols : {32, 96, 544}) {
+    for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K,
+                    DType::kQ5_K, DType::kQ6_K}) {
+      const bool k = GetDTypeInfo(t).block_size == kQKK;
+      for (int64_t cols : k ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 96, 544}) {
         for (int64_t rows : {1, 5, 16, 37, 67}) {
           auto bytes = RandomRows(t, rows, cols, 60);
           const TensorView w = View(t, rows, cols, bytes);
@@ -50,8 +52,8 @@ TEST(Pack, MatricesComputeExactlyAsStored) {
             }
             if (MatMulUsesQ8Activations(p.dtype, cols)) {
               std::vector<float> ref_s(ys.size()), ref_p(ys.size());
-              MatMulQ8Ref(w, x.data(), n, ref_s.data());
-              MatMulQ8Ref(p, x.data(), n, ref_p.data());
+              Q8Ref(w, x.data(), n, ref_s.data());
+              Q8Ref(p, x.data(), n, ref_p.data());
               ASSERT_EQ(ref_p, ref_s);
               ASSERT_EQ(yp, ref_s);
             }
@@ -59,7 +61,7 @@ TEST(Pack, MatricesComputeExactlyAsStored) {
         }
       }
       // Jobs of 37 and 5 rows then the packed one: its rows start mid-group in the region.
-      const int64_t cols = 96;
+      const int64_t cols = k ? 256 : 96;
       auto b1 = RandomRows(t, 37, cols, 62), b2 = RandomRows(t, 5, cols, 63),
            b3 = RandomRows(t, 70, cols, 64);
       const TensorView w1 = View(t, 37, cols, b1), w2 = View(t, 5, cols, b2),
@@ -83,6 +85,69 @@ TEST(Pack, MatricesComputeExactlyAsStored) {
       }
     }
   });
+}
+
+// F16 and BF16 in the AMX tile layout (kF16x16, kBF16x16), where the CPU and kernel allow AMX:
+// the stored rows back, and MatMul bit for bit what the stored matrix gives (itself on AMX
+// tiles, held to the double reference in matmul_test.cc), for one token (the decode path) and
+// for many (k blocks, accumulators saved between them), row ranges splitting groups of 16.
+TEST(Pack, FloatTilesComputeExactlyAsStored) {
+  if (MatMulActivationsFor(DType::kBF16, 32) != MatMulActivations::kBf16) {
+    for (DType t : {DType::kF16, DType::kBF16}) {
+      auto bytes = RandomRows(t, 16, 64, 70);
+      EXPECT_FALSE(ShouldPack(View(t, 16, 64, bytes))) << DTypeName(t);
+    }
+    GTEST_SKIP() << "AMX bf16 is not usable here";
+  }
+  ThreadPool pool1(1), pool3(3);
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    for (int64_t cols : {32, 96, 544, 2080}) {
+      for (int64_t rows : {1, 5, 16, 37, 67}) {
+        auto bytes = RandomRows(t, rows, cols, 71);
+        const TensorView w = View(t, rows, cols, bytes);
+        ASSERT_TRUE(ShouldPack(w));
+        auto packed = PackMatrix(w);
+        const TensorView& p = packed->view();
+        ASSERT_EQ(p.dtype, *PackedTypeOf(t));
+        ASSERT_EQ(MatMulActivationsFor(p.dtype, cols), MatMulActivations::kBf16);
+        std::vector<uint8_t> stored(*RowBytes(t, cols));
+        std::vector<float> got(static_cast<size_t>(cols)), want(static_cast<size_t>(cols));
+        for (int64_t r = 0; r < rows; ++r) {
+          UnpackRow(p, r, stored.data());
+          ASSERT_EQ(0, std::memcmp(stored.data(), w.row(r), stored.size())) << r;
+          DequantizeMatrixRow(p, r, got.data());
+          DequantizeRowRef(t, w.row(r), want.data(), cols);
+          ASSERT_EQ(got, want) << DTypeName(t) << " row " << r;
+        }
+        for (int64_t n : {1, 2, 7, 16, 17, 33, 40}) {
+          auto x = Random(static_cast<size_t>(n * cols), 72);
+          std::vector<float> ys(static_cast<size_t>(n * rows)), yp(ys.size());
+          MatMul(w, x.data(), n, ys.data(), pool1);
+          for (ThreadPool* pool : {&pool1, &pool3}) {
+            MatMul(p, x.data(), n, yp.data(), *pool);
+            ASSERT_EQ(yp, ys) << DTypeName(t) << " rows " << rows << " cols " << cols << " n " << n
+                              << " threads " << pool->num_threads();
+          }
+        }
+      }
+    }
+    // A packed job after a stored one of 37 rows: its rows start mid-group in the region.
+    const int64_t cols = 544;
+    auto b1 = RandomRows(t, 37, cols, 73), b2 = RandomRows(t, 70, cols, 74);
+    const TensorView w1 = View(t, 37, cols, b1), w2 = View(t, 70, cols, b2);
+    auto p2 = PackMatrix(w2);
+    for (int64_t n : {1, 9}) {
+      auto x = Random(static_cast<size_t>(n * cols), 75);
+      std::vector<float> want1(static_cast<size_t>(n * 37)), want2(static_cast<size_t>(n * 70));
+      MatMul(w1, x.data(), n, want1.data(), pool1);
+      MatMul(w2, x.data(), n, want2.data(), pool1);
+      std::vector<float> got1(want1.size()), got2(want2.size());
+      const MatMulJob jobs[] = {{&w1, x.data(), got1.data()}, {&p2->view(), x.data(), got2.data()}};
+      MatMulMany(jobs, n, pool3);
+      ASSERT_EQ(got1, want1) << n;
+      ASSERT_EQ(got2, want2) << n;
+    }
+  }
 }
 
 }  // namespace

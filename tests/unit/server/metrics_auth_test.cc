@@ -52,7 +52,12 @@ TEST(ApiKeys, FromFlagsFilesAndEnvironment) {
     EXPECT_FALSE(k->Check(bad));
   EXPECT_EQ(ApiKeys::FromHeaders("Bearer abc", ""), "abc");
   EXPECT_EQ(ApiKeys::FromHeaders("bearer  abc ", ""), "abc");
-  EXPECT_EQ(ApiKeys::FromHeaders("Basic abc", "xyz"), "xyz");
+  EXPECT_EQ(ApiKeys::FromHeaders("Basic abc", "xyz"), "xyz");  // not base64 of user:password
+  // A browser's Basic credentials (the playground): the password is the key, the user is any.
+  // base64("anyone:flag-key-1234") and base64(":k:e:y") as Python's base64 module gives them.
+  EXPECT_EQ(ApiKeys::FromHeaders("Basic YW55b25lOmZsYWcta2V5LTEyMzQ=", ""), "flag-key-1234");
+  EXPECT_EQ(ApiKeys::FromHeaders("basic Oms6ZTp5", ""), "k:e:y");
+  EXPECT_TRUE(k->Check(ApiKeys::FromHeaders("Basic YW55b25lOmZsYWcta2V5LTEyMzQ=", "")));
   EXPECT_THAT(ApiKeys::Load({"short"}, {}).status().message(), HasSubstr("at least 8"));
   EXPECT_THAT(ApiKeys::Load({}, {"/no/such/file"}).status().message(), HasSubstr("/no/such/file"));
 }

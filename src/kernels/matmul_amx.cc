@@ -1,0 +1,550 @@
+// MatMul for BF16 and F16 weights on Intel AMX tiles (AMX-BF16), where the CPU has them and the
+// kernel lets this process use them (core/cpu_features.h): activations rounded to bf16, f32
+// accumulation in the tiles. F16 weights are split exactly into two bf16 parts, hi + lo, each
+// multiplied in turn. One tile dot product (TDPBF16PS) does 16 x 16 x 32 multiply-adds; the
+// f32 FMA path does 16 an instruction.
+//
+// Every (token, row) output is the tiles' accumulation over k in chunks of 32, in order (hi then
+// lo per chunk for F16), whatever the number of tokens or how rows are split over threads: one
+// token alone (decode) runs the same tile instructions as a batch of 512, so results are
+// bit-identical alone or batched.
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "kernels/internal/matmul_paths.h"
+#include "kernels/pack.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+// GCC 12 reports the deliberately undefined pass-through operand of the AVX-512 unpack
+// intrinsics (_mm512_undefined_epi32) as used uninitialized once they are inlined here.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace kinfer::kernels::internal {
+
+#if defined(__x86_64__)
+namespace {
+
+#define KINFER_AMX \
+  __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16,f16c,fma")))
+
+constexpr int64_t kChunk = 32;  // k elements a tile row holds (32 bf16, 64 bytes)
+constexpr int64_t kTile = 16;   // rows of a tile, and f32 columns of an accumulator tile
+// How far ahead of the weights being read to prefetch: this VM's hardware prefetchers alone
+// leave a one-thread stream at a fraction of the bandwidth (as matmul_f32.cc measured).
+constexpr int64_t kPrefetchBytes = 16384;
+
+KINFER_AMX void ConfigureTiles() {
+  alignas(64) unsigned char cfg[64] = {};
+  cfg[0] = 1;
+  for (int t = 0; t < 8; ++t) {
+    cfg[16 + 2 * t] = 64;  // bytes a row
+    cfg[48 + t] = kTile;   // rows
+  }
+  // GCC 12 does not see that ldtilecfg reads `cfg` and drops the stores above without this.
+  __asm__ volatile("" : : "r"(cfg) : "memory");
+  _tile_loadconfig(cfg);
+}
+
+// 16 rows of 16 dwords (one 64-byte row chunk each) -> their transpose, in place.
+KINFER_AMX void Transpose16(__m512i (&r)[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // Now r[i] holds, in its 128-bit lane L, columns 4L'.. of rows 4q..4q+3 for i = 4q + c: a 4x4
+  // grid of 128-bit blocks to transpose.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
+    r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xDD);
+  }
+}
+
+// Columns [k0, k0 + kn) of rows [r0, r0 + n) of w (n <= 32) as bf16 rows of kn at hi (and lo):
+// BF16 copied; F16 split exactly into hi + lo, hi the top 16 bits of the f32 value and lo the
+// rest (at most 3 significant bits, so both conversions below are exact). The next block's
+// lines of the same rows are prefetched: 32 rows read a block at a time are 32 streams, more
+// than the hardware prefetchers follow.
+KINFER_AMX void StageBlock(const TensorView& w, int64_t r0, int64_t n, int64_t k0, int64_t kn,
+                           bool f16, uint16_t* hi, uint16_t* lo) {
+  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const bool more = k0 + kn < w.cols();
+  for (int64_t j = 0; j < n; ++j) {
+    const uint8_t* src = w.row(r0 + j) + k0 * 2;
+    uint16_t* h = hi + j * kn;
+    uint16_t* l = lo + j * kn;
+    for (int64_t k = 0; k < kn; k += kChunk, src += 64) {
+      if (more) __builtin_prefetch(src + kn * 2);
+      if (!f16) {
+        _mm512_storeu_si512(h + k, _mm512_loadu_si512(src));
+        continue;
+      }
+      const __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
+      const __m512 b =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32)));
+      const __m512 ah = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), mask));
+      const __m512 bh = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), mask));
+      _mm512_storeu_si512(h + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(bh, ah)));
+      _mm512_storeu_si512(l + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(
+                                     _mm512_sub_ps(b, bh), _mm512_sub_ps(a, ah))));
+    }
+  }
+}
+
+// Accumulator tile `reg` (0-3) to dst, `stride` bytes a row (the tile macros take literals).
+KINFER_AMX void StoreTile(int reg, void* dst, int64_t stride) {
+  switch (reg) {
+    case 0:
+      _tile_stored(0, dst, stride);
+      return;
+    case 1:
+      _tile_stored(1, dst, stride);
+      return;
+    case 2:
+      _tile_stored(2, dst, stride);
+      return;
+    default:
+      _tile_stored(3, dst, stride);
+  }
+}
+
+// Tile ops on registers chosen at run time (the intrinsics take literals).
+KINFER_AMX void LoadTile(int reg, const void* src, int64_t stride) {
+  switch (reg) {
+    case 4:
+      _tile_loadd(4, src, stride);
+      return;
+    case 5:
+      _tile_loadd(5, src, stride);
+      return;
+    case 6:
+      _tile_loadd(6, src, stride);
+      return;
+    default:
+      _tile_loadd(7, src, stride);
+  }
+}
+
+#define KINFER_DP(c, a, b)            \
+  case (c)*4 + ((a)-4) * 2 + ((b)-6): \
+    _tile_dpbf16ps(c, a, b);          \
+    return;
+
+// Accumulator c (0-3) += weights a (4-5) . activations b (6-7).
+KINFER_AMX void Dot(int c, int a, int b) {
+  switch (c * 4 + (a - 4) * 2 + (b - 6)) {
+    KINFER_DP(0, 4, 6)
+    KINFER_DP(0, 4, 7)
+    KINFER_DP(0, 5, 6)
+    KINFER_DP(0, 5, 7)
+    KINFER_DP(1, 4, 6)
+    KINFER_DP(1, 4, 7)
+    KINFER_DP(1, 5, 6)
+    KINFER_DP(1, 5, 7)
+    KINFER_DP(2, 4, 6)
+    KINFER_DP(2, 4, 7)
+    KINFER_DP(2, 5, 6)
+    KINFER_DP(2, 5, 7)
+    KINFER_DP(3, 4, 6)
+    KINFER_DP(3, 4, 7)
+    KINFER_DP(3, 5, 6)
+    KINFER_DP(3, 5, 7)
+    default:
+      return;
+  }
+}
+#undef KINFER_DP
+
+// Stores accumulator tile `reg` (weight rows i from r0, tokens j of a block from t0) into y, for
+// the valid rows (i0 <= i < i1) and tokens (j < mt): a 16x16 transpose, y being [token][row].
+KINFER_AMX void StoreAcc(int reg, float* y, int64_t O, int64_t t0, int64_t r0, int64_t mt,
+                         int64_t i0, int64_t i1) {
+  alignas(64) float tmp[kTile * kTile];
+  StoreTile(reg, tmp, 64);
+  __m512i r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_si512(tmp + 16 * i);
+  Transpose16(r);
+  const __mmask16 mask = static_cast<__mmask16>(((1u << i1) - 1) & ~((1u << i0) - 1));
+  for (int64_t j = 0; j < mt; ++j) {
+    _mm512_mask_storeu_ps(y + (t0 + j) * O + r0, mask, _mm512_castsi512_ps(r[j]));
+  }
+}
+
+// F16 tile (16 rows of 32 f16) -> its bf16 hi and lo tiles, hi + lo exactly each value.
+KINFER_AMX void SplitTile(const uint8_t* src, uint16_t* hi, uint16_t* lo) {
+  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  for (int r = 0; r < kTile; ++r, src += 64) {
+    const __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
+    const __m512 b =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32)));
+    const __m512 ah = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), mask));
+    const __m512 bh = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), mask));
+    _mm512_storeu_si512(hi + 32 * r, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(bh, ah)));
+    _mm512_storeu_si512(lo + 32 * r, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(
+                                         _mm512_sub_ps(b, bh), _mm512_sub_ps(a, ah))));
+  }
+}
+
+// Tiles: 0-3 accumulators (row group g, token block b at 2g + b), 4-5 weights (row groups),
+// 6-7 activations (token blocks). Each accumulator element is weight row . token over k, chunk
+// by chunk in order (hi then lo per chunk for F16). k is taken kBlock columns at a time for all
+// tokens, so that a block of weights (staged in bf16 for F16) stays in L1 while every token
+// block passes; accumulators wait in memory between blocks (exact f32 stores and loads).
+constexpr int64_t kBlock = 256;
+
+// Accumulator `reg` from src, or zero when src is null.
+KINFER_AMX void LoadAcc(int reg, const float* src) {
+  if (src == nullptr) {
+    switch (reg) {
+      case 0:
+        _tile_zero(0);
+        return;
+      case 1:
+        _tile_zero(1);
+        return;
+      case 2:
+        _tile_zero(2);
+        return;
+      default:
+        _tile_zero(3);
+        return;
+    }
+  }
+  switch (reg) {
+    case 0:
+      _tile_loadd(0, src, 64);
+      return;
+    case 1:
+      _tile_loadd(1, src, 64);
+      return;
+    case 2:
+      _tile_loadd(2, src, 64);
+      return;
+    default:
+      _tile_loadd(3, src, 64);
+  }
+}
+
+KINFER_AMX void AmxRowsImpl(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
+                            int64_t row_begin, int64_t row_end) {
+  const int64_t O = w.rows(), K = w.cols(), chunks = K / kChunk;
+  const bool f16 = w.dtype == DType::kF16;
+  const int64_t blocks = (T + kTile - 1) / kTile, pairs = (blocks + 1) / 2;
+  const size_t tile = kTile * kChunk;
+  // F16 rows, and partial groups, are staged as bf16: [hi, lo][32 rows][kBlock].
+  alignas(64) static thread_local uint16_t staged[2][2 * kTile * kBlock];
+  // Accumulators between k blocks: [token pair][tile][16 x 16].
+  thread_local std::vector<float> acc;
+  if (pairs > 1 && acc.size() < static_cast<size_t>(pairs * 4 * kTile * kTile)) {
+    acc.resize(static_cast<size_t>(pairs * 4 * kTile * kTile));
+  }
+  ConfigureTiles();
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += 2 * kTile) {
+    const int64_t n0 = std::min<int64_t>(kTile, row_end - r0);
+    const int64_t n1 = std::min<int64_t>(kTile, std::max<int64_t>(0, row_end - r0 - kTile));
+    const bool stage = f16 || n0 + n1 < 2 * kTile;
+    if (stage && n0 + n1 < 2 * kTile) std::memset(staged, 0, sizeof(staged));
+    // BF16 panels are read in place, whole rows at a time (the accumulators stay in the tiles
+    // for up to 32 tokens); F16 ones are staged a k block at a time.
+    const int64_t block = stage ? kBlock : K;
+    for (int64_t k0 = 0; k0 < K; k0 += block) {
+      const int64_t kn = std::min(block, K - k0);
+      const uint16_t* a[2];  // hi, lo: the block's first column of the panel's first row
+      size_t stride;         // bytes from one row to the next
+      if (stage) {
+        StageBlock(w, r0, n0 + n1, k0, kn, f16, staged[0], staged[1]);
+        a[0] = staged[0];
+        a[1] = staged[1];
+        stride = static_cast<size_t>(kn) * 2;
+      } else {
+        a[0] = reinterpret_cast<const uint16_t*>(w.row(r0)) + k0;
+        a[1] = nullptr;
+        stride = w.row_bytes();
+      }
+      const int64_t rs = static_cast<int64_t>(stride / 2);
+      const bool first = k0 == 0, last = k0 + kn == K;
+      for (int64_t p = 0; p < pairs; ++p) {
+        const int64_t b = 2 * p;
+        const bool two = b + 1 < blocks;
+        float* saved = pairs > 1 ? acc.data() + p * 4 * kTile * kTile : nullptr;
+        if (first || saved == nullptr) {
+          if (first) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+          }
+        } else {
+          for (int reg = 0; reg < 4; ++reg) LoadAcc(reg, saved + reg * kTile * kTile);
+        }
+        const uint16_t* xa = xb + static_cast<size_t>(b * chunks + k0 / kChunk) * tile;
+        const uint16_t* xc = xa + static_cast<size_t>(chunks) * tile;
+        for (int64_t c = 0; c < kn / kChunk; ++c) {
+          if (!stage && p == 0 && r0 + 4 * kTile <= row_end) {
+            // The next panel's lines of this chunk: 32 rows read 64 bytes at a time are 32
+            // streams, more than the hardware prefetchers follow.
+            for (int64_t j = 0; j < 2 * kTile; ++j) {
+              __builtin_prefetch(w.row(r0 + 2 * kTile + j) + (k0 + c * kChunk) * 2);
+            }
+          }
+          _tile_loadd(6, xa + c * tile, 64);
+          if (two) _tile_loadd(7, xc + c * tile, 64);
+          for (int part = 0; part < (f16 ? 2 : 1); ++part) {
+            _tile_loadd(4, a[part] + c * kChunk, stride);
+            _tile_dpbf16ps(0, 4, 6);
+            if (two) _tile_dpbf16ps(1, 4, 7);
+            if (n1 > 0) {
+              _tile_loadd(5, a[part] + kTile * rs + c * kChunk, stride);
+              _tile_dpbf16ps(2, 5, 6);
+              if (two) _tile_dpbf16ps(3, 5, 7);
+            }
+          }
+        }
+        if (!last) {
+          if (saved != nullptr) {
+            for (int reg = 0; reg < 4; ++reg) StoreTile(reg, saved + reg * kTile * kTile, 64);
+          }
+          continue;
+        }
+        const int64_t m0 = std::min<int64_t>(kTile, T - b * kTile);
+        StoreAcc(0, y, O, b * kTile, r0, m0, 0, n0);
+        if (n1 > 0) StoreAcc(2, y, O, b * kTile, r0 + kTile, m0, 0, n1);
+        if (two) {
+          const int64_t m1 = std::min<int64_t>(kTile, T - (b + 1) * kTile);
+          StoreAcc(1, y, O, (b + 1) * kTile, r0, m1, 0, n0);
+          if (n1 > 0) StoreAcc(3, y, O, (b + 1) * kTile, r0 + kTile, m1, 0, n1);
+        }
+      }
+    }
+  }
+  _tile_release();
+}
+
+// The same tile arithmetic over a packed matrix (pack.h's tile layout, kBF16x16 / kF16x16):
+// groups of 16 rows, each chunk of 32 columns one contiguous KiB, so a decode step streams the
+// matrix front to back. BF16 tiles are loaded in place; F16 ones are split into hi and lo tiles a
+// k block at a time.
+KINFER_AMX void AmxPackedRowsImpl(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
+                                  int64_t row_begin, int64_t row_end) {
+  const int64_t O = w.rows(), K = w.cols(), chunks = K / kChunk;
+  const bool f16 = w.dtype == DType::kF16x16;
+  const int64_t blocks = (T + kTile - 1) / kTile, pairs = (blocks + 1) / 2;
+  const size_t tile = kTile * kChunk;
+  constexpr int64_t kBlockChunks = kBlock / kChunk;
+  alignas(64) static thread_local uint16_t split[4][kBlockChunks][2][kTile * kChunk];
+  thread_local std::vector<float> acc;
+  if (pairs > 1 && acc.size() < static_cast<size_t>(pairs * 4 * kTile * kTile)) {
+    acc.resize(static_cast<size_t>(pairs * 4 * kTile * kTile));
+  }
+  ConfigureTiles();
+  const int64_t g_end = (row_end + kTile - 1) / kTile;
+  if (blocks == 1) {
+    // Up to 16 tokens (decode): four row groups at a time, one accumulator each, weight and
+    // activation tiles double-buffered so that a load never waits for the dot product before.
+    constexpr int64_t kDecodeChunks = 2;  // a stage: 4 groups x 2 chunks x hi, lo = 16 KiB
+    // Stages are written one ahead of the tile loads that read them: a tile load of bytes
+    // still in the store buffer waits for them, which cost more than the dot products.
+    auto stage = [&](int64_t g, int64_t ng, int64_t c0, int64_t nc, int buf) KINFER_AMX {
+      for (int64_t gi = 0; gi < ng; ++gi) {
+        for (int64_t c = 0; c < nc; ++c) {
+          const uint8_t* src = PackedTile(w, g + gi, c0 + c);
+          for (int l = 0; l < 1024; l += 64) __builtin_prefetch(src + kPrefetchBytes + l);
+          uint16_t* hi = split[gi][buf * kDecodeChunks + c][0];
+          if (f16) {
+            SplitTile(src, hi, split[gi][buf * kDecodeChunks + c][1]);
+          } else {
+            for (int l = 0; l < 1024; l += 64) {
+              _mm512_store_si512(reinterpret_cast<uint8_t*>(hi) + l, _mm512_loadu_si512(src + l));
+            }
+          }
+        }
+      }
+    };
+    for (int64_t g = row_begin / kTile; g < g_end; g += 4) {
+      const int64_t ng = std::min<int64_t>(4, g_end - g);
+      for (int reg = 0; reg < 4; ++reg) LoadAcc(reg, nullptr);  // zero
+      int a = 4, buf = 0;
+      stage(g, ng, 0, std::min(kDecodeChunks, chunks), 0);
+      for (int64_t c0 = 0; c0 < chunks; c0 += kDecodeChunks) {
+        const int64_t nc = std::min(kDecodeChunks, chunks - c0);
+        if (c0 + nc < chunks) {
+          stage(g, ng, c0 + nc, std::min(kDecodeChunks, chunks - c0 - nc), buf ^ 1);
+        }
+        for (int64_t c = 0; c < nc; ++c) {
+          const int b = 6 + static_cast<int>((c0 + c) & 1);
+          LoadTile(b, xb + (c0 + c) * tile, 64);
+          for (int part = 0; part < (f16 ? 2 : 1); ++part) {
+            for (int64_t gi = 0; gi < ng; ++gi) {
+              LoadTile(a, split[gi][buf * kDecodeChunks + c][part], 64);
+              Dot(static_cast<int>(gi), a, b);
+              a ^= 1;  // 4 <-> 5
+            }
+          }
+        }
+        buf ^= 1;
+      }
+      for (int64_t gi = 0; gi < ng; ++gi) {
+        const int64_t lo = std::max<int64_t>(row_begin - (g + gi) * kTile, 0);
+        const int64_t hi = std::min<int64_t>(row_end - (g + gi) * kTile, kTile);
+        StoreAcc(static_cast<int>(gi), y, O, 0, (g + gi) * kTile, T, lo, hi);
+      }
+    }
+    _tile_release();
+    return;
+  }
+  for (int64_t g = row_begin / kTile; g < g_end; g += 2) {
+    const bool has1 = g + 1 < g_end;
+    const int64_t i0 = std::max<int64_t>(row_begin - g * kTile, 0);
+    const int64_t e0 = std::min<int64_t>(row_end - g * kTile, kTile);
+    const int64_t e1 = has1 ? std::min<int64_t>(row_end - (g + 1) * kTile, kTile) : 0;
+    for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+      const int64_t nc = std::min(kBlock, K - k0) / kChunk, c0 = k0 / kChunk;
+      // The block's tiles into L1 with plain vector loads, which stream from memory far better
+      // than tile loads do (split into hi and lo for F16).
+      for (int64_t gi = 0; gi < (has1 ? 2 : 1); ++gi) {
+        for (int64_t c = 0; c < nc; ++c) {
+          const uint8_t* src = PackedTile(w, g + gi, c0 + c);
+          for (int l = 0; l < 1024; l += 64) __builtin_prefetch(src + kPrefetchBytes + l);
+          if (f16) {
+            SplitTile(src, split[gi][c][0], split[gi][c][1]);
+          } else {
+            for (int l = 0; l < 1024; l += 64) {
+              _mm512_store_si512(reinterpret_cast<uint8_t*>(split[gi][c][0]) + l,
+                                 _mm512_loadu_si512(src + l));
+            }
+          }
+        }
+      }
+      auto weights = [&](int64_t gi, int64_t c, int part) -> const void* {
+        return split[gi][c][part];
+      };
+      const bool first = k0 == 0, last = k0 + nc * kChunk == K;
+      for (int64_t p = 0; p < pairs; ++p) {
+        const int64_t b = 2 * p;
+        const bool two = b + 1 < blocks;
+        float* saved = pairs > 1 ? acc.data() + p * 4 * kTile * kTile : nullptr;
+        if (first) {
+          _tile_zero(0);
+          _tile_zero(1);
+          _tile_zero(2);
+          _tile_zero(3);
+        } else if (saved != nullptr) {
+          for (int reg = 0; reg < 4; ++reg) LoadAcc(reg, saved + reg * kTile * kTile);
+        }
+        const uint16_t* xa = xb + static_cast<size_t>(b * chunks + c0) * tile;
+        const uint16_t* xc = xa + static_cast<size_t>(chunks) * tile;
+        for (int64_t c = 0; c < nc; ++c) {
+          _tile_loadd(6, xa + c * tile, 64);
+          if (two) _tile_loadd(7, xc + c * tile, 64);
+          for (int part = 0; part < (f16 ? 2 : 1); ++part) {
+            _tile_loadd(4, weights(0, c, part), 64);
+            _tile_dpbf16ps(0, 4, 6);
+            if (two) _tile_dpbf16ps(1, 4, 7);
+            if (has1) {
+              _tile_loadd(5, weights(1, c, part), 64);
+              _tile_dpbf16ps(2, 5, 6);
+              if (two) _tile_dpbf16ps(3, 5, 7);
+            }
+          }
+        }
+        if (!last) {
+          if (saved != nullptr) {
+            for (int reg = 0; reg < 4; ++reg) StoreTile(reg, saved + reg * kTile * kTile, 64);
+          }
+          continue;
+        }
+        const int64_t r0 = g * kTile, m0 = std::min<int64_t>(kTile, T - b * kTile);
+        StoreAcc(0, y, O, b * kTile, r0, m0, i0, e0);
+        if (has1) StoreAcc(2, y, O, b * kTile, r0 + kTile, m0, 0, e1);
+        if (two) {
+          const int64_t m1 = std::min<int64_t>(kTile, T - (b + 1) * kTile);
+          StoreAcc(1, y, O, (b + 1) * kTile, r0, m1, i0, e0);
+          if (has1) StoreAcc(3, y, O, (b + 1) * kTile, r0 + kTile, m1, 0, e1);
+        }
+      }
+    }
+  }
+  _tile_release();
+}
+
+// Activations in bf16 as the second operand of TDPBF16PS: for token block b (16 tokens, the
+// padding ones zero) and chunk c, 1 KiB at (b * chunks + c) * 512 with element [i][j][p] =
+// x[16b + j][32c + 2i + p].
+KINFER_AMX void ToBf16Impl(const float* x, int64_t T, int64_t K, uint16_t* xb) {
+  const int64_t chunks = K / kChunk, blocks = (T + kTile - 1) / kTile;
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t c = 0; c < chunks; ++c) {
+      __m512i r[16];
+      for (int64_t j = 0; j < kTile; ++j) {
+        const int64_t t = b * kTile + j;
+        if (t >= T) {
+          r[j] = _mm512_setzero_si512();
+          continue;
+        }
+        const float* in = x + t * K + c * kChunk;
+        r[j] = reinterpret_cast<__m512i>(
+            _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + 16), _mm512_loadu_ps(in)));
+      }
+      Transpose16(r);
+      uint16_t* out = xb + static_cast<size_t>(b * chunks + c) * kTile * kChunk;
+      for (int i = 0; i < 16; ++i) _mm512_storeu_si512(out + 32 * i, r[i]);
+    }
+  }
+}
+
+bool AmxBf16Usable() {
+  static const bool usable = [] {
+    const CpuFeatures& f = GetCpuFeatures();
+    return f.amx_bf16 && f.avx512_bf16 && f.avx512bw && f.avx512vl && f.f16c && f.fma &&
+           RequestAmx().usable;
+  }();
+  return usable;
+}
+
+}  // namespace
+
+bool UsesAmxBf16(DType t, int64_t cols) {
+  const DType s = StoredTypeOf(t);
+  return (s == DType::kBF16 || s == DType::kF16) && cols % kChunk == 0 && AmxBf16Usable();
+}
+
+size_t AmxActivationElements(int64_t T, int64_t K) {
+  return static_cast<size_t>((T + kTile - 1) / kTile * kTile) * static_cast<size_t>(K);
+}
+
+void ToBf16Activations(const float* x, int64_t T, int64_t K, uint16_t* xb) {
+  ToBf16Impl(x, T, K, xb);
+}
+
+void AmxBf16Rows(const TensorView& w, const uint16_t* xb, int64_t T, float* y, int64_t row_begin,
+                 int64_t row_end) {
+  if (IsPackedTile(w.dtype)) return AmxPackedRowsImpl(w, xb, T, y, row_begin, row_end);
+  AmxRowsImpl(w, xb, T, y, row_begin, row_end);
+}
+
+#else
+bool UsesAmxBf16(DType, int64_t) { return false; }
+size_t AmxActivationElements(int64_t, int64_t) { return 0; }
+void ToBf16Activations(const float*, int64_t, int64_t, uint16_t*) {}
+void AmxBf16Rows(const TensorView&, const uint16_t*, int64_t, float*, int64_t, int64_t) {}
+#endif
+
+}  // namespace kinfer::kernels::internal

@@ -1,0 +1,459 @@
+// MatMul for Q4_K, Q5_K and Q6_K weights on 8-bit activations (blocks of 256 with one f32 scale,
+// as llama.cpp's Q8_K), with VNNI integer dot products over the 16-row packed layouts of
+// pack.h, where the CPU has AVX-512 VNNI (Highway's AVX3_DL target, opted in here); and the
+// scalar statement of that path, MatMulQ8KRef.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/matmul_kquant.cc"
+// foreach_target.h must come first (it re-includes this file per target): keep this order.
+// clang-format off
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+#include "kernels/internal/simd-inl.h"
+// clang-format on
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/internal/matmul_paths.h"
+#include "kernels/internal/two_term.h"
+#include "kernels/matmul_kquant.h"
+#include "kernels/pack.h"
+#include "kernels/quant.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace kinfer::kernels::HWY_NAMESPACE {
+
+using internal::kQ8KSums;
+
+// Activations of T tokens, K columns: qx [T][K] int8; per token and super-block b (nb a row):
+// dx [T][nb] the scale, sums [T][nb][kQ8KSums]: four int16 pairs (X32[2k], X32[2k+1]) packed in
+// an int32, X32 the sum of a 32-element sub-block's qx; then 32 * X16 for the 16 sums of 16.
+struct ActQ8K {
+  const int8_t* qx;
+  const float* dx;
+  const int32_t* sums;
+};
+
+// Two-term quantization (internal/two_term.h) of T tokens into 2T virtual rows: row 2t the
+// first term, row 2t + 1 the second, each with its scale and sums.
+void QuantizeQ8KImpl(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sums) {
+  const DF df;
+  const hn::RebindToSigned<DF> di;
+  const hn::Rebind<int8_t, DF> di8;
+  const int64_t N = Lanes();
+  const int64_t nb = K / kQKK;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + t * K + b * kQKK;
+      int8_t* q1 = qx + (2 * t) * K + b * kQKK;
+      int8_t* q2 = qx + (2 * t + 1) * K + b * kQKK;
+      auto m = hn::Zero(df);
+      for (int64_t j = 0; j < kQKK; j += N) m = hn::Max(m, hn::Abs(hn::LoadU(df, xb + j)));
+      const float amax = hn::GetLane(hn::MaxOfLanes(df, m));
+      const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const float d1 = amax / 127.0f, d2 = d1 / 254.0f;
+      const float id2 = d2 > 0.0f ? 1.0f / d2 : 0.0f;
+      const auto vid = hn::Set(df, id), vd1 = hn::Set(df, d1), vid2 = hn::Set(df, id2);
+      const auto lo = hn::Set(di, -127), hi = hn::Set(di, 127);
+      for (int64_t j = 0; j < kQKK; j += N) {
+        const auto v = hn::LoadU(df, xb + j);
+        const auto a = hn::Round(hn::Mul(v, vid));
+        hn::StoreU(hn::DemoteTo(di8, hn::ConvertTo(di, a)), di8, q1 + j);
+        const auto r = hn::NegMulAdd(a, vd1, v);
+        hn::StoreU(hn::DemoteTo(di8, hn::Min(hn::Max(hn::NearestInt(hn::Mul(r, vid2)), lo), hi)),
+                   di8, q2 + j);
+      }
+      dx[(2 * t) * nb + b] = d1;
+      dx[(2 * t + 1) * nb + b] = d2;
+      for (int term = 0; term < 2; ++term) {
+        const int8_t* qb = term == 0 ? q1 : q2;
+        int32_t x16[16];
+        for (int g = 0; g < 16; ++g) {
+          int32_t s = 0;
+          for (int i = 0; i < 16; ++i) s += qb[16 * g + i];
+          x16[g] = s;
+        }
+        int32_t* sb = sums + ((2 * t + term) * nb + b) * kQ8KSums;
+        for (int k = 0; k < 4; ++k) {
+          const int32_t l = x16[4 * k] + x16[4 * k + 1], h = x16[4 * k + 2] + x16[4 * k + 3];
+          sb[k] = static_cast<int32_t>((static_cast<uint32_t>(l) & 0xFFFFu) |
+                                       (static_cast<uint32_t>(h) << 16));
+        }
+        for (int g = 0; g < 16; ++g) sb[4 + g] = 32 * x16[g];
+      }
+    }
+  }
+}
+
+#if HWY_TARGET == HWY_AVX3_DL
+constexpr bool kHaveQ8KPath = true;
+// Highway's AVX3_DL target string lacks avx512vnni (it has the VEX avxvnni); its runtime check
+// does require AVX512-VNNI, so code for this target may use it.
+#define KINFER_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+
+// Bits [from, from + width) of every byte moved to [to, to + width), the rest cleared: a 16-bit
+// shift moves a byte's own bits there as long as the distance stays inside the byte.
+template <int kFrom, int kTo, int kMask>
+KINFER_VNNI HWY_INLINE __m512i MoveBits(__m512i v) {
+  if constexpr (kFrom < kTo) v = _mm512_slli_epi16(v, kTo - kFrom);
+  if constexpr (kFrom > kTo) v = _mm512_srli_epi16(v, kFrom - kTo);
+  return _mm512_and_si512(v, _mm512_set1_epi8(static_cast<char>(kMask)));
+}
+
+HWY_INLINE __m512i Bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+HWY_INLINE __m512i Scales8(const uint8_t* p) {  // 16 unsigned bytes -> 16 int32 lanes
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// One 64-element chunk c of a Q4_K/Q5_K super-block against C tokens: the two sub-blocks' sums,
+// times their scales, into isum.
+template <bool kQ5, int c, int C>
+KINFER_VNNI HWY_INLINE void ChunkQ45K(const uint8_t* p, const int8_t* const* xb,
+                                      __m512i (&isum)[C]) {
+  constexpr int64_t kSc = kQ5 ? 2560 : 2048;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512i slo[C], shi[C];
+  KINFER_UNROLL for (int t = 0; t < C; ++t) slo[t] = shi[t] = _mm512_setzero_si512();
+  KINFER_UNROLL for (int j = 0; j < 8; ++j) {
+    const uint8_t* q = p + (8 * c + j) * 64;
+    __builtin_prefetch(q + kPrefetchBytes);
+    const __m512i v = _mm512_loadu_si512(q);
+    __m512i lo = _mm512_and_si512(v, m4);
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    if constexpr (kQ5) {
+      const __m512i h = _mm512_loadu_si512(p + 2048 + j * 64);
+      lo = _mm512_or_si512(lo, MoveBits<2 * c, 4, 0x10>(h));
+      hi = _mm512_or_si512(hi, MoveBits<2 * c + 1, 4, 0x10>(h));
+    }
+    KINFER_UNROLL for (int t = 0; t < C; ++t) {
+      slo[t] = _mm512_dpbusd_epi32(slo[t], lo, Bcast4(xb[t] + 64 * c + 4 * j));
+      shi[t] = _mm512_dpbusd_epi32(shi[t], hi, Bcast4(xb[t] + 64 * c + 32 + 4 * j));
+    }
+  }
+  const __m512i sc_lo = Scales8(p + kSc + 16 * (2 * c)),
+                sc_hi = Scales8(p + kSc + 16 * (2 * c + 1));
+  KINFER_UNROLL for (int t = 0; t < C; ++t) {
+    isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(slo[t], sc_lo),
+                                                         _mm512_mullo_epi32(shi[t], sc_hi)));
+  }
+}
+
+// One Q4_K/Q5_K super-block of 16 rows against C tokens: acc += isum * d * dx - msum * dmin * dx.
+template <bool kQ5, int C>
+KINFER_VNNI HWY_INLINE void BlockQ45K(const uint8_t* p, const int8_t* const* xb,
+                                      const int32_t* const* sb, const float* dx, __m512 (&acc)[C]) {
+  constexpr int64_t kMins = kQ5 ? 2688 : 2176, kD = kQ5 ? 2816 : 2304;
+  __m512i isum[C];
+  KINFER_UNROLL for (int t = 0; t < C; ++t) isum[t] = _mm512_setzero_si512();
+  ChunkQ45K<kQ5, 0, C>(p, xb, isum);
+  ChunkQ45K<kQ5, 1, C>(p, xb, isum);
+  ChunkQ45K<kQ5, 2, C>(p, xb, isum);
+  ChunkQ45K<kQ5, 3, C>(p, xb, isum);
+  __m512i msum[C];
+  KINFER_UNROLL for (int t = 0; t < C; ++t) msum[t] = _mm512_setzero_si512();
+  KINFER_UNROLL for (int k = 0; k < 4; ++k) {
+    const __m512i m = _mm512_cvtepu8_epi16(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kMins + 32 * k)));
+    KINFER_UNROLL for (int t = 0; t < C; ++t) {
+      msum[t] = _mm512_dpwssd_epi32(msum[t], m, _mm512_set1_epi32(sb[t][k]));
+    }
+  }
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kD)));
+  const __m512 dmin =
+      _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kD + 32)));
+  KINFER_UNROLL for (int t = 0; t < C; ++t) {
+    const __m512 vdx = _mm512_set1_ps(dx[t]);
+    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, vdx), acc[t]);
+    acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(dmin, vdx), acc[t]);
+  }
+}
+
+// Quarter q (j = 4q..4q+3) of the (h, p) part of a Q6_K super-block against C tokens: groups
+// g (low nibbles) and g + 4 (high nibbles), g = 8h + 2p + q, each (U - 32 X16) * scale into isum.
+template <int h, int pp, int q, int C>
+KINFER_VNNI HWY_INLINE void QuarterQ6K(const uint8_t* p, const int8_t* const* xb,
+                                       const int32_t* const* sb, __m512i (&isum)[C]) {
+  constexpr int g = 8 * h + 2 * pp + q;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512i ulo[C], uhi[C];
+  KINFER_UNROLL for (int t = 0; t < C; ++t) ulo[t] = uhi[t] = _mm512_setzero_si512();
+  KINFER_UNROLL for (int jj = 0; jj < 4; ++jj) {
+    const int j = 4 * q + jj;
+    const uint8_t* ql = p + (16 * h + 8 * pp + j) * 64;
+    const uint8_t* qh = p + 2048 + (8 * h + j) * 64;
+    __builtin_prefetch(ql + kPrefetchBytes);
+    const __m512i l = _mm512_loadu_si512(ql), hb = _mm512_loadu_si512(qh);
+    const __m512i lo = _mm512_or_si512(_mm512_and_si512(l, m4), MoveBits<2 * pp, 4, 0x30>(hb));
+    const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                       MoveBits<2 * pp + 4, 4, 0x30>(hb));
+    const int64_t e = 128 * h + 32 * pp + 4 * j;  // element of the low nibbles
+    KINFER_UNROLL for (int t = 0; t < C; ++t) {
+      ulo[t] = _mm512_dpbusd_epi32(ulo[t], lo, Bcast4(xb[t] + e));
+      uhi[t] = _mm512_dpbusd_epi32(uhi[t], hi, Bcast4(xb[t] + e + 64));
+    }
+  }
+  const __m512i sc_lo =
+      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3072 + 16 * g)));
+  const __m512i sc_hi = _mm512_cvtepi8_epi32(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3072 + 16 * (g + 4))));
+  KINFER_UNROLL for (int t = 0; t < C; ++t) {
+    const __m512i a = _mm512_sub_epi32(ulo[t], _mm512_set1_epi32(sb[t][4 + g]));
+    const __m512i b = _mm512_sub_epi32(uhi[t], _mm512_set1_epi32(sb[t][4 + g + 4]));
+    isum[t] = _mm512_add_epi32(
+        isum[t], _mm512_add_epi32(_mm512_mullo_epi32(a, sc_lo), _mm512_mullo_epi32(b, sc_hi)));
+  }
+}
+
+template <int C>
+KINFER_VNNI HWY_INLINE void BlockQ6K(const uint8_t* p, const int8_t* const* xb,
+                                     const int32_t* const* sb, const float* dx, __m512 (&acc)[C]) {
+  __m512i isum[C];
+  KINFER_UNROLL for (int t = 0; t < C; ++t) isum[t] = _mm512_setzero_si512();
+  QuarterQ6K<0, 0, 0, C>(p, xb, sb, isum);
+  QuarterQ6K<0, 0, 1, C>(p, xb, sb, isum);
+  QuarterQ6K<0, 1, 0, C>(p, xb, sb, isum);
+  QuarterQ6K<0, 1, 1, C>(p, xb, sb, isum);
+  QuarterQ6K<1, 0, 0, C>(p, xb, sb, isum);
+  QuarterQ6K<1, 0, 1, C>(p, xb, sb, isum);
+  QuarterQ6K<1, 1, 0, C>(p, xb, sb, isum);
+  QuarterQ6K<1, 1, 1, C>(p, xb, sb, isum);
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 3328)));
+  KINFER_UNROLL for (int t = 0; t < C; ++t) {
+    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(dx[t])),
+                             acc[t]);
+  }
+}
+
+// C tokens against one packed group of nb super-blocks: y[t * ys + r] for the rows r in `mask`.
+template <DType kStored, int C>
+KINFER_VNNI void KGroup(const uint8_t* blocks, int64_t gb, int64_t nb, const ActQ8K& a, int64_t K,
+                        float* y, int64_t ys, __mmask16 mask) {
+  __m512 acc[C];
+  KINFER_UNROLL for (int t = 0; t < C; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* xb[C];
+    const int32_t* sb[C];
+    float dx[C];
+    KINFER_UNROLL for (int t = 0; t < C; ++t) {
+      xb[t] = a.qx + t * K + b * kQKK;
+      sb[t] = a.sums + (t * nb + b) * kQ8KSums;
+      dx[t] = a.dx[t * nb + b];
+    }
+    const uint8_t* p = blocks + b * gb;
+    if constexpr (kStored == DType::kQ6_K) {
+      BlockQ6K<C>(p, xb, sb, dx, acc);
+    } else {
+      BlockQ45K<kStored == DType::kQ5_K, C>(p, xb, sb, dx, acc);
+    }
+  }
+  KINFER_UNROLL for (int t = 0; t < C; ++t) _mm512_mask_storeu_ps(y + t * ys, mask, acc[t]);
+}
+
+template <DType kStored>
+KINFER_VNNI void KGroupTokens(int c, const uint8_t* blocks, int64_t gb, int64_t nb, const ActQ8K& a,
+                              int64_t K, float* y, int64_t ys, __mmask16 mask) {
+  switch (c) {
+    case 1:
+      return KGroup<kStored, 1>(blocks, gb, nb, a, K, y, ys, mask);
+    case 2:
+      return KGroup<kStored, 2>(blocks, gb, nb, a, K, y, ys, mask);
+    case 3:
+      return KGroup<kStored, 3>(blocks, gb, nb, a, K, y, ys, mask);
+    case 4:
+      return KGroup<kStored, 4>(blocks, gb, nb, a, K, y, ys, mask);
+    case 5:
+      return KGroup<kStored, 5>(blocks, gb, nb, a, K, y, ys, mask);
+    case 6:
+      return KGroup<kStored, 6>(blocks, gb, nb, a, K, y, ys, mask);
+    default:
+      HWY_ASSERT(false);
+  }
+}
+
+// The lanes of group g that fall in rows [row_begin, row_end).
+HWY_INLINE __mmask16 RowMask(int64_t g, int64_t row_begin, int64_t row_end) {
+  const int64_t lo = std::max<int64_t>(row_begin - g * kPackRows, 0);
+  const int64_t hi = std::min<int64_t>(row_end - g * kPackRows, kPackRows);
+  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+// Rows [row_begin, row_end) for all T tokens; stored matrices are packed a group at a time into
+// a scratch buffer first, so both layouts run the same arithmetic.
+template <DType kStored>
+KINFER_VNNI void KRowsT(const TensorView& w, const ActQ8K& act, int64_t T, float* y,
+                        int64_t row_begin, int64_t row_end) {
+  const int64_t O = w.rows(), K = w.cols(), nb = K / kQKK;
+  const int64_t gb = PackedKBlockBytes(*PackedTypeOf(kStored));
+  const bool packed = IsPackedK(w.dtype);
+  thread_local std::vector<uint8_t> scratch;
+  if (!packed && scratch.size() < static_cast<size_t>(nb * gb)) {
+    scratch.resize(static_cast<size_t>(nb * gb));
+  }
+  // Tokens whose activations stay in L2 while a thread's groups stream past them.
+  const int64_t tb = std::max<int64_t>(kMaxC, (256 << 10) / K / kMaxC * kMaxC);
+  const int64_t g_end = (row_end + kPackRows - 1) / kPackRows;
+  for (int64_t t1 = 0; t1 < T; t1 += tb) {
+    const int64_t t1_end = std::min(T, t1 + tb);
+    for (int64_t g = row_begin / kPackRows; g < g_end; ++g) {
+      const uint8_t* blocks;
+      if (packed) {
+        blocks = PackedKLayout(w).block(g, 0);
+      } else {
+        const int64_t n = std::min<int64_t>(kPackRows, O - g * kPackRows);
+        PackGroupK(kStored, w.row(g * kPackRows), w.row_bytes(), n, nb, scratch.data());
+        blocks = scratch.data();
+      }
+      const __mmask16 mask = RowMask(g, row_begin, row_end);
+      for (int64_t t0 = t1; t0 < t1_end; t0 += kMaxC) {
+        const int c = static_cast<int>(std::min<int64_t>(kMaxC, t1_end - t0));
+        const ActQ8K a{act.qx + t0 * K, act.dx + t0 * nb, act.sums + t0 * nb * kQ8KSums};
+        KGroupTokens<kStored>(c, blocks, gb, nb, a, K, y + t0 * O + g * kPackRows, O, mask);
+      }
+    }
+  }
+}
+
+KINFER_VNNI void MatMulQ8KRowsImpl(const TensorView& w, const int8_t* qx, const float* dx,
+                                   const int32_t* sums, int64_t T, float* y, int64_t row_begin,
+                                   int64_t row_end) {
+  const ActQ8K act{qx, dx, sums};
+  switch (StoredTypeOf(w.dtype)) {
+    case DType::kQ4_K:
+      return KRowsT<DType::kQ4_K>(w, act, T, y, row_begin, row_end);
+    case DType::kQ5_K:
+      return KRowsT<DType::kQ5_K>(w, act, T, y, row_begin, row_end);
+    default:
+      return KRowsT<DType::kQ6_K>(w, act, T, y, row_begin, row_end);
+  }
+}
+#else
+constexpr bool kHaveQ8KPath = false;
+void MatMulQ8KRowsImpl(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t,
+                       float*, int64_t, int64_t) {
+  HWY_ASSERT(false && "no 8-bit activation path on this target");
+}
+#endif
+
+bool UsesQ8KActivationsImpl(DType t, int64_t K) {
+  const DType s = StoredTypeOf(t);
+  return kHaveQ8KPath && (s == DType::kQ4_K || s == DType::kQ5_K || s == DType::kQ6_K) &&
+         K % kQKK == 0;
+}
+
+}  // namespace kinfer::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace kinfer::kernels {
+
+HWY_EXPORT(UsesQ8KActivationsImpl);
+HWY_EXPORT(QuantizeQ8KImpl);
+HWY_EXPORT(MatMulQ8KRowsImpl);
+
+namespace internal {
+
+bool UsesQ8KActivations(DType t, int64_t cols) {
+  return HWY_DYNAMIC_DISPATCH(UsesQ8KActivationsImpl)(t, cols);
+}
+
+void QuantizeQ8K(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, int32_t* sums) {
+  HWY_DYNAMIC_DISPATCH(QuantizeQ8KImpl)(x, T, K, qx, dx, sums);
+}
+
+Q8RowsFn Q8KActivationRows() { return HWY_DYNAMIC_DISPATCH(MatMulQ8KRowsImpl); }
+
+}  // namespace internal
+
+void MatMulQ8KRef(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
+  const int64_t out = w.rows(), K = w.cols(), nb = K / kQKK;
+  const DType stored = StoredTypeOf(w.dtype);
+  std::vector<uint8_t> unpacked(IsPacked(w.dtype) ? *RowBytes(stored, K) : 0);
+  std::vector<int8_t> q1(static_cast<size_t>(K)), q2(static_cast<size_t>(K));
+  std::vector<float> d1(static_cast<size_t>(nb)), d2(static_cast<size_t>(nb));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      internal::QuantizeTwoTermRef(x + t * K + b * kQKK, kQKK, q1.data() + b * kQKK,
+                                   q2.data() + b * kQKK, &d1[static_cast<size_t>(b)],
+                                   &d2[static_cast<size_t>(b)]);
+    }
+    for (int64_t o = 0; o < out; ++o) {
+      const uint8_t* row = w.row(o);
+      if (!unpacked.empty()) {
+        UnpackRow(w, o, unpacked.data());
+        row = unpacked.data();
+      }
+      // One term's recurrence over the super-blocks.
+      auto chain = [&](const std::vector<int8_t>& qx, const std::vector<float>& dx) {
+        std::vector<int32_t> x16(static_cast<size_t>(nb * 16));
+        for (int64_t i = 0; i < nb * 16; ++i) {
+          int32_t s = 0;
+          for (int k = 0; k < 16; ++k) s += qx[static_cast<size_t>(16 * i + k)];
+          x16[static_cast<size_t>(i)] = s;
+        }
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const int8_t* q = qx.data() + b * kQKK;
+          const int32_t* s16 = x16.data() + b * 16;
+          const float xd = dx[static_cast<size_t>(b)];
+          if (stored == DType::kQ6_K) {
+            const auto* blk = reinterpret_cast<const BlockQ6_K*>(row) + b;
+            int32_t isum = 0;
+            for (int g = 0; g < 16; ++g) {
+              int32_t u = 0;
+              for (int i = 0; i < 16; ++i) {
+                const int e = 16 * g + i, h = e / 128, k = (e % 128) / 32, l = e % 32;
+                const uint8_t lq = blk->ql[64 * h + 32 * (k % 2) + l];
+                const int lo = k < 2 ? lq & 0xF : lq >> 4;
+                const int hb = (blk->qh[32 * h + l] >> (2 * k)) & 3;
+                u += (lo | (hb << 4)) * q[e];
+              }
+              isum += blk->scales[g] * (u - 32 * s16[g]);
+            }
+            acc = std::fma(static_cast<float>(isum), Fp16ToFp32(blk->d) * xd, acc);
+            continue;
+          }
+          const bool q5 = stored == DType::kQ5_K;
+          const uint8_t* scales = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].scales
+                                     : reinterpret_cast<const BlockQ4_K*>(row)[b].scales;
+          const uint8_t* qs = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].qs
+                                 : reinterpret_cast<const BlockQ4_K*>(row)[b].qs;
+          const uint16_t d = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].d
+                                : reinterpret_cast<const BlockQ4_K*>(row)[b].d;
+          const uint16_t dmin = q5 ? reinterpret_cast<const BlockQ5_K*>(row)[b].dmin
+                                   : reinterpret_cast<const BlockQ4_K*>(row)[b].dmin;
+          int32_t isum = 0, msum = 0;
+          for (int j = 0; j < 8; ++j) {
+            uint8_t sc, m;
+            UnpackScaleMinK4(j, scales, &sc, &m);
+            int32_t u = 0;
+            for (int l = 0; l < 32; ++l) {
+              const uint8_t byte = qs[32 * (j / 2) + l];
+              int v = j % 2 == 0 ? byte & 0xF : byte >> 4;
+              if (q5) v |= ((reinterpret_cast<const BlockQ5_K*>(row)[b].qh[l] >> j) & 1) << 4;
+              u += v * q[32 * j + l];
+            }
+            isum += sc * u;
+            msum += m * (s16[2 * j] + s16[2 * j + 1]);
+          }
+          acc = std::fma(static_cast<float>(isum), Fp16ToFp32(d) * xd, acc);
+          acc = std::fma(static_cast<float>(msum), -(Fp16ToFp32(dmin) * xd), acc);
+        }
+        return acc;
+      };
+      y[t * out + o] = chain(q1, d1) + chain(q2, d2);
+    }
+  }
+}
+
+}  // namespace kinfer::kernels
+#endif  // HWY_ONCE
