@@ -104,6 +104,8 @@ void AddOperatorCommand(CLI::App& app) {
                   "--drain-delay of engine and router pods")
       ->check(CLI::Range(0, 600))
       ->capture_default_str();
+  cmd->add_flag("!--no-autoscaler", o->autoscale,
+                "Do not run the built-in autoscaler (spec.autoscaling is then left to an HPA)");
   cmd->add_flag("!--no-leader-elect", o->leader_elect,
                 "Reconcile without a leader lease (one replica only)");
   cmd->add_option("--leader-election-namespace", o->election.namespace_,

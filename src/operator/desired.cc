@@ -260,6 +260,9 @@ Json RouterDeployment(const LLMService& s, const ReconcileConfig& cfg, const Chi
        fmt::format("--metrics-port={}", kMetricsPort), "--log-format=json",
        fmt::format("--drain-delay={}", cfg.drain_delay_seconds),
        fmt::format("--shutdown-timeout={}", sp.engine.shutdown_timeout_seconds)});
+  if (ScalesToZero(s)) {
+    args.push_back(fmt::format("--scale-from-zero={}/{}", s.metadata.namespace_, s.metadata.name));
+  }
   Json mounts = Json::array({{{"name", "tmp"}, {"mountPath", "/tmp"}}});
   Json volumes = Json::array({TmpVolume()});
   if (RouterMountsModel(s) && model_ready) {
@@ -410,6 +413,13 @@ Result<DesiredState> Desired(const LLMService& s, const ReconcileConfig& config,
     role["rules"] = Json::array({{{"apiGroups", Json::array({"discovery.k8s.io"})},
                                   {"resources", Json::array({"endpointslices"})},
                                   {"verbs", Json::array({"get", "list", "watch"})}}});
+    if (ScalesToZero(s)) {
+      // --scale-from-zero: 0 -> 1 on this LLMService's /scale, nothing else.
+      role["rules"].push_back({{"apiGroups", Json::array({"kinfer.dev"})},
+                               {"resources", Json::array({"llmservices/scale"})},
+                               {"resourceNames", Json::array({s.metadata.name})},
+                               {"verbs", Json::array({"get", "patch"})}});
+    }
     out.objects.push_back(role);
     Json binding =
         Object("rbac.authorization.k8s.io/v1", "RoleBinding", Meta(s, names.router, "router"));

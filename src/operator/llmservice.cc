@@ -366,6 +366,10 @@ std::map<std::string, std::string> EngineServingSelector(const LLMService& s) {
   return selector;
 }
 
+bool ScalesToZero(const LLMService& s) {
+  return s.spec.router.enabled && s.spec.autoscaling && s.spec.autoscaling->min_replicas == 0;
+}
+
 std::map<std::string, std::string> RouterSelector(const LLMService& s) {
   return {{"app.kubernetes.io/name", "kinfer"},
           {"app.kubernetes.io/instance", s.metadata.name},

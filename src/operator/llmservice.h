@@ -128,6 +128,8 @@ std::map<std::string, std::string> EngineSelector(const LLMService& s);
 constexpr const char* kServingLabel = "kinfer.dev/serving";
 std::map<std::string, std::string> EngineServingSelector(const LLMService& s);
 std::map<std::string, std::string> RouterSelector(const LLMService& s);
+// spec.autoscaling.minReplicas is 0 and the router is on: the routers bring replicas back.
+bool ScalesToZero(const LLMService& s);
 
 // The router's --policy for the CRD's policy name (prefixAware -> prefix, ...).
 std::string RouterPolicyFlag(const std::string& crd_policy);

@@ -39,6 +39,14 @@ int RunOperator(OperatorOptions options, std::stop_token stop) {
   leader_gauge.Set({}, 0);
   Controller controller(**client, options.controller, &metrics);
   controller.StartInformers();
+  if (options.autoscaler.state_namespace.empty()) {
+    options.autoscaler.state_namespace = options.controller.reconcile.operator_namespace;
+  }
+  options.autoscaler.watch_namespace = options.controller.namespace_;
+  std::unique_ptr<AutoscalerLoop> autoscaler;
+  if (options.autoscale) {
+    autoscaler = std::make_unique<AutoscalerLoop>(**client, options.autoscaler, &metrics);
+  }
 
   std::unique_ptr<server::HttpServer> http;
   if (options.health_port > 0) {
@@ -92,9 +100,11 @@ int RunOperator(OperatorOptions options, std::stop_token stop) {
                                       leader_gauge.Set({}, 1);
                                       transitions.Add({});
                                       controller.StartWorkers(leading);
+                                      if (autoscaler) autoscaler->Start(leading);
                                     },
                                 .on_stopped_leading =
                                     [&] {
+                                      if (autoscaler) autoscaler->Stop();
                                       controller.StopWorkers();
                                       leader_gauge.Set({}, 0);
                                     },
@@ -103,10 +113,12 @@ int RunOperator(OperatorOptions options, std::stop_token stop) {
   } else {
     KINFER_LOG_INFO("leader election off: this replica reconciles");
     controller.StartWorkers(stop);
+    if (autoscaler) autoscaler->Start(stop);
     std::mutex mu;
     std::condition_variable_any cv;
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, stop, [] { return false; });
+    if (autoscaler) autoscaler->Stop();
     controller.StopWorkers();
   }
   controller.Stop();

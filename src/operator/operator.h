@@ -11,6 +11,7 @@
 
 #include "k8s/config.h"
 #include "k8s/leader_election.h"
+#include "operator/autoscaler_loop.h"
 #include "operator/controller.h"
 
 namespace kinfer::op {
@@ -22,6 +23,9 @@ struct OperatorOptions {
   k8s::LeaderElectionOptions election;  // namespace_ empty: the pod's (or the kubeconfig's)
   std::string health_host = "0.0.0.0";
   int health_port = 8081;  // 0: no HTTP server
+  // The built-in autoscaler (autoscaler_loop.h), run by the leader beside the workers.
+  bool autoscale = true;
+  AutoscalerLoopOptions autoscaler;  // state_namespace empty: the operator's own
 };
 
 // Returns the process exit code: 0 after a clean stop, 1 when it could not start.

@@ -53,7 +53,10 @@ def test_defaults_are_applied(api, crd):
     assert spec["router"] == {"enabled": True, "replicas": 2, "policy": "prefixAware"}
     assert spec["networkPolicy"] == {"enabled": True}
     assert spec["engine"] == {"maxNumSeqs": 64, "shutdownTimeoutSeconds": 30}
-    assert spec["autoscaling"] == {"minReplicas": 1, "maxReplicas": 3, "targetRequestsWaiting": 2}
+    assert spec["autoscaling"] == {
+        "minReplicas": 1, "maxReplicas": 3, "targetRequestsWaiting": 2, "targetConcurrency": 8,
+        "targetKVCacheUsage": "0.8", "stableWindow": "60s", "panicWindow": "6s",
+        "panicThreshold": "2", "maxScaleUpRate": "2", "scaleDownDelay": "60s"}
 
 
 def invalid(path, value):
@@ -97,6 +100,12 @@ BAD = [
      "autoscaling.scaleToZeroAfter only applies with autoscaling.minReplicas 0"),
     ("bad duration", invalid("autoscaling", {"minReplicas": 0, "scaleToZeroAfter": "5 minutes"}),
      "spec.autoscaling.scaleToZeroAfter in body should match"),
+    ("kv target above 1", invalid("autoscaling", {"targetKVCacheUsage": "1.5"}),
+     "spec.autoscaling.targetKVCacheUsage in body should match"),
+    ("negative concurrency", invalid("autoscaling", {"targetConcurrency": "-2"}),
+     "spec.autoscaling.targetConcurrency in body should match"),
+    ("bad window", invalid("autoscaling", {"stableWindow": "1 minute"}),
+     "spec.autoscaling.stableWindow in body should match"),
     ("replicas outside range", invalid_spec(replicas=9, autoscaling={"maxReplicas": 4}),
      "spec.replicas must be within autoscaling.minReplicas and autoscaling.maxReplicas"),
     ("bad router policy", invalid("router", {"policy": "random"}),

@@ -675,7 +675,67 @@ NEEDED_WITHOUT_REQUESTS = {
     ("discovery.k8s.io", "endpointslices", "get"): "RBAC escalation check: the router Role grants it",
     ("discovery.k8s.io", "endpointslices", "list"): "RBAC escalation check: the router Role grants it",
     ("discovery.k8s.io", "endpointslices", "watch"): "RBAC escalation check: the router Role grants it",
+    ("kinfer.dev", "llmservices/scale", "get"):
+        "RBAC escalation check: the router Role grants it (--scale-from-zero)",
 }
+
+
+def test_the_autoscaler_steps_down_through_scale_and_stands_down_for_an_hpa(api, operators):
+    """The leader's autoscaler (issue 13) on an idle LLMService without a router: 2 -> 1 through
+    the scale subresource after scaleDownDelay, the pod to go marked first
+    (controller.kubernetes.io/pod-deletion-cost) so the ReplicaSet deletes that one; its window
+    state saved in a ConfigMap in the operator's namespace; the Autoscaling condition on the
+    status next to the controller's own four; and when an HPA targets the LLMService it stands
+    down (condition False) and writes nothing. Pods stay Pending here (no kubelet): a replica that
+    never became ready needs no drain."""
+    name = "auto"
+    obj = llm(name, replicas=2, router={"enabled": False},
+              autoscaling={"minReplicas": 1, "maxReplicas": 3, "stableWindow": "4s",
+                           "panicWindow": "2s", "scaleDownDelay": "2s"})
+    r = api.post(f"{LLM}/namespaces/{NS}/llmservices", obj)
+    assert r.status_code == 201, r.text
+    dep = f"/apis/apps/v1/namespaces/{NS}/deployments/{name}-engine"
+    try:
+        wait_for("engine Deployment at 2", lambda: (d := api.get(dep)).status_code == 200
+                 and d.json()["spec"]["replicas"] == 2, 30)
+        # The template carries the serving label; the Services select on it, the Deployment not.
+        tpl = api.get(dep).json()["spec"]["template"]["metadata"]["labels"]
+        assert tpl["kinfer.dev/serving"] == "true"
+        assert "kinfer.dev/serving" not in api.get(dep).json()["spec"]["selector"]["matchLabels"]
+        svc = api.get(f"/api/v1/namespaces/{NS}/services/{name}").json()
+        assert svc["spec"]["selector"]["kinfer.dev/serving"] == "true"
+        t0 = time.monotonic()
+        wait_for("the autoscaler to step 2 -> 1", lambda: get_llm(api, name)["spec"]["replicas"] == 1,
+                 60, show=lambda: json.dumps(get_llm(api, name).get("status"), indent=1))
+        figure(f"autoscaler, idle LLMService 2 -> 1 (scaleDownDelay 2s, stableWindow 4s): "
+               f"{time.monotonic() - t0:.1f} s after the engine Deployment existed")
+        wait_for("engine Deployment at 1", lambda: api.get(dep).json()["spec"]["replicas"] == 1, 30)
+        cond = wait_for("condition Autoscaling", lambda: conditions(get_llm(api, name)).get("Autoscaling"), 30)
+        assert cond["status"] == "True", cond
+        for t in ("ModelReady", "Available", "Progressing", "Degraded"):
+            assert t in conditions(get_llm(api, name)), t  # the controller's stay
+        cm = wait_for("the state ConfigMap", lambda: (c := api.get(
+            f"/api/v1/namespaces/{OPNS}/configmaps/kinfer-autoscaler-{NS}-{name}")).status_code == 200 and c.json(), 30)
+        state = json.loads(cm["data"]["state"])
+        assert isinstance(state, dict) and state, cm
+        # Stays at minReplicas 1.
+        time.sleep(3)
+        assert get_llm(api, name)["spec"]["replicas"] == 1
+
+        hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+               "metadata": {"name": name, "namespace": NS},
+               "spec": {"scaleTargetRef": {"apiVersion": "kinfer.dev/v1alpha1", "kind": "LLMService", "name": name},
+                        "minReplicas": 1, "maxReplicas": 2,
+                        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}}
+        r = api.post(f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers", hpa)
+        assert r.status_code == 201, r.text
+        try:
+            wait_for("Autoscaling False (an HPA owns /scale)",
+                     lambda: conditions(get_llm(api, name)).get("Autoscaling", {}).get("status") == "False", 30)
+        finally:
+            api.delete(f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/{name}")
+    finally:
+        api.delete(f"{LLM}/namespaces/{NS}/llmservices/{name}")
 
 
 def test_the_charts_rbac_is_enough_and_no_more(api, helm, operators):

@@ -65,11 +65,13 @@ def test_rbac_is_cluster_wide_or_one_namespace_and_the_lease_stays_home(helm):
     lease = objs[("Role", "kop-kinfer-operator-leader-election")]
     assert lease["metadata"]["namespace"] == "kinfer-system"
     assert lease["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                               "verbs": ["get", "create", "update"]}]
+                               "verbs": ["get", "create", "update"]},
+                              {"apiGroups": [""], "resources": ["configmaps"],
+                               "verbs": ["get", "create", "patch"]}]
     for rule in objs[("ClusterRole", "kop-kinfer-operator")]["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
         assert not {"get", "update"} & set(rule["verbs"]) or rule["resources"] in (
-            ["llmservices/finalizers"], ["endpointslices"]), rule
+            ["llmservices/finalizers"], ["endpointslices"], ["llmservices/scale"]), rule
     scoped = objects(helm, "--set", "watchNamespace=llm")
     assert not any(k[0].startswith("Cluster") for k in scoped)
     role = scoped[("Role", "kop-kinfer-operator")]

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -274,6 +275,30 @@ TEST(Desired, AnEmptyDirModelIsPulledByAnInitContainer) {
   EXPECT_EQ(d->at("spec")["replicas"], 0);
   EXPECT_TRUE(want->pull_job.empty());
   for (const Json& o : want->objects) EXPECT_NE(o["kind"], "NetworkPolicy");
+}
+
+// Scale from zero: the routers set /scale 0 -> 1 themselves, with rights on that one object only.
+TEST(Desired, RoutersOfAnLLMServiceThatScalesToZeroMayBringItBack) {
+  auto want = Desired(Load("hub-emptydir-open"), Config(), {});  // minReplicas 0, router on
+  const Json& args = Find(*want, "Deployment", "smol-router")
+                         ->at("spec")["template"]["spec"]["containers"][0]["args"];
+  EXPECT_NE(std::find(args.begin(), args.end(), Json("--scale-from-zero=default/smol")),
+            args.end());
+  const Json& rules = Find(*want, "Role", "smol-router")->at("rules");
+  ASSERT_EQ(rules.size(), 2u);
+  EXPECT_EQ(rules[1]["apiGroups"], Json::array({"kinfer.dev"}));
+  EXPECT_EQ(rules[1]["resources"], Json::array({"llmservices/scale"}));
+  EXPECT_EQ(rules[1]["resourceNames"], Json::array({"smol"}));
+  EXPECT_EQ(rules[1]["verbs"], Json::array({"get", "patch"}));
+
+  // minReplicas 1: no such flag, no such right.
+  auto one = Desired(Load("hostpath-router"), Config(), {});
+  const Json& args1 = Find(*one, "Deployment", "tiny-router")
+                          ->at("spec")["template"]["spec"]["containers"][0]["args"];
+  for (const Json& a : args1) {
+    EXPECT_EQ(a.get<std::string>().find("--scale-from-zero"), std::string::npos);
+  }
+  EXPECT_EQ(Find(*one, "Role", "tiny-router")->at("rules").size(), 1u);
 }
 
 TEST(Desired, WithoutAnImageItSaysWhatToSet) {

@@ -65,6 +65,18 @@ these rules with every request the running operator makes, from the API server's
 - apiGroups: [kinfer.dev]
   resources: [llmservices/finalizers]
   verbs: [update]
+# The autoscaler: replicas through /scale (also granted on to the routers for scale from zero),
+# engine and router pods to scrape and drain (the kinfer.dev/serving label, the deletion cost),
+# HPAs to stand down when one targets an LLMService.
+- apiGroups: [kinfer.dev]
+  resources: [llmservices/scale]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, patch]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [list]
 - apiGroups: [""]
   resources: [services, serviceaccounts, persistentvolumeclaims]
   verbs: [list, watch, create, patch, delete]
