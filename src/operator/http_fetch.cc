@@ -78,19 +78,21 @@ std::vector<FetchResult> FetchAll(const std::vector<std::string>& urls, const Fe
   int left = 0;
   while (CURLMsg* msg = curl_multi_info_read(multi.get(), &left)) {
     if (msg->msg != CURLMSG_DONE) continue;
+    // The message lives in the easy handle, freed below: copy what it says first.
+    CURL* const done = msg->easy_handle;
+    const CURLcode result = msg->data.result;
     for (size_t i = 0; i < transfers.size(); ++i) {
       Transfer& t = transfers[i];
-      if (t.easy != msg->easy_handle) continue;
+      if (t.easy != done) continue;
       FetchResult& r = out[i];
       if (t.too_large) {
         r.status = Status(StatusCode::kResourceExhausted,
                           fmt::format("GET {}: body over {} bytes", urls[i], o.max_bytes));
-      } else if (msg->data.result != CURLE_OK) {
-        r.status =
-            Status(msg->data.result == CURLE_OPERATION_TIMEDOUT ? StatusCode::kDeadlineExceeded
-                                                                : StatusCode::kUnavailable,
-                   fmt::format("GET {}: {}", urls[i],
-                               t.error[0] ? t.error : curl_easy_strerror(msg->data.result)));
+      } else if (result != CURLE_OK) {
+        r.status = Status(
+            result == CURLE_OPERATION_TIMEDOUT ? StatusCode::kDeadlineExceeded
+                                               : StatusCode::kUnavailable,
+            fmt::format("GET {}: {}", urls[i], t.error[0] ? t.error : curl_easy_strerror(result)));
       } else {
         curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &r.code);
         r.body = std::move(t.body);
@@ -103,6 +105,7 @@ std::vector<FetchResult> FetchAll(const std::vector<std::string>& urls, const Fe
       curl_multi_remove_handle(multi.get(), t.easy);
       curl_easy_cleanup(t.easy);
       t.easy = nullptr;
+      break;
     }
   }
   for (size_t i = 0; i < transfers.size(); ++i) {

@@ -74,6 +74,7 @@ TEST(HttpFetch, FetchesManyInOrderWithOneDeadline) {
   {
     std::lock_guard<std::mutex> lk(mu);
     for (auto& ex : parked) ex->Respond(200, "text/plain", "late");
+    parked.clear();  // exchanges must not outlive the server that made them
   }
   s.Stop();
 }
@@ -101,6 +102,7 @@ TEST(HttpFetch, AStopRequestEndsTheBatch) {
   {
     std::lock_guard<std::mutex> lk(mu);
     for (auto& ex : parked) ex->Respond(200, "text/plain", "late");
+    parked.clear();  // exchanges must not outlive the server that made them
   }
   s.Stop();
 }
