@@ -164,6 +164,28 @@ Json AuthVolume(const LLMService& s) {
           {"secret", {{"secretName", s.spec.auth->name}, {"defaultMode", 0440}}}};
 }
 
+// spec.lora as kinfer serve flags, and the adapters' volume at /adapters.
+void AddLora(const LLMServiceSpec::Lora& l, Json* args, Json* mounts, Json* volumes) {
+  args->push_back("--enable-lora");
+  for (const auto& a : l.adapters) {
+    std::string path = a.path[0] == '/' ? a.path.substr(1) : a.path;
+    args->push_back(fmt::format("--lora-modules={}=/adapters/{}", a.name, path));
+  }
+  if (l.max_loras) args->push_back(fmt::format("--max-loras={}", *l.max_loras));
+  if (l.max_lora_rank) args->push_back(fmt::format("--max-lora-rank={}", *l.max_lora_rank));
+  if (l.max_cpu_loras) args->push_back(fmt::format("--max-cpu-loras={}", *l.max_cpu_loras));
+  if (l.allow_runtime_updating) args->push_back("--allow-runtime-lora-updating");
+  mounts->push_back({{"name", "adapters"}, {"mountPath", "/adapters"}, {"readOnly", true}});
+  if (l.source.kind == ModelSource::Kind::kHostPath) {
+    volumes->push_back({{"name", "adapters"},
+                        {"hostPath", {{"path", l.source.host_path}, {"type", "Directory"}}}});
+  } else {
+    volumes->push_back(
+        {{"name", "adapters"},
+         {"persistentVolumeClaim", {{"claimName", l.source.claim_name}, {"readOnly", true}}}});
+  }
+}
+
 Json EngineDeployment(const LLMService& s, const ReconcileConfig& cfg, const ChildNames& names,
                       const std::string& image, int32_t replicas,
                       const std::string& model_revision) {
@@ -197,6 +219,7 @@ Json EngineDeployment(const LLMService& s, const ReconcileConfig& cfg, const Chi
     mounts.push_back({{"name", "api-keys"}, {"mountPath", "/etc/kinfer/auth"}, {"readOnly", true}});
     volumes.push_back(AuthVolume(s));
   }
+  if (sp.lora) AddLora(*sp.lora, &args, &mounts, &volumes);
   Json container = {
       {"name", "kinfer"},
       {"image", image},

@@ -120,6 +120,75 @@ class Reader {
   std::string source_;
 };
 
+// spec.lora: the adapters' volume (pvc or hostPath) and the flags; nothing when absent.
+Status ParseLora(const Reader& r, const Json& spec, std::optional<LLMServiceSpec::Lora>* out) {
+  const Json* lora = Reader::Find(spec, "lora");
+  if (lora == nullptr) return Status::Ok();
+  if (!lora->is_object()) return r.Wrong("spec.lora", "an object", *lora);
+  LLMServiceSpec::Lora l;
+  KINFER_ASSIGN_OR_RETURN(const Json* source, r.Object(*lora, "source", "spec.lora.source"));
+  const Json* pvc = Reader::Find(*source, "pvc");
+  const Json* hp = Reader::Find(*source, "hostPath");
+  if ((pvc == nullptr) == (hp == nullptr)) {
+    return InvalidArgumentError("{}: spec.lora.source: needs exactly one of pvc or hostPath",
+                                r.source());
+  }
+  if (pvc != nullptr) {
+    l.source.kind = ModelSource::Kind::kPvc;
+    KINFER_RETURN_IF_ERROR(
+        r.Str(*pvc, "claimName", "spec.lora.source.pvc.claimName", &l.source.claim_name));
+    if (l.source.claim_name.empty()) {
+      return InvalidArgumentError("{}: spec.lora.source.pvc.claimName: required", r.source());
+    }
+  } else {
+    l.source.kind = ModelSource::Kind::kHostPath;
+    KINFER_RETURN_IF_ERROR(
+        r.Str(*hp, "path", "spec.lora.source.hostPath.path", &l.source.host_path));
+    if (l.source.host_path.empty() || l.source.host_path[0] != '/') {
+      return InvalidArgumentError("{}: spec.lora.source.hostPath.path: must be absolute",
+                                  r.source());
+    }
+  }
+  if (const Json* list = Reader::Find(*lora, "adapters")) {
+    if (!list->is_array()) return r.Wrong("spec.lora.adapters", "a list", *list);
+    for (size_t i = 0; i < list->size(); ++i) {
+      std::string p = fmt::format("spec.lora.adapters[{}]", i);
+      if (!(*list)[i].is_object()) return r.Wrong(p, "an object", (*list)[i]);
+      LLMServiceSpec::Lora::Adapter a;
+      KINFER_RETURN_IF_ERROR(r.Str((*list)[i], "name", p + ".name", &a.name));
+      KINFER_RETURN_IF_ERROR(r.Str((*list)[i], "path", p + ".path", &a.path));
+      // The name becomes NAME=PATH on the command line, the path a file under /adapters.
+      if (a.name.empty() || a.name.find_first_of("= \t\n") != std::string::npos) {
+        return InvalidArgumentError("{}: {}.name: '{}' must be non-empty, without '=' or spaces",
+                                    r.source(), p, a.name);
+      }
+      if (a.path.empty() || ("/" + a.path + "/").find("/../") != std::string::npos) {
+        return InvalidArgumentError("{}: {}.path: '{}' must be non-empty, without '..'", r.source(),
+                                    p, a.path);
+      }
+      l.adapters.push_back(std::move(a));
+    }
+  }
+  KINFER_RETURN_IF_ERROR(r.OptInt(*lora, "maxLoras", "spec.lora.maxLoras", &l.max_loras));
+  KINFER_RETURN_IF_ERROR(r.OptInt(*lora, "maxLoraRank", "spec.lora.maxLoraRank", &l.max_lora_rank));
+  KINFER_RETURN_IF_ERROR(r.OptInt(*lora, "maxCpuLoras", "spec.lora.maxCpuLoras", &l.max_cpu_loras));
+  for (const auto& [v, name] : {std::pair{l.max_loras, "maxLoras"},
+                                {l.max_lora_rank, "maxLoraRank"},
+                                {l.max_cpu_loras, "maxCpuLoras"}}) {
+    if (v && *v < 1)
+      return InvalidArgumentError("{}: spec.lora.{}: must be at least 1", r.source(), name);
+  }
+  // kinfer serve refuses to start otherwise (its default --max-loras is 4).
+  if (l.max_cpu_loras && *l.max_cpu_loras < l.max_loras.value_or(4)) {
+    return InvalidArgumentError("{}: spec.lora.maxCpuLoras: {} is below maxLoras ({})", r.source(),
+                                *l.max_cpu_loras, l.max_loras.value_or(4));
+  }
+  KINFER_RETURN_IF_ERROR(r.Bool(*lora, "allowRuntimeUpdating", "spec.lora.allowRuntimeUpdating",
+                                &l.allow_runtime_updating));
+  *out = std::move(l);
+  return Status::Ok();
+}
+
 }  // namespace
 
 const k8s::ResourceType kLLMServices{"kinfer.dev", "v1alpha1", "llmservices", "LLMService", true};
@@ -291,6 +360,12 @@ Result<LLMService> ParseLLMService(const Json& obj) {
       }
       sp.network_policy.metrics_from.push_back((*from)[i]);
     }
+  }
+
+  KINFER_RETURN_IF_ERROR(ParseLora(r, *spec, &sp.lora));
+  if (sp.lora && sp.resources.gpu > 0) {
+    return InvalidArgumentError("{}: spec.lora: LoRA adapters run on CPU engines only (gpu: 0)",
+                                r.source());
   }
 
   if (auto st = obj.find("status"); st != obj.end()) s.status = *st;

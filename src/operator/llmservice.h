@@ -79,6 +79,18 @@ struct LLMServiceSpec {
     std::string access_mode = "ReadWriteOnce";
   } storage;
   std::optional<SecretKeyRef> auth;
+  // LoRA adapters (kinfer serve --lora-modules), read from a volume mounted at /adapters.
+  struct Lora {
+    ModelSource source;  // pvc or hostPath
+    struct Adapter {
+      std::string name;  // what requests give as "model"
+      std::string path;  // under /adapters
+    };
+    std::vector<Adapter> adapters;
+    std::optional<int64_t> max_loras, max_lora_rank, max_cpu_loras;
+    bool allow_runtime_updating = false;
+  };
+  std::optional<Lora> lora;
   struct NetworkPolicy {
     bool enabled = true;
     std::vector<Json> allow_from;    // NetworkPolicyPeers for the API port, as written

@@ -92,7 +92,8 @@ INSTANTIATE_TEST_SUITE_P(
                       GoldenCase{"hub-pvc", "hub-pvc-pulled", {.pull_complete = true}},
                       GoldenCase{"hub-pvc", "hub-pvc-first-pull", {}},
                       GoldenCase{"pvc-no-router", "pvc-no-router", {}},
-                      GoldenCase{"hub-emptydir-open", "hub-emptydir-open", {}}),
+                      GoldenCase{"hub-emptydir-open", "hub-emptydir-open", {}},
+                      GoldenCase{"pvc-lora", "pvc-lora", {}}),
     [](const auto& info) {
       std::string n = info.param.golden;
       for (char& ch : n) {
@@ -301,6 +302,38 @@ TEST(Desired, RoutersOfAnLLMServiceThatScalesToZeroMayBringItBack) {
   EXPECT_EQ(Find(*one, "Role", "tiny-router")->at("rules").size(), 1u);
 }
 
+// spec.lora becomes kinfer serve's LoRA flags (src/cli/serve.cc) and a read-only /adapters volume.
+TEST(Desired, LoraAdaptersAreServedFromTheirVolume) {
+  auto want = Desired(Load("pvc-lora"), Config(), {});
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  const Json& pod = Find(*want, "Deployment", "qwen-lora-engine")->at("spec")["template"]["spec"];
+  const Json& args = pod["containers"][0]["args"];
+  for (const char* flag :
+       {"--enable-lora", "--lora-modules=sql=/adapters/sql-lora",
+        "--lora-modules=support=/adapters/support/adapter.gguf", "--max-loras=2",
+        "--max-lora-rank=32", "--max-cpu-loras=4", "--allow-runtime-lora-updating"}) {
+    EXPECT_NE(std::find(args.begin(), args.end(), Json(flag)), args.end()) << flag;
+  }
+  const Json& mounts = pod["containers"][0]["volumeMounts"];
+  EXPECT_NE(std::find(mounts.begin(), mounts.end(),
+                      Json({{"name", "adapters"}, {"mountPath", "/adapters"}, {"readOnly", true}})),
+            mounts.end());
+  const Json& volumes = pod["volumes"];
+  EXPECT_NE(
+      std::find(volumes.begin(), volumes.end(),
+                Json({{"name", "adapters"},
+                      {"persistentVolumeClaim", {{"claimName", "adapters"}, {"readOnly", true}}}})),
+      volumes.end());
+
+  // Without spec.lora: none of it.
+  auto plain = Desired(Load("pvc-no-router"), Config(), {});
+  const Json& pod0 = Find(*plain, "Deployment", "llama-engine")->at("spec")["template"]["spec"];
+  for (const Json& a : pod0["containers"][0]["args"]) {
+    EXPECT_EQ(a.get<std::string>().find("lora"), std::string::npos) << a;
+  }
+  for (const Json& v : pod0["volumes"]) EXPECT_NE(v["name"], "adapters");
+}
+
 TEST(Desired, WithoutAnImageItSaysWhatToSet) {
   ReconcileConfig c = Config();
   c.image.clear();
@@ -333,6 +366,17 @@ TEST(LLMService, AppliesTheCrdDefaultsAndNamesFieldsInErrors) {
       {R"({"spec": {"model": {"source": {"hostPath": {"path": "/m"}}}}})", "exactly one of"},
       {R"({"spec": {"router": {"policy": "random"}}})", "unknown policy 'random'"},
       {R"({"spec": {"networkPolicy": {"allowFrom": [1]}}})", "spec.networkPolicy.allowFrom[0]"},
+      {R"({"spec": {"lora": {"adapters": []}}})", "spec.lora.source: needs exactly one of"},
+      {R"({"spec": {"lora": {"source": {"pvc": {"claimName": "a"}}, "adapters": [{"path": "x"}]}}})",
+       "spec.lora.adapters[0].name"},
+      {R"({"spec": {"lora": {"source": {"pvc": {"claimName": "a"}},
+          "adapters": [{"name": "a", "path": "../x"}]}}})",
+       "spec.lora.adapters[0].path: '../x'"},
+      {R"({"spec": {"lora": {"source": {"hostPath": {"path": "/a"}}, "maxLoras": 8,
+          "maxCpuLoras": 2}}})",
+       "spec.lora.maxCpuLoras: 2 is below maxLoras (8)"},
+      {R"({"spec": {"resources": {"gpu": 1}, "lora": {"source": {"pvc": {"claimName": "a"}}}}})",
+       "CPU engines only"},
   };
   for (const Case& c : cases) {
     Json bad = obj;
