@@ -140,6 +140,24 @@ def test_dashboard_has_the_promised_panels(helm):
         assert metric in exprs
 
 
+def test_lora_adapters_are_served_from_their_own_read_only_volume(helm):
+    # The flags are kinfer serve's (src/cli/serve.cc); the operator makes the same (desired.cc).
+    objs = objects(render_case(helm, "lora-pvc"))
+    dep, c = server_container(objs)
+    for flag in ["--enable-lora", "--lora-modules=sql=/adapters/sql-lora",
+                 "--lora-modules=support=/adapters/support/adapter.gguf", "--max-loras=2",
+                 "--max-lora-rank=32", "--max-cpu-loras=4", "--allow-runtime-lora-updating"]:
+        assert flag in c["args"]
+    assert {"name": "adapters", "mountPath": "/adapters", "readOnly": True,
+            "subPath": "qwen"} in c["volumeMounts"]
+    assert {"name": "adapters", "persistentVolumeClaim": {"claimName": "adapters", "readOnly": True}} \
+        in dep["spec"]["template"]["spec"]["volumes"]
+    # Off (the default): no flag and no volume.
+    _, plain = server_container(objects(render_case(helm, "minimal-pvc")))
+    assert not any("lora" in a for a in plain["args"])
+    assert not any(m["name"] == "adapters" for m in plain["volumeMounts"])
+
+
 BASE = ["--set", "model.name=m", "--set", "model.source.pvc.claimName=models"]
 BAD_VALUES = [
     (["--set", "model.source.pvc.claimName=models"], "at '/model/name': minLength: got 0, want 1"),
@@ -171,6 +189,21 @@ BAD_VALUES = [
      "auth.enabled: set auth.existingSecret to a Secret with the keys, or list auth.apiKeys"),
     (BASE + ["--set", "model.path=../etc"], "model.path \"../etc\" may not contain '..'"),
     (BASE + ["--set", "metricsPort=8000"], "metricsPort must differ from service.port"),
+    (BASE + ["--set", "lora.enabled=true"],
+     "lora.source.type is pvc: set lora.source.pvc.claimName to an existing PersistentVolumeClaim"),
+    (BASE + ["--set", "lora.enabled=true", "--set", "lora.source.type=hostPath"],
+     "lora.source.type is hostPath: set lora.source.hostPath.path"),
+    (BASE + ["--set", "lora.source.type=s3"], "at '/lora/source/type': value must be one of 'pvc', 'hostPath'"),
+    (BASE + ["--set", "lora.enabled=true", "--set", "lora.source.pvc.claimName=a", "--set", "gpu=1"],
+     "lora.enabled: LoRA adapters run on CPU replicas only (gpu: 0)"),
+    (BASE + ["--set", "lora.enabled=true", "--set", "lora.source.pvc.claimName=a",
+             "--set", "lora.modules[0].name=x", "--set", "lora.modules[0].path=../x"],
+     "lora.modules x: path \"../x\" may not contain '..'"),
+    (BASE + ["--set", "lora.modules[0].name=a=b", "--set", "lora.modules[0].path=x"],
+     "at '/lora/modules/0/name': 'a=b' does not match pattern"),
+    (BASE + ["--set", "lora.enabled=true", "--set", "lora.source.pvc.claimName=a",
+             "--set", "lora.maxLoras=8", "--set", "lora.maxCpuLoras=2"],
+     "lora.maxCpuLoras (2) must be at least lora.maxLoras (8)"),
 ]
 
 

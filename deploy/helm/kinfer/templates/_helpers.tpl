@@ -126,6 +126,26 @@ required fields are values.schema.json's job.)
 {{- fail (printf "terminationGracePeriodSeconds (%v) must be above preStopSleepSeconds + engine.shutdownTimeoutSeconds (%v), or the kubelet kills the server mid-drain" $v.terminationGracePeriodSeconds $min) }}
 {{- end }}
 {{- end }}
+{{- if $v.lora.enabled }}
+{{- $ls := $v.lora.source }}
+{{- if and (eq $ls.type "pvc") (not $ls.pvc.claimName) }}
+{{- fail "lora.source.type is pvc: set lora.source.pvc.claimName to an existing PersistentVolumeClaim with the adapters" }}
+{{- end }}
+{{- if and (eq $ls.type "hostPath") (not $ls.hostPath.path) }}
+{{- fail "lora.source.type is hostPath: set lora.source.hostPath.path to the adapters' directory on the node" }}
+{{- end }}
+{{- if gt (int $v.gpu) 0 }}
+{{- fail "lora.enabled: LoRA adapters run on CPU replicas only (gpu: 0)" }}
+{{- end }}
+{{- range $v.lora.modules }}
+{{- if has ".." (splitList "/" .path) }}
+{{- fail (printf "lora.modules %s: path %q may not contain '..': it is a path inside the adapters volume" .name .path) }}
+{{- end }}
+{{- end }}
+{{- if and (not (kindIs "invalid" $v.lora.maxCpuLoras)) (lt (int $v.lora.maxCpuLoras) (int (default 4 $v.lora.maxLoras))) }}
+{{- fail (printf "lora.maxCpuLoras (%v) must be at least lora.maxLoras (%v)" $v.lora.maxCpuLoras (default 4 $v.lora.maxLoras)) }}
+{{- end }}
+{{- end }}
 {{- if eq (int $v.metricsPort) (int $v.service.port) }}
 {{- fail "metricsPort must differ from service.port: metrics are served on their own port" }}
 {{- end }}
