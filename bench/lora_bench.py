@@ -155,6 +155,19 @@ async def scenario(port, model_for, extra_for, streams, max_tokens, first):
     return decoded / (end - start), sum(r[2] for r in res)
 
 
+def complete(port, model, prompt, max_tokens, extra):
+    """(text, its logprobs as JSON text) of one greedy, non-streamed /v1/completions request."""
+    import json
+    import urllib.request
+    body = json.dumps({"model": model, "prompt": prompt, "max_tokens": max_tokens,
+                       "temperature": 0, "logprobs": 1, **extra}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=600) as r:
+        choice = json.loads(r.read())["choices"][0]
+    return choice["text"], json.dumps(choice.get("logprobs"), sort_keys=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -168,12 +181,18 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--llama-cpp-python", default=bench.LLAMA_CPP_PYTHON_VERSION)
     ap.add_argument("--no-llama", action="store_true", help="Kinfer only")
+    ap.add_argument("--llama-args", default="", help="extra llama-server flags, one string "
+                    "(e.g. \"-nr\": no AMX/repacked weights where its AMX kernels crash)")
+    ap.add_argument("--llama-server", help="a llama-server binary to use instead of building one "
+                    "(no wait on the build lock while someone else builds llama.cpp)")
     args = ap.parse_args()
     os.makedirs(CACHE, exist_ok=True)
     bench.ensure_python_packages()
     kinfer, _ = bench.build_kinfer(args.jobs)
     llama_server = None
-    if not args.no_llama:
+    if args.llama_server and not args.no_llama:
+        llama_server = args.llama_server
+    elif not args.no_llama:
         with open(os.path.join(CACHE, "llama.cpp.lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one build, shared by every checkout
             _, llama_server = bench.build_llama_cpp(args.llama_cpp_python, args.jobs)
@@ -210,6 +229,7 @@ def main():
                "--lora-init-without-apply"]
         for p in adapters:
             cmd += ["--lora", p]
+        cmd += args.llama_args.split()
         servers.append(bench.Server("llama-server", cmd, port,
                                     os.path.join(CACHE, "bench-lora-llama.log")))
     A = args.adapters
@@ -230,6 +250,24 @@ def main():
         for s in servers:
             s.wait_ready()
             wait_models(s.port)
+        # Each server really applies the adapters: on adapter 0 the greedy tokens' logprobs
+        # differ from the base model's (the adapters are random, their B non-zero; the random
+        # model's greedy text itself often does not change).
+        probe = bench.prompts(1, 32, 10**6)[0]
+        texts = {}
+        for s in servers:
+            (mb, eb), (ml, el) = scenarios[s.name]["base"], scenarios[s.name]["lora"]
+            base, lora = (complete(s.port, mb(0), probe, 4, eb(0)),
+                          complete(s.port, ml(0), probe, 4, el(0)))
+            texts[s.name] = (base[0], lora[0])
+            bench.log(f"{s.name}: adapter 0 changes the greedy text: {base[0] != lora[0]}, "
+                      f"its logprobs: {base[1] != lora[1]}")
+            if base == lora:
+                raise RuntimeError(f"{s.name} gave the base model's output for adapter 0")
+        if len(texts) == 2:
+            a, b = texts.values()
+            bench.log(f"same greedy text on both servers: base {a[0] == b[0]}, "
+                      f"adapter 0 {a[1] == b[1]}")
         load_before = os.getloadavg()
         first = 10**5
         for s in servers:  # warm-up, not counted
@@ -258,7 +296,10 @@ def main():
           f"{'/'.join(args.targets)}, f16), {S} streams, {args.max_tokens} tokens, {T} threads, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
-          f"({os.cpu_count()} CPUs); medians of {args.rounds} alternated rounds\n")
+          f"({os.cpu_count()} CPUs); medians of {args.rounds} alternated rounds")
+    if llama_server:
+        print(f"llama-server: {llama_server} {args.llama_args}")
+    print()
     rows = [["server", "all on base t/s", f"{S} over {A} adapters t/s", "adapters / base",
              "rounds (base | adapters)"]]
     for n, d in med.items():
