@@ -7,6 +7,13 @@ the base model, in Kinfer and in llama-server serving the same GGUF LoRA files, 
   python3 bench/lora_bench.py --targets q v   # PEFT's default targets
   python3 bench/lora_bench.py --help
 
+  # On this team's machine (GCC 12, AMX granted): llama.cpp's AMX kernels crash when GCC 12
+  # builds them (SIGILL/SIGSEGV at warm-up), so llama-server runs without its extra buffer types
+  # (-nr: no AMX, no repacked Q4_0); on a loaded 2-core machine its 2 threads spin at every op's
+  # barrier, so both servers get one thread:
+  python3 bench/lora_bench.py --llama-server ~/.cache/kinfer/llama.cpp-0.3.36/build-native-*/bin/llama-server \
+      --llama-args=-nr --threads 1 --rounds 3 --max-tokens 32
+
 1. builds Kinfer (release) and llama-server (as bench/run.py, from the llama-cpp-python sdist,
    under flock ~/.cache/kinfer/llama.cpp.lock so parallel checkouts share one build);
 2. writes the random-weight model (bench/make_models.py) and 4 random LoRA adapters in llama.cpp's
