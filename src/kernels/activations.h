@@ -1,0 +1,20 @@
+// Elementwise kernels of the families beyond Llama: Gemma's GELU-tanh gate and soft-capping.
+// Like ops.h, each output element depends only on its own inputs (batch invariance).
+#pragma once
+
+#include <cstdint>
+
+namespace kinfer::kernels {
+
+// out[i] = gelu_tanh(gate[i]) * up[i], gelu_tanh(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+// (PyTorch's approximate='tanh', Gemma's gelu_pytorch_tanh). out may alias gate. Callers pass one
+// token's row at a time, as for SiluMul.
+void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out);
+
+// x[i] = cap * tanh(x[i] / cap): Gemma 2's soft-capping of attention scores and final logits.
+void SoftCap(float* x, int64_t n, float cap);
+
+// Scalar references of the two (plain std::tanh), for the tests.
+void GeluTanhMulRef(const float* gate, const float* up, int64_t n, float* out);
+
+}  // namespace kinfer::kernels
