@@ -24,8 +24,10 @@ const std::string kFixtures = KINFER_FIXTURES_DIR "/models";
 const std::string kShared = KINFER_SHARED_DIR;
 
 // Runs `tokens` from position 0 as one sequence and returns logits for every position.
+// `context_length` is the Decoder's (LongRoPE picks its factors by it); 0: as transformers
+// picks them for this one sequence (long factors when it is longer than the original context).
 std::vector<float> RunAll(const Model& model, const std::vector<int32_t>& tokens, DType kv_dtype,
-                          ThreadPool& pool, int64_t chunk = 0) {
+                          ThreadPool& pool, int64_t chunk = 0, int64_t context_length = 0) {
   const ModelConfig& c = model.config();
   KvStoreConfig kc{
       c.num_layers, c.num_kv_heads, c.head_dim, 16, static_cast<int64_t>(tokens.size()) / 16 + 1,
@@ -35,7 +37,8 @@ std::vector<float> RunAll(const Model& model, const std::vector<int32_t>& tokens
   std::vector<int32_t> table(static_cast<size_t>(kc.num_blocks));
   std::iota(table.begin(), table.end(), 0);
   std::reverse(table.begin(), table.end());  // physical order must not matter
-  Decoder dec(model, pool);
+  if (context_length == 0) context_length = static_cast<int64_t>(tokens.size());
+  Decoder dec(model, pool, context_length);
   std::vector<float> out(tokens.size() * static_cast<size_t>(c.vocab_size));
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (chunk <= 0) chunk = n;
@@ -123,10 +126,31 @@ TEST_P(ReferenceLogits, MatchTransformersWithinF32Tolerance) {
   // the kernel's whole error; the weights' own quantization error against the original model
   // is larger. Bound: 3e-2. Every other case keeps 1e-4, and the kernels test the 8-bit path
   // bit for bit against kernels::MatMulQ8Ref.
+  //
+  // Gemma normalizes each attention and FFN output again before adding it to the residual
+  // stream (post-norms), which scales the rounding of those small outputs up to unit size:
+  // measured 0.059 (gemma3 q8_0, f16 KV 0.052). Bound 8e-2 for post-norm models on this path.
+  //
+  // Mixture of experts on this path: where the reference router ranks the k-th and (k+1)-th
+  // experts within 1% of each other (reference.json router_near_ties, e.g. 0.1318 vs 0.1307),
+  // the activation rounding may pick the other expert, as it may in llama.cpp, and that token's
+  // logits (0.14 measured) and those after it (through attention) are another model's. Those
+  // positions are not compared on this path; everything before them is, at the bound above.
   const DType wtype = (*model)->weights().layers[0].wq.dtype;
-  const double tol =
-      kernels::MatMulUsesQ8Activations(wtype, (*model)->config().hidden_size) ? 3e-2 : 1e-4;
-  size_t offset = 0;
+  const bool q8_path = kernels::MatMulUsesQ8Activations(wtype, (*model)->config().hidden_size);
+  const double tol = !q8_path ? 1e-4 : (*model)->config().post_norms ? 8e-2 : 3e-2;
+  std::vector<size_t> first_tie;  // per sequence: first position not compared
+  for (size_t i = 0; i < (*ref)["sequences"].size(); ++i) {
+    first_tie.push_back((*ref)["sequences"][i].size());
+  }
+  if (q8_path && ref->contains("router_near_ties") &&
+      (*ref)["router_near_ties"].contains(c.format)) {
+    for (const auto& tie : (*ref)["router_near_ties"][c.format]) {
+      size_t si = tie[0].get<size_t>(), pos = tie[1].get<size_t>();
+      first_tie[si] = std::min(first_tie[si], pos);
+    }
+  }
+  size_t offset = 0, seq_index = 0;
   const size_t vocab = static_cast<size_t>((*model)->config().vocab_size);
   for (const auto& seq_json : (*ref)["sequences"]) {
     std::vector<int32_t> seq = seq_json.get<std::vector<int32_t>>();
@@ -134,15 +158,28 @@ TEST_P(ReferenceLogits, MatchTransformersWithinF32Tolerance) {
                             expected.begin() + static_cast<long>(offset + seq.size() * vocab));
     offset += seq.size() * vocab;
     std::vector<float> got = RunAll(**model, seq, DType::kF32, pool);
+    // Chunked prefill is compared whole; only the tolerance checks stop at a near-tie.
+    const size_t compared = first_tie[seq_index++] * vocab;
+    std::vector<float> chunked = RunAll(**model, seq, DType::kF32, pool, 3);
+    EXPECT_EQ(chunked, got) << c.name << " " << c.format << " chunked prefill";
+    got.resize(compared);
+    want.resize(compared);
+    if (compared == 0) continue;
     EXPECT_LE(ScaledError(got, want), tol) << c.name << " " << c.format << " len " << seq.size();
+    // Greedy decoding picks the reference's token at every position (f32 path).
+    for (size_t p = 0; !q8_path && p < seq.size(); ++p) {
+      auto at = [&](const std::vector<float>& v) {
+        return std::max_element(v.begin() + p * vocab, v.begin() + (p + 1) * vocab) -
+               (v.begin() + p * vocab);
+      };
+      EXPECT_EQ(at(got), at(want)) << c.name << " " << c.format << " greedy token at " << p;
+    }
     // The f16 KV cache rounds keys and values to 11 significant bits (relative 2^-11); through
     // softmax and a few layers that stays well under 1% of the logits' range.
     std::vector<float> got16 = RunAll(**model, seq, DType::kF16, pool);
+    got16.resize(compared);
     EXPECT_LE(ScaledError(got16, want), std::max(1e-2, tol))
         << c.name << " " << c.format << " f16 KV";
-    // Prefill in chunks of 3 must give bit-identical logits to one pass.
-    std::vector<float> chunked = RunAll(**model, seq, DType::kF32, pool, 3);
-    EXPECT_EQ(chunked, got) << c.name << " " << c.format << " chunked prefill";
   }
   EXPECT_EQ(offset, expected.size());
 }
@@ -162,7 +199,8 @@ TEST(ReferenceLogits, CoversEveryFamilyAndFormat) {
     names.insert(c.name);
     formats.insert(c.format);
   }
-  for (const char* n : {"llama", "llama3", "mistral", "qwen2", "qwen3", "kquant"}) {
+  for (const char* n : {"llama", "llama3", "mistral", "qwen2", "qwen3", "kquant", "gemma2", "gemma3",
+                        "phi3", "qwen3moe", "mixtral"}) {
     EXPECT_TRUE(names.count(n)) << n;
   }
   for (const char* f : {"hf", "f32.gguf", "f16.gguf", "q8_0.gguf", "q4_0.gguf", "q4_1.gguf",
