@@ -11,6 +11,7 @@
 
 #include "core/json.h"
 #include "engine/request.h"
+#include "server/api_error.h"
 
 namespace kinfer::tokenizer {
 class Tokenizer;
@@ -18,32 +19,8 @@ class Tokenizer;
 
 namespace kinfer::server {
 
-// An error as OpenAI shapes it: {"error": {"message", "type", "param", "code"}}.
-struct ApiError {
-  int status = 400;
-  std::string message;
-  std::string type = "invalid_request_error";
-  std::string param;  // empty: null
-  std::string code;   // empty: null
-};
-
+// An ApiError as OpenAI shapes it: {"error": {"message", "type", "param", "code"}}.
 std::string ErrorJson(const ApiError& e);
-ApiError BadRequest(std::string message, std::string param = "", std::string code = "");
-
-template <typename T>
-class ApiResult {
- public:
-  ApiResult(T v) : value_(std::move(v)) {}         // NOLINT
-  ApiResult(ApiError e) : error_(std::move(e)) {}  // NOLINT
-  bool ok() const { return value_.has_value(); }
-  T& operator*() { return *value_; }
-  T* operator->() { return &*value_; }
-  const ApiError& error() const { return error_; }
-
- private:
-  std::optional<T> value_;
-  ApiError error_;
-};
 
 // Options a chat template is rendered with, from the request.
 // JSON keeps the client's key order here: templates render tools with tojson.
