@@ -85,7 +85,8 @@ Status Engine::Init() {
   kv_ = std::make_unique<KvCacheManager>(static_cast<int32_t>(num_blocks), options_.block_size,
                                          options_.enable_prefix_caching, kv_store_.get());
   scheduler_ = std::make_unique<Scheduler>(options_.scheduler, *kv_);
-  decoder_ = std::make_unique<model::Decoder>(model_, *pool_);
+  // The longest sequence this engine runs picks LongRoPE's factors (Phi-3), for every request.
+  decoder_ = std::make_unique<model::Decoder>(model_, *pool_, max_model_len_);
   sampler_ = std::make_unique<Sampler>(c.vocab_size);
   if (!options_.eos_token_ids.empty()) {
     eos_ids_ = options_.eos_token_ids;

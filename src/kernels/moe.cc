@@ -41,7 +41,8 @@ void GroupByExpert(const int32_t* ids, int64_t T, int64_t k, int64_t E, ExpertGr
     KINFER_CHECK(ids[s] >= 0 && ids[s] < E);
     ++g->offsets[static_cast<size_t>(ids[s]) + 1];
   }
-  for (int64_t e = 0; e < E; ++e) g->offsets[static_cast<size_t>(e + 1)] += g->offsets[static_cast<size_t>(e)];
+  for (int64_t e = 0; e < E; ++e)
+    g->offsets[static_cast<size_t>(e + 1)] += g->offsets[static_cast<size_t>(e)];
   std::vector<int32_t>& next = g->slots;  // filled in slot order: a stable counting sort
   thread_local std::vector<int32_t> cursor;
   cursor.assign(g->offsets.begin(), g->offsets.end() - 1);

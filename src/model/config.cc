@@ -97,7 +97,8 @@ Status ParseRopeScaling(const Json& rs, const std::string& where, RopeScaling* o
     return Status::Ok();
   }
   return UnimplementedError(
-      "{}: rope scaling type '{}' is not supported (supported: linear, llama3, longrope)", where, t);
+      "{}: rope scaling type '{}' is not supported (supported: linear, llama3, longrope)", where,
+      t);
 }
 
 }  // namespace
@@ -185,9 +186,8 @@ namespace {
 Status ParseGemma(const Json& j, const std::string& path, ModelConfig& c) {
   c.embedding_scale = std::sqrt(static_cast<double>(c.hidden_size));
   c.post_norms = true;
-  KINFER_ASSIGN_OR_RETURN(double qpas,
-                          JsonDouble(j, "query_pre_attn_scalar", static_cast<double>(c.head_dim),
-                                     path));
+  KINFER_ASSIGN_OR_RETURN(
+      double qpas, JsonDouble(j, "query_pre_attn_scalar", static_cast<double>(c.head_dim), path));
   if (!(qpas > 0)) {
     return InvalidArgumentError("{}: field 'query_pre_attn_scalar' must be positive", path);
   }
@@ -221,7 +221,8 @@ Status ParseGemma(const Json& j, const std::string& path, ModelConfig& c) {
     for (const char* key : {"sliding_window_pattern", "_sliding_window_pattern"}) {
       KINFER_ASSIGN_OR_RETURN(pattern, JsonInt(j, key, pattern, path));
     }
-    if (pattern <= 0) return InvalidArgumentError("{}: sliding_window_pattern must be positive", path);
+    if (pattern <= 0)
+      return InvalidArgumentError("{}: sliding_window_pattern must be positive", path);
     for (int64_t l = 0; l < c.num_layers; ++l) {
       c.sliding_layers[static_cast<size_t>(l)] = (l + 1) % pattern != 0;
     }
@@ -330,7 +331,8 @@ Result<ModelConfig> ParseHfConfig(const std::string& json_text, const std::strin
   if (c.architecture == "phi3") c.attention_bias = false;  // Phi-3 has none
   c.qk_norm = family->qk_norm;
   // Gemma names the activation `hidden_activation` (older configs `hidden_act`).
-  std::string act_key = gemma && j.contains("hidden_activation") ? "hidden_activation" : "hidden_act";
+  std::string act_key =
+      gemma && j.contains("hidden_activation") ? "hidden_activation" : "hidden_act";
   KINFER_ASSIGN_OR_RETURN(std::string act, JsonString(j, act_key.c_str(), "silu", path));
   if (act == "silu" || act == "swish") {
     c.ffn_activation = FfnActivation::kSilu;
@@ -362,9 +364,10 @@ Result<ModelConfig> ParseHfConfig(const std::string& json_text, const std::strin
   if (auto it = j.find("rope_parameters"); it != j.end() && it->is_object()) rope_params = &*it;
   if (rope_params && !rope_params->contains("full_attention")) {
     std::string where = path + ": rope_parameters";
-    KINFER_ASSIGN_OR_RETURN(c.rope_theta, JsonDouble(*rope_params, "rope_theta", c.rope_theta, where));
-    KINFER_ASSIGN_OR_RETURN(partial_rotary,
-                            JsonDouble(*rope_params, "partial_rotary_factor", partial_rotary, where));
+    KINFER_ASSIGN_OR_RETURN(c.rope_theta,
+                            JsonDouble(*rope_params, "rope_theta", c.rope_theta, where));
+    KINFER_ASSIGN_OR_RETURN(
+        partial_rotary, JsonDouble(*rope_params, "partial_rotary_factor", partial_rotary, where));
     KINFER_RETURN_IF_ERROR(ParseRopeScaling(*rope_params, where, &c.rope_scaling));
   } else if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) {
     if (!rs->is_object()) {
@@ -380,9 +383,9 @@ Result<ModelConfig> ParseHfConfig(const std::string& json_text, const std::strin
   c.rope_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * partial_rotary);
   c.rope_layout = RopeLayout::kHalf;
   if (c.rope_scaling.type == RopeScalingType::kLongRope) {
-    KINFER_ASSIGN_OR_RETURN(c.rope_scaling.original_max_position_embeddings,
-                            JsonInt(j, "original_max_position_embeddings",
-                                    c.max_position_embeddings, path));
+    KINFER_ASSIGN_OR_RETURN(
+        c.rope_scaling.original_max_position_embeddings,
+        JsonInt(j, "original_max_position_embeddings", c.max_position_embeddings, path));
     if (rope_params) {
       KINFER_ASSIGN_OR_RETURN(
           c.rope_scaling.original_max_position_embeddings,
@@ -455,7 +458,8 @@ Status GemmaFromGguf(const GgufFile& g, const std::string& a, ModelConfig& c) {
   };
   KINFER_ASSIGN_OR_RETURN(c.rope_theta_sliding,
                           float_or("rope.freq_base_swa", a == "gemma3" ? 1e4 : c.rope_theta));
-  const bool is_27b = (a == "gemma2" && c.num_layers == 46) || (a == "gemma3" && c.num_layers == 62);
+  const bool is_27b =
+      (a == "gemma2" && c.num_layers == 46) || (a == "gemma3" && c.num_layers == 62);
   const double default_scale =
       1.0 / std::sqrt(static_cast<double>(is_27b ? c.hidden_size / c.num_heads : c.head_dim));
   KINFER_ASSIGN_OR_RETURN(c.attention_scale, float_or("attention.scale", default_scale));
@@ -471,8 +475,9 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
   KINFER_ASSIGN_OR_RETURN(std::string_view arch, g.GetString("general.architecture"));
   if (arch != "llama" && arch != "qwen2" && arch != "qwen3" && arch != "mistral" &&
       arch != "gemma2" && arch != "gemma3" && arch != "phi3" && arch != "qwen3moe") {
-    return UnimplementedError("{}: key 'general.architecture': '{}' is not supported; supported: {}",
-                              g.name(), arch, kSupportedGguf);
+    return UnimplementedError(
+        "{}: key 'general.architecture': '{}' is not supported; supported: {}", g.name(), arch,
+        kSupportedGguf);
   }
   c.architecture = std::string(arch);
   std::string a(arch);
@@ -519,14 +524,14 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
   }
   // llama.cpp's converter turns llama3 scaling into the rope_freqs tensor; the loader reads it
   // (and Phi-3's LongRoPE factors, rope_factors_short/long).
-  c.rope_layout = (arch == "llama" || arch == "mistral") ? RopeLayout::kInterleaved
-                                                         : RopeLayout::kHalf;
+  c.rope_layout =
+      (arch == "llama" || arch == "mistral") ? RopeLayout::kInterleaved : RopeLayout::kHalf;
   if (IsGemma(arch)) KINFER_RETURN_IF_ERROR(GemmaFromGguf(g, a, c));
   if (g.FindTensor("rope_factors_long.weight") != nullptr) {
     c.rope_scaling.type = RopeScalingType::kLongRope;
-    KINFER_ASSIGN_OR_RETURN(c.rope_scaling.original_max_position_embeddings,
-                            get_int_or("rope.scaling.original_context_length",
-                                       c.max_position_embeddings));
+    KINFER_ASSIGN_OR_RETURN(
+        c.rope_scaling.original_max_position_embeddings,
+        get_int_or("rope.scaling.original_context_length", c.max_position_embeddings));
     KINFER_ASSIGN_OR_RETURN(c.rope_scaling.attention_factor,
                             get_float_or("rope.scaling.attn_factor", 0.0));
     c.rope_scaling.factor = static_cast<double>(c.max_position_embeddings) /

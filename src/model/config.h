@@ -74,18 +74,18 @@ struct ModelConfig {
   // Gemma: embeddings multiplied by sqrt(hidden), GELU-tanh gate, a norm after attention and
   // after the feed-forward network too, query scale from query_pre_attn_scalar, soft-capping.
   FfnActivation ffn_activation = FfnActivation::kSilu;
-  double embedding_scale = 0;       // 0: none
-  bool post_norms = false;          // post-attention and post-feed-forward norms
-  double attention_scale = 0;       // 0: 1 / sqrt(head_dim)
-  double attn_logit_softcap = 0;    // scores = cap * tanh(scores / cap); 0: none (Gemma 2)
-  double final_logit_softcap = 0;   // same on the logits (Gemma 2)
+  double embedding_scale = 0;      // 0: none
+  bool post_norms = false;         // post-attention and post-feed-forward norms
+  double attention_scale = 0;      // 0: 1 / sqrt(head_dim)
+  double attn_logit_softcap = 0;   // scores = cap * tanh(scores / cap); 0: none (Gemma 2)
+  double final_logit_softcap = 0;  // same on the logits (Gemma 2)
   MoeConfig moe;
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
 
   bool IsSlidingLayer(int64_t layer) const {
-    return sliding_window > 0 && (sliding_layers.empty() ||
-                                  sliding_layers[static_cast<size_t>(layer)]);
+    return sliding_window > 0 &&
+           (sliding_layers.empty() || sliding_layers[static_cast<size_t>(layer)]);
   }
   double QueryScale() const;
 

@@ -11,8 +11,8 @@
 
 namespace kinfer::model {
 
-std::vector<float> RopeInverseFrequencies(const ModelConfig& c,
-                                          std::span<const float> freq_factors, bool long_context) {
+std::vector<float> RopeInverseFrequencies(const ModelConfig& c, std::span<const float> freq_factors,
+                                          bool long_context) {
   const int64_t half = c.rope_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -56,9 +56,8 @@ float RopeAttentionFactor(const ModelConfig& c) {
 
 Decoder::Decoder(const Model& model, ThreadPool& pool, int64_t context_length)
     : model_(model), cfg_(model.config()), pool_(pool) {
-  const bool long_context =
-      cfg_.rope_scaling.type == RopeScalingType::kLongRope &&
-      context_length > cfg_.rope_scaling.original_max_position_embeddings;
+  const bool long_context = cfg_.rope_scaling.type == RopeScalingType::kLongRope &&
+                            context_length > cfg_.rope_scaling.original_max_position_embeddings;
   rope_.inv_freq = RopeInverseFrequencies(cfg_, model.weights().rope_freq_factors, long_context);
   rope_.mscale = RopeAttentionFactor(cfg_);
   // Gemma 3's sliding layers rotate with their own base and no scaling.
@@ -181,8 +180,7 @@ void Decoder::ComputeRope(int64_t n) {
 void Decoder::ApplyRope(int64_t layer, float* x, int64_t n, int64_t heads) const {
   const int64_t hd = cfg_.head_dim, half = cfg_.rope_dim / 2;
   const bool interleaved = cfg_.rope_layout == RopeLayout::kInterleaved;
-  const RopeTable& r =
-      separate_sliding_rope_ && cfg_.IsSlidingLayer(layer) ? rope_sliding_ : rope_;
+  const RopeTable& r = separate_sliding_rope_ && cfg_.IsSlidingLayer(layer) ? rope_sliding_ : rope_;
   for (int64_t t = 0; t < n; ++t) {
     kernels::Rope(x + t * heads * hd, heads, hd, cfg_.rope_dim, r.cos.data() + t * half,
                   r.sin.data() + t * half, interleaved);

@@ -37,7 +37,8 @@ namespace {
 // Every matrix of a layer, experts included.
 template <typename F>
 void ForEachMatrix(const LayerWeights& l, F&& f) {
-  for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down, &l.router}) {
+  for (const TensorView* t :
+       {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down, &l.router}) {
     f(*t);
   }
   for (const auto* experts : {&l.expert_gate, &l.expert_up, &l.expert_down}) {
@@ -312,9 +313,9 @@ Status ModelBuilder::FillExperts(Model& m, const TensorSource& src, const ExtraN
     int64_t rows, cols;
     std::vector<TensorView>* out;
   };
-  for (const Part& p : {Part{&n.expert_gate, F, H, &L.expert_gate},
-                        Part{&n.expert_up, F, H, &L.expert_up},
-                        Part{&n.expert_down, H, F, &L.expert_down}}) {
+  for (const Part& p :
+       {Part{&n.expert_gate, F, H, &L.expert_gate}, Part{&n.expert_up, F, H, &L.expert_up},
+        Part{&n.expert_down, H, F, &L.expert_down}}) {
     p.out->resize(static_cast<size_t>(E));
     if (n.experts_stacked) {
       const std::string name = fmt::format(fmt::runtime(*p.pattern), i);
@@ -347,8 +348,8 @@ void ModelBuilder::AddOneToNorms(Model& m) {
   };
   add(m.weights_.final_norm);
   for (LayerWeights& L : m.weights_.layers) {
-    for (auto* v : {&L.attn_norm, &L.ffn_norm, &L.q_norm, &L.k_norm, &L.post_attn_norm,
-                    &L.post_ffn_norm}) {
+    for (auto* v :
+         {&L.attn_norm, &L.ffn_norm, &L.q_norm, &L.k_norm, &L.post_attn_norm, &L.post_ffn_norm}) {
       add(*v);
     }
   }
@@ -414,10 +415,9 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromGguf(const std::string& path,
   // Phi-3's LongRoPE factors are tensors in GGUF, config fields in HF.
   if (m->config_.rope_scaling.type == RopeScalingType::kLongRope) {
     const int64_t half = m->config_.rope_dim / 2;
-    for (auto [name, out] : {std::pair{"rope_factors_short.weight",
-                                       &m->config_.rope_scaling.short_factor},
-                             std::pair{"rope_factors_long.weight",
-                                       &m->config_.rope_scaling.long_factor}}) {
+    for (auto [name, out] :
+         {std::pair{"rope_factors_short.weight", &m->config_.rope_scaling.short_factor},
+          std::pair{"rope_factors_long.weight", &m->config_.rope_scaling.long_factor}}) {
       KINFER_ASSIGN_OR_RETURN(TensorView t, src.Get(name));
       KINFER_ASSIGN_OR_RETURN(std::vector<float> v, VectorF32(t, path, name, half));
       out->assign(v.begin(), v.end());

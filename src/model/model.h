@@ -40,7 +40,7 @@ struct LayerWeights {
   std::vector<float> post_attn_norm, post_ffn_norm;  // [hidden]; empty elsewhere
   // Mixture of experts (config.moe.num_experts > 0): the router and each expert's matrices, in
   // the file's type (slices of GGUF's stacked ffn_*_exps tensors or HF's per-expert tensors).
-  TensorView router;                            // [experts, hidden]
+  TensorView router;                               // [experts, hidden]
   std::vector<TensorView> expert_gate, expert_up;  // [expert_ffn, hidden] each
   std::vector<TensorView> expert_down;             // [hidden, expert_ffn] each
 };

@@ -13,7 +13,8 @@ namespace kinfer::kernels {
 namespace {
 
 double GeluTanh(double x) {
-  return 0.5 * x * (1 + std::tanh(std::sqrt(2 / 3.14159265358979323846) * (x + 0.044715 * x * x * x)));
+  return 0.5 * x *
+         (1 + std::tanh(std::sqrt(2 / 3.14159265358979323846) * (x + 0.044715 * x * x * x)));
 }
 
 TEST(Activations, GeluTanhMulMatchesFormulaOnEveryTarget) {

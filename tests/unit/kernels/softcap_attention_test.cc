@@ -63,7 +63,8 @@ TEST(SoftCapAttention, MatchesFormula) {
         for (double& s : p) sum += (s = std::exp(s - mx));
         for (int64_t i = 0; i < hd; ++i) {
           double want = 0;
-          for (int64_t j = lo; j <= hi; ++j) want += p[static_cast<size_t>(j - lo)] / sum * at(v, j, i);
+          for (int64_t j = lo; j <= hi; ++j)
+            want += p[static_cast<size_t>(j - lo)] / sum * at(v, j, i);
           ASSERT_NEAR(out[static_cast<size_t>(h * hd + i)], want, 1e-5) << f16 << " " << lo;
         }
       }

@@ -199,8 +199,8 @@ TEST(ReferenceLogits, CoversEveryFamilyAndFormat) {
     names.insert(c.name);
     formats.insert(c.format);
   }
-  for (const char* n : {"llama", "llama3", "mistral", "qwen2", "qwen3", "kquant", "gemma2", "gemma3",
-                        "phi3", "qwen3moe", "mixtral"}) {
+  for (const char* n : {"llama", "llama3", "mistral", "qwen2", "qwen3", "kquant", "gemma2",
+                        "gemma3", "phi3", "qwen3moe", "mixtral"}) {
     EXPECT_TRUE(names.count(n)) << n;
   }
   for (const char* f : {"hf", "f32.gguf", "f16.gguf", "q8_0.gguf", "q4_0.gguf", "q4_1.gguf",
