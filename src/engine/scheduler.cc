@@ -94,7 +94,7 @@ SchedulerOutput Scheduler::Schedule() {
   while (out.preempted.empty() && !waiting_.empty() && budget > 0 &&
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
     Sequence* seq = waiting_.front();
-    std::vector<int32_t> cached;
+    PrefixHit cached;
     const bool lookup = seq->num_computed == 0 && PrefixCachingAllowed(*seq);
     if (lookup) {
       cached = kv_.FindCachedPrefix(seq->tokens, RequestExtraHash(*seq));

@@ -4,9 +4,12 @@
 #endif
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/activations.cc"
-#include <hwy/contrib/math/math-inl.h>
+// foreach_target.h must come first (it re-includes this file per target): keep this order.
+// clang-format off
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+// clang-format on
 
 #include <cmath>
 #include <cstring>

@@ -85,6 +85,10 @@ Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t lo
       kc.head_dim != cfg_.head_dim) {
     return InvalidArgumentError("KV store shape does not match the model");
   }
+  const bool grouped = kc.num_sliding_blocks > 0 && !kc.sliding_layers.empty();
+  if (grouped && kc.sliding_layers.size() != static_cast<size_t>(cfg_.num_layers)) {
+    return InvalidArgumentError("KV store's sliding layers do not match the model");
+  }
   int64_t total = 0;
   for (const SequenceInput& s : batch.seqs) {
     if (s.num_tokens <= 0 || s.start_pos < 0) {
@@ -93,16 +97,27 @@ Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t lo
     }
     int64_t end = static_cast<int64_t>(s.start_pos) + s.num_tokens;
     int64_t blocks_needed = (end + kc.block_size - 1) / kc.block_size;
-    if (static_cast<int64_t>(s.block_table.size()) < blocks_needed) {
-      return InvalidArgumentError("block table of {} blocks cannot hold {} positions",
-                                  s.block_table.size(), end);
-    }
-    for (int64_t b = 0; b < blocks_needed; ++b) {
-      int32_t id = s.block_table[static_cast<size_t>(b)];
-      if (id < 0 || id >= kc.num_blocks) {
-        return InvalidArgumentError("block id {} outside the KV store's {} blocks", id,
-                                    kc.num_blocks);
+    auto check = [&](std::span<const int32_t> table, int64_t first, int64_t limit,
+                     const char* what) -> Status {
+      if (static_cast<int64_t>(table.size()) < blocks_needed) {
+        return InvalidArgumentError("{}block table of {} blocks cannot hold {} positions", what,
+                                    table.size(), end);
       }
+      for (int64_t b = first; b < blocks_needed; ++b) {
+        int32_t id = table[static_cast<size_t>(b)];
+        if (id < 0 || id >= limit) {
+          return InvalidArgumentError("{}block id {} outside the KV store's {} blocks", what, id,
+                                      limit);
+        }
+      }
+      return Status::Ok();
+    };
+    KINFER_RETURN_IF_ERROR(check(s.block_table, 0, kc.num_blocks, ""));
+    if (grouped) {
+      // The first position any new token's window reaches.
+      const int64_t lo = std::max<int64_t>(0, s.start_pos - cfg_.sliding_window + 1);
+      KINFER_RETURN_IF_ERROR(check(s.sliding_block_table, lo / kc.block_size, kc.num_sliding_blocks,
+                                   "sliding-window "));
     }
     total += s.num_tokens;
   }
@@ -187,6 +202,13 @@ void Decoder::ApplyRope(int64_t layer, float* x, int64_t n, int64_t heads) const
   }
 }
 
+std::span<const int32_t> Decoder::TableFor(const KvStore& kv, int64_t layer,
+                                           const SequenceInput& s) {
+  return kv.config().InSlidingGroup(layer) && kv.config().num_sliding_blocks > 0
+             ? s.sliding_block_table
+             : s.block_table;
+}
+
 void Decoder::WriteKv(int64_t layer, const ForwardBatch& batch, KvStore& kv) {
   const KvStoreConfig& kc = kv.config();
   const int64_t hd = cfg_.head_dim, nkv = cfg_.num_kv_heads, bs = kc.block_size;
@@ -194,7 +216,7 @@ void Decoder::WriteKv(int64_t layer, const ForwardBatch& batch, KvStore& kv) {
   for (int64_t t = 0; t < T; ++t) {
     const SequenceInput& s = batch.seqs[static_cast<size_t>(seq_of_[static_cast<size_t>(t)])];
     const int64_t p = pos_[static_cast<size_t>(t)];
-    const int64_t block = s.block_table[static_cast<size_t>(p / bs)];
+    const int64_t block = TableFor(kv, layer, s)[static_cast<size_t>(p / bs)];
     const int64_t slot = p % bs;
     for (int64_t h = 0; h < nkv; ++h) {
       const float* ks = k_.data() + (t * nkv + h) * hd;
@@ -228,7 +250,7 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
   const auto* k0 = static_cast<const uint8_t*>(kv.keys(layer, 0));
   const auto* v0 = static_cast<const uint8_t*>(kv.values(layer, 0));
   const int64_t block_stride =
-      kc.num_blocks > 1 ? (static_cast<const uint8_t*>(kv.keys(layer, 1)) - k0) / esize : 0;
+      kc.BlocksOf(layer) > 1 ? (static_cast<const uint8_t*>(kv.keys(layer, 1)) - k0) / esize : 0;
   int64_t work = 0;  // multiply-adds, to decide whether threads are worth waking
   for (int64_t t = 0; t < T; ++t) work += (pos_[static_cast<size_t>(t)] + 1) * hd * 2 * nh;
   // An item is one token's query heads that share a KV head: the cache is read once for them.
@@ -248,7 +270,7 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
       view.block_stride = block_stride;
       view.head_offset = kvh * bs * hd;
       view.block_size = bs;
-      view.block_table = s.block_table.data();
+      view.block_table = TableFor(kv, layer, s).data();
       view.f16 = f16;
       if (softcap > 0) {
         if (static_cast<int64_t>(row.size()) < hd) row.resize(static_cast<size_t>(hd));

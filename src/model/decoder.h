@@ -32,6 +32,9 @@ struct SequenceInput {
   // Physical KV blocks holding positions [0, start_pos + num_tokens), in order.
   std::span<const int32_t> block_table;
   LogitsMode logits = LogitsMode::kLast;
+  // When the KV store has a sliding-window group: its blocks, same indexing, where only those
+  // that the new tokens' windows reach need to be valid (the others may be -1, freed).
+  std::span<const int32_t> sliding_block_table = {};
 };
 
 struct ForwardBatch {
@@ -64,6 +67,9 @@ class Decoder {
   void ApplyRope(int64_t layer, float* x, int64_t tokens, int64_t heads) const;
   void WriteKv(int64_t layer, const ForwardBatch& batch, KvStore& kv);
   void Attention(int64_t layer, const ForwardBatch& batch, const KvStore& kv);
+  // The block table `layer` reads and writes for `s`.
+  static std::span<const int32_t> TableFor(const KvStore& kv, int64_t layer,
+                                           const SequenceInput& s);
   // x += attention(norm(x)) for one layer (with Gemma's post-norm).
   void AttentionBlock(int64_t layer, const ForwardBatch& batch, KvStore& kv);
   // x += ffn(norm(x)): the dense gated FFN (SiLU or GELU-tanh) or the mixture of experts.
