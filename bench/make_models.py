@@ -27,6 +27,13 @@ SHAPES = {
                          vocab=128256, ctx=131072, theta=500000.0, eps=1e-5, qkv_bias=False,
                          bos=128000, eos=128001, pre="llama-bpe",
                          llama3_rope=dict(factor=32.0, low=1.0, high=4.0, orig=8192)),
+    # Qwen/Qwen3-30B-A3B config.json with 6 of its 48 layers (to fit this machine's memory):
+    # the same 128 experts, top 8, expert width 768, head_dim 128, QK-norm, vocabulary.
+    "qwen3-30b-a3b-6l": dict(arch="qwen3moe", hidden=2048, layers=6, heads=32, kv_heads=4,
+                             head_dim=128, ffn=6144, vocab=151936, ctx=40960, theta=1000000.0,
+                             eps=1e-6, qkv_bias=False, qk_norm=True, bos=151643, eos=151645,
+                             pre="qwen2", llama3_rope=None,
+                             moe=dict(experts=128, used=8, ffn=768)),
 }
 
 TYPES = {
@@ -73,8 +80,9 @@ def write(path, shape, type_name, seed=0):
     s = SHAPES[shape]
     qtype, ftype = TYPES[type_name]
     rng = np.random.default_rng(seed)
-    head_dim = s["hidden"] // s["heads"]
+    head_dim = s.get("head_dim", s["hidden"] // s["heads"])
     arch = s["arch"]
+    moe = s.get("moe")
     w = gguf.GGUFWriter(path + ".tmp", arch)
     w.add_name(f"random-{shape}-{type_name}")
     w.add_file_type(int(ftype))
@@ -87,6 +95,12 @@ def write(path, shape, type_name, seed=0):
     w.add_rope_freq_base(s["theta"])
     w.add_layer_norm_rms_eps(s["eps"])
     w.add_rope_dimension_count(head_dim)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    if moe:
+        w.add_expert_count(moe["experts"])
+        w.add_expert_used_count(moe["used"])
+        w.add_expert_feed_forward_length(moe["ffn"])
     if arch == "llama":
         w.add_vocab_size(s["vocab"])
 
@@ -121,6 +135,14 @@ def write(path, shape, type_name, seed=0):
         data = gguf.quants.quantize(x, qtype)
         w.add_tensor(name, data, raw_dtype=qtype)
 
+    def experts(name, rows, cols):
+        # One expert's quantized bytes repeated for every expert: the values do not change the
+        # speed, and quantizing 128 experts' worth of random numbers would take minutes.
+        x = rng.standard_normal((rows, cols), dtype=np.float32) * 0.02
+        one = gguf.quants.quantize(x, qtype)
+        w.add_tensor(name, np.ascontiguousarray(np.broadcast_to(one, (moe["experts"],) + one.shape)),
+                     raw_dtype=qtype)
+
     def vec(name, n, value=None):
         x = np.ones(n, dtype=np.float32) if value is None else value
         w.add_tensor(name, x)
@@ -140,8 +162,19 @@ def write(path, shape, type_name, seed=0):
             vec(p + "attn_q.bias", qd, rng.standard_normal(qd, dtype=np.float32) * 0.02)
             vec(p + "attn_k.bias", kvd, rng.standard_normal(kvd, dtype=np.float32) * 0.02)
             vec(p + "attn_v.bias", kvd, rng.standard_normal(kvd, dtype=np.float32) * 0.02)
+        if s.get("qk_norm"):
+            vec(p + "attn_q_norm.weight", head_dim)
+            vec(p + "attn_k_norm.weight", head_dim)
         mat(p + "attn_output.weight", H, qd)
         vec(p + "ffn_norm.weight", H)
+        if moe:
+            # The router decides which experts run: random, F32 as llama.cpp keeps it.
+            vec(p + "ffn_gate_inp.weight", None,
+                rng.standard_normal((moe["experts"], H), dtype=np.float32) * 0.02)
+            experts(p + "ffn_gate_exps.weight", moe["ffn"], H)
+            experts(p + "ffn_up_exps.weight", moe["ffn"], H)
+            experts(p + "ffn_down_exps.weight", H, moe["ffn"])
+            continue
         mat(p + "ffn_gate.weight", F, H)
         mat(p + "ffn_up.weight", F, H)
         mat(p + "ffn_down.weight", H, F)
