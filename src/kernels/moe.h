@@ -41,7 +41,7 @@ struct ExpertWeights {
 // Scratch of MoeFeedForward, grown to the largest step seen.
 struct MoeWorkspace {
   ExpertGroups groups;
-  std::vector<float> x, gate, up, y, slot_out;
+  std::vector<float> x, gate, up, slot_out;
 };
 
 // out[t] = sum_j weights[t * k + j] * expert_{ids[t * k + j]}(x[t]) for t < n_tokens, the sum

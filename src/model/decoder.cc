@@ -142,7 +142,8 @@ void Decoder::Reserve(int64_t n) {
   capacity_ = n;
   const size_t T = static_cast<size_t>(n);
   const size_t H = static_cast<size_t>(cfg_.hidden_size);
-  const size_t F = static_cast<size_t>(cfg_.intermediate_size);
+  // A mixture of experts has no dense FFN (its experts use their own scratch, kernels/moe).
+  const size_t F = cfg_.moe.num_experts > 0 ? 0 : static_cast<size_t>(cfg_.intermediate_size);
   const size_t qd = static_cast<size_t>(cfg_.num_heads * cfg_.head_dim);
   const size_t kvd = static_cast<size_t>(cfg_.num_kv_heads * cfg_.head_dim);
   const size_t half = static_cast<size_t>(cfg_.rope_dim / 2);

@@ -56,8 +56,8 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
-#define SKIP_WITHOUT_MODEL()                                                             \
-  if (!std::filesystem::exists(ModelPath())) {                                           \
+#define SKIP_WITHOUT_MODEL()                                                               \
+  if (!std::filesystem::exists(ModelPath())) {                                             \
     GTEST_SKIP() << ModelPath() << " is absent (scripts/fetch_gemma3_270m.sh fetches it)"; \
   }
 
@@ -99,8 +99,12 @@ TEST(RealGemma3_270M, GreedyContinuationMatchesLlamaCpp) {
       if (total > 0) break;
       want.resize(std::min(want.size(), kMinAgreeing));
     }
-    model::KvStoreConfig kc{c.num_layers, c.num_kv_heads, c.head_dim, 16,
-                            static_cast<int64_t>(prompt.size() + n) / 16 + 2, DType::kF32};
+    model::KvStoreConfig kc{c.num_layers,
+                            c.num_kv_heads,
+                            c.head_dim,
+                            16,
+                            static_cast<int64_t>(prompt.size() + n) / 16 + 2,
+                            DType::kF32};
     auto kv = model::KvStore::Create(kc);
     ASSERT_TRUE(kv.ok());
     std::vector<int32_t> table(static_cast<size_t>(kc.num_blocks));
@@ -113,7 +117,8 @@ TEST(RealGemma3_270M, GreedyContinuationMatchesLlamaCpp) {
     while (got.size() < want.size()) {
       got.push_back(static_cast<int32_t>(kernels::ArgMax(logits.data(), c.vocab_size)));
       model::SequenceInput d{1, pos++, table, model::LogitsMode::kLast};
-      ASSERT_TRUE(dec.Forward({std::span<const int32_t>(&got.back(), 1), {&d, 1}}, **kv, logits).ok());
+      ASSERT_TRUE(
+          dec.Forward({std::span<const int32_t>(&got.back(), 1), {&d, 1}}, **kv, logits).ok());
     }
     size_t same = 0;
     while (same < want.size() && got[same] == want[same]) ++same;
@@ -124,8 +129,7 @@ TEST(RealGemma3_270M, GreedyContinuationMatchesLlamaCpp) {
     // Both engines round activations differently on the way (llama.cpp to 8 bits for every
     // quantized matmul, Kinfer for Q8_0/Q4_0 only), so a near tie may go the other way late in
     // a continuation; the first tokens must agree.
-    EXPECT_GE(same, std::min<size_t>(want.size(), kMinAgreeing))
-        << p["prompt"].get<std::string>();
+    EXPECT_GE(same, std::min<size_t>(want.size(), kMinAgreeing)) << p["prompt"].get<std::string>();
   }
   std::printf("[ gemma3 ] %d/%d tokens agree\n", agreeing, total);
 }
