@@ -3,9 +3,11 @@
 GGUF (scripts/fetch_gemma3_270m.sh) into tests/fixtures/gemma3-270m/llama_cpp.json, for the
 test that compares Kinfer with them (tests/unit/cli/real_gemma3_test.cc).
 
-llama.cpp is the one bench/run.py builds from the llama-cpp-python sdist into
-~/.cache/kinfer/llama.cpp-<version> (built here under flock ~/.cache/kinfer/llama.cpp.lock if
-missing). Its llama-server answers /tokenize and /completion (greedy: top-k 1, temperature 0).
+llama.cpp is libllama as bench/run.py builds it from the llama-cpp-python sdist into
+~/.cache/kinfer/llama.cpp-<version>/build (built under flock ~/.cache/kinfer/llama.cpp.lock if
+missing), driven by tests/reference/llama_cpp_greedy.c: llama_tokenize, and argmax over
+llama_decode's logits. Weight repacking (llama.cpp's "extra buffer types") is off: on this
+machine's CPU, which advertises AMX tiles a process may not use, its AMX kernels die with SIGILL.
 
   python3 tests/reference/make_gemma3_270m_reference.py
 """
@@ -14,17 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 CACHE = Path(os.environ.get("KINFER_CACHE", Path.home() / ".cache" / "kinfer"))
 OUT = ROOT / "tests" / "fixtures" / "gemma3-270m" / "llama_cpp.json"
-N_PREDICT = 32
+N_PREDICT = 24
 
 # Strings whose tokenization is recorded: plain prose, leading/inner/trailing spaces, newlines
 # and tabs, digits, code, accents, CJK, emoji (byte fallback), and Gemma's control tokens as
@@ -48,79 +48,66 @@ PROMPTS = [
     "The capital of France is",
     "Once upon a time, in a small village,",
     "def fibonacci(n):",
-    "The three primary colors are",
     "Water boils at",
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(port: int, path: str, body: dict) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=600) as r:
-        return json.loads(r.read())
-
-
-def llama_server() -> Path:
+def llama_cpp_client() -> list[str]:
     sys.path.insert(0, str(ROOT / "bench"))
     import run  # bench/run.py: the shared builder
     version = run.LLAMA_CPP_PYTHON_VERSION
-    server = CACHE / f"llama.cpp-{version}" / "build" / "bin" / "llama-server"
-    if not server.exists():
+    root = CACHE / f"llama.cpp-{version}"
+    lib = root / "build" / "bin"
+    if not (lib / "libllama.so").exists():
         subprocess.run(["flock", str(CACHE / "llama.cpp.lock"), sys.executable, "-c",
                         f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import run; "
                         f"run.build_llama_cpp({version!r}, 2)"], check=True)
-    return server
+    exe = CACHE / "gemma3-reference" / "llama_cpp_greedy"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(HERE / "llama_cpp_greedy.c"),
+                    f"-I{root / 'src' / 'include'}", f"-I{root / 'src' / 'ggml' / 'include'}",
+                    f"-L{lib}", "-lllama", "-lggml", "-lggml-base", f"-Wl,-rpath,{lib}"], check=True)
+    return [str(exe)], f"llama-cpp-python {version} sdist"
+
+
+def call(client: list[str], model: Path, args: list[str], stdin: str,
+         margins: list[float] | None = None) -> list[int]:
+    r = subprocess.run(client + [str(model)] + args, input=stdin.encode(), check=True,
+                       capture_output=True, env=dict(os.environ, LLAMA_REF_MARGINS="1"))
+    if margins is not None:  # "token i: id (logit), runner-up id (logit)" per generated token
+        for line in r.stderr.decode().splitlines():
+            if line.startswith("token "):
+                best, second = (float(x.split("(")[1].rstrip(")")) for x in line.split(", "))
+                margins.append(round(best - second, 4))
+    return [int(t) for t in r.stdout.decode().split()]
 
 
 def main() -> int:
     model = Path(subprocess.run([str(ROOT / "scripts" / "fetch_gemma3_270m.sh")], check=True,
                                 capture_output=True, text=True).stdout.strip())
     sha = hashlib.sha256(model.read_bytes()).hexdigest()
-    server = llama_server()
-    port = free_port()
-    proc = subprocess.Popen([str(server), "-m", str(model), "--host", "127.0.0.1", "--port",
-                             str(port), "-t", "2", "-c", "1024", "-np", "1", "--no-webui"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(600):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("llama-server did not become healthy")
-        tokenize = []
-        for s in TOKENIZE:
-            plain = post(port, "/tokenize", {"content": s, "add_special": False})["tokens"]
-            special = post(port, "/tokenize", {"content": s, "add_special": True})["tokens"]
-            tokenize.append({"text": s, "ids": plain, "ids_add_special": special})
-        prompts = []
-        for p in PROMPTS:
-            ids = post(port, "/tokenize", {"content": p, "add_special": True})["tokens"]
-            r = post(port, "/completion", {"prompt": ids, "n_predict": N_PREDICT, "temperature": 0,
-                                           "top_k": 1, "samplers": ["top_k"], "cache_prompt": False,
-                                           "return_tokens": True, "seed": 0})
-            prompts.append({"prompt": p, "prompt_ids": ids, "generated_ids": r["tokens"],
-                            "text": r["content"], "stop_type": r.get("stop_type")})
-            print(f"{p!r} -> {r['content']!r}", flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    client, version = llama_cpp_client()
+    tokenize = []
+    for s in TOKENIZE:
+        tokenize.append({"text": s, "ids": call(client, model, ["tokenize", "0"], s),
+                         "ids_add_special": call(client, model, ["tokenize", "1"], s)})
+    prompts = []
+    for p in PROMPTS:
+        ids = call(client, model, ["tokenize", "1"], p)
+        margins: list[float] = []
+        gen = call(client, model, ["generate", str(N_PREDICT)], " ".join(map(str, ids)), margins)
+        # llama.cpp's own gap between its token and the runner-up at each step: where it is
+        # small, another engine's rounding may pick the runner-up.
+        prompts.append({"prompt": p, "prompt_ids": ids, "generated_ids": gen,
+                        "top2_logit_margins": margins})
+        print(f"{p!r} -> {gen}", flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({
         "model": model.name,
         "model_sha256": sha,
-        "reference": f"llama.cpp from the llama-cpp-python {server.parent.parent.parent.name} sdist "
-                     "(bench/run.py build), llama-server /tokenize and /completion, greedy "
-                     "(samplers [top_k], top_k 1, temperature 0), 2 threads",
+        "reference": f"libllama from the {version} (bench/run.py build) through "
+                     "tests/reference/llama_cpp_greedy.c: llama_tokenize, argmax of llama_decode's "
+                     "logits, no weight repacking, 2 threads",
         "n_predict": N_PREDICT,
         "tokenize": tokenize,
         "prompts": prompts,
