@@ -7,7 +7,7 @@
 #include <new>
 
 #include "core/status.h"
-#include "kernels/ops.h"
+#include "kernels/matmul.h"
 #include "kernels/quant.h"
 
 namespace kinfer::kernels {
