@@ -5,7 +5,7 @@
 #include <cstring>
 #include <numbers>
 
-#include "kernels/activations.h"
+#include "kernels/activation.h"
 #include "kernels/ops.h"
 #include "kernels/softcap_attention.h"
 
