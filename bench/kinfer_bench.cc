@@ -1,8 +1,9 @@
-// Prefill and decode speed of one model through model::Decoder, the counterpart of
-// `llama-bench -p 512 -n 128`: a prompt of P random tokens as one chunk, then N single-token
-// decode steps, repeated R times; prints the median of each as one JSON line.
+// Prefill and decode speed of one model through its backend (the CPU decoder, or the GPU with
+// --device cuda), the counterpart of `llama-bench -p 512 -n 128`: a prompt of P random tokens
+// as one chunk, then N single-token decode steps, repeated R times; prints the median of each
+// as one JSON line.
 //
-//   kinfer_bench --model m.gguf --threads 2 -p 512 -n 128 -r 3
+//   kinfer_bench --model m.gguf --threads 2 -p 512 -n 128 -r 3 [--device cuda]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,9 +16,9 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "engine/device.h"
 #include "kernels/ops.h"
-#include "model/decoder.h"
-#include "model/kv_store.h"
+#include "model/backend.h"
 #include "model/model.h"
 
 namespace {
@@ -65,7 +66,8 @@ double ReadBandwidth(kinfer::ThreadPool& pool, size_t bytes, int reps) {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: kinfer_bench --model FILE [--threads T] [-p PROMPT] [-n DECODE] [-r REPS]\n"
+               "usage: kinfer_bench --model FILE [--threads T] [-p PROMPT] [-n DECODE] [-r REPS] "
+               "[--device cpu|cuda]\n"
                "       kinfer_bench --stream-gib GIB [--threads T] [-r REPS]\n");
   return 2;
 }
@@ -78,6 +80,7 @@ int main(int argc, char** argv) {
   int threads = 0, reps = 3;
   double stream_gib = 0;
   int64_t prompt = 512, decode = 128;
+  std::string device_name = "cpu";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -97,6 +100,9 @@ int main(int argc, char** argv) {
     } else if (a == "--stream-gib") {
       if (!(v = next())) return Usage();
       stream_gib = std::atof(v);
+    } else if (a == "--device") {
+      if (!(v = next())) return Usage();
+      device_name = v;
     } else if (a == "-r") {
       if (!(v = next())) return Usage();
       reps = std::atoi(v);
@@ -112,21 +118,35 @@ int main(int argc, char** argv) {
   }
   if (path.empty() || prompt < 1 || decode < 0 || reps < 1) return Usage();
 
-  auto model = model::LoadModel(path);
+  auto device = engine::ParseDevice(device_name);
+  if (!device.ok()) {
+    std::fprintf(stderr, "%s\n", device.status().ToString().c_str());
+    return 2;
+  }
+  const engine::Device dev = engine::ResolveDevice(*device);
+  model::LoadOptions load;
+  load.pack_weights = dev == engine::Device::kCpu;
+  auto model = model::LoadModel(path, load);
   if (!model.ok()) {
     std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;
   }
   const model::ModelConfig& c = (*model)->config();
   ThreadPool pool(threads);
-  model::Decoder dec(**model, pool);
+  auto backend = engine::CreateBackend(**model, dev, pool, 0.9);
+  if (!backend.ok()) {
+    std::fprintf(stderr, "%s\n", backend.status().ToString().c_str());
+    return 1;
+  }
+  model::Backend& dec = **backend;
   const int64_t bs = 16;
   const int64_t total = prompt + decode;
   model::KvStoreConfig kc{c.num_layers, c.num_kv_heads,        c.head_dim,
                           bs,           (total + bs - 1) / bs, DType::kF16};
-  auto kv = model::KvStore::Create(kc);
+  Status kv = dec.Reserve(prompt).status();
+  if (kv.ok()) kv = dec.AllocateKvCache(kc, total);
   if (!kv.ok()) {
-    std::fprintf(stderr, "%s\n", kv.status().ToString().c_str());
+    std::fprintf(stderr, "%s\n", kv.ToString().c_str());
     return 1;
   }
   std::vector<int32_t> table(static_cast<size_t>(kc.num_blocks));
@@ -142,7 +162,7 @@ int main(int argc, char** argv) {
     model::ForwardBatch b{std::span<const int32_t>(tokens).subspan(static_cast<size_t>(start),
                                                                    static_cast<size_t>(n)),
                           std::span<const model::SequenceInput>(&s, 1)};
-    Status st = dec.Forward(b, **kv, logits);
+    Status st = dec.Forward(b, logits);
     if (!st.ok()) {
       std::fprintf(stderr, "%s\n", st.ToString().c_str());
       std::exit(1);
@@ -166,10 +186,11 @@ int main(int argc, char** argv) {
     }
   }
   std::printf(
-      "{\"model\": \"%s\", \"threads\": %d, \"prompt\": %lld, \"decode\": %lld, \"reps\": %d, "
+      "{\"model\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"prompt\": %lld, \"decode\": "
+      "%lld, \"reps\": %d, "
       "\"prefill_tps\": %.3f, \"decode_tps\": %.3f, \"prefill_tps_cpu\": %.3f, "
       "\"decode_tps_cpu\": %.3f, \"weight_bytes\": %zu}\n",
-      path.c_str(), pool.num_threads(), static_cast<long long>(prompt),
+      path.c_str(), dec.Describe().c_str(), pool.num_threads(), static_cast<long long>(prompt),
       static_cast<long long>(decode), reps, Median(pp), tg.empty() ? 0.0 : Median(tg),
       Median(pp_cpu), tg_cpu.empty() ? 0.0 : Median(tg_cpu), (*model)->weight_bytes());
   return 0;

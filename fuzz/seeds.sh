@@ -21,6 +21,17 @@ case "$name" in
       [[ -f $f ]] && cp "$f" "$out/$(basename "$(dirname "$(dirname "$f")")")-$(basename "$(dirname "$f")").json"
     done
     ;;
+  lora_adapter_fuzz)
+    # Selector byte 0 + adapter_config.json + NUL + safetensors (PEFT), or 1 + a GGUF LoRA.
+    for d in tests/fixtures/lora/stories_*/ tests/fixtures/lora/adapter_*/; do
+      [[ -f $d/adapter_config.json ]] || continue
+      { printf '\x00'; cat "$d/adapter_config.json"; printf '\x00'; cat "$d/adapter_model.safetensors"; } \
+        > "$out/peft-$(basename "$d")"
+    done
+    for f in tests/fixtures/lora/*.gguf; do
+      { printf '\x01'; cat "$f"; } > "$out/gguf-$(basename "$f")"
+    done
+    ;;
   safetensors_fuzz)
     for f in tests/fixtures/models/*/hf/*.safetensors; do
       [[ -f $f ]] && head -c 65536 "$f" > "$out/$(basename "$(dirname "$(dirname "$f")")")-$(basename "$f")"

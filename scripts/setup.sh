@@ -4,6 +4,7 @@
 #
 #   scripts/setup.sh            # packages + default model
 #   KINFER_SETUP_SKIP_APT=1 ... # skip the Debian packages (e.g. in an image that has them)
+#   KINFER_SETUP_SKIP_CUDA=1 .. # skip the CUDA toolchain (only `cmake --preset cuda` needs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,12 @@ if ! python3 -c "import pytest, openai, tokenizers, sentencepiece, jinja2, numpy
   python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 else
   say "Python test packages: all present"
+fi
+
+# The CUDA toolchain for `cmake --preset cuda` (NVIDIA's CUDA 13.0 wheels from PyPI, pinned in
+# the script) into ~/.cache/kinfer/cuda, once: CI compiles the CUDA backend on every run.
+if [[ -z "${KINFER_SETUP_SKIP_CUDA:-}" ]]; then
+  say "CUDA toolchain: $(scripts/cuda_toolchain.sh)"
 fi
 
 # The default model: SmolLM2-135M-Instruct (Llama architecture, GGUF Q4_1), shipped inside the

@@ -6,12 +6,12 @@
 # runs (.ci/run).
 #
 #   scripts/test.sh              # everything
-#   scripts/test.sh unit asan    # only the named stages: format unit compat asan fuzz api k8s
+#   scripts/test.sh unit asan    # only the named stages: format unit cuda compat asan fuzz api k8s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stages=("$@")
-((${#stages[@]})) || stages=(format unit compat asan fuzz api k8s)
+((${#stages[@]})) || stages=(format unit cuda compat asan fuzz api k8s)
 want() { local s; for s in "${stages[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
 say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 jobs=$(nproc)
@@ -52,6 +52,16 @@ fi
 if want unit; then
   say "unit tests (release)"
   ctest --preset release -j "$jobs"
+fi
+if want cuda; then
+  # CI has no GPU: this compiles the CUDA backend (sm_90) so it never rots, and runs its tests,
+  # which check their CPU references and skip the GPU parts (tests/cuda/device_check.sh runs
+  # them on a GPU machine).
+  say "CUDA backend build (pinned toolchain from PyPI, scripts/cuda_toolchain.sh)"
+  scripts/cuda_toolchain.sh >/dev/null
+  cmake --preset cuda >/dev/null
+  cmake --build --preset cuda -j "$jobs" --target kinfer cuda_tests
+  build/cuda/tests/unit/cuda_tests --gtest_brief=1
 fi
 if want compat && [[ -d tests/compat ]]; then
   say "compatibility tests (tokenizers, sentencepiece and jinja2 run live)"

@@ -10,6 +10,9 @@
 #                                     # `kinfer serve` on the tiny model answering /ready
 #   deploy/docker/build.sh --base     # only make sure the build base exists (run.sh starts
 #                                     # this early, beside the Go builds)
+#   deploy/docker/build.sh --cuda     # the CUDA variant, localhost/kinfer:<version>-cuda (the
+#                                     # chart's image when gpu > 0); add --smoke to run it
+#                                     # (on the CPU: a machine without a GPU still serves)
 #
 # Env: KINFER_IMAGE (default localhost/kinfer), KINFER_CACHE, CCACHE_DIR, KINFER_DEBIAN_MIRROR,
 # KINFER_SMOKE_MODEL (default ../shared/models/stories260K/stories260K.gguf).
@@ -62,20 +65,25 @@ ensure_base() {
 }
 
 build() {
-  local start=$SECONDS ccache_dir="${CCACHE_DIR:-$CACHE/ccache}"
+  local start=$SECONDS ccache_dir="${CCACHE_DIR:-$CACHE/ccache}" variant=()
   mkdir -p "$ccache_dir"
-  say "buildah bud -f deploy/docker/Dockerfile -> $IMAGE:$VERSION"
+  if [[ $CUDA == 1 ]]; then
+    # The pinned toolchain at the path the cuda preset names, read-only.
+    scripts/cuda_toolchain.sh >/dev/null
+    variant=(--build-arg PRESET=cuda -v "$HOME/.cache/kinfer/cuda:/root/.cache/kinfer/cuda:ro")
+  fi
+  say "buildah bud -f deploy/docker/Dockerfile -> $IMAGE:$TAG"
   buildah bud --quiet --isolation "${KINFER_BUILDAH_ISOLATION:-chroot}" -f deploy/docker/Dockerfile \
     --build-arg "BUILD_BASE=$BASE" --build-arg "SRC_DIR=$ROOT" -v "$ccache_dir:/ccache" \
-    --label "org.opencontainers.image.version=$VERSION" \
-    -t "$IMAGE:$VERSION" -t "$IMAGE:dev" . >"$CACHE/image/build.log" 2>&1 || {
+    "${variant[@]}" --label "org.opencontainers.image.version=$VERSION" \
+    -t "$IMAGE:$TAG" -t "$IMAGE:dev$SUFFIX" . >"$CACHE/image/build.log" 2>&1 || {
     tail -n 40 "$CACHE/image/build.log" >&2
     return 1
   }
   grep -E "^\s*(Hits|Misses):" "$CACHE/image/build.log" | sed 's/^ */  ccache /' >&2 || true
   local size
-  size="$(podman image inspect --format '{{.Size}}' "$IMAGE:$VERSION")"
-  say "built $IMAGE:$VERSION in $((SECONDS - start))s: $((size / 1024 / 1024)) MiB ($size bytes)"
+  size="$(podman image inspect --format '{{.Size}}' "$IMAGE:$TAG")"
+  say "built $IMAGE:$TAG in $((SECONDS - start))s: $((size / 1024 / 1024)) MiB ($size bytes)"
 }
 
 free_port() {
@@ -89,17 +97,17 @@ RUN=(podman run --runtime runc --read-only --user 65532:65532 --cap-drop ALL
 
 smoke() {
   local out
-  out="$("${RUN[@]}" --rm "$IMAGE:$VERSION" --version)"
+  out="$("${RUN[@]}" --rm "$IMAGE:$TAG" --version)"
   [[ $out == "kinfer $VERSION" ]] || { say "error: kinfer --version printed '$out'"; return 1; }
   say "smoke: kinfer --version -> $out"
-  "${RUN[@]}" --rm "$IMAGE:$VERSION" pull --help >/dev/null
+  "${RUN[@]}" --rm "$IMAGE:$TAG" pull --help >/dev/null
   say "smoke: kinfer pull --help runs"
 
   local model="${KINFER_SMOKE_MODEL:-${KINFER_SHARED_DIR:-$ROOT/../shared}/models/stories260K/stories260K.gguf}"
   [[ -f $model ]] || { say "error: smoke-test model $model not found"; return 1; }
   local port name="kinfer-smoke-$$" code
   port="$(free_port)"
-  "${RUN[@]}" -d --name "$name" -v "$(dirname "$model"):/models:ro" "$IMAGE:$VERSION" \
+  "${RUN[@]}" -d --name "$name" -v "$(dirname "$model"):/models:ro" "$IMAGE:$TAG" \
     serve --model "/models/$(basename "$model")" --served-model-name tiny --host 127.0.0.1 \
     --port "$port" >/dev/null
   local deadline=$((SECONDS + 60))
@@ -120,10 +128,20 @@ smoke() {
   say "smoke: SIGTERM -> exit 0"
 }
 
+CUDA=0 SUFFIX="" SMOKE=0
+for arg in "$@"; do
+  case $arg in
+    --cuda) CUDA=1 SUFFIX=-cuda ;;
+    --smoke) SMOKE=1 ;;
+    --base) ;;
+    *) say "unknown option $arg"; exit 2 ;;
+  esac
+done
+TAG="$VERSION$SUFFIX"
 need
 ensure_base
-[[ ${1:-} == --base ]] && exit 0
+[[ " $* " == *" --base "* ]] && exit 0
 build
-if [[ ${1:-} == --smoke ]]; then
+if ((SMOKE)); then
   smoke
 fi

@@ -33,6 +33,8 @@ struct GenerateOptions {
   bool ignore_eos = false;
   bool no_bos = false;
   std::string kv_dtype = "f16";
+  std::string device = "auto";
+  double gpu_memory_utilization = 0.9;
 };
 
 int RunGenerate(const GenerateOptions& o) {
@@ -40,7 +42,12 @@ int RunGenerate(const GenerateOptions& o) {
     fmt::print(stderr, "error: {}\n", s.message());
     return 1;
   };
-  auto model = model::LoadModel(o.model);
+  auto device = engine::ParseDevice(o.device);
+  if (!device.ok()) return fail(device.status());
+  const engine::Device dev = engine::ResolveDevice(*device);
+  model::LoadOptions load;
+  load.pack_weights = dev == engine::Device::kCpu;  // CPU layouts only help the CPU
+  auto model = model::LoadModel(o.model, load);
   if (!model.ok()) return fail(model.status());
   auto tok = tokenizer::Tokenizer::Load(o.tokenizer.empty() ? o.model : o.tokenizer);
   if (!tok.ok()) return fail(tok.status());
@@ -67,6 +74,8 @@ int RunGenerate(const GenerateOptions& o) {
   eo.num_threads = o.threads > 0 ? o.threads : DefaultThreadCount();
   eo.kv_cache_bytes = 256 << 20;
   eo.kv_cache_dtype = o.kv_dtype == "f32" ? DType::kF32 : DType::kF16;
+  eo.device = dev;
+  eo.gpu_memory_utilization = o.gpu_memory_utilization;
   eo.max_model_len = static_cast<int32_t>(
       std::min<int64_t>((*model)->config().max_position_embeddings,
                         static_cast<int64_t>(prompt.size()) + o.max_tokens + 1));
@@ -137,6 +146,14 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_flag("--no-bos", o->no_bos, "Do not add the BOS token to a text prompt");
   cmd->add_option("--kv-cache-dtype", o->kv_dtype, "KV cache element type")
       ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
+  cmd->add_option("--device", o->device,
+                  "Where the model runs: auto (a GPU when there is one), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--gpu-memory-utilization", o->gpu_memory_utilization,
+                  "Share of the GPU's memory for weights, activations and KV cache")
+      ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
   cmd->callback([o] { ExitCode() = RunGenerate(*o); });
 }

@@ -4,15 +4,36 @@
 #include <cmath>
 #include <cstdlib>
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
 #include "server/server.h"
 
 namespace kinfer::cli {
+namespace {
+
+// --lora-modules NAME=PATH, or vLLM's JSON form {"name": ..., "path": ..., "base_model_name": ...}.
+std::optional<std::pair<std::string, std::string>> ParseLoraModule(const std::string& spec) {
+  if (!spec.empty() && spec[0] == '{') {
+    auto j = ParseJson(spec, "--lora-modules", 8);
+    if (!j.ok() || !j->is_object()) return std::nullopt;
+    auto n = j->find("name"), p = j->find("path");
+    if (n == j->end() || p == j->end() || !n->is_string() || !p->is_string()) return std::nullopt;
+    if (n->get<std::string>().empty() || p->get<std::string>().empty()) return std::nullopt;
+    return std::pair{n->get<std::string>(), p->get<std::string>()};
+  }
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) return std::nullopt;
+  return std::pair{spec.substr(0, eq), spec.substr(eq + 1)};
+}
+
+}  // namespace
 
 void AddServeCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand(
@@ -25,6 +46,8 @@ void AddServeCommand(CLI::App& app) {
   auto no_access_log = std::make_shared<bool>(false);
   auto threads = std::make_shared<int>(0);
   auto max_body = std::make_shared<std::string>("32MiB");
+  auto lora_modules = std::make_shared<std::vector<std::string>>();
+  auto device = std::make_shared<std::string>("auto");
 
   cmd->add_option("--model", o->model_path, "GGUF file, HF model directory or llama2.c .bin")
       ->required();
@@ -58,6 +81,36 @@ void AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-enable-prefix-caching", *no_prefix, "Turn off automatic prefix caching");
   cmd->add_option("--threads", *threads, "Compute threads (default: all cores)");
+  cmd->add_flag("--enable-lora", o->enable_lora,
+                "Serve LoRA adapters (implied by --lora-modules and runtime loading)");
+  cmd->add_option("--lora-modules", *lora_modules,
+                  "LoRA adapters to serve, as NAME=PATH or vLLM's JSON {\"name\": ..., \"path\": "
+                  "...}: a PEFT directory or a GGUF LoRA file; requests pick one by 'model'")
+      ->expected(1, -1);
+  o->engine.scheduler.max_loras = 4;
+  cmd->add_option("--max-loras", o->engine.scheduler.max_loras,
+                  "Most distinct LoRA adapters in one engine step; requests of others wait")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-lora-rank", o->lora.max_rank, "Largest LoRA rank accepted")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-cpu-loras", o->lora.max_cpu_loras,
+                  "LoRA adapters kept in memory, least recently used evicted and read again "
+                  "when needed (default: --max-loras; at least --max-loras)");
+  cmd->add_flag("--allow-runtime-lora-updating", o->allow_runtime_lora_updating,
+                "Allow POST /v1/load_lora_adapter and /v1/unload_lora_adapter (behind the API "
+                "key; also VLLM_ALLOW_RUNTIME_LORA_UPDATING=true)");
+  cmd->add_option("--device", *device,
+                  "Where the model runs: auto (a GPU when this build has CUDA and finds one), cpu "
+                  "or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--gpu-memory-utilization", o->engine.gpu_memory_utilization,
+                  "Share of the GPU's memory for weights, activations and the KV cache (without "
+                  "--kv-cache-memory the cache takes the rest)")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
   cmd->add_option("--ssl-certfile", o->http.tls_cert_file, "PEM certificate chain: serve HTTPS");
   cmd->add_option("--ssl-keyfile", o->http.tls_key_file, "PEM private key for --ssl-certfile");
   cmd->add_option("--metrics-port", o->metrics_port,
@@ -108,8 +161,34 @@ void AddServeCommand(CLI::App& app) {
     opts.http.max_body_bytes = static_cast<uint64_t>(*mb);
     opts.engine.kv_cache_dtype = *kv_dtype == "f32" ? DType::kF32 : DType::kF16;
     opts.engine.enable_prefix_caching = !*no_prefix;
+    opts.engine.device = engine::ResolveDevice(*engine::ParseDevice(*device));
     opts.engine.num_threads = *threads > 0 ? *threads : DefaultThreadCount();
     opts.access_log = !*no_access_log;
+    for (const std::string& spec : *lora_modules) {
+      auto m = ParseLoraModule(spec);
+      if (!m) {
+        fmt::print(stderr,
+                   "error: --lora-modules '{}': expected NAME=PATH or {{\"name\": ..., \"path\": "
+                   "...}}\n",
+                   spec);
+        ExitCode() = 2;
+        return;
+      }
+      opts.lora_modules.push_back(*m);
+    }
+    if (const char* env = std::getenv("VLLM_ALLOW_RUNTIME_LORA_UPDATING")) {
+      const std::string v = env;
+      if (v == "1" || v == "true" || v == "True" || v == "TRUE") {
+        opts.allow_runtime_lora_updating = true;
+      }
+    }
+    if (opts.lora.max_cpu_loras == 0) opts.lora.max_cpu_loras = opts.engine.scheduler.max_loras;
+    if (opts.lora.max_cpu_loras < opts.engine.scheduler.max_loras) {
+      fmt::print(stderr, "error: --max-cpu-loras ({}) must be at least --max-loras ({})\n",
+                 opts.lora.max_cpu_loras, opts.engine.scheduler.max_loras);
+      ExitCode() = 2;
+      return;
+    }
 
     // Signals go to Server::Run's waiter: block them before any thread starts.
     sigset_t set;

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/system_info.h"
 #include "engine/block_hash.h"
+#include "model/lora_adapter.h"
 
 namespace kinfer::engine {
 namespace {
@@ -46,6 +47,11 @@ Status Engine::Init() {
   int64_t max_len = explicit_len ? options_.max_model_len : c.max_position_embeddings;
   max_len = std::min<int64_t>(max_len, int64_t{1} << 30);
 
+  KINFER_ASSIGN_OR_RETURN(
+      backend_, CreateBackend(model_, options_.device, *pool_, options_.gpu_memory_utilization));
+  KINFER_ASSIGN_OR_RETURN(const int64_t device_budget,
+                          backend_->Reserve(options_.scheduler.max_num_batched_tokens));
+
   model::KvStoreConfig kc{
       c.num_layers, c.num_kv_heads, c.head_dim, options_.block_size, 1, options_.kv_cache_dtype};
   // Sliding-window layers among global ones (Gemma) get their own group of blocks, sized for
@@ -70,12 +76,14 @@ Status Engine::Init() {
   const int64_t sliding_block_bytes = layer_block_bytes * (grouped ? num_sliding : 0);
   int64_t bytes = options_.kv_cache_bytes;
   if (bytes <= 0) {
-    // A quarter of what is free (within the container's limit), at most 4 GiB, and no more than
-    // every sequence at full length could use.
+    // No more than every sequence at full length could use; within that, what the device
+    // leaves (GPU), or a quarter of what is free (within the container's limit), at most 4 GiB.
     const int64_t seqs = options_.scheduler.max_num_seqs;
     const int64_t full = (max_len + bs - 1) / bs * seqs;
-    bytes = std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30,
-                      full * block_bytes + std::min(full, sliding_needed) * sliding_block_bytes});
+    const int64_t usable =
+        full * block_bytes + std::min(full, sliding_needed) * sliding_block_bytes;
+    bytes = device_budget > 0 ? std::min(device_budget, usable)
+                              : std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30, usable});
     bytes = std::max(bytes, 2 * (block_bytes + sliding_block_bytes));
   }
   // The sliding group takes what it can use, but never more than its layers' share.
@@ -106,9 +114,9 @@ Status Engine::Init() {
   max_model_len_ = static_cast<int32_t>(max_len);
   kc.num_blocks = num_blocks;
   kc.num_sliding_blocks = sliding_blocks;
-  KINFER_LOG_INFO("KV cache: {} blocks of {} tokens ({} MiB, {}), max model length {}", num_blocks,
-                  bs, (num_blocks * block_bytes) >> 20, DTypeName(options_.kv_cache_dtype),
-                  max_model_len_);
+  KINFER_LOG_INFO("KV cache on {}: {} blocks of {} tokens ({} MiB, {}), max model length {}",
+                  backend_->Describe(), num_blocks, bs, (num_blocks * block_bytes) >> 20,
+                  DTypeName(options_.kv_cache_dtype), max_model_len_);
   if (grouped) {
     KINFER_LOG_INFO(
         "KV cache: {} of {} layers slide over {} tokens: {} blocks of their own ({} MiB), "
@@ -116,14 +124,14 @@ Status Engine::Init() {
         num_sliding, c.num_layers, c.sliding_window, sliding_blocks,
         (sliding_blocks * sliding_block_bytes) >> 20);
   }
-  KINFER_ASSIGN_OR_RETURN(kv_store_, model::KvStore::Create(kc));
+  // The backend's decoder takes the longest sequence this engine runs, which picks LongRoPE's
+  // factors (Phi-3) for every request.
+  KINFER_RETURN_IF_ERROR(backend_->AllocateKvCache(kc, max_model_len_));
   kv_ = std::make_unique<KvCacheManager>(static_cast<int32_t>(num_blocks), options_.block_size,
-                                         options_.enable_prefix_caching, kv_store_.get(),
+                                         options_.enable_prefix_caching, backend_.get(),
                                          static_cast<int32_t>(sliding_blocks),
                                          grouped ? static_cast<int32_t>(c.sliding_window) : 0);
   scheduler_ = std::make_unique<Scheduler>(options_.scheduler, *kv_);
-  // The longest sequence this engine runs picks LongRoPE's factors (Phi-3), for every request.
-  decoder_ = std::make_unique<model::Decoder>(model_, *pool_, max_model_len_);
   sampler_ = std::make_unique<Sampler>(c.vocab_size);
   if (!options_.eos_token_ids.empty()) {
     eos_ids_ = options_.eos_token_ids;
@@ -179,6 +187,9 @@ Status Engine::Submit(Request r, OutputCallback on_output) {
         prompt_len, max_model_len_);
   }
   KINFER_RETURN_IF_ERROR(r.params.Validate(c.vocab_size));
+  if (r.lora && (r.lora->num_layers() != c.num_layers || r.lora->hidden_size() != c.hidden_size)) {
+    return InvalidArgumentError("LoRA adapter '{}' was loaded for another model", r.lora_name);
+  }
   r.params.max_tokens = std::min(r.params.max_tokens, max_model_len_ - prompt_len);
   r.params.min_tokens = std::min(r.params.min_tokens, r.params.max_tokens);
   auto rs = std::make_unique<RequestState>();
@@ -231,7 +242,10 @@ Sequence* Engine::NewSequence(RequestState& rs, int32_t index) {
 }
 
 void Engine::AdmitRequest(std::unique_ptr<RequestState> rs) {
-  rs->extra_hash = HashExtraKeys(rs->request.cache_salt, "");
+  // An adapter's content hash, not its name: a changed adapter reloaded under the same name must
+  // not reuse KV computed with the old weights.
+  rs->extra_hash = HashExtraKeys(rs->request.cache_salt,
+                                 rs->request.lora ? rs->request.lora->content_hash() : "");
   for (const std::string& s : rs->request.params.stop) {
     rs->stop_holdback = std::max(rs->stop_holdback, static_cast<int32_t>(s.size()) - 1);
   }
@@ -465,6 +479,7 @@ bool Engine::Step() {
       in.num_tokens = s.num_tokens;
       in.start_pos = seq.num_computed;
       in.block_table = kv_->BlockTable(seq.id);
+      in.lora = seq.request->request.lora.get();
       in.sliding_block_table = kv_->SlidingBlockTable(seq.id);
       const bool reaches_end =
           seq.num_computed + s.num_tokens == static_cast<int32_t>(seq.tokens.size());
@@ -477,7 +492,7 @@ bool Engine::Step() {
     }
     const model::ForwardBatch batch{batch_tokens_, batch_seqs_};
     logits_.resize(static_cast<size_t>(model::Decoder::NumLogitRows(batch) * vocab));
-    Status st = decoder_->Forward(batch, *kv_store_, logits_);
+    Status st = backend_->Forward(batch, logits_);
     if (!st.ok()) {
       KINFER_LOG_ERROR("forward pass failed: {}", st.ToString());
       for (const ScheduledSequence& s : so.scheduled) {
@@ -546,6 +561,18 @@ bool Engine::Step() {
     stats_.kv_cache_usage = kv_->usage();
     stats_.kv_tokens_running = 0;
     for (const Sequence* seq : scheduler_->running()) stats_.kv_tokens_running += seq->num_computed;
+    stats_.max_loras = options_.scheduler.max_loras;
+    auto names = [](auto& seqs, std::vector<std::string>& out) {
+      out.clear();
+      for (const Sequence* seq : seqs) {
+        const std::string& n = seq->request->request.lora_name;
+        if (SequenceLora(*seq) && std::find(out.begin(), out.end(), n) == out.end())
+          out.push_back(n);
+      }
+      std::sort(out.begin(), out.end());
+    };
+    names(scheduler_->running(), stats_.running_lora_adapters);
+    names(scheduler_->waiting(), stats_.waiting_lora_adapters);
   }
   return worked || !requests_.empty();
 }

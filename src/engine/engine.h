@@ -21,11 +21,13 @@
 
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "engine/device.h"
 #include "engine/engine_internal.h"
 #include "engine/kv_cache_manager.h"
 #include "engine/request.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
+#include "model/backend.h"
 #include "model/decoder.h"
 #include "model/model.h"
 
@@ -44,6 +46,10 @@ struct EngineOptions {
   // Off: every layer keeps every position (for comparisons).
   bool sliding_window_group = true;
   int32_t num_threads = 0;  // compute threads including the engine's own; 0: all cores
+  // Where the model runs (device.h). On a GPU the KV cache lives in device memory; without
+  // kv_cache_bytes it takes what gpu_memory_utilization leaves after weights and activations.
+  Device device = Device::kCpu;
+  double gpu_memory_utilization = 0.9;
   // Makes a text decoder per sequence; without one, outputs carry ids only. It gets the prompt
   // so that the output continues the prompt's text (a SentencePiece leading space is kept after
   // a prompt and dropped at the very start, as a full decode would).
@@ -77,6 +83,10 @@ struct EngineStats {
   int64_t kv_tokens_running = 0;  // tokens with K/V in the cache, summed over running sequences
   int64_t requests_finished = 0;
   bool alive = true;
+  // LoRA: --max-loras, and the adapters of running and waiting requests (names, sorted).
+  int32_t max_loras = 0;
+  std::vector<std::string> running_lora_adapters;
+  std::vector<std::string> waiting_lora_adapters;
 };
 
 class Engine {
@@ -101,6 +111,8 @@ class Engine {
   int32_t max_model_len() const { return max_model_len_; }
   int32_t block_size() const { return options_.block_size; }
   const model::Model& model() const { return model_; }
+  // The backend's own description: "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)".
+  std::string device_description() const { return backend_->Describe(); }
 
   // One scheduling step (only with start_thread = false). Returns false when there was nothing
   // to do.
@@ -132,10 +144,9 @@ class Engine {
   EngineOptions options_;
   int32_t max_model_len_ = 0;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<model::KvStore> kv_store_;
+  std::unique_ptr<model::Backend> backend_;  // the forward pass and the KV cache memory
   std::unique_ptr<KvCacheManager> kv_;
   std::unique_ptr<Scheduler> scheduler_;
-  std::unique_ptr<model::Decoder> decoder_;
   std::unique_ptr<Sampler> sampler_;
   std::vector<int32_t> eos_ids_;
 

@@ -14,7 +14,7 @@ namespace kinfer::engine {
 struct RequestState {
   Request request;
   std::function<void(RequestOutput)> on_output;
-  uint64_t extra_hash = 0;  // prefix-cache isolation key (cache_salt)
+  uint64_t extra_hash = 0;  // prefix-cache isolation key (cache_salt, adapter content)
   std::vector<std::unique_ptr<Sequence>> seqs;
   int32_t num_finished = 0;
   bool forked = false;                   // children of an n > 1 request exist
@@ -29,6 +29,9 @@ struct RequestState {
 inline bool PrefixCachingAllowed(const Sequence& s) {
   // Prompt logprobs need logits at every prompt position, so the prompt must be computed.
   return !s.request->request.params.prompt_logprobs.has_value();
+}
+inline const model::LoraAdapter* SequenceLora(const Sequence& s) {
+  return s.request->request.lora.get();
 }
 inline uint64_t RequestExtraHash(const Sequence& s) { return s.request->extra_hash; }
 inline void NoteCachedTokens(Sequence& s, int32_t n) {

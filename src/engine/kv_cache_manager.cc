@@ -1,20 +1,19 @@
 #include "engine/kv_cache_manager.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "core/status.h"
 
 namespace kinfer::engine {
 
 KvCacheManager::KvCacheManager(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching,
-                               model::KvStore* store, int32_t sliding_blocks,
+                               model::Backend* backend, int32_t sliding_blocks,
                                int32_t sliding_window)
     : pool_(num_blocks),
       sliding_pool_(sliding_window > 0 ? sliding_blocks : 0),
       block_size_(block_size),
       prefix_caching_(enable_prefix_caching),
-      store_(store),
+      backend_(backend),
       sliding_window_(sliding_blocks > 0 ? sliding_window : 0) {}
 
 double KvCacheManager::usage() const {
@@ -147,23 +146,6 @@ void KvCacheManager::ReleaseOutOfWindow(uint64_t seq, int32_t num_computed) {
   }
 }
 
-void KvCacheManager::CopyBlock(bool sliding_group, int32_t src, int32_t dst, int32_t slots) {
-  if (!store_) return;
-  const model::KvStoreConfig& kc = store_->config();
-  const size_t elem = kc.dtype == DType::kF32 ? 4 : 2;
-  const size_t row = static_cast<size_t>(kc.head_dim) * elem;
-  for (int64_t l = 0; l < kc.num_layers; ++l) {
-    if ((kc.InSlidingGroup(l) && kc.num_sliding_blocks > 0) != sliding_group) continue;
-    for (int64_t h = 0; h < kc.num_kv_heads; ++h) {
-      const size_t off = static_cast<size_t>(h * kc.block_size) * row;
-      std::memcpy(static_cast<uint8_t*>(store_->keys(l, dst)) + off,
-                  static_cast<const uint8_t*>(store_->keys(l, src)) + off, row * slots);
-      std::memcpy(static_cast<uint8_t*>(store_->values(l, dst)) + off,
-                  static_cast<const uint8_t*>(store_->values(l, src)) + off, row * slots);
-    }
-  }
-}
-
 bool KvCacheManager::Fork(uint64_t parent, uint64_t child, int32_t num_tokens) {
   const SeqBlocks& p = seqs_.at(parent);
   const int32_t full = num_tokens / block_size_;
@@ -183,11 +165,17 @@ bool KvCacheManager::Fork(uint64_t parent, uint64_t child, int32_t num_tokens) {
   }
   if (partial > 0) {
     int32_t dst = *pool_.Allocate();
-    CopyBlock(false, p.table[static_cast<size_t>(full)], dst, partial);
+    if (backend_) {
+      backend_->CopyKvSlots(model::KvBlockGroup::kGlobal, p.table[static_cast<size_t>(full)], dst,
+                            partial);
+    }
     c.table.push_back(dst);
     if (has_sliding()) {
       int32_t sdst = *sliding_pool_.Allocate();
-      CopyBlock(true, p.sliding[static_cast<size_t>(full)], sdst, partial);
+      if (backend_) {
+        backend_->CopyKvSlots(model::KvBlockGroup::kSliding, p.sliding[static_cast<size_t>(full)],
+                              sdst, partial);
+      }
       c.sliding.push_back(sdst);
     }
   }

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "engine/block_pool.h"
-#include "model/kv_store.h"
+#include "model/backend.h"
 
 namespace kinfer::engine {
 
@@ -30,10 +30,11 @@ struct PrefixHit {
 
 class KvCacheManager {
  public:
-  // `store` (may be null in tests) is where fork copies a partly filled block's contents.
-  // `sliding_blocks` > 0 with `sliding_window` > 0 adds the sliding-window pool.
+  // `backend` (may be null in tests) holds the KV cache where fork copies a partly filled
+  // block's contents. `sliding_blocks` > 0 with `sliding_window` > 0 adds the sliding-window
+  // pool (the backend's KV cache then has that group too).
   KvCacheManager(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching,
-                 model::KvStore* store, int32_t sliding_blocks = 0, int32_t sliding_window = 0);
+                 model::Backend* backend, int32_t sliding_blocks = 0, int32_t sliding_window = 0);
 
   int32_t block_size() const { return block_size_; }
   bool prefix_caching() const { return prefix_caching_; }
@@ -83,14 +84,12 @@ class KvCacheManager {
   };
   // First block that the window of a token at `pos` reaches.
   int32_t FirstWindowBlock(int64_t pos) const;
-  // Copies the first `slots` slots of block src to dst, in the layers of one group.
-  void CopyBlock(bool sliding_group, int32_t src, int32_t dst, int32_t slots);
 
   BlockPool pool_;
   BlockPool sliding_pool_;
   int32_t block_size_;
   bool prefix_caching_;
-  model::KvStore* store_;
+  model::Backend* backend_;
   int32_t sliding_window_;
   std::unordered_map<uint64_t, SeqBlocks> seqs_;
 };

@@ -4,12 +4,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/status.h"
+
+namespace kinfer::model {
+class LoraAdapter;
+}
 
 namespace kinfer::engine {
 
@@ -46,6 +51,10 @@ struct Request {
   SamplingParams params;
   int32_t priority = 0;    // lower runs first, as vLLM's `priority`
   std::string cache_salt;  // isolates prefix-cache sharing between tenants
+  // The LoRA adapter to run with (null: the base model), loaded for the engine's model, and the
+  // name it is served under (metrics). The request holds it until it finishes.
+  std::shared_ptr<const model::LoraAdapter> lora;
+  std::string lora_name;
   Clock::time_point arrival = Clock::now();
 };
 

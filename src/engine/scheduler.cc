@@ -90,10 +90,26 @@ SchedulerOutput Scheduler::Schedule() {
     }
   }
 
+  // The adapters running now: a waiting sequence of another one needs a free adapter slot.
+  std::vector<const model::LoraAdapter*>& loras = loras_scratch_;
+  loras.clear();
+  for (const Sequence* s : running_) {
+    const model::LoraAdapter* l = SequenceLora(*s);
+    if (l && std::find(loras.begin(), loras.end(), l) == loras.end()) loras.push_back(l);
+  }
+
   // Then waiting prompts, unless this step had to preempt (memory is short: let it drain).
-  while (out.preempted.empty() && !waiting_.empty() && budget > 0 &&
+  size_t w = 0;
+  while (out.preempted.empty() && w < waiting_.size() && budget > 0 &&
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
-    Sequence* seq = waiting_.front();
+    Sequence* seq = waiting_[w];
+    const model::LoraAdapter* lora = SequenceLora(*seq);
+    const bool new_lora = lora && std::find(loras.begin(), loras.end(), lora) == loras.end();
+    if (new_lora && config_.max_loras > 0 &&
+        static_cast<int32_t>(loras.size()) >= config_.max_loras) {
+      ++w;  // its adapter has no slot this step: the next waiting request may
+      continue;
+    }
     PrefixHit cached;
     const bool lookup = seq->num_computed == 0 && PrefixCachingAllowed(*seq);
     if (lookup) {
@@ -108,7 +124,8 @@ SchedulerOutput Scheduler::Schedule() {
       NoteCachedTokens(*seq, cached_tokens);
     }
     seq->num_computed = cached_tokens;
-    waiting_.pop_front();
+    waiting_.erase(waiting_.begin() + static_cast<long>(w));
+    if (new_lora) loras.push_back(lora);
     seq->status = SequenceStatus::kRunning;
     running_.push_back(seq);
     out.scheduled.push_back({seq, n});

@@ -21,6 +21,10 @@ struct SchedulerConfig {
   // Q8_0, 2 threads), and a long prompt's chunks cost no measurable extra.
   int32_t max_num_batched_tokens = 256;
   int32_t max_num_seqs = 256;
+  // Most distinct LoRA adapters among the running sequences (--max-loras); 0: no limit. A waiting
+  // request whose adapter would exceed it is passed over, not the whole batch split: requests of
+  // the adapters already running (and of the base) are admitted behind it.
+  int32_t max_loras = 0;
 };
 
 struct ScheduledSequence {
@@ -65,6 +69,7 @@ class Scheduler {
   KvCacheManager& kv_;
   std::vector<Sequence*> running_;
   std::deque<Sequence*> waiting_;
+  std::vector<const model::LoraAdapter*> loras_scratch_;
 };
 
 }  // namespace kinfer::engine

@@ -8,6 +8,7 @@
 #include "kernels/activation.h"
 #include "kernels/ops.h"
 #include "kernels/softcap_attention.h"
+#include "model/lora_batch.h"
 
 namespace kinfer::model {
 
@@ -55,7 +56,7 @@ float RopeAttentionFactor(const ModelConfig& c) {
 }
 
 Decoder::Decoder(const Model& model, ThreadPool& pool, int64_t context_length)
-    : model_(model), cfg_(model.config()), pool_(pool) {
+    : model_(model), cfg_(model.config()), pool_(pool), lora_(std::make_unique<LoraBatch>()) {
   const bool long_context = cfg_.rope_scaling.type == RopeScalingType::kLongRope &&
                             context_length > cfg_.rope_scaling.original_max_position_embeddings;
   rope_.inv_freq = RopeInverseFrequencies(cfg_, model.weights().rope_freq_factors, long_context);
@@ -70,6 +71,8 @@ Decoder::Decoder(const Model& model, ThreadPool& pool, int64_t context_length)
   }
 }
 
+Decoder::~Decoder() = default;
+
 int64_t Decoder::NumLogitRows(const ForwardBatch& batch) {
   int64_t rows = 0;
   for (const SequenceInput& s : batch.seqs) {
@@ -79,14 +82,14 @@ int64_t Decoder::NumLogitRows(const ForwardBatch& batch) {
   return rows;
 }
 
-Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size) const {
-  const KvStoreConfig& kc = kv.config();
-  if (kc.num_layers != cfg_.num_layers || kc.num_kv_heads != cfg_.num_kv_heads ||
-      kc.head_dim != cfg_.head_dim) {
+Status Decoder::Validate(const ModelConfig& cfg, const ForwardBatch& batch, const KvStoreConfig& kc,
+                         size_t logits_size) {
+  if (kc.num_layers != cfg.num_layers || kc.num_kv_heads != cfg.num_kv_heads ||
+      kc.head_dim != cfg.head_dim) {
     return InvalidArgumentError("KV store shape does not match the model");
   }
   const bool grouped = kc.num_sliding_blocks > 0 && !kc.sliding_layers.empty();
-  if (grouped && kc.sliding_layers.size() != static_cast<size_t>(cfg_.num_layers)) {
+  if (grouped && kc.sliding_layers.size() != static_cast<size_t>(cfg.num_layers)) {
     return InvalidArgumentError("KV store's sliding layers do not match the model");
   }
   int64_t total = 0;
@@ -115,9 +118,13 @@ Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t lo
     KINFER_RETURN_IF_ERROR(check(s.block_table, 0, kc.num_blocks, ""));
     if (grouped) {
       // The first position any new token's window reaches.
-      const int64_t lo = std::max<int64_t>(0, s.start_pos - cfg_.sliding_window + 1);
+      const int64_t lo = std::max<int64_t>(0, s.start_pos - cfg.sliding_window + 1);
       KINFER_RETURN_IF_ERROR(check(s.sliding_block_table, lo / kc.block_size, kc.num_sliding_blocks,
                                    "sliding-window "));
+    }
+    if (s.lora &&
+        (s.lora->num_layers() != cfg.num_layers || s.lora->hidden_size() != cfg.hidden_size)) {
+      return InvalidArgumentError("LoRA adapter {} was loaded for another model", s.lora->path());
     }
     total += s.num_tokens;
   }
@@ -126,11 +133,11 @@ Status Decoder::Validate(const ForwardBatch& batch, const KvStore& kv, size_t lo
                                 batch.tokens.size(), total);
   }
   for (int32_t t : batch.tokens) {
-    if (t < 0 || t >= cfg_.vocab_size) {
-      return InvalidArgumentError("token id {} outside the vocabulary [0, {})", t, cfg_.vocab_size);
+    if (t < 0 || t >= cfg.vocab_size) {
+      return InvalidArgumentError("token id {} outside the vocabulary [0, {})", t, cfg.vocab_size);
     }
   }
-  size_t need = static_cast<size_t>(NumLogitRows(batch) * cfg_.vocab_size);
+  size_t need = static_cast<size_t>(NumLogitRows(batch) * cfg.vocab_size);
   if (logits_size < need) {
     return InvalidArgumentError("logits buffer of {} floats, {} needed", logits_size, need);
   }
@@ -291,6 +298,11 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
   }
 }
 
+void Decoder::AddLora(int64_t layer, LoraTarget target, const float* in, int64_t in_dim, float* out,
+                      int64_t out_dim) {
+  if (lora_->active()) lora_->Apply(layer, target, in, in_dim, out, out_dim, pool_);
+}
+
 void Decoder::AttentionBlock(int64_t l, const ForwardBatch& batch, KvStore& kv) {
   const LayerWeights& L = model_.weights().layers[static_cast<size_t>(l)];
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
@@ -315,6 +327,9 @@ void Decoder::AttentionBlock(int64_t l, const ForwardBatch& batch, KvStore& kv) 
                                     {&L.wk, xn_.data(), k_.data()},
                                     {&L.wv, xn_.data(), v_.data()}};
   kernels::MatMulMany(qkv, T, pool_);
+  AddLora(l, LoraTarget::kQ, xn_.data(), H, q_.data(), qd);
+  AddLora(l, LoraTarget::kK, xn_.data(), H, k_.data(), kvd);
+  AddLora(l, LoraTarget::kV, xn_.data(), H, v_.data(), kvd);
   add_bias(q_.data(), L.bq, qd);
   add_bias(k_.data(), L.bk, kvd);
   add_bias(v_.data(), L.bv, kvd);
@@ -327,6 +342,7 @@ void Decoder::AttentionBlock(int64_t l, const ForwardBatch& batch, KvStore& kv) 
   WriteKv(l, batch, kv);
   Attention(l, batch, kv);
   kernels::MatMul(L.wo, att_.data(), T, xn_.data(), pool_);
+  AddLora(l, LoraTarget::kO, att_.data(), qd, xn_.data(), H);
   if (!L.post_attn_norm.empty()) norm_rows(xn_.data(), L.post_attn_norm, T, H);
   for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
 }
@@ -358,6 +374,8 @@ void Decoder::FeedForwardBlock(int64_t l, int64_t T) {
     const kernels::MatMulJob gate_up[] = {{&L.w_gate, xn_.data(), gate_.data()},
                                           {&L.w_up, xn_.data(), up_.data()}};
     kernels::MatMulMany(gate_up, T, pool_);
+    AddLora(l, LoraTarget::kGate, xn_.data(), H, gate_.data(), F);
+    AddLora(l, LoraTarget::kUp, xn_.data(), H, up_.data(), F);
     const bool gelu = cfg_.ffn_activation == FfnActivation::kGeluTanh;
     for (int64_t t = 0; t < T; ++t) {
       float* g = gate_.data() + t * F;
@@ -368,6 +386,7 @@ void Decoder::FeedForwardBlock(int64_t l, int64_t T) {
       }
     }
     kernels::MatMul(L.w_down, gate_.data(), T, xn_.data(), pool_);
+    AddLora(l, LoraTarget::kDown, gate_.data(), F, xn_.data(), H);
   }
   if (!L.post_ffn_norm.empty()) {
     for (int64_t t = 0; t < T; ++t) {
@@ -378,7 +397,7 @@ void Decoder::FeedForwardBlock(int64_t l, int64_t T) {
 }
 
 Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits) {
-  KINFER_RETURN_IF_ERROR(Validate(batch, kv, logits.size()));
+  KINFER_RETURN_IF_ERROR(Validate(cfg_, batch, kv.config(), logits.size()));
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
   if (T == 0) return Status::Ok();
   Reserve(T);
@@ -397,6 +416,7 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
     }
   }
   ComputeRope(T);
+  lora_->Prepare(batch.seqs);
 
   // Embedding lookup: dequantize each token's row (of a packed matrix too, when it is tied to
   // the LM head); Gemma scales it by sqrt(hidden).

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -18,6 +19,10 @@
 #include "model/model.h"
 
 namespace kinfer::model {
+
+class LoraAdapter;
+class LoraBatch;
+enum class LoraTarget : uint8_t;
 
 enum class LogitsMode : uint8_t {
   kNone,  // no logits (a prefill chunk that does not reach the end of the prompt)
@@ -32,6 +37,8 @@ struct SequenceInput {
   // Physical KV blocks holding positions [0, start_pos + num_tokens), in order.
   std::span<const int32_t> block_table;
   LogitsMode logits = LogitsMode::kLast;
+  // The LoRA adapter its tokens run with (lora_adapter.h), loaded for this model; null: the base.
+  const LoraAdapter* lora = nullptr;
   // When the KV store has a sliding-window group: its blocks, same indexing, where only those
   // that the new tokens' windows reach need to be valid (the others may be -1, freed).
   std::span<const int32_t> sliding_block_table = {};
@@ -49,6 +56,7 @@ class Decoder {
   // Phi-3's LongRoPE uses its long-context factors for every position when it exceeds the
   // original context, as llama.cpp does, so a token's result never depends on the batch.
   Decoder(const Model& model, ThreadPool& pool, int64_t context_length = 0);
+  ~Decoder();
 
   // Rows of logits (vocab_size floats each) that Forward writes for `batch`, in sequence order.
   static int64_t NumLogitRows(const ForwardBatch& batch);
@@ -60,8 +68,13 @@ class Decoder {
 
   const Model& model() const { return model_; }
 
+  // The checks Forward makes before touching the cache (every backend makes them): sequence
+  // sizes, block tables long enough with ids inside the store, token ids in the vocabulary, a
+  // large enough logits buffer.
+  static Status Validate(const ModelConfig& cfg, const ForwardBatch& batch, const KvStoreConfig& kc,
+                         size_t logits_size);
+
  private:
-  Status Validate(const ForwardBatch& batch, const KvStore& kv, size_t logits_size) const;
   void Reserve(int64_t tokens);
   void ComputeRope(int64_t tokens);
   void ApplyRope(int64_t layer, float* x, int64_t tokens, int64_t heads) const;
@@ -74,7 +87,11 @@ class Decoder {
   void AttentionBlock(int64_t layer, const ForwardBatch& batch, KvStore& kv);
   // x += ffn(norm(x)): the dense gated FFN (SiLU or GELU-tanh) or the mixture of experts.
   void FeedForwardBlock(int64_t layer, int64_t tokens);
+  // Mixture-of-experts models take no LoRA in their FFN (LoadLoraAdapter refuses one).
   void MixtureOfExperts(const LayerWeights& layer, int64_t tokens);
+  // out += the batch's LoRA products for projection `target` of `layer` (lora_batch.h).
+  void AddLora(int64_t layer, LoraTarget target, const float* in, int64_t in_dim, float* out,
+               int64_t out_dim);
 
   // Rotary frequencies and the cos/sin multiplier (LongRoPE's attention factor) of one kind of
   // layer; Gemma 3's sliding layers have their own base.
@@ -98,6 +115,7 @@ class Decoder {
   std::vector<float> router_logits_, expert_weights_;
   std::vector<int32_t> expert_ids_;
   kernels::MoeWorkspace moe_;
+  std::unique_ptr<LoraBatch> lora_;  // the batch's tokens grouped by adapter
 };
 
 // The rotary frequencies a config implies: 1/theta^(2i/d), then rope scaling (linear, llama3,

@@ -17,6 +17,10 @@
 
 namespace kinfer::model {
 
+// The two groups of blocks: every layer's when there is no sliding group, else the global
+// layers'; and the sliding-window layers'.
+enum class KvBlockGroup : uint8_t { kGlobal, kSliding };
+
 struct KvStoreConfig {
   int64_t num_layers = 0;
   int64_t num_kv_heads = 0;
@@ -33,6 +37,9 @@ struct KvStoreConfig {
     return !sliding_layers.empty() && sliding_layers[static_cast<size_t>(layer)];
   }
   int64_t NumSlidingLayers() const;
+  KvBlockGroup GroupOf(int64_t layer) const {
+    return InSlidingGroup(layer) ? KvBlockGroup::kSliding : KvBlockGroup::kGlobal;
+  }
   // Blocks of `layer`'s group.
   int64_t BlocksOf(int64_t layer) const {
     return InSlidingGroup(layer) ? num_sliding_blocks : num_blocks;

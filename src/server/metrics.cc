@@ -67,6 +67,11 @@ void MetricFamily::Set(const Labels& labels, double v) {
   Get(labels).value = v;
 }
 
+void MetricFamily::Clear() {
+  std::lock_guard<std::mutex> lk(mu_);
+  series_.clear();
+}
+
 void MetricFamily::Observe(const Labels& labels, double v) {
   std::lock_guard<std::mutex> lk(mu_);
   Series& s = Get(labels);

@@ -23,6 +23,7 @@ class MetricFamily {
   void Add(const Labels& labels, double v = 1);  // counter
   void Set(const Labels& labels, double v);      // gauge
   void Observe(const Labels& labels, double v);  // histogram
+  void Clear();                                  // drops every series (info gauges)
   // Appends this family in exposition format, with every prefix in `prefixes`.
   void Render(const std::vector<std::string>& prefixes, std::string* out) const;
   const std::string& name() const { return name_; }

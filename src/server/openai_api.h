@@ -41,6 +41,8 @@ struct ModelInfo {
   int32_t vocab_size = 0;
   const tokenizer::Tokenizer* tokenizer = nullptr;
   ChatRenderer chat;  // empty: the model has no chat template
+  // Whether a LoRA adapter is served under this name: the `model` field may name one too.
+  std::function<bool(const std::string&)> has_adapter;
 };
 
 enum class Endpoint { kCompletions, kChat };

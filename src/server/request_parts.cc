@@ -25,6 +25,7 @@ ParseError ParseModelName(Fields& f, const ModelInfo& model, std::string* name) 
   if (f.String("model", &requested, 1024)) {
     bool found = false;
     for (const auto& n : model.served_names) found |= n == requested;
+    if (!found && model.has_adapter) found = model.has_adapter(requested);
     if (!found) {
       ApiError e;
       e.status = 404;

@@ -3,16 +3,19 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <random>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mapped_file.h"
+#include "model/lora_adapter.h"
 #include "model/model.h"
 #include "server/auth.h"
 #include "server/chat_renderer.h"
@@ -81,6 +84,7 @@ struct Server::Impl {
   std::unique_ptr<model::Model> model;
   std::unique_ptr<tokenizer::Tokenizer> tok;
   std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<engine::LoraRegistry> loras;  // null when LoRA is off
   ModelInfo info;
   int64_t created = UnixNow();
 
@@ -107,6 +111,16 @@ struct Server::Impl {
   MetricFamily* req_prompt_tokens = nullptr;
   MetricFamily* req_gen_tokens = nullptr;
   MetricFamily* cache_config = nullptr;
+  MetricFamily* lora_info = nullptr;
+
+  bool LoraEnabled() const {
+    return options.enable_lora || !options.lora_modules.empty() ||
+           options.allow_runtime_lora_updating;
+  }
+  bool IsServedName(const std::string& name) const {
+    return std::find(info.served_names.begin(), info.served_names.end(), name) !=
+           info.served_names.end();
+  }
 
   Labels ModelLabels() const {
     return {{"model_name", info.served_names.empty() ? "" : info.served_names[0]}};
@@ -122,6 +136,8 @@ struct Server::Impl {
   void HandleGeneration(const std::shared_ptr<HttpExchange>& ex, Endpoint endpoint,
                         const std::string& request_id, Clock::time_point start);
   void HandleTokenize(HttpExchange& ex, const std::string& request_id);
+  void HandleLoraUpdate(HttpExchange& ex, bool load, const std::string& request_id);
+  Status LoadLoraModules();
   void HandleDetokenize(HttpExchange& ex, const std::string& request_id);
   void AccessLog(const Json& line);
 };
@@ -318,9 +334,25 @@ void Server::Impl::SetupMetrics() {
       &registry.Histogram("request_queue_time_seconds",
                           "Histogram of time spent in WAITING phase for request.", latency);
   cache_config = &registry.Gauge("cache_config_info", "Information of the KV cache configuration.");
+  if (LoraEnabled()) {
+    lora_info = &registry.Gauge("lora_requests_info", "Running stats on lora requests.");
+  }
   registry.OnCollect([this] {
     if (!engine) return;
     engine::EngineStats st = engine->Stats();
+    if (lora_info) {
+      // As vLLM: one series, its labels the adapters of running and waiting requests, its value
+      // the time of the reading. Routers read the labels to prefer replicas holding an adapter.
+      lora_info->Clear();
+      lora_info->Set(
+          {{"max_lora", std::to_string(st.max_loras)},
+           {"running_lora_adapters", fmt::format("{}", fmt::join(st.running_lora_adapters, ","))},
+           {"waiting_lora_adapters", fmt::format("{}", fmt::join(st.waiting_lora_adapters, ","))}},
+          static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count()) /
+              1000.0);
+    }
     Labels l = ModelLabels();
     running->Set(l, st.num_running);
     waiting->Set(l, st.num_waiting);
@@ -357,7 +389,12 @@ void Server::Impl::Load() {
   if (const char* delay = std::getenv("KINFER_TEST_LOAD_DELAY_MS")) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay)));
   }
-  auto m = model::LoadModel(options.model_path);
+  if (LoraEnabled() && options.engine.device != engine::Device::kCpu) {
+    return fail(UnimplementedError("LoRA adapters run on the CPU backend only: use --device cpu"));
+  }
+  model::LoadOptions load;
+  load.pack_weights = options.engine.device == engine::Device::kCpu;  // CPU layouts: CPU only
+  auto m = model::LoadModel(options.model_path, load);
   if (!m.ok()) return fail(m.status());
   model = std::move(*m);
   KINFER_LOG_INFO("model: {} ({:.1f} M parameters, {} MiB of weights)", model->config().Summary(),
@@ -401,6 +438,10 @@ void Server::Impl::Load() {
         eo.eos_token_ids.push_back(static_cast<int32_t>(e));
       }
     }
+  }
+  if (LoraEnabled()) {
+    Status lst = LoadLoraModules();
+    if (!lst.ok()) return fail(lst);
   }
   auto e = engine::Engine::Create(*model, eo);
   if (!e.ok()) return fail(e.status());
@@ -467,6 +508,8 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
       {"/v1/chat/completions", "POST", true},
       {"/tokenize", "POST", true},
       {"/detokenize", "POST", true},
+      {"/v1/load_lora_adapter", "POST", true},
+      {"/v1/unload_lora_adapter", "POST", true},
   };
   const Route* route = nullptr;
   for (const Route& r : kRoutes) {
@@ -548,7 +591,22 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
                       {"root", options.model_path},
                       {"max_model_len", info.max_model_len}});
     }
+    if (loras) {
+      // As vLLM lists them: the adapter's name, its path as root, the base as parent.
+      for (const engine::LoraRegistry::Entry& a : loras->List()) {
+        data.push_back({{"id", a.name},
+                        {"object", "model"},
+                        {"created", created},
+                        {"owned_by", "kinfer"},
+                        {"root", a.path},
+                        {"parent", info.served_names[0]},
+                        {"max_model_len", info.max_model_len}});
+      }
+    }
     return Reply(*ex, 200, Json{{"object", "list"}, {"data", data}}.dump(), request_id);
+  }
+  if (path == "/v1/load_lora_adapter" || path == "/v1/unload_lora_adapter") {
+    return HandleLoraUpdate(*ex, path == "/v1/load_lora_adapter", request_id);
   }
   if (path == "/tokenize") return HandleTokenize(*ex, request_id);
   if (path == "/detokenize") return HandleDetokenize(*ex, request_id);
@@ -633,6 +691,22 @@ void Server::Impl::HandleGeneration(const std::shared_ptr<HttpExchange>& ex, End
   }
   auto parsed = ParseGenerationRequest(endpoint, ex->body(), info);
   if (!parsed.ok()) return ReplyError(*ex, parsed.error(), request_id);
+  // A `model` that is not the base names an adapter: hold it for the request's whole life.
+  std::shared_ptr<const model::LoraAdapter> lora;
+  if (loras && !IsServedName(parsed->model)) {
+    auto a = loras->Get(parsed->model);
+    if (!a.ok()) {
+      ApiError e;
+      if (a.status().code() == StatusCode::kNotFound) {
+        e = ApiError{404, fmt::format("The model `{}` does not exist.", parsed->model),
+                     "not_found_error", "model", "model_not_found"};
+      } else {
+        e = ApiError{500, a.status().message(), "internal_server_error", "", ""};
+      }
+      return ReplyError(*ex, e, request_id);
+    }
+    lora = std::move(*a);
+  }
 
   auto ctx = std::make_shared<RequestContext>();
   ctx->srv = this;
@@ -671,6 +745,8 @@ void Server::Impl::HandleGeneration(const std::shared_ptr<HttpExchange>& ex, End
     r.params = ctx->req.params;
     r.priority = ctx->req.priority;
     r.cache_salt = ctx->req.cache_salt;
+    r.lora = lora;
+    if (lora) r.lora_name = ctx->req.model;
     Status st = engine->Submit(
         std::move(r), [ctx, i](engine::RequestOutput out) { ctx->OnOutput(i, std::move(out)); });
     if (!st.ok()) {
@@ -700,6 +776,88 @@ void Server::Impl::HandleGeneration(const std::shared_ptr<HttpExchange>& ex, End
       return;
     }
   }
+}
+
+Status Server::Impl::LoadLoraModules() {
+  loras = std::make_unique<engine::LoraRegistry>(*model, options.lora);
+  for (const auto& [name, path] : options.lora_modules) {
+    if (IsServedName(name)) {
+      return InvalidArgumentError("--lora-modules {}: the name is already the base model's", name);
+    }
+    KINFER_RETURN_IF_ERROR(loras->Add(name, path).WithPrefix("--lora-modules " + name));
+  }
+  engine::LoraRegistry* reg = loras.get();
+  info.has_adapter = [reg](const std::string& name) { return reg->Has(name); };
+  KINFER_LOG_INFO("LoRA: {} adapter(s); --max-loras {}, --max-lora-rank {}, --max-cpu-loras {}{}",
+                  options.lora_modules.size(), options.engine.scheduler.max_loras,
+                  options.lora.max_rank, options.lora.max_cpu_loras,
+                  options.allow_runtime_lora_updating ? "; runtime loading allowed" : "");
+  return Status::Ok();
+}
+
+// vLLM's /v1/load_lora_adapter {"lora_name", "lora_path", "load_inplace"} and
+// /v1/unload_lora_adapter {"lora_name"}: 200 with a plain-text "Success: ..." line.
+void Server::Impl::HandleLoraUpdate(HttpExchange& ex, bool load, const std::string& request_id) {
+  if (!options.allow_runtime_lora_updating || !loras) {
+    ApiError e{404,
+               "loading and unloading LoRA adapters at run time is off; start the server with "
+               "--allow-runtime-lora-updating (or VLLM_ALLOW_RUNTIME_LORA_UPDATING=true)",
+               "not_found_error", "", ""};
+    return ReplyError(ex, e, request_id);
+  }
+  auto j = ParseJson(ex.body(), "request body", 16);
+  if (!j.ok() || !j->is_object()) {
+    return ReplyError(ex, BadRequest("the request body must be a JSON object", "", "invalid_json"),
+                      request_id);
+  }
+  auto field = [&](const char* key) -> std::string {
+    auto it = j->find(key);
+    return it != j->end() && it->is_string() ? it->get<std::string>() : "";
+  };
+  const std::string name = field("lora_name"), path = field("lora_path");
+  if (load) {
+    if (name.empty() || path.empty()) {
+      return ReplyError(ex,
+                        BadRequest("Both 'lora_name' and 'lora_path' must be provided.",
+                                   name.empty() ? "lora_name" : "lora_path"),
+                        request_id);
+    }
+    bool inplace = false;
+    if (auto it = j->find("load_inplace"); it != j->end()) {
+      if (!it->is_boolean()) {
+        return ReplyError(ex, BadRequest("'load_inplace' must be a boolean", "load_inplace"),
+                          request_id);
+      }
+      inplace = *it;
+    }
+    if (IsServedName(name)) {
+      return ReplyError(ex,
+                        BadRequest(fmt::format("'{}' is the base model's name", name), "lora_name"),
+                        request_id);
+    }
+    Status st = loras->Add(name, path, inplace);
+    if (!st.ok()) {
+      return ReplyError(
+          ex,
+          BadRequest(st.message(),
+                     st.code() == StatusCode::kAlreadyExists ? "lora_name" : "lora_path"),
+          request_id);
+    }
+    KINFER_LOG_INFO("LoRA adapter '{}' loaded from {} at run time", name, path);
+    return Reply(ex, 200, fmt::format("Success: LoRA adapter '{}' added successfully.", name),
+                 request_id, "text/plain; charset=utf-8");
+  }
+  if (name.empty()) {
+    return ReplyError(ex, BadRequest("'lora_name' needs to be provided.", "lora_name"), request_id);
+  }
+  Status st = loras->Remove(name);
+  if (!st.ok()) {
+    return ReplyError(ex, ApiError{404, st.message(), "not_found_error", "lora_name", ""},
+                      request_id);
+  }
+  KINFER_LOG_INFO("LoRA adapter '{}' unloaded", name);
+  Reply(ex, 200, fmt::format("Success: LoRA adapter '{}' removed successfully.", name), request_id,
+        "text/plain; charset=utf-8");
 }
 
 Server::Server(ServerOptions options) : impl_(new Impl) { impl_->options = std::move(options); }

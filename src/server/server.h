@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "engine/engine.h"
+#include "engine/lora_registry.h"
 #include "server/http_server.h"
 
 namespace kinfer::server {
@@ -33,6 +34,13 @@ struct ServerOptions {
   bool log_prompts = false;
   bool access_log = true;
   engine::EngineOptions engine;
+  // LoRA adapters served from the start (--lora-modules NAME=PATH), how they are kept
+  // (--max-lora-rank, --max-cpu-loras; --max-loras is engine.scheduler.max_loras), and whether
+  // /v1/load_lora_adapter and /v1/unload_lora_adapter may change them at run time.
+  std::vector<std::pair<std::string, std::string>> lora_modules;
+  engine::LoraRegistryOptions lora;
+  bool enable_lora = false;  // also implied by lora_modules or runtime updating
+  bool allow_runtime_lora_updating = false;
 };
 
 class Server {

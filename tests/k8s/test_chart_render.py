@@ -85,6 +85,9 @@ def test_guaranteed_qos_sets_limits_to_requests_and_asks_for_the_gpu(helm):
     assert res["limits"]["cpu"] == res["requests"]["cpu"] == "4"
     assert res["limits"]["memory"] == res["requests"]["memory"] == "24Gi"
     assert res["limits"]["nvidia.com/gpu"] == 1
+    # The GPU path: the CUDA variant of the image, the engine on the GPU.
+    assert c["image"] == "localhost/kinfer:0.1.0-cuda"
+    assert "--device=cuda" in c["args"] and "--gpu-memory-utilization=0.9" in c["args"]
     assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     hpa = objs[("HorizontalPodAutoscaler", "kinfer-test")]
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
@@ -98,6 +101,9 @@ def test_hub_source_pulls_in_an_init_container_and_autoscales_on_queue_depth(hel
     assert init["args"][:3] == ["pull", "hf://Qwen/Qwen2.5-0.5B-Instruct-GGUF@main", "--dir=/models"]
     assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}}} in init["env"]
     assert "--api-key-file=/etc/kinfer/auth/api-keys" in c["args"]
+    # No GPU: the plain image, and the server's own device choice (the CPU in that image).
+    assert c["image"] == init["image"] == "localhost/kinfer:0.1.0"
+    assert not any(a.startswith("--device") for a in c["args"])
     assert "replicas" not in dep["spec"]  # the HPA owns the count
     hpa = objs[("HorizontalPodAutoscaler", "kinfer-test")]
     m = hpa["spec"]["metrics"][0]

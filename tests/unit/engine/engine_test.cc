@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <map>
 #include <numeric>
 #include <random>
@@ -37,9 +38,18 @@ struct Collected {
   Usage usage;
 };
 
+// KINFER_TEST_DEVICE=cuda runs every engine test on the GPU (a build with the CUDA backend).
+Device TestDevice() {
+  const char* d = std::getenv("KINFER_TEST_DEVICE");
+  auto parsed = ParseDevice(d ? d : "cpu");
+  EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+  return parsed.ok() ? *parsed : Device::kCpu;
+}
+
 class Runner {
  public:
   Runner(const std::string& path, EngineOptions opts) {
+    opts.device = TestDevice();
     auto m = model::LoadModel(path);
     EXPECT_TRUE(m.ok()) << m.status().ToString();
     model_ = std::move(*m);
@@ -375,6 +385,7 @@ TEST(Engine, LongRandomRunFinishesEverythingAndFreesAllBlocks) {
   o.max_model_len = 64;
   o.scheduler.max_num_batched_tokens = 96;
   o.scheduler.max_num_seqs = 32;
+  o.device = TestDevice();
   auto e = Engine::Create(**m, o);
   ASSERT_TRUE(e.ok()) << e.status().ToString();
   Engine& engine = **e;

@@ -42,6 +42,11 @@ kinfer.dev/model: {{ regexReplaceAll "[^A-Za-z0-9._-]" .Values.model.name "_" | 
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{/* The server's image: the CUDA variant when the replica has a GPU. */}}
+{{- define "kinfer.serverImage" -}}
+{{- include "kinfer.image" . }}{{ if gt (int .Values.gpu) 0 }}{{ .Values.image.cudaTagSuffix }}{{ end }}
+{{- end }}
+
 {{- define "kinfer.apiKeySecret" -}}
 {{- default (printf "%s-api-keys" (include "kinfer.fullname" .)) .Values.auth.existingSecret }}
 {{- end }}
