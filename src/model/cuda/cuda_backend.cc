@@ -17,6 +17,7 @@
 #include "kernels/cuda/layer_ops.h"
 #include "kernels/cuda/matmul.h"
 #include "kernels/pack.h"
+#include "model/cuda/support.h"
 #include "model/decoder.h"
 
 namespace kinfer::model::cuda {
@@ -310,6 +311,11 @@ Status CudaBackend::AllocateKvCache(const KvStoreConfig& config, int64_t max_pos
     return InvalidArgumentError("KV cache dtype must be f16 or f32, got {}",
                                 DTypeName(config.dtype));
   }
+  if (!config.sliding_layers.empty() || config.num_sliding_blocks > 0) {
+    return UnimplementedError(
+        "{}: the CUDA backend has no sliding-window block group in its KV cache; use --device cpu",
+        model_.path());
+  }
   kv_config_ = config;
   KINFER_RETURN_IF_ERROR(kv_.Reserve(KvStore::BytesFor(config), "the KV cache"));
   KINFER_CUDA_RETURN(cudaMemsetAsync(kv_.as<uint8_t>(), 0, kv_.bytes(), stream_),
@@ -560,6 +566,8 @@ int DeviceCount(std::string* why) {
 
 Result<std::unique_ptr<Backend>> CreateCudaBackend(const Model& model,
                                                    const CudaBackendOptions& options) {
+  // Before any upload: a model the kernels do not compute exactly is refused, not run.
+  KINFER_RETURN_IF_ERROR(CheckCudaSupport(model));
   auto b = std::make_unique<CudaBackend>(model, options);
   KINFER_RETURN_IF_ERROR(b->Init());
   return std::unique_ptr<Backend>(std::move(b));
