@@ -1,5 +1,6 @@
 // libFuzzer target: request bodies through the OpenAI API's parsing and validation (both
-// endpoints, with a real tokenizer), and the response rendering of whatever parses.
+// endpoints, with a real tokenizer, structured output compiled against its vocabulary, tools with
+// the Hermes format), and the response rendering of whatever parses.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -11,6 +12,7 @@
 
 namespace {
 std::unique_ptr<kinfer::tokenizer::Tokenizer> g_tok;
+std::unique_ptr<kinfer::structured::GrammarVocabulary> g_grammar;
 kinfer::server::ModelInfo g_info;
 }  // namespace
 
@@ -28,6 +30,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
       "{% if add_generation_prompt %}<|assistant|>{% endif %}",
       *g_tok);
   if (chat.ok()) g_info.chat = std::move(*chat);
+  auto grammar =
+      kinfer::structured::GrammarVocabulary::Create(*g_tok, g_tok->vocab_size(), g_tok->eos_ids());
+  if (!grammar.ok()) __builtin_trap();
+  g_grammar = std::move(*grammar);
+  g_info.grammar = g_grammar.get();
+  g_info.tool_format = kinfer::structured::ToolFormat::kHermes;
+  g_info.reasoning_format = kinfer::structured::ReasoningFormat::kQwen3;
   return 0;
 }
 
@@ -44,6 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<kinfer::server::ChoiceState> choices(req->prompts.size() *
                                                      static_cast<size_t>(req->params.n));
     kinfer::engine::Usage usage;
+    for (auto& c : choices) c.text = "<think>x</think><tool_call>{\"name\": \"f\"}</tool_call>";
     (void)kinfer::server::RenderResponse(*req, "id", 0, choices, usage, g_info);
   }
   return 0;

@@ -34,8 +34,31 @@ if [[ -z "${KINFER_SETUP_SKIP_APT:-}" ]]; then
   fi
 fi
 
+# Rust, for llguidance (structured output), which cargo builds from crates.io: llguidance 1.9.1
+# needs rustc >= 1.87. A machine with rustup's toolchain (~/.cargo/bin) keeps it; one without
+# gets Debian's rustc-web/cargo-web (1.96 in bookworm-security; bookworm's own rustc is 1.63).
+rust_ok() {
+  local cargo
+  cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
+  [[ -x $cargo ]] || return 1
+  local v
+  v=$(PATH="$(dirname "$cargo"):$PATH" rustc --version 2>/dev/null | awk '{print $2}')
+  [[ -n $v ]] && printf '%s\n1.87.0\n' "$v" | sort -V -C -r 2>/dev/null
+}
+if [[ -z "${KINFER_SETUP_SKIP_APT:-}" ]] && ! rust_ok; then
+  say "installing Rust from Debian (rustc-web, cargo-web) for llguidance"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get -o DPkg::Lock::Timeout=900 update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends rustc-web cargo-web
+  rust_ok || { echo "error: rustc >= 1.87 is needed to build llguidance" >&2; exit 1; }
+else
+  say "Rust: $(PATH="$HOME/.cargo/bin:$PATH" rustc --version 2>/dev/null || echo missing)"
+fi
+
 # Python packages for the tests (the product itself is C++ and needs none of these).
-if ! python3 -c "import pytest, openai, tokenizers, sentencepiece, jinja2, numpy, gguf, requests, httpx, yaml" 2>/dev/null; then
+if ! python3 -c "import pytest, openai, tokenizers, sentencepiece, jinja2, numpy, gguf, requests, httpx, yaml, jsonschema, llguidance" 2>/dev/null || \
+   [[ $(python3 -c "import importlib.metadata as m; print(m.version('llguidance'))" 2>/dev/null) != 1.9.1 ]]; then
   say "installing Python test packages (tests/requirements.txt)"
   python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 else

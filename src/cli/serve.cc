@@ -57,6 +57,20 @@ void AddServeCommand(CLI::App& app) {
                   "Name(s) clients use in the 'model' field (default: the --model argument)");
   cmd->add_option("--chat-template", o->chat_template_file,
                   "Jinja chat template file that overrides the model's own");
+  cmd->add_option("--tool-call-parser", o->tool_call_parser,
+                  "How the model writes tool calls, for tool_choice auto: hermes, llama3_json, "
+                  "mistral, qwen3_coder, pythonic, none (default: auto, from the chat template)")
+      ->check(CLI::IsMember(
+          {"auto", "none", "hermes", "llama3_json", "mistral", "qwen3_coder", "pythonic"}))
+      ->capture_default_str();
+  cmd->add_option("--reasoning-parser", o->reasoning_parser,
+                  "Split <think> reasoning from the answer: deepseek_r1, qwen3, none (default: "
+                  "auto, from the chat template)")
+      ->check(CLI::IsMember({"auto", "none", "deepseek_r1", "qwen3"}))
+      ->capture_default_str();
+  cmd->add_flag("--enable-auto-tool-choice", o->enable_auto_tool_choice,
+                "Accepted for vLLM compatibility: tool_choice auto is on whenever the tool-call "
+                "format is known");
   cmd->add_option("--api-key", o->api_keys,
                   "Require 'Authorization: Bearer KEY' on /v1/* (repeatable; also $KINFER_API_KEY, "
                   "comma-separated)");

@@ -237,6 +237,10 @@ Sequence* Engine::NewSequence(RequestState& rs, int32_t index) {
     seq->rng.seed((static_cast<uint64_t>(entropy_()) << 32) ^ entropy_());
   }
   if (options_.text_decoder) seq->text = options_.text_decoder(p.skip_special_tokens, seq->tokens);
+  if (p.constraint) {
+    seq->constraint = p.constraint->Clone();
+    seq->mask.assign(MaskWords(model_.config().vocab_size), 0);
+  }
   rs.seqs.push_back(std::move(seq));
   return rs.seqs.back().get();
 }
@@ -329,10 +333,21 @@ void Engine::ProcessToken(Sequence& seq, int32_t token, TokenLogprob* lp, bool /
     FinishSequence(seq, FinishReason::kStop);
     return;
   }
+  if (seq.constraint) {
+    Status st = seq.constraint->Accept(token);
+    if (!st.ok()) {
+      AbortRequest(rs, FinishReason::kError, st.WithPrefix("structured output"));
+      return;
+    }
+  }
   if (seq.text) {
     seq.output_text += seq.text->Push(token);
     CheckStop(seq, false);
     if (seq.status == SequenceStatus::kFinished) return;
+  }
+  if (seq.constraint && seq.constraint->IsTerminated()) {
+    FinishSequence(seq, FinishReason::kStop);  // the grammar is complete
+    return;
   }
   if (seq.output_len() >= p.max_tokens ||
       static_cast<int32_t>(seq.tokens.size()) >= max_model_len_) {
@@ -356,12 +371,53 @@ void Engine::SampleInto(Sequence& seq, std::span<float> row, bool row_is_scratch
   ctx.output = std::span<const int32_t>(seq.tokens).subspan(static_cast<size_t>(seq.prompt_len));
   ctx.eos_ids = eos_ids_;
   ctx.rng = &seq.rng;
+  if (seq.constraint) {
+    if (!seq.mask_ready) {
+      Status st = seq.constraint->ComputeMask(seq.mask);
+      if (!st.ok()) {
+        AbortRequest(rs, FinishReason::kError, st.WithPrefix("structured output"));
+        return;
+      }
+    }
+    seq.mask_ready = false;
+    ctx.allowed = seq.mask;
+  }
   TokenLogprob lp;
   const bool want = p.logprobs.has_value();
   int32_t token = sampler_->Sample(logits, ctx, want ? &lp : nullptr);
   stats_.generation_tokens++;
   if (!rs.first_token) rs.first_token = Clock::now();
   ProcessToken(seq, token, want ? &lp : nullptr, true);
+}
+
+void Engine::ComputeMasks(const SchedulerOutput& so) {
+  // The constrained sequences that sample this step: their masks in parallel, one per task.
+  constrained_.clear();
+  for (const ScheduledSequence& s : so.scheduled) {
+    Sequence& seq = *s.seq;
+    const bool samples = seq.num_computed + s.num_tokens == static_cast<int32_t>(seq.tokens.size());
+    if (seq.constraint && samples && seq.status != SequenceStatus::kFinished) {
+      constrained_.push_back(&seq);
+    }
+  }
+  if (constrained_.empty()) return;
+  mask_status_.assign(constrained_.size(), Status::Ok());
+  pool_->ParallelFor(static_cast<int64_t>(constrained_.size()), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      Sequence& seq = *constrained_[static_cast<size_t>(i)];
+      const Clock::time_point t0 = Clock::now();
+      mask_status_[static_cast<size_t>(i)] = seq.constraint->ComputeMask(seq.mask);
+      seq.mask_ready = true;
+      seq.mask_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+  });
+  for (size_t i = 0; i < constrained_.size(); ++i) {
+    if (!mask_status_[i].ok()) {
+      constrained_[i]->mask_ready = false;  // SampleInto computes it again and reports the error
+    }
+    stats_.mask_seconds += constrained_[i]->mask_seconds;
+    stats_.masks_computed++;
+  }
 }
 
 void Engine::ForkChildren(RequestState& rs, std::span<float> row) {
@@ -501,6 +557,7 @@ bool Engine::Step() {
         }
       }
     } else {
+      ComputeMasks(so);
       size_t row = 0;
       std::vector<RequestState*> touched;
       for (size_t i = 0; i < so.scheduled.size(); ++i) {

@@ -82,6 +82,10 @@ struct EngineStats {
   int64_t steps = 0;
   int64_t kv_tokens_running = 0;  // tokens with K/V in the cache, summed over running sequences
   int64_t requests_finished = 0;
+  // Structured output: next-token masks computed, and the time spent on them (summed over the
+  // tasks, which run in parallel).
+  int64_t masks_computed = 0;
+  double mask_seconds = 0;
   bool alive = true;
   // LoRA: --max-loras, and the adapters of running and waiting requests (names, sorted).
   int32_t max_loras = 0;
@@ -139,6 +143,8 @@ class Engine {
   void ForkChildren(RequestState& rs, std::span<float> logits);
   // `row_is_scratch`: nothing reads the row after this, so the sampler may rewrite it in place.
   void SampleInto(Sequence& seq, std::span<float> logits_row, bool row_is_scratch);
+  // Structured output: the next-token masks of the step's constrained sequences, in parallel.
+  void ComputeMasks(const SchedulerOutput& so);
 
   const model::Model& model_;
   EngineOptions options_;
@@ -157,6 +163,8 @@ class Engine {
   std::vector<int32_t> batch_tokens_;
   std::vector<model::SequenceInput> batch_seqs_;
   std::vector<float> logits_, scratch_;
+  std::vector<Sequence*> constrained_;
+  std::vector<Status> mask_status_;
   std::random_device entropy_;
 
   // Cross-thread: inbox of new requests and aborts.

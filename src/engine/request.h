@@ -18,6 +18,8 @@ class LoraAdapter;
 
 namespace kinfer::engine {
 
+class Constraint;
+
 using Clock = std::chrono::steady_clock;
 
 struct SamplingParams {
@@ -40,6 +42,9 @@ struct SamplingParams {
   std::optional<int32_t> logprobs;         // top alternatives per output token (0: chosen only)
   std::optional<int32_t> prompt_logprobs;  // likewise for prompt tokens
   bool skip_special_tokens = true;
+  // Output constrained to a grammar (structured output); null: unconstrained. An immutable
+  // prototype: each sequence advances its own clone.
+  std::shared_ptr<const Constraint> constraint;
 
   // Checks ranges; errors name the field as the OpenAI API spells it.
   Status Validate(int64_t vocab_size) const;

@@ -15,6 +15,36 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // A uniform double in [0, 1) from 53 random bits: one draw per sampled token.
 double Uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
+// Structured output: tokens outside `allowed` get -inf. When the other rules (min_tokens holding
+// back EOS, a stop token, a -100 bias) leave nothing the grammar allows, the grammar wins: its
+// tokens get their logits back (`raw` when logprobs kept a copy; otherwise unbiased is unknown,
+// so 0), since an output that breaks its schema is worse than an early end.
+void ApplyMask(float* l, size_t V, std::span<const uint32_t> allowed,
+               const std::vector<float>& raw) {
+  bool any = false;
+  for (size_t w = 0; w < allowed.size(); ++w) {
+    const uint32_t bits = allowed[w];
+    const size_t base = w * 32;
+    if (bits == 0xFFFFFFFFu && base + 32 <= V) {
+      for (size_t i = base; i < base + 32; ++i) any |= l[i] != kNegInf;
+      continue;
+    }
+    const size_t end = std::min(V, base + 32);
+    for (size_t i = base; i < end; ++i) {
+      if (bits >> (i - base) & 1u) {
+        any |= l[i] != kNegInf;
+      } else {
+        l[i] = kNegInf;
+      }
+    }
+  }
+  for (size_t i = allowed.size() * 32; i < V; ++i) l[i] = kNegInf;
+  if (any) return;
+  for (size_t i = 0; i < V && i / 32 < allowed.size(); ++i) {
+    if (allowed[i / 32] >> (i % 32) & 1u) l[i] = raw.empty() ? 0.0f : raw[i];
+  }
+}
+
 }  // namespace
 
 Sampler::Sampler(int64_t vocab_size)
@@ -99,6 +129,8 @@ int32_t Sampler::Sample(std::span<float> logits, const SampleContext& ctx, Token
     }
     touched_.clear();
   }
+
+  if (!ctx.allowed.empty()) ApplyMask(l, V, ctx.allowed, raw);
 
   int32_t chosen;
   if (p.temperature < 1e-5f) {

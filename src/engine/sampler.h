@@ -1,7 +1,7 @@
 // Turns one sequence's logits into its next token: logit bias, min_tokens masking, repetition/
-// presence/frequency penalties, temperature, min_p, top_k, top_p, then a draw from the
-// sequence's own RNG. The draw uses exactly one number from that RNG per token and depends on
-// nothing else in the batch, so a seeded request gives the same tokens in any batch.
+// presence/frequency penalties, the structured-output mask, temperature, min_p, top_k, top_p,
+// then a draw from the sequence's own RNG. The draw uses exactly one number from that RNG per token
+// and depends on nothing else in the batch, so a seeded request gives the same tokens in any batch.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,8 @@ struct SampleContext {
   std::span<const int32_t> output;   // tokens generated so far
   std::span<const int32_t> eos_ids;  // masked until min_tokens, unless ignore_eos
   std::mt19937_64* rng = nullptr;
+  // Structured output: the tokens allowed next as a bitset (engine/constraint.h); empty: all.
+  std::span<const uint32_t> allowed;
 };
 
 class Sampler {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/constraint.h"
 #include "engine/request.h"
 
 namespace kinfer::engine {
@@ -49,6 +50,12 @@ struct Sequence {
   std::optional<FinishReason> finish_reason;
   std::optional<std::string> stop_string;
   std::optional<int32_t> stop_token;
+
+  // Structured output: this sequence's own constraint and the mask of its next token.
+  std::unique_ptr<Constraint> constraint;
+  std::vector<uint32_t> mask;
+  bool mask_ready = false;  // `mask` is for the next token (computed this step)
+  double mask_seconds = 0;  // how long the last mask took
 
   int32_t output_len() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
   int32_t remaining() const { return static_cast<int32_t>(tokens.size()) - num_computed; }

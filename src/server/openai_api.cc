@@ -192,8 +192,10 @@ ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std
   if (auto err = ParseStreaming(f, &req)) return *err;
   if (auto err = ParseRequestMeta(f, &req)) return *err;
   if (auto err = ParseLogprobs(f, endpoint, &req)) return *err;
-  if (auto err = ParseOutputFormat(f, endpoint, &req)) return *err;
+  if (auto err = ParseOutputFormat(f, endpoint, model, &req)) return *err;
+  if (auto err = ParseTools(f, endpoint, model, &req)) return *err;
   if (auto err = ParsePrompts(f, endpoint, body, model, &req)) return *err;
+  if (auto err = ParseReasoning(f, endpoint, model, &req)) return *err;
   if (auto err = CheckLengths(endpoint, max_tokens, model, &req)) return *err;
   return req;
 }
@@ -261,6 +263,48 @@ Json StopReason(const ChoiceState& c) {
 
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
+// A finished chat output as OpenAI's message: content, tool calls (finish_reason "tool_calls",
+// but "stop" for a forced function, as OpenAI answers) and, for reasoning models, the reasoning
+// as reasoning_content (DeepSeek's name) and reasoning (vLLM's newer one).
+Json ChatMessage(const GenerationRequest& req, const std::string& text, Json* finish_reason) {
+  Json m = {{"role", "assistant"}};
+  if (!req.output.active()) {
+    m["content"] = text;
+    return m;
+  }
+  structured::OutputParser parser(req.output);
+  std::string content, reasoning;
+  std::vector<structured::ToolCall> calls;
+  structured::Accumulate(parser.Push(text), &content, &reasoning, &calls);
+  structured::Accumulate(parser.Finish(), &content, &reasoning, &calls);
+  m["content"] = content.empty() && !calls.empty() ? Json(nullptr) : Json(content);
+  if (req.output.reasoning) {
+    m["reasoning_content"] = reasoning.empty() ? Json(nullptr) : Json(reasoning);
+    m["reasoning"] = m["reasoning_content"];
+  }
+  if (!calls.empty()) {
+    Json arr = Json::array();
+    for (const auto& c : calls) {
+      arr.push_back({{"id", c.id},
+                     {"type", "function"},
+                     {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    }
+    m["tool_calls"] = std::move(arr);
+    if (*finish_reason == "stop" && !req.named_tool_choice) *finish_reason = "tool_calls";
+  }
+  return m;
+}
+
+Json ToolCallDeltaJson(const structured::ToolCallDelta& t) {
+  if (t.first) {
+    return {{"index", t.index},
+            {"id", t.id},
+            {"type", "function"},
+            {"function", {{"name", t.name}, {"arguments", ""}}}};
+  }
+  return {{"index", t.index}, {"function", {{"arguments", t.arguments}}}};
+}
+
 }  // namespace
 
 std::string RenderResponse(const GenerationRequest& req, const std::string& id, int64_t created,
@@ -300,7 +344,7 @@ std::string RenderResponse(const GenerationRequest& req, const std::string& id, 
       }
       choice["stop_reason"] = StopReason(c);
     } else {
-      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+      choice["message"] = ChatMessage(req, c.text, &choice["finish_reason"]);
       choice["logprobs"] = req.logprobs
                                ? ChatLogprobsJson(c.logprobs, model, req.prompts[prompt].back())
                                : Json(nullptr);
@@ -362,23 +406,69 @@ std::string RenderStreamChunk(const GenerationRequest& req, const std::string& i
     }
   } else {
     j["object"] = "chat.completion.chunk";
+    structured::OutputDelta od;
+    if (req.output.active()) {
+      if (!state.parser) state.parser = std::make_shared<structured::OutputParser>(req.output);
+      od = state.parser->Push(delta.text);
+      if (delta.finish_reason) {
+        structured::OutputDelta last = state.parser->Finish();
+        od.content += last.content;
+        od.reasoning += last.reasoning;
+        od.tool_calls.insert(od.tool_calls.end(), last.tool_calls.begin(), last.tool_calls.end());
+      }
+      if (delta.finish_reason && finish == "stop" && state.parser->called() &&
+          !req.named_tool_choice) {
+        finish = "tool_calls";
+      }
+    } else {
+      od.content = delta.text;
+    }
     Json d = Json::object();
     if (!state.sent_role) {
       d["role"] = "assistant";
       state.sent_role = true;
     }
-    if (!delta.text.empty() || d.contains("role")) d["content"] = delta.text;
-    choice["delta"] = d;
+    if (!od.content.empty() || d.contains("role")) d["content"] = od.content;
+    if (!od.reasoning.empty()) {
+      d["reasoning_content"] = od.reasoning;
+      d["reasoning"] = od.reasoning;
+    }
     if (state.last_token < 0) state.last_token = req.prompts[prompt].back();
-    choice["logprobs"] =
+    Json logprobs =
         req.logprobs ? ChatLogprobsJson(delta.logprobs, model, state.last_token) : Json(nullptr);
     if (!delta.logprobs.empty()) state.last_token = delta.logprobs.back().token;
-    choice["finish_reason"] = finish;
+    Json stop_reason;
     if (delta.finish_reason) {
-      choice["stop_reason"] = delta.stop_string  ? Json(*delta.stop_string)
-                              : delta.stop_token ? Json(*delta.stop_token)
-                                                 : Json(nullptr);
+      stop_reason = delta.stop_string  ? Json(*delta.stop_string)
+                    : delta.stop_token ? Json(*delta.stop_token)
+                                       : Json(nullptr);
     }
+    // One event for the text (when there is any), then one per tool-call delta; the last one
+    // carries the finish reason and usage.
+    std::vector<Json> deltas;
+    const bool has_text = d.contains("role") || d.contains("content") || d.contains("reasoning");
+    if (has_text || od.tool_calls.empty()) deltas.push_back(d);
+    for (const auto& t : od.tool_calls) {
+      deltas.push_back({{"tool_calls", Json::array({ToolCallDeltaJson(t)})}});
+    }
+    const bool empty_delta = !has_text && od.tool_calls.empty() && !delta.finish_reason &&
+                             !(req.logprobs && !delta.logprobs.empty());
+    if (empty_delta) return "";  // the parser holds this text back for now
+    std::string events;
+    for (size_t k = 0; k < deltas.size(); ++k) {
+      const bool last = k + 1 == deltas.size();
+      Json c;
+      c["index"] = index;
+      c["delta"] = deltas[k];
+      c["logprobs"] = k == 0 ? logprobs : Json(nullptr);
+      c["finish_reason"] = last ? finish : Json(nullptr);
+      if (last && delta.finish_reason) c["stop_reason"] = stop_reason;
+      Json e = j;
+      e["choices"] = Json::array({c});
+      if (usage && last) e["usage"] = UsageJson(*usage);
+      events += "data: " + Dump(e) + "\n\n";
+    }
+    return events;
   }
   j["choices"] = Json::array({choice});
   if (usage) j["usage"] = UsageJson(*usage);

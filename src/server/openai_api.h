@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 #include "core/json.h"
 #include "engine/request.h"
 #include "server/api_error.h"
+#include "structured/grammar.h"
+#include "structured/output_parser.h"
 
 namespace kinfer::tokenizer {
 class Tokenizer;
@@ -43,6 +46,12 @@ struct ModelInfo {
   ChatRenderer chat;  // empty: the model has no chat template
   // Whether a LoRA adapter is served under this name: the `model` field may name one too.
   std::function<bool(const std::string&)> has_adapter;
+  // Structured output and tools: the vocabulary grammars compile against (null: not available),
+  // and the formats the model writes tool calls and reasoning in (--tool-call-parser,
+  // --reasoning-parser, or detected from the chat template).
+  const structured::GrammarVocabulary* grammar = nullptr;
+  std::optional<structured::ToolFormat> tool_format;
+  std::optional<structured::ReasoningFormat> reasoning_format;
 };
 
 enum class Endpoint { kCompletions, kChat };
@@ -62,6 +71,11 @@ struct GenerationRequest {
   int32_t priority = 0;
   std::string cache_salt;
   std::string user;
+  // Structured output: the grammar the output follows (compiled into params.constraint), and
+  // how the output is split into reasoning, answer and tool calls (chat).
+  std::optional<structured::GrammarSpec> grammar;
+  structured::OutputParserOptions output;
+  bool named_tool_choice = false;  // a forced function: finish_reason stays "stop", as OpenAI's
 };
 
 // Parses and validates a request body, applies the chat template and tokenizes.
@@ -83,6 +97,7 @@ struct ChoiceState {
   std::optional<int32_t> stop_token;
   bool sent_role = false;   // chat streaming: the first delta carries the role
   int32_t last_token = -1;  // context for the next token's text in logprobs (the prompt's last)
+  std::shared_ptr<structured::OutputParser> parser;  // chat streaming with reasoning or tools
 };
 
 Json UsageJson(const engine::Usage& u);
@@ -92,7 +107,9 @@ std::string RenderResponse(const GenerationRequest& req, const std::string& id, 
                            const std::vector<ChoiceState>& choices, const engine::Usage& usage,
                            const ModelInfo& model);
 
-// One SSE event ("data: {...}\n\n") for a streamed delta of choice `index`.
+// The SSE events ("data: {...}\n\n") for a streamed delta of choice `index`: usually one; a
+// delta with tool calls gives one event per call delta; empty when the output parser holds the
+// whole delta back.
 std::string RenderStreamChunk(const GenerationRequest& req, const std::string& id, int64_t created,
                               int32_t index, ChoiceState& state,
                               const engine::SequenceOutput& delta,

@@ -183,17 +183,6 @@ ParseError ParseLogprobs(Fields& f, Endpoint endpoint, GenerationRequest* req) {
   return std::nullopt;
 }
 
-ParseError ParseOutputFormat(Fields& f, Endpoint endpoint, GenerationRequest* req) {
-  if (endpoint != Endpoint::kChat) return std::nullopt;
-  if (const Json* rf = f.Get("response_format")) {
-    if (!rf->is_object() || !rf->contains("type") || (*rf)["type"] != "text") {
-      return BadRequest("only response_format {\"type\": \"text\"} is supported",
-                        "response_format");
-    }
-  }
-  return std::nullopt;
-}
-
 ParseError ParsePrompts(Fields& f, Endpoint endpoint, const std::string& body,
                         const ModelInfo& model, GenerationRequest* req) {
   const tokenizer::Tokenizer& tok = *model.tokenizer;

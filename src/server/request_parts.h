@@ -39,8 +39,23 @@ ParseError ParseRequestMeta(Fields& f, GenerationRequest* req);
 // prompt_logprobs; completions' suffix is refused.
 ParseError ParseLogprobs(Fields& f, Endpoint endpoint, GenerationRequest* req);
 
-// The output's format: chat's response_format.
-ParseError ParseOutputFormat(Fields& f, Endpoint endpoint, GenerationRequest* req);
+// Structured output, in every spelling clients use: OpenAI's response_format (text,
+// json_object, json_schema), vLLM's structured_outputs {json, regex, choice, grammar,
+// json_object} and the older guided_json/guided_regex/guided_choice/guided_grammar, llama.cpp's
+// json_schema and grammar (GBNF). At most one; it is compiled here, so that a schema or grammar
+// the engine cannot follow is a 400 naming the field and the problem.
+ParseError ParseOutputFormat(Fields& f, Endpoint endpoint, const ModelInfo& model,
+                             GenerationRequest* req);
+
+// Chat's tools, tool_choice (none, auto, required, a named function) and parallel_tool_calls.
+// "auto" parses the model's own tool-call format; "required" and a named function constrain the
+// output (a JSON array of calls, the function's arguments) as vLLM does.
+ParseError ParseTools(Fields& f, Endpoint endpoint, const ModelInfo& model, GenerationRequest* req);
+
+// Chat's reasoning split (models that think in <think>): on when the model has a reasoning
+// format, unless chat_template_kwargs.enable_thinking is false or the output is constrained.
+ParseError ParseReasoning(Fields& f, Endpoint endpoint, const ModelInfo& model,
+                          GenerationRequest* req);
 
 // The prompt token ids: chat messages through the template (`body` is the raw text, whose key
 // order the template sees), or completions' prompt in its four shapes.

@@ -85,6 +85,7 @@ struct Server::Impl {
   std::unique_ptr<tokenizer::Tokenizer> tok;
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<engine::LoraRegistry> loras;  // null when LoRA is off
+  std::unique_ptr<structured::GrammarVocabulary> grammar;
   ModelInfo info;
   int64_t created = UnixNow();
 
@@ -208,9 +209,10 @@ void RequestContext::OnOutput(size_t prompt, engine::RequestOutput out) {
       if (!empty) {
         engine::Usage running_usage;
         if (req.continuous_usage_stats) running_usage = out.usage;
-        ex->Send(RenderStreamChunk(req, id, created, static_cast<int32_t>(index), c, so,
-                                   prompt_logprobs[prompt], s.info,
-                                   req.continuous_usage_stats ? &running_usage : nullptr));
+        std::string events = RenderStreamChunk(
+            req, id, created, static_cast<int32_t>(index), c, so, prompt_logprobs[prompt], s.info,
+            req.continuous_usage_stats ? &running_usage : nullptr);
+        if (!events.empty()) ex->Send(events);
       }
     } else {
       c.text += so.text;
@@ -443,6 +445,36 @@ void Server::Impl::Load() {
     Status lst = LoadLoraModules();
     if (!lst.ok()) return fail(lst);
   }
+  // Structured output and tools: the vocabulary for the grammar engine, and the formats the
+  // model writes tool calls and reasoning in.
+  {
+    const Clock::time_point g0 = Clock::now();
+    auto g = structured::GrammarVocabulary::Create(
+        *tok, static_cast<int32_t>(model->config().vocab_size), eo.eos_token_ids);
+    if (g.ok()) {
+      grammar = std::move(*g);
+      info.grammar = grammar.get();
+      KINFER_LOG_INFO("structured output: vocabulary ready in {:.2f} s",
+                      Seconds(Clock::now() - g0));
+    } else {
+      KINFER_LOG_WARN("structured output is off for this model: {}", g.status().message());
+    }
+  }
+  if (options.tool_call_parser == "auto") {
+    info.tool_format = structured::DetectToolFormat(template_source);
+  } else if (options.tool_call_parser != "none") {
+    info.tool_format = structured::ToolFormatFromName(options.tool_call_parser);
+  }
+  if (options.reasoning_parser == "auto") {
+    info.reasoning_format = structured::DetectReasoningFormat(template_source);
+  } else if (options.reasoning_parser != "none") {
+    info.reasoning_format = structured::ReasoningFormatFromName(options.reasoning_parser);
+  }
+  KINFER_LOG_INFO("tool calls: {}; reasoning: {}",
+                  info.tool_format ? structured::ToolFormatName(*info.tool_format)
+                                   : std::string_view("no format (tool_choice auto refused)"),
+                  info.reasoning_format ? structured::ReasoningFormatName(*info.reasoning_format)
+                                        : std::string_view("not split"));
   auto e = engine::Engine::Create(*model, eo);
   if (!e.ok()) return fail(e.status());
   info.max_model_len = (*e)->max_model_len();

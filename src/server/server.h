@@ -22,6 +22,9 @@ struct ServerOptions {
   std::string model_path;
   std::vector<std::string> served_model_names;  // empty: the --model argument
   std::string chat_template_file;               // overrides the model's template
+  std::string tool_call_parser = "auto";        // auto: detected from the chat template
+  std::string reasoning_parser = "auto";
+  bool enable_auto_tool_choice = false;  // vLLM's flag; auto is on when a format is known
   HttpServerOptions http;
   int metrics_port = 0;  // 0: /metrics on the API port
   std::vector<std::string> api_keys;

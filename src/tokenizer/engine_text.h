@@ -2,6 +2,7 @@
 // the prompt's text.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <span>
 
@@ -18,16 +19,36 @@ inline auto EngineTextDecoder(const Tokenizer& tokenizer) {
     class Adapter : public engine::TextDecoder {
      public:
       Adapter(const Tokenizer& t, bool skip) : d_(t, skip) {}
-      std::string Push(int32_t id) override { return d_.Push(id); }
+      std::string Push(int32_t id) override {
+        std::string text = d_.Push(id);
+        if (!held_.empty() && !text.empty()) {
+          // The prompt's own held-back text (a SentencePiece byte run such as the "\n" that
+          // ends a chat prompt) comes out with the first output text: it is not output.
+          const size_t n = std::min(held_.size(), text.size());
+          if (text.compare(0, n, held_, 0, n) == 0) {
+            text.erase(0, n);
+            held_.erase(0, n);
+          } else {
+            held_.clear();
+          }
+        }
+        return text;
+      }
       std::string Flush() override { return d_.Flush(); }
       IncrementalDetokenizer d_;
+      std::string held_;  // prompt text the stream still holds after priming
     };
     auto a = std::make_unique<Adapter>(tokenizer, skip_special);
     // Prime with the end of the prompt, discarding its text: the output then keeps the leading
     // space that a decode of prompt + output would keep, and completes a split character.
     constexpr size_t kContext = 32;
     const size_t from = prompt.size() > kContext ? prompt.size() - kContext : 0;
-    for (size_t i = from; i < prompt.size(); ++i) a->d_.Push(prompt[i]);
+    std::string primed;
+    for (size_t i = from; i < prompt.size(); ++i) primed += a->d_.Push(prompt[i]);
+    const std::string whole = tokenizer.Decode(prompt.subspan(from), skip_special);
+    if (whole.size() > primed.size() && whole.compare(0, primed.size(), primed) == 0) {
+      a->held_ = whole.substr(primed.size());
+    }
     return a;
   };
 }

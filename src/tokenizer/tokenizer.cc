@@ -1,6 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 
@@ -267,6 +268,61 @@ std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special_to
 std::string_view Tokenizer::Piece(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return {};
   return pieces_[id];
+}
+
+std::string Tokenizer::TokenBytes(int32_t id) const {
+  if (id < 0 || id >= vocab_size()) return {};
+  const std::string& piece = pieces_[id];
+  if (attrs_[id] & kAttrSpecial) return "\xFF" + piece;
+  if (attrs_[id] & kAttrUserDefined) return piece;
+  std::string t = piece;
+  for (const DecoderStep& d : decoder_) {
+    switch (d.kind) {
+      case DecoderStep::Kind::kByteLevel: {
+        std::string bytes;
+        size_t i = 0;
+        while (i < t.size()) {
+          Utf8Char c = DecodeUtf8(t, i);
+          const int b = c.valid ? UnicodeToByte(c.cp) : -1;
+          if (b < 0) return t;  // not GPT-2 code points: the token stands for its own text
+          bytes.push_back(static_cast<char>(b));
+          i += c.len;
+        }
+        t = std::move(bytes);
+        break;
+      }
+      case DecoderStep::Kind::kMetaspace:
+      case DecoderStep::Kind::kReplace: {
+        const std::string& to = d.kind == DecoderStep::Kind::kMetaspace ? std::string(" ") : d.b;
+        std::string out;
+        size_t pos = 0;
+        while (!d.a.empty()) {
+          const size_t hit = t.find(d.a, pos);
+          if (hit == std::string::npos) break;
+          out.append(t, pos, hit - pos).append(to);
+          pos = hit + d.a.size();
+        }
+        out.append(t, pos);
+        t = std::move(out);
+        break;
+      }
+      case DecoderStep::Kind::kByteFallback:
+        if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' &&
+            std::isxdigit(static_cast<unsigned char>(t[3])) &&
+            std::isxdigit(static_cast<unsigned char>(t[4]))) {
+          return std::string(1, static_cast<char>(std::stoi(t.substr(3, 2), nullptr, 16)));
+        }
+        break;
+      case DecoderStep::Kind::kWordPiece:
+        t = t.compare(0, d.a.size(), d.a) == 0 ? t.substr(d.a.size()) : " " + t;
+        break;
+      case DecoderStep::Kind::kFuse:
+      case DecoderStep::Kind::kStrip:  // only the start of the whole text is stripped
+      case DecoderStep::Kind::kJoinSpace:
+        break;
+    }
+  }
+  return t;
 }
 
 std::optional<int32_t> Tokenizer::TokenToId(std::string_view piece) const {

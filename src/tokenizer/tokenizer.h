@@ -82,6 +82,11 @@ class Tokenizer {
   // The vocab string of `id` as stored in the tokenizer ("Ġthe", "▁the", "<0x0A>"), for display;
   // empty for an id out of range.
   std::string_view Piece(int32_t id) const;
+  // The bytes `id` adds to a text in the middle of it (a SentencePiece "▁hi" is " hi", a byte
+  // token "<0x0A>" is "\n", a GPT-2 "Ġhi" is " hi"); an added token is its content, and a special
+  // token is its content behind a 0xFF byte, the convention of grammar engines (llguidance's
+  // toktrie) for tokens that text alone never produces. Empty for an id out of range.
+  std::string TokenBytes(int32_t id) const;
   int32_t vocab_size() const { return static_cast<int32_t>(pieces_.size()); }
   std::optional<int32_t> TokenToId(std::string_view piece) const;
   bool IsSpecial(int32_t id) const;
