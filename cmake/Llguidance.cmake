@@ -8,6 +8,25 @@
 # a freshness check of a fraction of a second. Cargo locks the directory itself, so concurrent
 # builds (release and asan, several checkouts) wait for each other instead of clobbering it.
 
+# A build that cannot run cargo (the container image's build stage, which has no Rust toolchain
+# and no crates.io) takes the library the host built: KINFER_LLGUIDANCE_DIR names a directory
+# holding libkinfer_llguidance.a and llguidance.h, made from the same Cargo.lock.
+set(KINFER_LLGUIDANCE_DIR "$ENV{KINFER_LLGUIDANCE_DIR}" CACHE PATH
+    "prebuilt llguidance (libkinfer_llguidance.a + llguidance.h); empty: build it with cargo")
+if(KINFER_LLGUIDANCE_DIR)
+  foreach(_f libkinfer_llguidance.a llguidance.h)
+    if(NOT EXISTS ${KINFER_LLGUIDANCE_DIR}/${_f})
+      message(FATAL_ERROR "KINFER_LLGUIDANCE_DIR=${KINFER_LLGUIDANCE_DIR} has no ${_f}")
+    endif()
+  endforeach()
+  add_library(llguidance STATIC IMPORTED GLOBAL)
+  set_target_properties(llguidance PROPERTIES
+    IMPORTED_LOCATION ${KINFER_LLGUIDANCE_DIR}/libkinfer_llguidance.a
+    INTERFACE_INCLUDE_DIRECTORIES ${KINFER_LLGUIDANCE_DIR}
+    INTERFACE_LINK_LIBRARIES "Threads::Threads;${CMAKE_DL_LIBS};m")
+  return()
+endif()
+
 find_program(KINFER_CARGO cargo HINTS "$ENV{HOME}/.cargo/bin")
 if(NOT KINFER_CARGO)
   message(FATAL_ERROR "cargo not found: run scripts/setup.sh (it installs Rust from Debian when "

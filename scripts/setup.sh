@@ -14,6 +14,8 @@ APT_PACKAGES=(
   cmake ninja-build ccache pkg-config g++ clang lld libclang-rt-14-dev clang-format clang-tidy
   libboost-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libpcre2-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcurl4-openssl-dev libexpected-dev libutf8proc-dev
+  libsimdjson-dev
+  libyaml-cpp-dev
   openssl curl
   buildah podman runc debootstrap containerd containernetworking-plugins iptables conntrack
 )
@@ -57,7 +59,7 @@ else
 fi
 
 # Python packages for the tests (the product itself is C++ and needs none of these).
-if ! python3 -c "import pytest, openai, tokenizers, sentencepiece, jinja2, numpy, gguf, requests, httpx, yaml, jsonschema, llguidance" 2>/dev/null || \
+if ! python3 -c "import pytest, openai, anthropic, tokenizers, sentencepiece, jinja2, numpy, gguf, requests, httpx, yaml, jsonschema, llguidance" 2>/dev/null || \
    [[ $(python3 -c "import importlib.metadata as m; print(m.version('llguidance'))" 2>/dev/null) != 1.9.1 ]]; then
   say "installing Python test packages (tests/requirements.txt)"
   python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt

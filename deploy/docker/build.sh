@@ -72,6 +72,12 @@ build() {
     scripts/cuda_toolchain.sh >/dev/null
     variant=(--build-arg PRESET=cuda -v "$HOME/.cache/kinfer/cuda:/root/.cache/kinfer/cuda:ro")
   fi
+  # llguidance, built here by cargo from third_party/llguidance's Cargo.lock (a freshness check
+  # when the release build already made it), mounted read-only into the build stage.
+  local llg_target="${KINFER_CARGO_TARGET_DIR:-$CACHE/cargo-target}"
+  PATH="$HOME/.cargo/bin:$PATH" cargo build --release --locked --quiet \
+    --manifest-path third_party/llguidance/Cargo.toml --target-dir "$llg_target"
+  variant+=(-v "$llg_target/release:/llguidance:ro")
   say "buildah bud -f deploy/docker/Dockerfile -> $IMAGE:$TAG"
   buildah bud --quiet --isolation "${KINFER_BUILDAH_ISOLATION:-chroot}" -f deploy/docker/Dockerfile \
     --build-arg "BUILD_BASE=$BASE" --build-arg "SRC_DIR=$ROOT" -v "$ccache_dir:/ccache" \

@@ -16,6 +16,7 @@ void AddServeCommand(CLI::App& app);
 void AddChatTemplateCommand(CLI::App& app);
 void AddPullCommand(CLI::App& app);
 void AddModelsCommand(CLI::App& app);
+void AddRouterCommand(CLI::App& app);
 void AddGrammarCommand(CLI::App& app);
 
 }  // namespace kinfer::cli

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   kinfer::cli::AddChatTemplateCommand(app);
   kinfer::cli::AddPullCommand(app);
   kinfer::cli::AddModelsCommand(app);
+  kinfer::cli::AddRouterCommand(app);
   kinfer::cli::AddGrammarCommand(app);
 
   try {

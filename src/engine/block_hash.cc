@@ -24,15 +24,19 @@ uint64_t HashExtraKeys(std::string_view cache_salt, std::string_view adapter) {
   return HashString(adapter, HashString(cache_salt, 0x6b696e666572ull));
 }
 
+uint64_t HashBlockValue(uint64_t parent, std::span<const int32_t> tokens, uint64_t extra) {
+  uint64_t h = Mix(parent ^ 0x5851F42D4C957F2Dull);
+  h = Mix(h ^ extra);
+  for (int32_t t : tokens) h = Mix(h ^ static_cast<uint32_t>(t));
+  return h == 0 ? 1 : h;  // 0 means "no parent"
+}
+
 BlockHash HashBlock(uint64_t parent, std::span<const int32_t> tokens, uint64_t extra) {
   BlockHash b;
   b.parent = parent;
   b.extra = extra;
   b.tokens.assign(tokens.begin(), tokens.end());
-  uint64_t h = Mix(parent ^ 0x5851F42D4C957F2Dull);
-  h = Mix(h ^ extra);
-  for (int32_t t : tokens) h = Mix(h ^ static_cast<uint32_t>(t));
-  b.value = h == 0 ? 1 : h;  // 0 means "no parent"
+  b.value = HashBlockValue(parent, tokens, extra);
   return b;
 }
 

@@ -30,6 +30,8 @@ uint64_t HashExtraKeys(std::string_view cache_salt, std::string_view adapter);
 
 // The hash of a full block that follows `parent` (0 for the first block).
 BlockHash HashBlock(uint64_t parent, std::span<const int32_t> tokens, uint64_t extra);
+// Its value alone (never 0), without copying the tokens: what the router's prefix index keeps.
+uint64_t HashBlockValue(uint64_t parent, std::span<const int32_t> tokens, uint64_t extra);
 
 // Hashes of every full block of `tokens`, chained.
 std::vector<BlockHash> HashBlocks(std::span<const int32_t> tokens, int32_t block_size,

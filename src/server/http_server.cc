@@ -32,6 +32,12 @@ std::string_view HttpReason(int status) {
   switch (status) {
     case 200:
       return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
     case 400:
       return "Bad Request";
     case 401:
@@ -44,6 +50,10 @@ std::string_view HttpReason(int status) {
       return "Method Not Allowed";
     case 408:
       return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 415:
+      return "Unsupported Media Type";
     case 413:
       return "Payload Too Large";
     case 422:
@@ -56,8 +66,12 @@ std::string_view HttpReason(int status) {
       return "Internal Server Error";
     case 501:
       return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     default:
       return "Unknown";
   }
@@ -522,5 +536,7 @@ int HttpServer::port() const {
 void HttpServer::Post(std::function<void()> fn) { net::post(impl_->ioc, std::move(fn)); }
 
 int HttpServer::open_connections() const { return impl_->open.load(); }
+
+net::io_context& HttpServer::io_context() { return impl_->ioc; }
 
 }  // namespace kinfer::server

@@ -13,6 +13,10 @@
 
 #include "core/status.h"
 
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
 namespace kinfer::server {
 
 class Session;
@@ -36,6 +40,8 @@ class HttpExchange {
   const std::string& body() const { return body_; }
   // Header value by case-insensitive name; empty if absent.
   std::string header(const std::string& name) const;
+  // Every header, by lower-cased name (the router forwards them).
+  const std::map<std::string, std::string>& headers() const { return headers_; }
   const std::string& remote() const { return remote_; }
 
   void Respond(int status, const std::string& content_type, const std::string& body,
@@ -83,6 +89,10 @@ class HttpServer {
   void Post(std::function<void()> fn);
   // Connections open now.
   int open_connections() const;
+  // The I/O context the server's threads run. The router opens its connections to replicas on
+  // it, so that a proxied request and its upstream share threads instead of hopping between
+  // pools. Valid for the server's lifetime; its threads run from Start() to Stop().
+  boost::asio::io_context& io_context();
 
  private:
   struct Impl;

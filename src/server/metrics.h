@@ -23,7 +23,9 @@ class MetricFamily {
   void Add(const Labels& labels, double v = 1);  // counter
   void Set(const Labels& labels, double v);      // gauge
   void Observe(const Labels& labels, double v);  // histogram
-  void Clear();                                  // drops every series (info gauges)
+  // Drops every series: for gauges refreshed from live state whose label sets come and go
+  // (the router's per-replica gauges, as replicas leave).
+  void Clear();
   // Appends this family in exposition format, with every prefix in `prefixes`.
   void Render(const std::vector<std::string>& prefixes, std::string* out) const;
   const std::string& name() const { return name_; }

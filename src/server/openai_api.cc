@@ -115,17 +115,24 @@ std::string_view FinishReasonForApi(engine::FinishReason r) {
 }
 
 ApiResult<std::string> RenderChat(std::string_view body_text, const ModelInfo& model) {
+  if (!model.chat) return RenderParsedChat(OrderedJson(), model);
+  auto parsed = ParseOrderedJson(body_text, "request body", 64);
+  if (!parsed.ok() || !parsed->is_object()) {
+    return BadRequest("the request body must be a JSON object", "", "invalid_json");
+  }
+  return RenderParsedChat(*parsed, model);
+}
+
+ApiResult<std::string> RenderParsedChat(const OrderedJson& body, const ModelInfo& model) {
   if (!model.chat) {
     return ApiError{400,
                     "this model has no chat template; pass --chat-template FILE or use "
                     "/v1/completions",
                     "invalid_request_error", "messages", ""};
   }
-  auto parsed = ParseOrderedJson(body_text, "request body", 64);
-  if (!parsed.ok() || !parsed->is_object()) {
+  if (!body.is_object()) {
     return BadRequest("the request body must be a JSON object", "", "invalid_json");
   }
-  const OrderedJson& body = *parsed;
   auto it = body.find("messages");
   if (it == body.end()) return BadRequest("'messages' is required", "messages");
   OrderedJson messages;

@@ -85,6 +85,8 @@ ApiResult<GenerationRequest> ParseGenerationRequest(Endpoint endpoint, const std
 // The chat template applied to a request body's `messages`, `tools`, `add_generation_prompt`,
 // `continue_final_message` and `chat_template_kwargs` (for /tokenize with messages too).
 ApiResult<std::string> RenderChat(std::string_view body, const ModelInfo& model);
+// The same for a body already parsed (the router reads each body once).
+ApiResult<std::string> RenderParsedChat(const OrderedJson& body, const ModelInfo& model);
 
 // Accumulates one choice (one completion of one prompt) for the final, non-streamed response.
 struct ChoiceState {

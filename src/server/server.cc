@@ -19,6 +19,8 @@
 #include "model/model.h"
 #include "server/auth.h"
 #include "server/chat_renderer.h"
+#include "server/front_door.h"
+#include "server/messages_api.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
 #include "tokenizer/engine_text.h"
@@ -137,6 +139,7 @@ struct Server::Impl {
   void HandleGeneration(const std::shared_ptr<HttpExchange>& ex, Endpoint endpoint,
                         const std::string& request_id, Clock::time_point start);
   void HandleTokenize(HttpExchange& ex, const std::string& request_id);
+  void HandleCountTokens(HttpExchange& ex, const std::string& request_id);
   void HandleLoraUpdate(HttpExchange& ex, bool load, const std::string& request_id);
   Status LoadLoraModules();
   void HandleDetokenize(HttpExchange& ex, const std::string& request_id);
@@ -151,8 +154,9 @@ struct RequestContext : std::enable_shared_from_this<RequestContext> {
   Server::Impl* srv = nullptr;
   std::shared_ptr<HttpExchange> ex;
   GenerationRequest req;
-  std::string id;          // response id: cmpl-... / chatcmpl-...
-  std::string request_id;  // X-Request-Id
+  std::unique_ptr<ResponseWriter> writer;  // front doors (front_door.h); null: OpenAI's chat
+  std::string id;                          // response id: cmpl-... / chatcmpl-...
+  std::string request_id;                  // X-Request-Id
   int64_t created = 0;
   Clock::time_point start;
   std::mutex mu;
@@ -202,7 +206,10 @@ void RequestContext::OnOutput(size_t prompt, engine::RequestOutput out) {
   for (const auto& so : out.seqs) {
     const size_t index = prompt * static_cast<size_t>(req.params.n) + static_cast<size_t>(so.index);
     ChoiceState& c = choices[index];
-    if (req.stream && error.ok() && !client_gone) {
+    if (writer && req.stream && error.ok() && !client_gone) {
+      std::string events = writer->StreamDelta(so);
+      if (!events.empty()) ex->Send(events);
+    } else if (req.stream && error.ok() && !client_gone) {
       const bool empty = so.text.empty() && !so.finish_reason && so.logprobs.empty() &&
                          !(req.endpoint == Endpoint::kChat && !c.sent_role) &&
                          !(req.echo && !c.sent_role);
@@ -254,6 +261,10 @@ void RequestContext::Finish() {
   int status = 200;
   if (client_gone) {
     status = 499;  // as nginx logs a client that closed the connection
+  } else if (req.stream && writer) {
+    ex->Send(writer->StreamEnd(usage, error));
+    if (!error.ok()) status = 500;
+    ex->End();
   } else if (req.stream) {
     if (!error.ok()) {
       ApiError e;
@@ -274,6 +285,8 @@ void RequestContext::Finish() {
     e.message = error.message();
     status = e.status;
     s.ReplyError(*ex, e, request_id);
+  } else if (writer) {
+    s.Reply(*ex, 200, writer->Response(choices[0], usage), request_id);
   } else {
     s.Reply(*ex, 200, RenderResponse(req, id, created, choices, usage, s.info), request_id);
   }
@@ -506,7 +519,8 @@ void Server::Impl::Reply(HttpExchange& ex, int status, const std::string& body,
 
 void Server::Impl::ReplyError(HttpExchange& ex, const ApiError& e, const std::string& request_id,
                               Headers headers) {
-  Reply(ex, e.status, ErrorJson(e), request_id, "application/json", std::move(headers));
+  Reply(ex, e.status, ErrorBodyForPath(ex.path(), e, request_id), request_id, "application/json",
+        std::move(headers));
   if (options.access_log && e.status >= 400) {
     Json line;
     line["request_id"] = request_id;
@@ -538,6 +552,9 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
       {"/v1/models", "GET", true},
       {"/v1/completions", "POST", true},
       {"/v1/chat/completions", "POST", true},
+      {"/v1/responses", "POST", true},
+      {"/v1/messages", "POST", true},
+      {"/v1/messages/count_tokens", "POST", true},
       {"/tokenize", "POST", true},
       {"/detokenize", "POST", true},
       {"/v1/load_lora_adapter", "POST", true},
@@ -574,7 +591,7 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
       e.type = "authentication_error";
       e.code = "invalid_api_key";
       e.message = presented.empty() ? "You didn't provide an API key. Pass it as 'Authorization: "
-                                      "Bearer <key>'."
+                                      "Bearer <key>' or 'x-api-key: <key>'."
                                     : "Incorrect API key provided.";
       return ReplyError(*ex, e, request_id, {{"WWW-Authenticate", "Bearer"}});
     }
@@ -642,6 +659,7 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
   }
   if (path == "/tokenize") return HandleTokenize(*ex, request_id);
   if (path == "/detokenize") return HandleDetokenize(*ex, request_id);
+  if (path == "/v1/messages/count_tokens") return HandleCountTokens(*ex, request_id);
   HandleGeneration(ex, path == "/v1/completions" ? Endpoint::kCompletions : Endpoint::kChat,
                    request_id, start);
 }
@@ -683,6 +701,14 @@ void Server::Impl::HandleTokenize(HttpExchange& ex, const std::string& request_i
   Reply(ex, 200, out.dump(-1, ' ', false, Json::error_handler_t::replace), request_id);
 }
 
+// Anthropic's /v1/messages/count_tokens: {"input_tokens": N} for the prompt a Messages request
+// would send.
+void Server::Impl::HandleCountTokens(HttpExchange& ex, const std::string& request_id) {
+  auto n = CountMessageTokens(ex.body(), info);
+  if (!n.ok()) return ReplyError(ex, n.error(), request_id);
+  Reply(ex, 200, Json{{"input_tokens", *n}}.dump(), request_id);
+}
+
 void Server::Impl::HandleDetokenize(HttpExchange& ex, const std::string& request_id) {
   auto j = ParseJson(ex.body(), "request body", 64);
   if (!j.ok() || !j->is_object()) {
@@ -721,16 +747,25 @@ void Server::Impl::HandleGeneration(const std::shared_ptr<HttpExchange>& ex, End
                "rate_limit_error", "", "queue_full"};
     return ReplyError(*ex, e, request_id, {{"Retry-After", "1"}});
   }
-  auto parsed = ParseGenerationRequest(endpoint, ex->body(), info);
-  if (!parsed.ok()) return ReplyError(*ex, parsed.error(), request_id);
+  // The Responses and Messages APIs are translations onto the chat request (front_door.h).
+  FrontDoorRequest door;
+  if (IsFrontDoorPath(ex->path())) {
+    auto parsed = ParseFrontDoorRequest(ex->path(), ex->body(), info, request_id, UnixNow());
+    if (!parsed.ok()) return ReplyError(*ex, parsed.error(), request_id);
+    door = std::move(*parsed);
+  } else {
+    auto parsed = ParseGenerationRequest(endpoint, ex->body(), info);
+    if (!parsed.ok()) return ReplyError(*ex, parsed.error(), request_id);
+    door.req = std::move(*parsed);
+  }
   // A `model` that is not the base names an adapter: hold it for the request's whole life.
   std::shared_ptr<const model::LoraAdapter> lora;
-  if (loras && !IsServedName(parsed->model)) {
-    auto a = loras->Get(parsed->model);
+  if (loras && !IsServedName(door.req.model)) {
+    auto a = loras->Get(door.req.model);
     if (!a.ok()) {
       ApiError e;
       if (a.status().code() == StatusCode::kNotFound) {
-        e = ApiError{404, fmt::format("The model `{}` does not exist.", parsed->model),
+        e = ApiError{404, fmt::format("The model `{}` does not exist.", door.req.model),
                      "not_found_error", "model", "model_not_found"};
       } else {
         e = ApiError{500, a.status().message(), "internal_server_error", "", ""};
@@ -743,7 +778,8 @@ void Server::Impl::HandleGeneration(const std::shared_ptr<HttpExchange>& ex, End
   auto ctx = std::make_shared<RequestContext>();
   ctx->srv = this;
   ctx->ex = ex;
-  ctx->req = std::move(*parsed);
+  ctx->req = std::move(door.req);
+  ctx->writer = std::move(door.writer);
   ctx->request_id = request_id;
   ctx->id = (endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-") + request_id;
   ctx->created = UnixNow();
@@ -757,6 +793,7 @@ void Server::Impl::HandleGeneration(const std::shared_ptr<HttpExchange>& ex, End
 
   if (ctx->req.stream) {
     ex->StartStream(200, "text/event-stream", {{"X-Request-Id", request_id}});
+    if (ctx->writer) ex->Send(ctx->writer->StreamStart());
   }
   inflight++;
   queued += static_cast<int>(prompts);

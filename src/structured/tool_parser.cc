@@ -113,8 +113,20 @@ class Base : public ToolParser {
 // "parameters", streamed as the object arrives.
 class JsonCall {
  public:
-  // Returns bytes of `text` consumed.
-  size_t Push(std::string_view text) { return scanner_.Push(text); }
+  // Returns bytes of `text` consumed. Until the name is known, it stops right after the "name"
+  // member completes, so that a bad name is seen at the same byte however the output was cut
+  // into stream deltas (the caller decides what the rest is; see Update).
+  size_t Push(std::string_view text) {
+    if (begun_ || bad_name_) return scanner_.Push(text);
+    size_t used = 0;
+    while (used < text.size()) {
+      if (scanner_.Push(text.substr(used, 1)) == 0) break;
+      ++used;
+      const auto* name = scanner_.Find("name");
+      if (name && name->complete) break;
+    }
+    return used;
+  }
   bool done() const { return scanner_.done(); }
   bool failed() const { return scanner_.failed(); }
   // Emits what became known: the first delta once the name is complete, then argument text.
@@ -206,6 +218,7 @@ class HermesParser final : public Base {
           state_ = State::kAfterCall;
           continue;
         }
+        if (used > 0 && !buf_.empty()) continue;  // stopped at the name
         return;
       }
       // kAfterCall: the closing tag, then content again.
@@ -310,6 +323,7 @@ class Llama3JsonParser final : public Base {
             raw_.clear();
             continue;
           }
+          if (used > 0 && !buf_.empty()) continue;  // stopped at the name
           return;
         }
       }
@@ -423,6 +437,7 @@ class JsonArrayParser final : public Base {
             state_ = State::kArray;
             continue;
           }
+          if (used > 0 && !buf_.empty()) continue;  // stopped at the name
           return;
         }
         case State::kName:
@@ -610,7 +625,9 @@ class Qwen3CoderParser final : public Base {
                 Trim(rest.substr(kParameterOpen.size(), gt - kParameterOpen.size()));
             const size_t end = close == std::string_view::npos ? rest.size() : close;
             std::string value(rest.substr(gt + 1, end - gt - 1));
-            Args((params_++ == 0 ? "{" : ", ") + Json(name).dump() + ": " + Value(name, value),
+            Args((params_++ == 0 ? "{" : ", ") +
+                     Json(name).dump(-1, ' ', false, Json::error_handler_t::replace) + ": " +
+                     Value(name, value),
                  out);
             buf_.erase(0, ws + (close == std::string_view::npos ? rest.size()
                                                                 : close + kParameterClose.size()));

@@ -5,7 +5,10 @@
 # k8s_cluster_down.
 #
 # Exports: K8S_WORK (temp dir, logs in $K8S_WORK/logs), KUBECONFIG, K8S_API (https URL),
-# K8S_CA, K8S_CLIENT_CERT, K8S_CLIENT_KEY (an admin identity in system:masters).
+# K8S_CA, K8S_CLIENT_CERT, K8S_CLIENT_KEY (an admin identity in system:masters), K8S_ETCD (etcd's
+# client URL, for compaction), K8S_RESTART_APISERVER (a script that restarts kube-apiserver with
+# the same flags and waits until it is ready again), K8S_AUDIT_LOG (the API server's audit log of
+# every request made by a ServiceAccount: what the RBAC tests compare the chart's roles with).
 set -euo pipefail
 
 K8S_PIDS=()
@@ -100,17 +103,45 @@ k8s_cluster_up() {
   k8s_say "etcd ready ($((SECONDS - start))s)"
 
   local d=$K8S_WORK/pki
-  "$K8S_BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --cert-dir "$K8S_WORK/apiserver" --tls-cert-file "$d/apiserver.crt" --tls-private-key-file "$d/apiserver.key" \
-    --client-ca-file "$d/ca.crt" --authorization-mode Node,RBAC \
-    --kubelet-client-certificate "$d/apiserver-kubelet-client.crt" --kubelet-client-key "$d/apiserver-kubelet-client.key" \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=false \
-    --enable-admission-plugins NodeRestriction \
-    >"$K8S_WORK/logs/kube-apiserver.log" 2>&1 9>&- &
+  # Every request by a ServiceAccount, at Metadata level (user, verb, resource, code).
+  cat >"$K8S_WORK/audit-policy.yaml" <<'YAML'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  userGroups: ["system:serviceaccounts"]
+- level: None
+YAML
+  local api_args=(--etcd-servers "http://127.0.0.1:$etcd_port"
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port"
+    --cert-dir "$K8S_WORK/apiserver" --tls-cert-file "$d/apiserver.crt" --tls-private-key-file "$d/apiserver.key"
+    --client-ca-file "$d/ca.crt" --authorization-mode Node,RBAC
+    --kubelet-client-certificate "$d/apiserver-kubelet-client.crt" --kubelet-client-key "$d/apiserver-kubelet-client.key"
+    --service-account-issuer https://kubernetes.default.svc.cluster.local
+    --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key"
+    --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=false
+    --enable-admission-plugins NodeRestriction
+    --audit-policy-file "$K8S_WORK/audit-policy.yaml" --audit-log-path "$K8S_WORK/logs/audit.log"
+    --audit-log-format json)
+  "$K8S_BIN/kube-apiserver" "${api_args[@]}" >"$K8S_WORK/logs/kube-apiserver.log" 2>&1 9>&- &
   K8S_PIDS+=($!)
+  echo $! >"$K8S_WORK/kube-apiserver.pid"
+  # The 410 Gone tests restart the API server (its watch cache starts empty) with the same flags.
+  {
+    echo '#!/usr/bin/env bash'
+    echo 'set -euo pipefail'
+    echo "pid=\$(cat $K8S_WORK/kube-apiserver.pid)"
+    echo 'kill "$pid" 2>/dev/null || true'
+    echo 'for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done'
+    echo 'kill -9 "$pid" 2>/dev/null || true'
+    printf '%q ' "$K8S_BIN/kube-apiserver" "${api_args[@]}"
+    echo ">>$K8S_WORK/logs/kube-apiserver.log 2>&1 9>&- &"
+    echo "echo \$! >$K8S_WORK/kube-apiserver.pid"
+    printf 'until curl -fsS -o /dev/null --max-time 2 --cacert %q --cert %q --key %q %q; do sleep 0.2; done\n' \
+      "$d/ca.crt" "$d/admin.crt" "$d/admin.key" "$K8S_API/readyz"
+  } >"$K8S_WORK/restart-apiserver.sh"
+  chmod +x "$K8S_WORK/restart-apiserver.sh"
   K8S_CA=$d/ca.crt
   K8S_CLIENT_CERT=$d/admin.crt
   K8S_CLIENT_KEY=$d/admin.key
@@ -118,13 +149,21 @@ k8s_cluster_up() {
   k8s_say "kube-apiserver ready ($((SECONDS - start))s)"
   KUBECONFIG=$K8S_WORK/admin.kubeconfig
   k8s_kubeconfig "$KUBECONFIG" admin
-  export K8S_WORK K8S_API K8S_CA K8S_CLIENT_CERT K8S_CLIENT_KEY KUBECONFIG
+  K8S_ETCD="http://127.0.0.1:$etcd_port"
+  K8S_RESTART_APISERVER="$K8S_WORK/restart-apiserver.sh"
+  K8S_AUDIT_LOG="$K8S_WORK/logs/audit.log"
+  export K8S_WORK K8S_API K8S_CA K8S_CLIENT_CERT K8S_CLIENT_KEY KUBECONFIG K8S_ETCD K8S_RESTART_APISERVER \
+    K8S_AUDIT_LOG
 }
 
 k8s_cluster_down() {
   local i pid deadline
   # Newest first (kubelet before the API server before etcd); whatever still runs after 10s
   # (kube-apiserver's graceful shutdown can take a minute) is killed.
+  # A restarted API server (restart-apiserver.sh) has a new pid.
+  if [[ -n ${K8S_WORK:-} && -s $K8S_WORK/kube-apiserver.pid ]]; then
+    K8S_PIDS+=("$(cat "$K8S_WORK/kube-apiserver.pid")")
+  fi
   for ((i = ${#K8S_PIDS[@]} - 1; i >= 0; i--)); do
     kill "${K8S_PIDS[i]}" 2>/dev/null || true
   done
