@@ -33,8 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kinfer::router::RequestInfoOptions o;
   o.max_tokens = 64;
   for (const char* path : {"/v1/completions", "/v1/chat/completions", "/tokenize"}) {
-    for (const kinfer::router::PromptModel* model :
-         {g_model.get(), static_cast<const kinfer::router::PromptModel*>(nullptr)}) {
+    const kinfer::router::PromptModel* const models[] = {g_model.get(), nullptr};
+    for (const kinfer::router::PromptModel* model : models) {
       auto info = kinfer::router::ReadRequestInfo(path, body, model, o);
       if (!info.ok()) continue;
       if (info->prompt.size() > o.max_tokens) __builtin_trap();

@@ -24,6 +24,7 @@ void AddChatTemplateCommand(CLI::App& app);
 void AddPullCommand(CLI::App& app);
 void AddModelsCommand(CLI::App& app);
 void AddRouterCommand(CLI::App& app);
+void AddOperatorCommand(CLI::App& app);
 void AddGrammarCommand(CLI::App& app);
 
 }  // namespace kinfer::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   kinfer::cli::AddPullCommand(app);
   kinfer::cli::AddModelsCommand(app);
   kinfer::cli::AddRouterCommand(app);
+  kinfer::cli::AddOperatorCommand(app);
   kinfer::cli::AddGrammarCommand(app);
 
   try {

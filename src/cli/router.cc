@@ -34,6 +34,10 @@ void AddRouterCommand(CLI::App& app) {
   cmd->add_option("--kubeconfig", o->kubeconfig,
                   "kubeconfig for --endpointslices (default: in-cluster, $KUBECONFIG, "
                   "~/.kube/config)");
+  cmd->add_option("--scale-from-zero", o->scale_from_zero,
+                  "NAMESPACE/NAME of the LLMService these replicas belong to: while requests are "
+                  "held and no replica is ready, set its replicas from 0 to 1 (needs get and "
+                  "patch on llmservices/scale)");
   cmd->add_option("--policy", *policy, "round_robin, least_request, session or prefix")
       ->capture_default_str();
   cmd->add_option("--model", o->model_path,

@@ -144,21 +144,61 @@ void Emit(YAML::Emitter& out, const Json& v) {
   }
 }
 
+// One document of a stream and the line (0-based) it starts on in the whole text.
+struct Document {
+  std::string text;
+  int first_line = 0;
+};
+
+// Splits a YAML stream into its documents at separator lines ("---", then only spaces or a
+// comment), as Kubernetes' own reader does for `kubectl apply -f`. Each document is then read on
+// its own: yaml-cpp 0.7's LoadAll never returns on a stray ',' at document level (found by
+// fuzzing), where Load reports it.
+Result<std::vector<Document>> SplitDocuments(std::string_view yaml, std::string_view source) {
+  std::vector<Document> docs(1);
+  int line = 0;
+  while (!yaml.empty()) {
+    const size_t nl = yaml.find('\n');
+    const std::string_view text =
+        yaml.substr(0, nl == std::string_view::npos ? yaml.size() : nl + 1);
+    yaml.remove_prefix(text.size());
+    if (text.substr(0, 3) == "---") {
+      std::string_view rest = text.substr(3);
+      while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t' ||
+                               rest.front() == '\r' || rest.front() == '\n')) {
+        rest.remove_prefix(1);
+      }
+      if (!rest.empty() && rest.front() != '#') {
+        return InvalidArgumentError(
+            "{}: line {}: only a comment may follow the document separator '---'", source,
+            line + 1);
+      }
+      docs.push_back(Document{.text = {}, .first_line = line + 1});
+    } else {
+      docs.back().text.append(text);
+    }
+    ++line;
+  }
+  return docs;
+}
+
 }  // namespace
 
 Result<std::vector<Json>> YamlToJson(std::string_view yaml, std::string_view source) {
   std::vector<Json> out;
-  try {
-    for (const YAML::Node& doc : YAML::LoadAll(std::string(yaml))) {
-      if (!doc || doc.IsNull()) continue;
-      KINFER_ASSIGN_OR_RETURN(Json j, Convert(doc, source, 0));
+  KINFER_ASSIGN_OR_RETURN(std::vector<Document> docs, SplitDocuments(yaml, source));
+  for (const Document& doc : docs) {
+    try {
+      const YAML::Node node = YAML::Load(doc.text);
+      if (!node || node.IsNull()) continue;
+      KINFER_ASSIGN_OR_RETURN(Json j, Convert(node, source, 0));
       out.push_back(std::move(j));
+    } catch (const YAML::Exception& e) {
+      return InvalidArgumentError("{}: line {}, column {}: {}", source,
+                                  doc.first_line + e.mark.line + 1, e.mark.column + 1, e.msg);
+    } catch (const std::exception& e) {
+      return InvalidArgumentError("{}: {}", source, e.what());
     }
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError("{}: line {}, column {}: {}", source, e.mark.line + 1,
-                                e.mark.column + 1, e.msg);
-  } catch (const std::exception& e) {
-    return InvalidArgumentError("{}: {}", source, e.what());
   }
   return out;
 }

@@ -18,6 +18,7 @@
 
 #include "core/json.h"
 #include "core/log.h"
+#include "k8s/config.h"
 #include "router/router_internal.h"
 #include "server/auth.h"
 #include "server/metrics.h"
@@ -430,7 +431,11 @@ void Impl::Hold(const std::shared_ptr<ProxyCall>& call) {
     held_count = static_cast<int>(held.size());
   }
   // A replica may have turned routable between the pick and the hold.
-  if (pool->routable() > 0) ReleaseHeld();
+  if (pool->routable() > 0) {
+    ReleaseHeld();
+  } else if (unzero) {
+    unzero->Wake();  // at zero (or all replicas gone): bring one up
+  }
 }
 
 void Impl::ReleaseHeld() {
@@ -597,6 +602,7 @@ Router::Router(RouterOptions options) : impl_(std::make_shared<Impl>()) {
 
 Router::~Router() {
   Impl& m = *impl_;
+  m.unzero.reset();
   if (m.discovery) m.discovery->Stop();
   {
     std::lock_guard<std::mutex> lk(m.mu);
@@ -686,12 +692,44 @@ Status Router::Start() {
     m.discovery_ready = false;  // /ready waits for the first list
     m.discovery->Start();
   }
+  if (!o.scale_from_zero.empty()) {
+    KINFER_RETURN_IF_ERROR(m.StartScaleFromZero());
+  }
   m.maintenance = std::thread([&m] { m.Maintain(); });
   pthread_setname_np(m.maintenance.native_handle(), "kinfer-probe");
   KINFER_LOG_INFO("router listening on http://{}:{} ({} policy, {} replicas{}){}", o.http.host,
                   m.http->port(), PolicyName(o.pool.policy), endpoints.size(),
                   m.discovery ? " until " + m.discovery->Describe() + " lists them" : "",
                   m.keys.enabled() ? fmt::format("; {} API keys", m.keys.size()) : "");
+  return Status::Ok();
+}
+
+Status Impl::StartScaleFromZero() {
+  const std::string& v = options.scale_from_zero;
+  const size_t slash = v.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == v.size() ||
+      v.find('/', slash + 1) != std::string::npos) {
+    return InvalidArgumentError("--scale-from-zero: '{}' is not NAMESPACE/NAME (of an LLMService)",
+                                v);
+  }
+  k8s::LoadOptions lo;
+  lo.kubeconfig = options.kubeconfig;
+  auto config = k8s::LoadClientConfig(lo);
+  if (!config.ok()) return config.status().WithPrefix("--scale-from-zero: Kubernetes credentials");
+  KINFER_ASSIGN_OR_RETURN(scale_client, k8s::Client::Create(std::move(*config)));
+  static const k8s::ResourceType kLLMServices{"kinfer.dev", "v1alpha1", "llmservices", "LLMService",
+                                              true};
+  k8s::ScaleFromZeroOptions so;
+  so.type = &kLLMServices;
+  so.namespace_ = v.substr(0, slash);
+  so.name = v.substr(slash + 1);
+  // Held requests and nothing to send them to: the only case where 0 -> 1 is ours to do.
+  unzero = std::make_unique<k8s::ScaleFromZero>(
+      *scale_client, so, [this] { return held_count.load() > 0 && pool->routable() == 0; });
+  KINFER_LOG_INFO(
+      "scale from zero: held requests with no routable replica set LLMService {}/{} "
+      "from 0 to 1 replicas",
+      so.namespace_, so.name);
   return Status::Ok();
 }
 

@@ -35,6 +35,10 @@ struct RouterOptions {
   // `kubeconfig` (a path, or "" for in-cluster and the usual lookup).
   std::string endpointslices;
   std::string kubeconfig;
+  // Scale from zero: "NAMESPACE/NAME" of the LLMService whose replicas these are. While requests
+  // are held and no replica is routable, the router sets its /scale from 0 to 1 (a JSON Patch
+  // that tests for 0: routers racing do no harm). Credentials as for `endpointslices`.
+  std::string scale_from_zero;
   PoolOptions pool;
   // The served model's tokenizer and chat template, for the prefix policy's exact hashes
   // (empty: hash the prompt's bytes instead).

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "core/json.h"
+#include "k8s/client.h"
+#include "k8s/scale.h"
 #include "router/endpoint_slice_discovery.h"
 #include "router/router.h"
 #include "server/api_error.h"
@@ -43,6 +45,10 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   std::unique_ptr<BackendPool> pool;
   std::unique_ptr<PromptModel> model;
   std::unique_ptr<EndpointSliceDiscovery> discovery;
+  // Scale from zero (--scale-from-zero): its own client; `unzero` reads pool and held_count from
+  // its thread, so ~Router resets it before anything else.
+  std::unique_ptr<k8s::Client> scale_client;
+  std::unique_ptr<k8s::ScaleFromZero> unzero;
   server::ApiKeys keys;
   std::unique_ptr<RateLimiter> limiter;
   Clock::duration request_timeout{};
@@ -103,6 +109,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   bool KnownModel(const std::string& name);
   void ServeModelsLocally(HttpExchange& ex, const std::string& request_id);
   void Hold(const std::shared_ptr<ProxyCall>& call);
+  Status StartScaleFromZero();
   void ReleaseHeld();
   void ExpireHeld();
   void Maintain();

@@ -51,6 +51,11 @@ class HttpExchange {
   void Send(const std::string& data);
   void End();
 
+  // The response will carry `Connection: close` and the connection ends after it (call before
+  // responding). A draining server does this so keep-alive clients reconnect to another replica
+  // instead of sending their next request to one about to refuse it.
+  void CloseAfterResponse() { keep_alive_ = false; }
+
   // Called once, on an I/O thread, when the client goes away before the response is complete.
   void OnClose(std::function<void()> fn);
   bool responded() const { return responded_; }

@@ -685,6 +685,7 @@ void Server::Impl::Handle(const std::shared_ptr<HttpExchange>& ex, bool metrics_
   const std::string request_id = RequestId(*ex);
   const std::string& path = ex->path();
   const std::string& method = ex->method();
+  if (draining) ex->CloseAfterResponse();
 
   struct Route {
     const char* path;

@@ -127,6 +127,9 @@ def test_sigterm_drains_in_flight_streams_and_exits_zero():
     # /ready turns 503 at once; /health stays 200 while draining.
     assert wait_for(lambda: _status(s.url + "/ready") == 503, timeout=2)
     assert _status(s.url + "/health") == 200
+    # Keep-alive clients are told to close the connection, so their next request goes to a new
+    # connection (another replica behind a Service) instead of one about to refuse it.
+    assert requests.get(s.url + "/health").headers.get("Connection") == "close"
     # After the drain delay (0.5 s) new work is refused.
     assert wait_for(lambda: requests.post(s.url + "/v1/completions",
                                           json={"prompt": "x", "max_tokens": 1}).status_code == 503,

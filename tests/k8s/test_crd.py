@@ -50,10 +50,13 @@ def test_defaults_are_applied(api, crd):
     assert r.status_code == 201, r.text
     spec = r.json()["spec"]
     assert spec["replicas"] == 1
-    assert spec["router"] == {"policy": "prefixAware"}
+    assert spec["router"] == {"enabled": True, "replicas": 2, "policy": "prefixAware"}
     assert spec["networkPolicy"] == {"enabled": True}
-    assert spec["engine"] == {"maxNumSeqs": 64}
-    assert spec["autoscaling"] == {"minReplicas": 1, "maxReplicas": 3, "targetRequestsWaiting": 2}
+    assert spec["engine"] == {"maxNumSeqs": 64, "shutdownTimeoutSeconds": 30}
+    assert spec["autoscaling"] == {
+        "minReplicas": 1, "maxReplicas": 3, "targetRequestsWaiting": 2, "targetConcurrency": 8,
+        "targetKVCacheUsage": "0.8", "stableWindow": "60s", "panicWindow": "6s",
+        "panicThreshold": "2", "maxScaleUpRate": "2", "scaleDownDelay": "60s"}
 
 
 def invalid(path, value):
@@ -97,10 +100,16 @@ BAD = [
      "autoscaling.scaleToZeroAfter only applies with autoscaling.minReplicas 0"),
     ("bad duration", invalid("autoscaling", {"minReplicas": 0, "scaleToZeroAfter": "5 minutes"}),
      "spec.autoscaling.scaleToZeroAfter in body should match"),
+    ("kv target above 1", invalid("autoscaling", {"targetKVCacheUsage": "1.5"}),
+     "spec.autoscaling.targetKVCacheUsage in body should match"),
+    ("negative concurrency", invalid("autoscaling", {"targetConcurrency": "-2"}),
+     "spec.autoscaling.targetConcurrency in body should match"),
+    ("bad window", invalid("autoscaling", {"stableWindow": "1 minute"}),
+     "spec.autoscaling.stableWindow in body should match"),
     ("replicas outside range", invalid_spec(replicas=9, autoscaling={"maxReplicas": 4}),
      "spec.replicas must be within autoscaling.minReplicas and autoscaling.maxReplicas"),
     ("bad router policy", invalid("router", {"policy": "random"}),
-     "spec.router.policy: Unsupported value: \"random\": supported values: \"prefixAware\", \"leastLoaded\", \"sessionAffinity\""),
+     "spec.router.policy: Unsupported value: \"random\": supported values: \"prefixAware\", \"leastLoaded\", \"sessionAffinity\", \"roundRobin\""),
     ("bad kv cache size", invalid("engine", {"kvCacheMemory": "two gigs"}),
      "engine.kvCacheMemory must be a quantity such as 2Gi or 2147483648"),
     ("owned flag", invalid("engine", {"extraArgs": ["--port=9000"]}),
@@ -109,6 +118,10 @@ BAD = [
     ("empty peer", invalid("networkPolicy", {"allowFrom": [{}]}),
      "each networkPolicy.allowFrom entry needs a namespaceSelector or a podSelector"),
     ("unknown field", invalid("modle", {"name": "typo"}), "unknown field \"spec.modle\""),
+    ("name not a DNS label", {**copy.deepcopy(VALID), "metadata": {"name": "9-lives"}},
+     "metadata.name must be a DNS label of at most 40 characters"),
+    ("name too long", {**copy.deepcopy(VALID), "metadata": {"name": "a" * 41}},
+     "metadata.name must be a DNS label of at most 40 characters"),
 ]
 
 

@@ -2,8 +2,8 @@
 # Builds the real Kubernetes components the k8s tests run, once, into a cache outside the repo
 # keyed by version, and prints progress. Sourced by run.sh; `tests/k8s/tools.sh` alone builds.
 #
-#   $KINFER_CACHE/k8s/kubernetes-<ver>-<key>/bin/{etcd,kube-apiserver}       always
-#   $KINFER_CACHE/k8s/kubernetes-<ver>-<key>/bin/{kube-controller-manager,kube-scheduler,kubelet,kube-proxy}
+#   $KINFER_CACHE/k8s/kubernetes-<ver>-<key>/bin/{etcd,kube-apiserver,kube-controller-manager}  always
+#   $KINFER_CACHE/k8s/kubernetes-<ver>-<key>/bin/{kube-scheduler,kubelet,kube-proxy}
 #                                                     unless KINFER_K8S_FULL=0 (the full cluster)
 #   $KINFER_CACHE/k8s/helm-<ver>/helm
 #   $KINFER_CACHE/k8s/prometheus-operator-<ver>/   the published ServiceMonitor/PrometheusRule CRDs
@@ -102,8 +102,9 @@ k8s_fetch_prometheus_crds() {
 k8s_tools() {
   mkdir -p "$K8S_CACHE"
   command -v go >/dev/null || { k8s_say "error: go is not installed"; return 1; }
-  local want=(etcd kube-apiserver)
-  [[ ${KINFER_K8S_FULL:-1} == 1 ]] && want+=(kube-controller-manager kube-scheduler kubelet kube-proxy)
+  # kube-controller-manager always: the operator tests need its garbage collector.
+  local want=(etcd kube-apiserver kube-controller-manager)
+  [[ ${KINFER_K8S_FULL:-1} == 1 ]] && want+=(kube-scheduler kubelet kube-proxy)
   k8s_build_components "${want[@]}"
   k8s_build_helm
   K8S_BIN="$(k8s_bin_dir)"

@@ -91,7 +91,7 @@ class UpstreamTest : public ::testing::Test {
     } else if (ex->path() == "/stream") {
       // Three events, 150 ms apart, from another thread: as the engine emits tokens.
       ex->StartStream(200, "text/event-stream");
-      threads_.emplace_back([ex, this] {
+      threads_.emplace_back([ex] {
         for (int i = 0; i < 3; ++i) {
           std::this_thread::sleep_for(std::chrono::milliseconds(150));
           ex->Send("data: " + std::to_string(i) + "\n\n");
