@@ -96,6 +96,8 @@ podman save -q --format docker-archive -o "$W/kinfer.tar" "$IMAGE:$VERSION"
 
 # --- networking: a dead-end device owns the Service range; the bridge CNI serves pods -------
 # (A portless bridge, since this kernel has no dummy driver: what is routed to it is dropped.)
+# Pods get one route besides their subnet: the Service range, through the bridge's gateway (the
+# node), where kube-proxy's rules translate it. No default route, so pod traffic stays here.
 ip link show kinfer-svc >/dev/null 2>&1 || ip link add kinfer-svc type bridge
 ip link set kinfer-svc up
 ip route replace "$SVC_CIDR" dev kinfer-svc
@@ -105,7 +107,7 @@ cat >"$W/cni/10-kinfer.conflist" <<JSON
  "plugins": [{"type": "bridge", "bridge": "kinfer0", "isGateway": true, "ipMasq": false,
               "hairpinMode": true,
               "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]],
-                       "dataDir": "$W/cni-ipam"}},
+                       "routes": [{"dst": "$SVC_CIDR"}], "dataDir": "$W/cni-ipam"}},
              {"type": "portmap", "capabilities": {"portMappings": true}}]}
 JSON
 
