@@ -105,7 +105,7 @@ cat >"$W/cni/10-kinfer.conflist" <<JSON
  "plugins": [{"type": "bridge", "bridge": "kinfer0", "isGateway": true, "ipMasq": false,
               "hairpinMode": true,
               "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]],
-                       "dataDir": "$W/cni-ipam"}},
+                       "routes": [{"dst": "$SVC_CIDR"}], "dataDir": "$W/cni-ipam"}},
              {"type": "portmap", "capabilities": {"portMappings": true}}]}
 JSON
 
@@ -309,4 +309,13 @@ if [[ ${KINFER_E2E_OPERATOR:-0} == 1 ]]; then
   KINFER_E2E_MODEL="$MODEL" KINFER_E2E_IMAGE="$IMAGE:$VERSION" python3 tests/k8s/e2e_operator.py
 else
   k8s_say "full cluster: the operator's e2e is opt-in (KINFER_E2E_OPERATOR=1): not run"
+fi
+
+# --- the autoscaler: 1 -> 2 -> 1 under load, idle -> 0, cold start from zero, router frozen ---
+# (tests/k8s/e2e_autoscale.py; KINFER_E2E_AUTOSCALE=0 skips it)
+if [[ ${KINFER_E2E_AUTOSCALE:-1} == 1 ]]; then
+  k8s_say "full cluster: the autoscaler scales an LLMService through its router (tests/k8s/e2e_autoscale.py)"
+  KINFER_E2E_MODEL="$MODEL" KINFER_E2E_IMAGE="$IMAGE:$VERSION" python3 tests/k8s/e2e_autoscale.py
+else
+  k8s_say "full cluster: the autoscaler's e2e skipped (KINFER_E2E_AUTOSCALE=0)"
 fi
