@@ -233,7 +233,7 @@ def main() -> int:
     wait_for("Established CRD", lambda: any(
         c["type"] == "Established" and c["status"] == "True" for c in
         api.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/llmservices.kinfer.dev").json()
-        .get("status", {}).get("conditions", [])), 60)
+        .get("status", {}).get("conditions") or []), 60)  # null right after the create
     for ns in (NS, OPNS):
         api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
