@@ -184,9 +184,11 @@ class Load:
             t = threading.Thread(target=self.client, args=(ev,), daemon=True)
             t.start()
             self.threads.append((t, ev))
-        while len(self.threads) > n:
-            t, ev = self.threads.pop()
-            ev.set()
+        leaving = self.threads[n:]
+        del self.threads[n:]
+        for _, ev in leaving:
+            ev.set()  # each finishes the stream it is in
+        for t, _ in leaving:
             t.join(timeout=120)
 
     def text(self) -> str:
@@ -278,7 +280,10 @@ def scale_up_and_down(api, load, spec_replicas, engines) -> bool:
         figure(f"autoscale e2e: 4 streaming clients through the router: spec.replicas 1 -> 2 after "
                f"{up_spec:.1f} s, second engine Ready after {up_ready:.1f} s")
         time.sleep(3)
-        load.max_tokens = 1500  # one long stream after another: about 1-3 s each
+        # One long stream after another (about 1-3 s each): a concurrency of about 1, half the
+        # target, so one replica is enough (at exactly the target the autoscaler's tolerance
+        # keeps two).
+        load.max_tokens = 1500
         load.resize(1)
         t2 = time.monotonic()
         drained: dict = {}  # pod -> most requests its engine reported running while drained
@@ -331,7 +336,7 @@ def run(api: Api, model: pathlib.Path) -> int:
                     "router": {"enabled": True, "replicas": 1,
                                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
                                              "limits": {"memory": "256Mi"}}},
-                    "autoscaling": {"minReplicas": 0, "maxReplicas": 2, "targetConcurrency": 1,
+                    "autoscaling": {"minReplicas": 0, "maxReplicas": 2, "targetConcurrency": 2,
                                     "stableWindow": "4s", "panicWindow": "2s", "scaleDownDelay": "2s",
                                     "scaleToZeroAfter": "10s"}}}
     t0 = time.monotonic()
