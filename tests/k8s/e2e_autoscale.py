@@ -3,7 +3,7 @@ KINFER_E2E_AUTOSCALE=0 skips it): an LLMService for the tiny model with its rout
 and short windows.
 
   1. streaming load through the router (Service -> router pod -> engine pods) takes replicas
-     1 -> 2; with one client left streaming, 2 -> 1 (the drained replica's streams finish), with
+     1 -> 2; with two clients left streaming, 2 -> 1 (the drained replica's streams finish), with
      zero failed or cut streams;
   2. idle, replicas go to 0;
   3. five concurrent requests at zero are all answered (the router holds them and patches /scale
@@ -25,6 +25,7 @@ started/completed/failed."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import pathlib
@@ -277,14 +278,14 @@ def scale_up_and_down(api, load, spec_replicas, engines) -> bool:
         up_spec = time.monotonic() - t1
         wait_for("2 ready engines", lambda: len(engines()) == 2, 120)
         up_ready = time.monotonic() - t1
-        figure(f"autoscale e2e: 4 streaming clients through the router: spec.replicas 1 -> 2 after "
+        figure(f"autoscale e2e: 4 streaming clients through the router (targetConcurrency 3): spec.replicas 1 -> 2 after "
                f"{up_spec:.1f} s, second engine Ready after {up_ready:.1f} s")
         time.sleep(3)
-        # One long stream after another (about 1-3 s each): a concurrency of about 1, half the
-        # target, so one replica is enough (at exactly the target the autoscaler's tolerance
-        # keeps two).
+        # Two clients, one long stream after another (about 1-3 s each): a concurrency of about 2,
+        # below the target of 3, so one replica is enough; the router spreads them, so the
+        # replica chosen to go is in the middle of a stream when its drain starts.
         load.max_tokens = 1500
-        load.resize(1)
+        load.resize(2)
         t2 = time.monotonic()
         drained: dict = {}  # pod -> most requests its engine reported running while drained
 
@@ -303,14 +304,14 @@ def scale_up_and_down(api, load, spec_replicas, engines) -> bool:
                 name = p["metadata"]["name"]
                 drained[name] = max(drained.get(name, 0), running)
             return spec_replicas() == 1
-        wait_for("spec.replicas 1 with one client streaming", scale_down_seen, 60)
+        wait_for("spec.replicas 1 with two clients streaming", scale_down_seen, 60)
         down_spec = time.monotonic() - t2
         wait_for("the drained pod terminating", lambda: len(engines(ready_only=False)) == 1, 90)
         down_gone = time.monotonic() - t2
         time.sleep(2)
     finally:
         load.resize(0)
-    figure(f"autoscale e2e: load down to 1 streaming client: spec.replicas 2 -> 1 after {down_spec:.1f} s "
+    figure(f"autoscale e2e: load down to 2 streaming clients: spec.replicas 2 -> 1 after {down_spec:.1f} s "
            f"(drain first), drained pod terminating after {down_gone:.1f} s; requests running on the drained "
            f"engine while draining (most seen): {drained or 'none seen'}; streams through "
            f"1 -> 2 -> 1: {load.text()}")
@@ -336,7 +337,7 @@ def run(api: Api, model: pathlib.Path) -> int:
                     "router": {"enabled": True, "replicas": 1,
                                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
                                              "limits": {"memory": "256Mi"}}},
-                    "autoscaling": {"minReplicas": 0, "maxReplicas": 2, "targetConcurrency": 2,
+                    "autoscaling": {"minReplicas": 0, "maxReplicas": 2, "targetConcurrency": 3,
                                     "stableWindow": "4s", "panicWindow": "2s", "scaleDownDelay": "2s",
                                     "scaleToZeroAfter": "10s"}}}
     t0 = time.monotonic()
@@ -409,6 +410,22 @@ def run(api: Api, model: pathlib.Path) -> int:
     for t in threads:
         t.join(timeout=200)
     cold = time.monotonic() - t4
+    wall4 = time.time() - cold
+    steps = []
+    for p in api.get(f"/api/v1/namespaces/{NS}/pods",
+                     params={"labelSelector": "app.kubernetes.io/component=engine"}).json()["items"]:
+        st = p["status"]
+        ready = [c["lastTransitionTime"] for c in st.get("conditions", []) if c["type"] == "Ready"
+                 and c["status"] == "True"]
+        started = [c["state"]["running"]["startedAt"] for c in st.get("containerStatuses", [])
+                   if "running" in c["state"]]
+
+        def rel(ts):  # RFC 3339, whole seconds
+            return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")) - wall4
+        steps.append(f"pod created +{rel(p['metadata']['creationTimestamp']):.0f} s, container started "
+                     f"+{rel(started[0]) if started else float('nan'):.0f} s, Ready "
+                     f"+{rel(ready[0]) if ready else float('nan'):.0f} s")
+    say(f"cold start steps (API timestamps, whole seconds, from the requests): {steps}")
     ttfts = sorted(o[1] for o in out if o and o[1] is not None)
     ok = sum(1 for o in out if o and o[0] == 200 and o[2] is None)
     figure(f"autoscale e2e: cold start at zero, 5 concurrent streaming requests through the router: "
