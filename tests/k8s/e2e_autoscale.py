@@ -153,9 +153,13 @@ class Load:
     def one(self, s: requests.Session) -> None:
         with self.lock:
             self.started += 1
+            n = self.started
         try:
+            # A different start for each request: nothing for the router's prefix policy to keep
+            # on one replica, so it spreads them by load.
             r = s.post(self.url + "/v1/completions", stream=True, timeout=120,
-                       json={"model": NAME, "prompt": "Once upon a time", "max_tokens": self.max_tokens,
+                       json={"model": NAME, "prompt": f"Story {n}. Once upon a time",
+                             "max_tokens": self.max_tokens,
                              "ignore_eos": True, "stream": True, "temperature": 0})
             if r.status_code != 200:
                 raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
@@ -412,8 +416,11 @@ def run(api: Api, model: pathlib.Path) -> int:
     cold = time.monotonic() - t4
     wall4 = time.time() - cold
     steps = []
-    for p in api.get(f"/api/v1/namespaces/{NS}/pods",
-                     params={"labelSelector": "app.kubernetes.io/component=engine"}).json()["items"]:
+    for p in sorted(api.get(f"/api/v1/namespaces/{NS}/pods",
+                            params={"labelSelector": "app.kubernetes.io/component=engine"}).json()["items"],
+                    key=lambda p: p["metadata"]["creationTimestamp"]):
+        if calendar.timegm(time.strptime(p["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")) < wall4 - 2:
+            continue  # an earlier replica, still terminating
         st = p["status"]
         ready = [c["lastTransitionTime"] for c in st.get("conditions", []) if c["type"] == "Ready"
                  and c["status"] == "True"]
@@ -422,7 +429,7 @@ def run(api: Api, model: pathlib.Path) -> int:
 
         def rel(ts):  # RFC 3339, whole seconds
             return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")) - wall4
-        steps.append(f"pod created +{rel(p['metadata']['creationTimestamp']):.0f} s, container started "
+        steps.append(f"{p['metadata']['name']}: pod created +{rel(p['metadata']['creationTimestamp']):.0f} s, container started "
                      f"+{rel(started[0]) if started else float('nan'):.0f} s, Ready "
                      f"+{rel(ready[0]) if ready else float('nan'):.0f} s")
     say(f"cold start steps (API timestamps, whole seconds, from the requests): {steps}")
