@@ -437,7 +437,7 @@ def run(api: Api, model: pathlib.Path) -> int:
     ok = sum(1 for o in out if o and o[0] == 200 and o[2] is None)
     figure(f"autoscale e2e: cold start at zero, 5 concurrent streaming requests through the router: "
            f"{ok}/5 answered; time to first token min {ttfts[0] if ttfts else float('nan'):.2f} s, "
-           f"max {ttfts[-1] if ttfts else float('nan'):.2f} s (tiny model {model.name}; pod start, "
+           f"max {ttfts[-1] if ttfts else float('nan'):.2f} s (model {model.name}; pod start, "
            f"model load, readiness probe, router sees the endpoint); all done in {cold:.2f} s")
     if ok != 5:
         say(f"FAILED: requests at zero: {out}")
