@@ -28,6 +28,8 @@ import time
 import requests
 import yaml
 
+from e2e_lib import Api, figure
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NS = "kinfer-llm"
 OPNS = "kinfer-system"
@@ -39,34 +41,6 @@ ROUTED, DIRECT = "tiny", "tiny-direct"
 
 def say(msg: str) -> None:
     print(f"\033[1m[k8s]\033[0m operator e2e: {msg}", file=sys.stderr, flush=True)
-
-
-def figure(msg: str) -> None:
-    print(f"[figure] {msg}", flush=True)
-
-
-class Api:
-    def __init__(self):
-        self.base = os.environ["K8S_API"]
-        self.s = requests.Session()
-        self.s.trust_env = False
-        self.s.verify = os.environ["K8S_CA"]
-        self.s.cert = (os.environ["K8S_CLIENT_CERT"], os.environ["K8S_CLIENT_KEY"])
-
-    def get(self, path, **kw):
-        return self.s.get(self.base + path, timeout=30, **kw)
-
-    def post(self, path, obj):
-        return self.s.post(self.base + path, json=obj, timeout=30)
-
-    def merge(self, path, patch):
-        return self.s.patch(self.base + path, json=patch, timeout=30,
-                            headers={"Content-Type": "application/merge-patch+json"})
-
-    def apply(self, path, obj):
-        return self.s.patch(self.base + path, data=yaml.safe_dump(obj), timeout=30,
-                            params={"fieldManager": "kinfer-e2e", "force": "true"},
-                            headers={"Content-Type": "application/apply-patch+yaml"})
 
 
 def wait_for(what, fn, timeout, interval=0.5):

@@ -308,3 +308,12 @@ k8s_say "full cluster: kinfer operator reconciles LLMServices, rolled under stre
 e2e_start=$SECONDS
 KINFER_E2E_MODEL="$MODEL" KINFER_E2E_IMAGE="$IMAGE:$VERSION" python3 tests/k8s/e2e_operator.py
 k8s_say "full cluster: the operator's e2e passed in $((SECONDS - e2e_start))s"
+
+# --- the autoscaler: 1 -> 2 -> 1 under load, idle -> 0, cold start from zero, router frozen ---
+# (tests/k8s/e2e_autoscale.py; KINFER_E2E_AUTOSCALE=0 skips it)
+if [[ ${KINFER_E2E_AUTOSCALE:-1} == 1 ]]; then
+  k8s_say "full cluster: the autoscaler scales an LLMService through its router (tests/k8s/e2e_autoscale.py)"
+  KINFER_E2E_MODEL="$MODEL" KINFER_E2E_IMAGE="$IMAGE:$VERSION" python3 tests/k8s/e2e_autoscale.py
+else
+  k8s_say "full cluster: the autoscaler's e2e skipped (KINFER_E2E_AUTOSCALE=0)"
+fi
