@@ -155,12 +155,7 @@ void AddOperatorCommand(CLI::App& app) {
     }
 
     // SIGTERM/SIGINT go to one waiter thread, which asks everything to stop.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    const sigset_t set = BlockStopSignals();
     std::stop_source stop;
     std::jthread waiter([set, &stop](std::stop_token own) {
       for (;;) {

@@ -161,21 +161,10 @@ void AddRouterCommand(CLI::App& app) {
         std::chrono::duration<double>(*metrics_max_age));
     opts.access_log = !*no_access_log;
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    BlockStopSignals();
 
     router::Router r(opts);
-    Status st = r.Start();
-    if (!st.ok()) {
-      fmt::print(stderr, "error: {}\n", st.message());
-      ExitCode() = 1;
-      return;
-    }
-    ExitCode() = r.Run();
+    ExitCode() = StartAndRun(r);
   });
 }
 

@@ -259,21 +259,10 @@ void AddServeCommand(CLI::App& app) {
     }
 
     // Signals go to Server::Run's waiter: block them before any thread starts.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    BlockStopSignals();
 
     server::Server srv(opts);
-    Status st = srv.Start();
-    if (!st.ok()) {
-      fmt::print(stderr, "error: {}\n", st.message());
-      ExitCode() = 1;
-      return;
-    }
-    ExitCode() = srv.Run();
+    ExitCode() = StartAndRun(srv);
   });
 }
 

@@ -11,7 +11,6 @@
 #include <deque>
 #include <list>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -23,35 +22,17 @@
 #include "server/auth.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
+#include "server/request_id.h"
 
 namespace kinfer::router {
 namespace {
 
 using server::Labels;
+using server::RequestId;
+using server::UnixNow;
 
 Clock::duration FromSeconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
-
-int64_t UnixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string RandomHex(int bytes) {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  std::string s;
-  for (int i = 0; i < bytes; ++i) s += fmt::format("{:02x}", static_cast<unsigned>(rng() & 0xFF));
-  return s;
-}
-
-// X-Request-Id when it is short and printable, else a fresh one.
-std::string RequestId(const HttpExchange& ex) {
-  std::string h = ex.header("x-request-id");
-  bool ok = !h.empty() && h.size() <= 128;
-  for (char c : h) ok = ok && c > 32 && c < 127 && c != '"' && c != '\\';
-  return ok ? h : RandomHex(16);
 }
 
 // A key as logs and metrics name it: the first 12 hex digits of its SHA-256, never the key.

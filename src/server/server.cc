@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <random>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -28,6 +27,7 @@
 #include "server/metrics.h"
 #include "server/openai_api.h"
 #include "server/playground.h"
+#include "server/request_id.h"
 #include "tokenizer/engine_text.h"
 #include "tokenizer/tokenizer.h"
 
@@ -38,27 +38,6 @@ using Clock = std::chrono::steady_clock;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-int64_t UnixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string RandomHex(int bytes) {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  std::string s;
-  for (int i = 0; i < bytes; ++i) s += fmt::format("{:02x}", static_cast<unsigned>(rng() & 0xFF));
-  return s;
-}
-
-// A request id from X-Request-Id, kept only if it is short and printable.
-std::string RequestId(const HttpExchange& ex) {
-  std::string h = ex.header("x-request-id");
-  bool ok = !h.empty() && h.size() <= 128;
-  for (char c : h) ok = ok && c > 32 && c < 127 && c != '"' && c != '\\';
-  return ok ? h : RandomHex(16);
-}
 
 // "%2F" -> "/"; a malformed escape stays as it is.
 std::string PercentDecode(std::string_view s) {

@@ -59,56 +59,6 @@ std::string Trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-// Shared by every format: numbering calls, ids, dropping calls after the first when parallel
-// calls are off, and content that follows a call without its separating whitespace.
-class Base : public ToolParser {
- public:
-  Base(ToolFormat format, ToolParserOptions options) : format_(format), opt_(std::move(options)) {}
-  bool called() const override { return calls_ > 0; }
-
- protected:
-  void Begin(const std::string& name, OutputDelta* out) {
-    if (!opt_.parallel && calls_ >= 1) {
-      dropping_ = true;
-      return;
-    }
-    dropping_ = false;
-    ToolCallDelta d;
-    d.index = calls_++;
-    d.id = NewToolCallId(format_);
-    d.name = name;
-    d.first = true;
-    out->tool_calls.push_back(std::move(d));
-  }
-  void Args(std::string_view text, OutputDelta* out) {
-    if (dropping_ || text.empty() || calls_ == 0) return;
-    if (!out->tool_calls.empty() && out->tool_calls.back().index == calls_ - 1 &&
-        !out->tool_calls.back().first) {
-      out->tool_calls.back().arguments.append(text);
-      return;
-    }
-    ToolCallDelta d;
-    d.index = calls_ - 1;
-    d.arguments = std::string(text);
-    out->tool_calls.push_back(std::move(d));
-  }
-  void Content(std::string_view text, OutputDelta* out) {
-    if (trim_) {
-      const size_t ws = SkipSpace(text);
-      text.remove_prefix(ws);
-      if (text.empty()) return;
-      trim_ = false;
-    }
-    out->content.append(text);
-  }
-
-  ToolFormat format_;
-  ToolParserOptions opt_;
-  int calls_ = 0;
-  bool dropping_ = false;
-  bool trim_ = false;  // drop whitespace between a call and what follows
-};
-
 // One JSON object per call with the name under "name" and the arguments under "arguments" or
 // "parameters", streamed as the object arrives.
 class JsonCall {
@@ -161,11 +111,89 @@ class JsonCall {
   bool begun() const { return begun_; }
   bool bad_name() const { return bad_name_; }
 
+  // One step of a parser's call state: pushes `buf` (what was consumed is erased from it and,
+  // when `raw` is given, appended there), emits what became known, and says what happened.
+  enum class Step {
+    kNotACall,  // failed, a bad name, or an object without one: the caller decides what it was
+    kDone,      // the object closed (arguments that never appeared went out as "{}")
+    kAgain,     // stopped at the name with input left: step again
+    kNeedMore,  // every byte consumed, the object still open
+  };
+  template <typename BeginFn, typename ArgsFn>
+  Step Advance(std::string& buf, std::string* raw, BeginFn begin, ArgsFn args) {
+    const size_t used = Push(buf);
+    if (raw) raw->append(buf, 0, used);
+    buf.erase(0, used);
+    Update(begin, args);
+    if (failed() || bad_name() || (done() && !begun())) return Step::kNotACall;
+    if (done()) {
+      Close(args);
+      return Step::kDone;
+    }
+    return used > 0 && !buf.empty() ? Step::kAgain : Step::kNeedMore;
+  }
+
  private:
   JsonObjectScanner scanner_;
   bool begun_ = false;
   bool bad_name_ = false;
   size_t sent_ = 0;
+};
+
+// Shared by every format: numbering calls, ids, dropping calls after the first when parallel
+// calls are off, and content that follows a call without its separating whitespace.
+class Base : public ToolParser {
+ public:
+  Base(ToolFormat format, ToolParserOptions options) : format_(format), opt_(std::move(options)) {}
+  bool called() const override { return calls_ > 0; }
+
+ protected:
+  void Begin(const std::string& name, OutputDelta* out) {
+    if (!opt_.parallel && calls_ >= 1) {
+      dropping_ = true;
+      return;
+    }
+    dropping_ = false;
+    ToolCallDelta d;
+    d.index = calls_++;
+    d.id = NewToolCallId(format_);
+    d.name = name;
+    d.first = true;
+    out->tool_calls.push_back(std::move(d));
+  }
+  // One step of `call` on `buf`, its name and arguments emitted as this parser's deltas.
+  JsonCall::Step StepCall(JsonCall& call, std::string& buf, std::string* raw, OutputDelta* out) {
+    return call.Advance(
+        buf, raw, [&](const std::string& n) { Begin(n, out); },
+        [&](std::string_view a) { Args(a, out); });
+  }
+  void Args(std::string_view text, OutputDelta* out) {
+    if (dropping_ || text.empty() || calls_ == 0) return;
+    if (!out->tool_calls.empty() && out->tool_calls.back().index == calls_ - 1 &&
+        !out->tool_calls.back().first) {
+      out->tool_calls.back().arguments.append(text);
+      return;
+    }
+    ToolCallDelta d;
+    d.index = calls_ - 1;
+    d.arguments = std::string(text);
+    out->tool_calls.push_back(std::move(d));
+  }
+  void Content(std::string_view text, OutputDelta* out) {
+    if (trim_) {
+      const size_t ws = SkipSpace(text);
+      text.remove_prefix(ws);
+      if (text.empty()) return;
+      trim_ = false;
+    }
+    out->content.append(text);
+  }
+
+  ToolFormat format_;
+  ToolParserOptions opt_;
+  int calls_ = 0;
+  bool dropping_ = false;
+  bool trim_ = false;  // drop whitespace between a call and what follows
 };
 
 // <tool_call>{json}</tool_call>, any number of times, with content around.
@@ -202,24 +230,20 @@ class HermesParser final : public Base {
         continue;
       }
       if (state_ == State::kCall) {
-        const size_t used = call_.Push(buf_);
-        raw_.append(buf_, 0, used);
-        buf_.erase(0, used);
-        call_.Update([&](const std::string& n) { Begin(n, out); },
-                     [&](std::string_view a) { Args(a, out); });
-        if (call_.failed() || call_.bad_name() || (call_.done() && !call_.begun())) {
-          // Not a call after all: its text is content (if nothing of it went out as a call).
-          if (!call_.begun()) Content(raw_, out);
-          state_ = call_.begun() ? State::kAfterCall : State::kContent;
-          continue;
+        switch (StepCall(call_, buf_, &raw_, out)) {
+          case JsonCall::Step::kNotACall:
+            // Not a call after all: its text is content (if nothing of it went out as a call).
+            if (!call_.begun()) Content(raw_, out);
+            state_ = call_.begun() ? State::kAfterCall : State::kContent;
+            continue;
+          case JsonCall::Step::kDone:
+            state_ = State::kAfterCall;
+            continue;
+          case JsonCall::Step::kAgain:
+            continue;
+          case JsonCall::Step::kNeedMore:
+            return;
         }
-        if (call_.done()) {
-          call_.Close([&](std::string_view a) { Args(a, out); });
-          state_ = State::kAfterCall;
-          continue;
-        }
-        if (used > 0 && !buf_.empty()) continue;  // stopped at the name
-        return;
       }
       // kAfterCall: the closing tag, then content again.
       const size_t ws = SkipSpace(buf_);
@@ -302,30 +326,26 @@ class Llama3JsonParser final : public Base {
           }
           continue;
         }
-        case State::kCall: {
-          const size_t used = call_.Push(buf_);
-          raw_.append(buf_, 0, used);
-          buf_.erase(0, used);
-          call_.Update([&](const std::string& n) { Begin(n, out); },
-                       [&](std::string_view a) { Args(a, out); });
-          if (call_.failed() || call_.bad_name() || (call_.done() && !call_.begun())) {
-            if (!call_.begun() && calls_ == 0) {
-              Content(raw_, out);  // the answer was text that began with '{'
-              state_ = State::kContent;
-            } else {
+        case State::kCall:
+          switch (StepCall(call_, buf_, &raw_, out)) {
+            case JsonCall::Step::kNotACall:
+              if (!call_.begun() && calls_ == 0) {
+                Content(raw_, out);  // the answer was text that began with '{'
+                state_ = State::kContent;
+              } else {
+                state_ = State::kBetween;
+              }
+              continue;
+            case JsonCall::Step::kDone:
               state_ = State::kBetween;
-            }
-            continue;
+              raw_.clear();
+              continue;
+            case JsonCall::Step::kAgain:
+              continue;
+            case JsonCall::Step::kNeedMore:
+              return;
           }
-          if (call_.done()) {
-            call_.Close([&](std::string_view a) { Args(a, out); });
-            state_ = State::kBetween;
-            raw_.clear();
-            continue;
-          }
-          if (used > 0 && !buf_.empty()) continue;  // stopped at the name
-          return;
-        }
+          break;
       }
     }
   }
@@ -422,24 +442,21 @@ class JsonArrayParser final : public Base {
           trim_ = true;
           continue;
         }
-        case State::kCall: {
-          const size_t used = call_.Push(buf_);
-          buf_.erase(0, used);
-          call_.Update([&](const std::string& n) { Begin(n, out); },
-                       [&](std::string_view a) { Args(a, out); });
-          if (call_.failed() || call_.bad_name() || (call_.done() && !call_.begun())) {
-            state_ = State::kContent;  // the rest is not calls
-            trim_ = true;
-            continue;
+        case State::kCall:
+          switch (StepCall(call_, buf_, nullptr, out)) {
+            case JsonCall::Step::kNotACall:
+              state_ = State::kContent;  // the rest is not calls
+              trim_ = true;
+              continue;
+            case JsonCall::Step::kDone:
+              state_ = State::kArray;
+              continue;
+            case JsonCall::Step::kAgain:
+              continue;
+            case JsonCall::Step::kNeedMore:
+              return;
           }
-          if (call_.done()) {
-            call_.Close([&](std::string_view a) { Args(a, out); });
-            state_ = State::kArray;
-            continue;
-          }
-          if (used > 0 && !buf_.empty()) continue;  // stopped at the name
-          return;
-        }
+          break;
         case State::kName:
         case State::kCallId: {
           const size_t args = buf_.find(kMistralArgs);
