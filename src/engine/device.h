@@ -29,9 +29,11 @@ bool CudaAvailable(std::string* why = nullptr);
 // kAuto becomes kCuda when CudaAvailable(), else kCpu; the others stay.
 Device ResolveDevice(Device d);
 
-// The backend for a resolved device. kCuda fails with a clear message on a build without CUDA
-// or a machine without a GPU. `gpu_memory_utilization` is the share of the GPU's memory this
-// process may use for weights, activations and the KV cache together (vLLM's meaning).
+// The backend for a device. kCuda fails with a clear message on a build without CUDA, a machine
+// without a GPU, or a model the CUDA backend does not compute (Gemma, Phi-3, mixtures of
+// experts: model/cuda/support.h); kAuto takes the CPU for such a model. `gpu_memory_utilization` is
+// the share of the GPU's memory this process may use for weights, activations and the KV cache
+// together (vLLM's meaning).
 Result<std::unique_ptr<model::Backend>> CreateBackend(const model::Model& model, Device device,
                                                       ThreadPool& pool,
                                                       double gpu_memory_utilization);

@@ -54,31 +54,58 @@ Status Engine::Init() {
 
   model::KvStoreConfig kc{
       c.num_layers, c.num_kv_heads, c.head_dim, options_.block_size, 1, options_.kv_cache_dtype};
-  const int64_t block_bytes = static_cast<int64_t>(model::KvStore::BytesFor(kc));
+  // Sliding-window layers among global ones (Gemma) get their own group of blocks, sized for
+  // the windows of max_num_seqs sequences and one step's new tokens: that is all they can use.
+  int64_t num_sliding = 0;
+  for (int64_t l = 0; l < c.num_layers; ++l) num_sliding += c.IsSlidingLayer(l);
+  const bool grouped = options_.sliding_window_group && num_sliding > 0 &&
+                       num_sliding < c.num_layers && c.sliding_window > 0;
+  const int64_t bs = options_.block_size;
+  int64_t sliding_needed = 0;
+  if (grouped) {
+    kc.sliding_layers.resize(static_cast<size_t>(c.num_layers));
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+      kc.sliding_layers[static_cast<size_t>(l)] = c.IsSlidingLayer(l);
+    }
+    sliding_needed = options_.scheduler.max_num_seqs * ((c.sliding_window - 1 + bs - 1) / bs + 2) +
+                     (options_.scheduler.max_num_batched_tokens + bs - 1) / bs;
+  }
+  const int64_t layer_block_bytes = static_cast<int64_t>(model::KvStore::BytesFor(
+      {1, c.num_kv_heads, c.head_dim, bs, 1, options_.kv_cache_dtype, {}, 0}));
+  const int64_t block_bytes = layer_block_bytes * (c.num_layers - (grouped ? num_sliding : 0));
+  const int64_t sliding_block_bytes = layer_block_bytes * (grouped ? num_sliding : 0);
   int64_t bytes = options_.kv_cache_bytes;
   if (bytes <= 0) {
     // No more than every sequence at full length could use; within that, what the device
     // leaves (GPU), or a quarter of what is free (within the container's limit), at most 4 GiB.
     const int64_t seqs = options_.scheduler.max_num_seqs;
-    const int64_t full = (max_len + options_.block_size - 1) / options_.block_size * seqs;
-    bytes = device_budget > 0
-                ? std::min(device_budget, full * block_bytes)
-                : std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30, full * block_bytes});
-    bytes = std::max(bytes, 2 * block_bytes);
+    const int64_t full = (max_len + bs - 1) / bs * seqs;
+    const int64_t usable =
+        full * block_bytes + std::min(full, sliding_needed) * sliding_block_bytes;
+    bytes = device_budget > 0 ? std::min(device_budget, usable)
+                              : std::min({AvailableMemoryBytes() / 4, int64_t{4} << 30, usable});
+    bytes = std::max(bytes, 2 * (block_bytes + sliding_block_bytes));
   }
-  const int64_t num_blocks = std::min<int64_t>(bytes / block_bytes, int64_t{1} << 24);
+  // The sliding group takes what it can use, but never more than its layers' share.
+  const int64_t sliding_blocks =
+      grouped ? std::max<int64_t>(
+                    2, std::min(sliding_needed, bytes / (block_bytes + sliding_block_bytes)))
+              : 0;
+  // (bytes / (block + sliding block) is the block count of an even split: the share.)
+  const int64_t num_blocks = std::min<int64_t>(
+      (bytes - sliding_blocks * sliding_block_bytes) / block_bytes, int64_t{1} << 24);
   if (num_blocks < 2) {
     return ResourceExhaustedError(
         "--kv-cache-memory of {} bytes holds fewer than 2 blocks of {} bytes ({} tokens each)",
-        bytes, block_bytes, options_.block_size);
+        bytes, block_bytes + sliding_block_bytes, bs);
   }
-  const int64_t capacity = num_blocks * options_.block_size;
+  const int64_t capacity = num_blocks * bs;
   if (max_len > capacity) {
     if (explicit_len) {
       return ResourceExhaustedError(
           "--max-model-len {} needs {} KV blocks but --kv-cache-memory ({} bytes) holds {}; raise "
           "the cache memory or lower the model length",
-          max_len, (max_len + options_.block_size - 1) / options_.block_size, bytes, num_blocks);
+          max_len, (max_len + bs - 1) / bs, bytes, num_blocks);
     }
     KINFER_LOG_WARN("model length {} reduced to {} tokens, what the KV cache ({} MiB) holds",
                     max_len, capacity, bytes >> 20);
@@ -86,13 +113,24 @@ Status Engine::Init() {
   }
   max_model_len_ = static_cast<int32_t>(max_len);
   kc.num_blocks = num_blocks;
+  kc.num_sliding_blocks = sliding_blocks;
   KINFER_LOG_INFO("KV cache on {}: {} blocks of {} tokens ({} MiB, {}), max model length {}",
-                  backend_->Describe(), num_blocks, options_.block_size,
-                  (num_blocks * block_bytes) >> 20, DTypeName(options_.kv_cache_dtype),
-                  max_model_len_);
+                  backend_->Describe(), num_blocks, bs, (num_blocks * block_bytes) >> 20,
+                  DTypeName(options_.kv_cache_dtype), max_model_len_);
+  if (grouped) {
+    KINFER_LOG_INFO(
+        "KV cache: {} of {} layers slide over {} tokens: {} blocks of their own ({} MiB), "
+        "released as they leave the window",
+        num_sliding, c.num_layers, c.sliding_window, sliding_blocks,
+        (sliding_blocks * sliding_block_bytes) >> 20);
+  }
+  // The backend's decoder takes the longest sequence this engine runs, which picks LongRoPE's
+  // factors (Phi-3) for every request.
   KINFER_RETURN_IF_ERROR(backend_->AllocateKvCache(kc, max_model_len_));
   kv_ = std::make_unique<KvCacheManager>(static_cast<int32_t>(num_blocks), options_.block_size,
-                                         options_.enable_prefix_caching, backend_.get());
+                                         options_.enable_prefix_caching, backend_.get(),
+                                         static_cast<int32_t>(sliding_blocks),
+                                         grouped ? static_cast<int32_t>(c.sliding_window) : 0);
   scheduler_ = std::make_unique<Scheduler>(options_.scheduler, *kv_);
   sampler_ = std::make_unique<Sampler>(c.vocab_size);
   if (!options_.eos_token_ids.empty()) {
@@ -102,6 +140,8 @@ Status Engine::Init() {
   }
   stats_.num_blocks = static_cast<int32_t>(num_blocks);
   stats_.num_free_blocks = static_cast<int32_t>(num_blocks);
+  stats_.num_sliding_blocks = static_cast<int32_t>(sliding_blocks);
+  stats_.num_free_sliding_blocks = static_cast<int32_t>(sliding_blocks);
   return Status::Ok();
 }
 
@@ -558,6 +598,7 @@ bool Engine::Step() {
       in.start_pos = seq.num_computed;
       in.block_table = kv_->BlockTable(seq.id);
       in.lora = seq.request->request.lora.get();
+      in.sliding_block_table = kv_->SlidingBlockTable(seq.id);
       const bool reaches_end =
           seq.num_computed + s.num_tokens == static_cast<int32_t>(seq.tokens.size());
       const bool prompt_lp = seq.request->request.params.prompt_logprobs.has_value() &&
@@ -608,6 +649,7 @@ bool Engine::Step() {
         seq.num_computed += n;
         stats_.prompt_tokens += std::max(0, std::min(seq.num_computed, seq.prompt_len) - before);
         kv_->CacheComputedBlocks(seq.id, seq.tokens, seq.num_computed, rs.extra_hash);
+        kv_->ReleaseOutOfWindow(seq.id, seq.num_computed);
         if (rs.request.pooling) {
           hidden_row += Pool(seq, before, n, batch_seqs_[i].hidden,
                              hidden_.data() + hidden_row * hidden_size);
@@ -659,6 +701,7 @@ bool Engine::Step() {
     stats_.num_running = static_cast<int32_t>(scheduler_->num_running());
     stats_.num_waiting = static_cast<int32_t>(scheduler_->num_waiting() + inbox_.size());
     stats_.num_free_blocks = kv_->pool().num_free();
+    stats_.num_free_sliding_blocks = kv_->sliding_pool().num_free();
     stats_.kv_cache_usage = kv_->usage();
     stats_.kv_tokens_running = 0;
     for (const Sequence* seq : scheduler_->running()) stats_.kv_tokens_running += seq->num_computed;

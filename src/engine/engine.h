@@ -42,6 +42,9 @@ struct EngineOptions {
   int32_t max_model_len = 0;
   SchedulerConfig scheduler;
   bool enable_prefix_caching = true;
+  // Keep sliding-window layers (Gemma) in their own blocks, released as they leave the window.
+  // Off: every layer keeps every position (for comparisons).
+  bool sliding_window_group = true;
   int32_t num_threads = 0;  // compute threads including the engine's own; 0: all cores
   // Where the model runs (device.h). On a GPU the KV cache lives in device memory; without
   // kv_cache_bytes it takes what gpu_memory_utilization leaves after weights and activations.
@@ -67,7 +70,10 @@ struct EngineStats {
   int32_t num_waiting = 0;
   int32_t num_blocks = 0;
   int32_t num_free_blocks = 0;
-  double kv_cache_usage = 0;         // fraction of blocks in use
+  // The sliding-window layers' own blocks (Gemma); 0 when every layer keeps every position.
+  int32_t num_sliding_blocks = 0;
+  int32_t num_free_sliding_blocks = 0;
+  double kv_cache_usage = 0;         // fraction of blocks in use (of the fuller pool)
   int64_t prefix_cache_queries = 0;  // prompt tokens looked up
   int64_t prefix_cache_hits = 0;     // of those, found in the cache
   int64_t num_preemptions = 0;

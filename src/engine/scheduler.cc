@@ -110,7 +110,7 @@ SchedulerOutput Scheduler::Schedule() {
       ++w;  // its adapter has no slot this step: the next waiting request may
       continue;
     }
-    std::vector<int32_t> cached;
+    PrefixHit cached;
     const bool lookup = seq->num_computed == 0 && PrefixCachingAllowed(*seq);
     if (lookup) {
       cached = kv_.FindCachedPrefix(seq->tokens, RequestExtraHash(*seq));

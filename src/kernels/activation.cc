@@ -12,6 +12,7 @@
 #include "kernels/internal/simd-inl.h"
 // clang-format on
 
+#include <cmath>
 #include <cstring>
 
 #include "kernels/activation.h"
@@ -39,6 +40,29 @@ void SiluMulImpl(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+void GeluTanhMulImpl(const float* gate, const float* up, int64_t n, float* out) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f);
+  const auto k0 = hn::Set(d, 0.7978845608028654f), k1 = hn::Set(d, 0.044715f);
+  auto f = [&](auto g, auto u) {
+    const auto inner = hn::Mul(k0, hn::MulAdd(hn::Mul(k1, g), hn::Mul(g, g), g));
+    return hn::Mul(hn::Mul(hn::Mul(half, g), hn::Add(one, hn::Tanh(d, inner))), u);
+  };
+  int64_t i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(f(hn::LoadU(d, gate + i), hn::LoadU(d, up + i)), d, out + i);
+  if (i < n) {
+    // The tail through the same vector code, so an element's value never depends on n.
+    HWY_ALIGN float g[kMaxLanesF32] = {}, u[kMaxLanesF32] = {};
+    const size_t rest = static_cast<size_t>(n - i);
+    std::memcpy(g, gate + i, rest * 4);
+    std::memcpy(u, up + i, rest * 4);
+    hn::Store(f(hn::Load(d, g), hn::Load(d, u)), d, g);
+    std::memcpy(out + i, g, rest * 4);
+  }
+}
+
 }  // namespace kinfer::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -46,9 +70,26 @@ HWY_AFTER_NAMESPACE();
 namespace kinfer::kernels {
 
 HWY_EXPORT(SiluMulImpl);
+HWY_EXPORT(GeluTanhMulImpl);
 
 void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
   HWY_DYNAMIC_DISPATCH(SiluMulImpl)(gate, up, n, out);
+}
+
+void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(GeluTanhMulImpl)(gate, up, n, out);
+}
+
+void GeluTanhMulRef(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = gate[i];
+    const float inner = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+    out[i] = 0.5f * x * (1.0f + std::tanh(inner)) * up[i];
+  }
+}
+
+void SoftCap(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
 }  // namespace kinfer::kernels

@@ -55,9 +55,10 @@ class Backend {
     return Forward(batch, logits);
   }
 
-  // Copies slots [0, num_slots) of block `src` to block `dst`, keys and values of every layer
-  // and head: a forked sequence's own copy of a partly filled block.
-  virtual void CopyKvSlots(int32_t src, int32_t dst, int32_t num_slots) = 0;
+  // Copies slots [0, num_slots) of block `src` to block `dst` of `group`, keys and values of
+  // every layer of that group and every head: a forked sequence's own copy of a partly filled
+  // block. kSliding only when the KV cache has a sliding-window group.
+  virtual void CopyKvSlots(KvBlockGroup group, int32_t src, int32_t dst, int32_t num_slots) = 0;
 };
 
 }  // namespace kinfer::model

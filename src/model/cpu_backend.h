@@ -15,16 +15,20 @@ class CpuBackend : public Backend {
 
   std::string Describe() const override;
   Result<int64_t> Reserve(int64_t max_tokens) override { return int64_t{0}; }
+  // Both block groups of `config` (a sliding-window group when it has one); `max_positions` is
+  // the decoder's context length (Decoder's constructor: it picks LongRoPE's factors).
   Status AllocateKvCache(const KvStoreConfig& config, int64_t max_positions) override;
   Status Forward(const ForwardBatch& batch, std::span<float> logits) override;
   Status ForwardPooling(const ForwardBatch& batch, std::span<float> logits,
                         std::span<float> hidden) override;
-  void CopyKvSlots(int32_t src, int32_t dst, int32_t num_slots) override;
+  void CopyKvSlots(KvBlockGroup group, int32_t src, int32_t dst, int32_t num_slots) override;
 
   KvStore* kv_store() { return kv_.get(); }
 
  private:
-  Decoder decoder_;
+  const Model& model_;
+  ThreadPool& pool_;
+  std::unique_ptr<Decoder> decoder_;  // made with the KV cache
   std::unique_ptr<KvStore> kv_;
 };
 

@@ -5,13 +5,15 @@
 #include <cstring>
 #include <numbers>
 
+#include "kernels/activation.h"
 #include "kernels/ops.h"
+#include "kernels/softcap_attention.h"
 #include "model/lora_batch.h"
 
 namespace kinfer::model {
 
-std::vector<float> RopeInverseFrequencies(const ModelConfig& c,
-                                          std::span<const float> freq_factors) {
+std::vector<float> RopeInverseFrequencies(const ModelConfig& c, std::span<const float> freq_factors,
+                                          bool long_context) {
   const int64_t half = c.rope_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -33,15 +35,40 @@ std::vector<float> RopeInverseFrequencies(const ModelConfig& c,
         f = (1 - smooth) * f / rs.factor + smooth * f;
       }
     }
+    if (rs.type == RopeScalingType::kLongRope) {
+      const auto& factors = long_context ? rs.long_factor : rs.short_factor;
+      if (!factors.empty()) f /= factors[static_cast<size_t>(i)];
+    }
     if (!freq_factors.empty()) f /= freq_factors[static_cast<size_t>(i)];
     inv[static_cast<size_t>(i)] = static_cast<float>(f);
   }
   return inv;
 }
 
-Decoder::Decoder(const Model& model, ThreadPool& pool)
+float RopeAttentionFactor(const ModelConfig& c) {
+  const RopeScaling& rs = c.rope_scaling;
+  if (rs.type != RopeScalingType::kLongRope) return 1.0f;
+  if (rs.attention_factor > 0) return static_cast<float>(rs.attention_factor);
+  if (rs.factor <= 1.0) return 1.0f;
+  return static_cast<float>(
+      std::sqrt(1.0 + std::log(rs.factor) /
+                          std::log(static_cast<double>(rs.original_max_position_embeddings))));
+}
+
+Decoder::Decoder(const Model& model, ThreadPool& pool, int64_t context_length)
     : model_(model), cfg_(model.config()), pool_(pool), lora_(std::make_unique<LoraBatch>()) {
-  inv_freq_ = RopeInverseFrequencies(cfg_, model.weights().rope_freq_factors);
+  const bool long_context = cfg_.rope_scaling.type == RopeScalingType::kLongRope &&
+                            context_length > cfg_.rope_scaling.original_max_position_embeddings;
+  rope_.inv_freq = RopeInverseFrequencies(cfg_, model.weights().rope_freq_factors, long_context);
+  rope_.mscale = RopeAttentionFactor(cfg_);
+  // Gemma 3's sliding layers rotate with their own base and no scaling.
+  if (cfg_.rope_theta_sliding > 0 && cfg_.sliding_window > 0) {
+    ModelConfig local = cfg_;
+    local.rope_theta = cfg_.rope_theta_sliding;
+    local.rope_scaling = RopeScaling{};
+    rope_sliding_.inv_freq = RopeInverseFrequencies(local, {});
+    separate_sliding_rope_ = rope_sliding_.inv_freq != rope_.inv_freq;
+  }
 }
 
 Decoder::~Decoder() = default;
@@ -70,6 +97,10 @@ Status Decoder::Validate(const ModelConfig& cfg, const ForwardBatch& batch, cons
       kc.head_dim != cfg.head_dim) {
     return InvalidArgumentError("KV store shape does not match the model");
   }
+  const bool grouped = kc.num_sliding_blocks > 0 && !kc.sliding_layers.empty();
+  if (grouped && kc.sliding_layers.size() != static_cast<size_t>(cfg.num_layers)) {
+    return InvalidArgumentError("KV store's sliding layers do not match the model");
+  }
   int64_t total = 0;
   for (const SequenceInput& s : batch.seqs) {
     if (s.num_tokens <= 0 || s.start_pos < 0) {
@@ -78,16 +109,27 @@ Status Decoder::Validate(const ModelConfig& cfg, const ForwardBatch& batch, cons
     }
     int64_t end = static_cast<int64_t>(s.start_pos) + s.num_tokens;
     int64_t blocks_needed = (end + kc.block_size - 1) / kc.block_size;
-    if (static_cast<int64_t>(s.block_table.size()) < blocks_needed) {
-      return InvalidArgumentError("block table of {} blocks cannot hold {} positions",
-                                  s.block_table.size(), end);
-    }
-    for (int64_t b = 0; b < blocks_needed; ++b) {
-      int32_t id = s.block_table[static_cast<size_t>(b)];
-      if (id < 0 || id >= kc.num_blocks) {
-        return InvalidArgumentError("block id {} outside the KV store's {} blocks", id,
-                                    kc.num_blocks);
+    auto check = [&](std::span<const int32_t> table, int64_t first, int64_t limit,
+                     const char* what) -> Status {
+      if (static_cast<int64_t>(table.size()) < blocks_needed) {
+        return InvalidArgumentError("{}block table of {} blocks cannot hold {} positions", what,
+                                    table.size(), end);
       }
+      for (int64_t b = first; b < blocks_needed; ++b) {
+        int32_t id = table[static_cast<size_t>(b)];
+        if (id < 0 || id >= limit) {
+          return InvalidArgumentError("{}block id {} outside the KV store's {} blocks", what, id,
+                                      limit);
+        }
+      }
+      return Status::Ok();
+    };
+    KINFER_RETURN_IF_ERROR(check(s.block_table, 0, kc.num_blocks, ""));
+    if (grouped) {
+      // The first position any new token's window reaches.
+      const int64_t lo = std::max<int64_t>(0, s.start_pos - cfg.sliding_window + 1);
+      KINFER_RETURN_IF_ERROR(check(s.sliding_block_table, lo / kc.block_size, kc.num_sliding_blocks,
+                                   "sliding-window "));
     }
     if (s.lora &&
         (s.lora->num_layers() != cfg.num_layers || s.lora->hidden_size() != cfg.hidden_size)) {
@@ -116,44 +158,72 @@ void Decoder::Reserve(int64_t n) {
   capacity_ = n;
   const size_t T = static_cast<size_t>(n);
   const size_t H = static_cast<size_t>(cfg_.hidden_size);
-  const size_t F = static_cast<size_t>(cfg_.intermediate_size);
+  // A mixture of experts has no dense FFN (its experts use their own scratch, kernels/moe).
+  const size_t F = cfg_.moe.num_experts > 0 ? 0 : static_cast<size_t>(cfg_.intermediate_size);
   const size_t qd = static_cast<size_t>(cfg_.num_heads * cfg_.head_dim);
   const size_t kvd = static_cast<size_t>(cfg_.num_kv_heads * cfg_.head_dim);
   const size_t half = static_cast<size_t>(cfg_.rope_dim / 2);
   pos_.resize(T);
   seq_of_.resize(T);
-  cos_.resize(T * half);
-  sin_.resize(T * half);
+  for (RopeTable* r : {&rope_, &rope_sliding_}) {
+    r->cos.resize(T * half);
+    r->sin.resize(T * half);
+  }
   x_.resize(T * H);
   xn_.resize(T * std::max(H, qd));
   q_.resize(T * qd);
   k_.resize(T * kvd);
   v_.resize(T * kvd);
-  att_.resize(T * qd);
+  att_.resize(T * std::max(H, qd));  // attention output, then the experts' sum
   gate_.resize(T * F);
   up_.resize(T * F);
   logits_in_.resize(T * H);
+  if (cfg_.moe.num_experts > 0) {
+    const size_t E = static_cast<size_t>(cfg_.moe.num_experts);
+    const size_t k = static_cast<size_t>(cfg_.moe.num_experts_used);
+    router_logits_.resize(T * E);
+    expert_ids_.resize(T * k);
+    expert_weights_.resize(T * k);
+  }
 }
 
-void Decoder::ComputeRope(int64_t n) {
+void Decoder::FillRope(RopeTable& r, int64_t n) const {
   const int64_t half = cfg_.rope_dim / 2;
   for (int64_t t = 0; t < n; ++t) {
     const double p = pos_[static_cast<size_t>(t)];
     for (int64_t i = 0; i < half; ++i) {
-      double angle = p * static_cast<double>(inv_freq_[static_cast<size_t>(i)]);
-      cos_[static_cast<size_t>(t * half + i)] = static_cast<float>(std::cos(angle));
-      sin_[static_cast<size_t>(t * half + i)] = static_cast<float>(std::sin(angle));
+      double angle = p * static_cast<double>(r.inv_freq[static_cast<size_t>(i)]);
+      float c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
+      if (r.mscale != 1.0f) {
+        c *= r.mscale;
+        s *= r.mscale;
+      }
+      r.cos[static_cast<size_t>(t * half + i)] = c;
+      r.sin[static_cast<size_t>(t * half + i)] = s;
     }
   }
 }
 
-void Decoder::ApplyRope(float* x, int64_t n, int64_t heads) const {
+void Decoder::ComputeRope(int64_t n) {
+  FillRope(rope_, n);
+  if (separate_sliding_rope_) FillRope(rope_sliding_, n);
+}
+
+void Decoder::ApplyRope(int64_t layer, float* x, int64_t n, int64_t heads) const {
   const int64_t hd = cfg_.head_dim, half = cfg_.rope_dim / 2;
   const bool interleaved = cfg_.rope_layout == RopeLayout::kInterleaved;
+  const RopeTable& r = separate_sliding_rope_ && cfg_.IsSlidingLayer(layer) ? rope_sliding_ : rope_;
   for (int64_t t = 0; t < n; ++t) {
-    kernels::Rope(x + t * heads * hd, heads, hd, cfg_.rope_dim, cos_.data() + t * half,
-                  sin_.data() + t * half, interleaved);
+    kernels::Rope(x + t * heads * hd, heads, hd, cfg_.rope_dim, r.cos.data() + t * half,
+                  r.sin.data() + t * half, interleaved);
   }
+}
+
+std::span<const int32_t> Decoder::TableFor(const KvStore& kv, int64_t layer,
+                                           const SequenceInput& s) {
+  return kv.config().InSlidingGroup(layer) && kv.config().num_sliding_blocks > 0
+             ? s.sliding_block_table
+             : s.block_table;
 }
 
 void Decoder::WriteKv(int64_t layer, const ForwardBatch& batch, KvStore& kv) {
@@ -163,7 +233,7 @@ void Decoder::WriteKv(int64_t layer, const ForwardBatch& batch, KvStore& kv) {
   for (int64_t t = 0; t < T; ++t) {
     const SequenceInput& s = batch.seqs[static_cast<size_t>(seq_of_[static_cast<size_t>(t)])];
     const int64_t p = pos_[static_cast<size_t>(t)];
-    const int64_t block = s.block_table[static_cast<size_t>(p / bs)];
+    const int64_t block = TableFor(kv, layer, s)[static_cast<size_t>(p / bs)];
     const int64_t slot = p % bs;
     for (int64_t h = 0; h < nkv; ++h) {
       const float* ks = k_.data() + (t * nkv + h) * hd;
@@ -189,24 +259,25 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
   const int64_t hd = cfg_.head_dim, nh = cfg_.num_heads, nkv = cfg_.num_kv_heads;
   const int64_t group = nh / nkv, bs = kc.block_size;
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale = static_cast<float>(cfg_.QueryScale());
+  const float softcap = static_cast<float>(cfg_.attn_logit_softcap);
+  const int64_t window = cfg_.IsSlidingLayer(layer) ? cfg_.sliding_window : 0;
   const bool f16 = kc.dtype == DType::kF16;
   const int64_t esize = f16 ? 2 : 4;
   const auto* k0 = static_cast<const uint8_t*>(kv.keys(layer, 0));
   const auto* v0 = static_cast<const uint8_t*>(kv.values(layer, 0));
   const int64_t block_stride =
-      kc.num_blocks > 1 ? (static_cast<const uint8_t*>(kv.keys(layer, 1)) - k0) / esize : 0;
+      kc.BlocksOf(layer) > 1 ? (static_cast<const uint8_t*>(kv.keys(layer, 1)) - k0) / esize : 0;
   int64_t work = 0;  // multiply-adds, to decide whether threads are worth waking
   for (int64_t t = 0; t < T; ++t) work += (pos_[static_cast<size_t>(t)] + 1) * hd * 2 * nh;
   // An item is one token's query heads that share a KV head: the cache is read once for them.
   auto items = [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores;
+    thread_local std::vector<float> scores, row;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / nkv, kvh = item % nkv, h = kvh * group;
       const SequenceInput& s = batch.seqs[static_cast<size_t>(seq_of_[static_cast<size_t>(t)])];
       const int64_t p = pos_[static_cast<size_t>(t)];
-      const int64_t lo =
-          cfg_.sliding_window > 0 ? std::max<int64_t>(0, p - cfg_.sliding_window + 1) : 0;
+      const int64_t lo = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
       if (static_cast<int64_t>(scores.size()) < group * (p + 1)) {
         scores.resize(static_cast<size_t>(group * (p + 1)));
       }
@@ -216,10 +287,17 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
       view.block_stride = block_stride;
       view.head_offset = kvh * bs * hd;
       view.block_size = bs;
-      view.block_table = s.block_table.data();
+      view.block_table = TableFor(kv, layer, s).data();
       view.f16 = f16;
-      kernels::AttendHeads(q_.data() + (t * nh + h) * hd, group, hd, view, lo, p, scale,
-                           scores.data(), att_.data() + (t * nh + h) * hd);
+      if (softcap > 0) {
+        if (static_cast<int64_t>(row.size()) < hd) row.resize(static_cast<size_t>(hd));
+        kernels::AttendHeadsSoftCap(q_.data() + (t * nh + h) * hd, group, hd, view, lo, p, scale,
+                                    softcap, scores.data(), row.data(),
+                                    att_.data() + (t * nh + h) * hd);
+      } else {
+        kernels::AttendHeads(q_.data() + (t * nh + h) * hd, group, hd, view, lo, p, scale,
+                             scores.data(), att_.data() + (t * nh + h) * hd);
+      }
     }
   };
   if (work < (1 << 15)) {
@@ -227,6 +305,104 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
   } else {
     pool_.ParallelFor(T * nkv, items);
   }
+}
+
+void Decoder::AddLora(int64_t layer, LoraTarget target, const float* in, int64_t in_dim, float* out,
+                      int64_t out_dim) {
+  if (lora_->active()) lora_->Apply(layer, target, in, in_dim, out, out_dim, pool_);
+}
+
+void Decoder::AttentionBlock(int64_t l, const ForwardBatch& batch, KvStore& kv) {
+  const LayerWeights& L = model_.weights().layers[static_cast<size_t>(l)];
+  const int64_t T = static_cast<int64_t>(batch.tokens.size());
+  const int64_t H = cfg_.hidden_size, hd = cfg_.head_dim;
+  const int64_t nh = cfg_.num_heads, nkv = cfg_.num_kv_heads;
+  const int64_t qd = nh * hd, kvd = nkv * hd;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  auto add_bias = [&](float* y, const std::vector<float>& bias, int64_t dim) {
+    if (bias.empty()) return;
+    for (int64_t t = 0; t < T; ++t) kernels::Add(y + t * dim, bias.data(), dim);
+  };
+  auto norm_rows = [&](float* rows_data, const std::vector<float>& weight, int64_t rows,
+                       int64_t dim) {
+    for (int64_t r = 0; r < rows; ++r) {
+      kernels::RmsNorm(rows_data + r * dim, weight.data(), dim, eps, rows_data + r * dim);
+    }
+  };
+  for (int64_t t = 0; t < T; ++t) {
+    kernels::RmsNorm(x_.data() + t * H, L.attn_norm.data(), H, eps, xn_.data() + t * H);
+  }
+  const kernels::MatMulJob qkv[] = {{&L.wq, xn_.data(), q_.data()},
+                                    {&L.wk, xn_.data(), k_.data()},
+                                    {&L.wv, xn_.data(), v_.data()}};
+  kernels::MatMulMany(qkv, T, pool_);
+  AddLora(l, LoraTarget::kQ, xn_.data(), H, q_.data(), qd);
+  AddLora(l, LoraTarget::kK, xn_.data(), H, k_.data(), kvd);
+  AddLora(l, LoraTarget::kV, xn_.data(), H, v_.data(), kvd);
+  add_bias(q_.data(), L.bq, qd);
+  add_bias(k_.data(), L.bk, kvd);
+  add_bias(v_.data(), L.bv, kvd);
+  if (cfg_.qk_norm) {
+    norm_rows(q_.data(), L.q_norm, T * nh, hd);
+    norm_rows(k_.data(), L.k_norm, T * nkv, hd);
+  }
+  ApplyRope(l, q_.data(), T, nh);
+  ApplyRope(l, k_.data(), T, nkv);
+  WriteKv(l, batch, kv);
+  Attention(l, batch, kv);
+  kernels::MatMul(L.wo, att_.data(), T, xn_.data(), pool_);
+  AddLora(l, LoraTarget::kO, att_.data(), qd, xn_.data(), H);
+  if (!L.post_attn_norm.empty()) norm_rows(xn_.data(), L.post_attn_norm, T, H);
+  for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
+}
+
+void Decoder::MixtureOfExperts(const LayerWeights& L, int64_t T) {
+  const int64_t H = cfg_.hidden_size, E = cfg_.moe.num_experts, k = cfg_.moe.num_experts_used;
+  kernels::MatMul(L.router, xn_.data(), T, router_logits_.data(), pool_);
+  for (int64_t t = 0; t < T; ++t) {
+    kernels::RouteTopK(router_logits_.data() + t * E, E, k, cfg_.moe.normalize_weights,
+                       expert_ids_.data() + t * k, expert_weights_.data() + t * k);
+  }
+  const kernels::ExpertWeights experts{L.expert_gate, L.expert_up, L.expert_down};
+  // The experts read xn_ and write their weighted sum to att_ (free again after attention).
+  kernels::MoeFeedForward(experts, xn_.data(), T, H, expert_ids_.data(), expert_weights_.data(), k,
+                          att_.data(), moe_, pool_);
+  std::copy(att_.begin(), att_.begin() + T * H, xn_.begin());
+}
+
+void Decoder::FeedForwardBlock(int64_t l, int64_t T) {
+  const LayerWeights& L = model_.weights().layers[static_cast<size_t>(l)];
+  const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  for (int64_t t = 0; t < T; ++t) {
+    kernels::RmsNorm(x_.data() + t * H, L.ffn_norm.data(), H, eps, xn_.data() + t * H);
+  }
+  if (cfg_.moe.num_experts > 0) {
+    MixtureOfExperts(L, T);
+  } else {
+    const kernels::MatMulJob gate_up[] = {{&L.w_gate, xn_.data(), gate_.data()},
+                                          {&L.w_up, xn_.data(), up_.data()}};
+    kernels::MatMulMany(gate_up, T, pool_);
+    AddLora(l, LoraTarget::kGate, xn_.data(), H, gate_.data(), F);
+    AddLora(l, LoraTarget::kUp, xn_.data(), H, up_.data(), F);
+    const bool gelu = cfg_.ffn_activation == FfnActivation::kGeluTanh;
+    for (int64_t t = 0; t < T; ++t) {
+      float* g = gate_.data() + t * F;
+      if (gelu) {
+        kernels::GeluTanhMul(g, up_.data() + t * F, F, g);
+      } else {
+        kernels::SiluMul(g, up_.data() + t * F, F, g);
+      }
+    }
+    kernels::MatMul(L.w_down, gate_.data(), T, xn_.data(), pool_);
+    AddLora(l, LoraTarget::kDown, gate_.data(), F, xn_.data(), H);
+  }
+  if (!L.post_ffn_norm.empty()) {
+    for (int64_t t = 0; t < T; ++t) {
+      kernels::RmsNorm(xn_.data() + t * H, L.post_ffn_norm.data(), H, eps, xn_.data() + t * H);
+    }
+  }
+  for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
 }
 
 Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float> logits) {
@@ -248,9 +424,7 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
   if (T == 0) return Status::Ok();
   Reserve(T);
   const ModelWeights& w = model_.weights();
-  const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size, hd = cfg_.head_dim;
-  const int64_t nh = cfg_.num_heads, nkv = cfg_.num_kv_heads;
-  const int64_t qd = nh * hd, kvd = nkv * hd;
+  const int64_t H = cfg_.hidden_size;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
 
   {
@@ -265,66 +439,21 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
   }
   ComputeRope(T);
   lora_->Prepare(batch.seqs);
-  // The adapters' low-rank products beside each projection (nothing when no token uses one).
-  auto lora = [&](int64_t layer, LoraTarget t, const float* in, int64_t in_dim, float* out,
-                  int64_t out_dim) {
-    if (lora_->active()) lora_->Apply(layer, t, in, in_dim, out, out_dim, pool_);
-  };
 
   // Embedding lookup: dequantize each token's row (of a packed matrix too, when it is tied to
-  // the LM head).
+  // the LM head); Gemma scales it by sqrt(hidden).
+  const float embedding_scale = static_cast<float>(cfg_.embedding_scale);
   for (int64_t t = 0; t < T; ++t) {
-    kernels::DequantizeMatrixRow(w.token_embedding, batch.tokens[static_cast<size_t>(t)],
-                                 x_.data() + t * H);
+    float* row = x_.data() + t * H;
+    kernels::DequantizeMatrixRow(w.token_embedding, batch.tokens[static_cast<size_t>(t)], row);
+    if (embedding_scale > 0) {
+      for (int64_t i = 0; i < H; ++i) row[i] *= embedding_scale;
+    }
   }
 
-  auto add_bias = [&](float* y, const std::vector<float>& bias, int64_t dim) {
-    if (bias.empty()) return;
-    for (int64_t t = 0; t < T; ++t) kernels::Add(y + t * dim, bias.data(), dim);
-  };
-  auto norm_rows = [&](const float* in, const std::vector<float>& weight, float* out, int64_t rows,
-                       int64_t dim) {
-    for (int64_t r = 0; r < rows; ++r)
-      kernels::RmsNorm(in + r * dim, weight.data(), dim, eps, out + r * dim);
-  };
-
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
-    const LayerWeights& L = w.layers[static_cast<size_t>(l)];
-    norm_rows(x_.data(), L.attn_norm, xn_.data(), T, H);
-    const kernels::MatMulJob qkv[] = {{&L.wq, xn_.data(), q_.data()},
-                                      {&L.wk, xn_.data(), k_.data()},
-                                      {&L.wv, xn_.data(), v_.data()}};
-    kernels::MatMulMany(qkv, T, pool_);
-    lora(l, LoraTarget::kQ, xn_.data(), H, q_.data(), qd);
-    lora(l, LoraTarget::kK, xn_.data(), H, k_.data(), kvd);
-    lora(l, LoraTarget::kV, xn_.data(), H, v_.data(), kvd);
-    add_bias(q_.data(), L.bq, qd);
-    add_bias(k_.data(), L.bk, kvd);
-    add_bias(v_.data(), L.bv, kvd);
-    if (cfg_.qk_norm) {
-      norm_rows(q_.data(), L.q_norm, q_.data(), T * nh, hd);
-      norm_rows(k_.data(), L.k_norm, k_.data(), T * nkv, hd);
-    }
-    ApplyRope(q_.data(), T, nh);
-    ApplyRope(k_.data(), T, nkv);
-    WriteKv(l, batch, kv);
-    Attention(l, batch, kv);
-    kernels::MatMul(L.wo, att_.data(), T, xn_.data(), pool_);
-    lora(l, LoraTarget::kO, att_.data(), qd, xn_.data(), H);
-    for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
-
-    norm_rows(x_.data(), L.ffn_norm, xn_.data(), T, H);
-    const kernels::MatMulJob gate_up[] = {{&L.w_gate, xn_.data(), gate_.data()},
-                                          {&L.w_up, xn_.data(), up_.data()}};
-    kernels::MatMulMany(gate_up, T, pool_);
-    lora(l, LoraTarget::kGate, xn_.data(), H, gate_.data(), F);
-    lora(l, LoraTarget::kUp, xn_.data(), H, up_.data(), F);
-    for (int64_t t = 0; t < T; ++t) {
-      kernels::SiluMul(gate_.data() + t * F, up_.data() + t * F, F, gate_.data() + t * F);
-    }
-    kernels::MatMul(L.w_down, gate_.data(), T, xn_.data(), pool_);
-    lora(l, LoraTarget::kDown, gate_.data(), F, xn_.data(), H);
-    for (int64_t t = 0; t < T; ++t) kernels::Add(x_.data() + t * H, xn_.data() + t * H, H);
+    AttentionBlock(l, batch, kv);
+    FeedForwardBlock(l, T);
   }
 
   // Final norm and LM head, only for the rows whose logits were asked for.
@@ -341,7 +470,13 @@ Status Decoder::Forward(const ForwardBatch& batch, KvStore& kv, std::span<float>
     }
     t += s.num_tokens;
   }
-  if (rows > 0) kernels::MatMul(w.lm_head, logits_in_.data(), rows, logits.data(), pool_);
+  if (rows > 0) {
+    kernels::MatMul(w.lm_head, logits_in_.data(), rows, logits.data(), pool_);
+    if (cfg_.final_logit_softcap > 0) {
+      kernels::SoftCap(logits.data(), rows * cfg_.vocab_size,
+                       static_cast<float>(cfg_.final_logit_softcap));
+    }
+  }
 
   // Hidden states for pooling: the same final norm, without the LM head.
   int64_t hrows = 0;

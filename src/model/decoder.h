@@ -14,6 +14,7 @@
 
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "kernels/moe.h"
 #include "model/kv_store.h"
 #include "model/model.h"
 
@@ -21,6 +22,7 @@ namespace kinfer::model {
 
 class LoraAdapter;
 class LoraBatch;
+enum class LoraTarget : uint8_t;
 
 enum class LogitsMode : uint8_t {
   kNone,  // no logits (a prefill chunk that does not reach the end of the prompt)
@@ -45,6 +47,9 @@ struct SequenceInput {
   // The LoRA adapter its tokens run with (lora_adapter.h), loaded for this model; null: the base.
   const LoraAdapter* lora = nullptr;
   HiddenMode hidden = HiddenMode::kNone;  // final hidden states for pooling requests
+  // When the KV store has a sliding-window group: its blocks, same indexing, where only those
+  // that the new tokens' windows reach need to be valid (the others may be -1, freed).
+  std::span<const int32_t> sliding_block_table = {};
 };
 
 struct ForwardBatch {
@@ -54,8 +59,11 @@ struct ForwardBatch {
 
 class Decoder {
  public:
-  // `model` and `pool` must outlive the decoder.
-  Decoder(const Model& model, ThreadPool& pool);
+  // `model` and `pool` must outlive the decoder. `context_length` is the longest sequence the
+  // caller will run (its max model length; 0: the model's trained length before any extension):
+  // Phi-3's LongRoPE uses its long-context factors for every position when it exceeds the
+  // original context, as llama.cpp does, so a token's result never depends on the batch.
+  Decoder(const Model& model, ThreadPool& pool, int64_t context_length = 0);
   ~Decoder();
 
   // Rows of logits (vocab_size floats each) that Forward writes for `batch`, in sequence order.
@@ -82,26 +90,56 @@ class Decoder {
  private:
   void Reserve(int64_t tokens);
   void ComputeRope(int64_t tokens);
-  void ApplyRope(float* x, int64_t tokens, int64_t heads) const;
+  void ApplyRope(int64_t layer, float* x, int64_t tokens, int64_t heads) const;
   void WriteKv(int64_t layer, const ForwardBatch& batch, KvStore& kv);
   void Attention(int64_t layer, const ForwardBatch& batch, const KvStore& kv);
+  // The block table `layer` reads and writes for `s`.
+  static std::span<const int32_t> TableFor(const KvStore& kv, int64_t layer,
+                                           const SequenceInput& s);
+  // x += attention(norm(x)) for one layer (with Gemma's post-norm).
+  void AttentionBlock(int64_t layer, const ForwardBatch& batch, KvStore& kv);
+  // x += ffn(norm(x)): the dense gated FFN (SiLU or GELU-tanh) or the mixture of experts.
+  void FeedForwardBlock(int64_t layer, int64_t tokens);
+  // Mixture-of-experts models take no LoRA in their FFN (LoadLoraAdapter refuses one).
+  void MixtureOfExperts(const LayerWeights& layer, int64_t tokens);
+  // out += the batch's LoRA products for projection `target` of `layer` (lora_batch.h).
+  void AddLora(int64_t layer, LoraTarget target, const float* in, int64_t in_dim, float* out,
+               int64_t out_dim);
+
+  // Rotary frequencies and the cos/sin multiplier (LongRoPE's attention factor) of one kind of
+  // layer; Gemma 3's sliding layers have their own base.
+  struct RopeTable {
+    std::vector<float> inv_freq;  // [rope_dim / 2]
+    float mscale = 1.0f;
+    std::vector<float> cos, sin;  // [tokens][rope_dim / 2] of this step
+  };
+  void FillRope(RopeTable& table, int64_t tokens) const;
 
   const Model& model_;
   const ModelConfig& cfg_;
   ThreadPool& pool_;
-  std::vector<float> inv_freq_;  // [rope_dim / 2]
+  RopeTable rope_, rope_sliding_;
+  bool separate_sliding_rope_ = false;
 
   // Workspace, grown to the largest batch seen; nothing is allocated per token after that.
   int64_t capacity_ = 0;
   std::vector<int32_t> pos_, seq_of_;
-  std::vector<float> cos_, sin_;
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, logits_in_;
+  std::vector<float> router_logits_, expert_weights_;
+  std::vector<int32_t> expert_ids_;
+  kernels::MoeWorkspace moe_;
   std::unique_ptr<LoraBatch> lora_;  // the batch's tokens grouped by adapter
 };
 
-// The rotary frequencies a config implies: 1/theta^(2i/d), then rope scaling (linear, llama3)
-// and GGUF per-frequency divisors (`freq_factors`, may be empty).
+// The rotary frequencies a config implies: 1/theta^(2i/d), then rope scaling (linear, llama3,
+// LongRoPE's short or long factors) and GGUF per-frequency divisors (`freq_factors`, may be
+// empty).
 std::vector<float> RopeInverseFrequencies(const ModelConfig& config,
-                                          std::span<const float> freq_factors);
+                                          std::span<const float> freq_factors,
+                                          bool long_context = false);
+
+// LongRoPE's multiplier of cos and sin: the configured attention factor, else
+// sqrt(1 + ln(factor) / ln(original context)) (1 without LongRoPE or extension).
+float RopeAttentionFactor(const ModelConfig& config);
 
 }  // namespace kinfer::model

@@ -32,14 +32,33 @@ std::string_view ModelFormatName(ModelFormat f) {
 
 Model::~Model() = default;
 
+namespace {
+
+// Every matrix of a layer, experts included.
+template <typename F>
+void ForEachMatrix(const LayerWeights& l, F&& f) {
+  for (const TensorView* t :
+       {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down, &l.router}) {
+    f(*t);
+  }
+  for (const auto* experts : {&l.expert_gate, &l.expert_up, &l.expert_down}) {
+    for (const TensorView& t : *experts) f(t);
+  }
+}
+
+size_t NumVectorElements(const LayerWeights& l) {
+  return l.attn_norm.size() + l.ffn_norm.size() + l.bq.size() + l.bk.size() + l.bv.size() +
+         l.q_norm.size() + l.k_norm.size() + l.post_attn_norm.size() + l.post_ffn_norm.size();
+}
+
+}  // namespace
+
 size_t Model::weight_bytes() const {
   size_t n = weights_.token_embedding.nbytes;
   if (weights_.lm_head.data != weights_.token_embedding.data) n += weights_.lm_head.nbytes;
   for (const LayerWeights& l : weights_.layers) {
-    n += l.wq.nbytes + l.wk.nbytes + l.wv.nbytes + l.wo.nbytes + l.w_gate.nbytes + l.w_up.nbytes +
-         l.w_down.nbytes;
-    n += 4 * (l.attn_norm.size() + l.ffn_norm.size() + l.bq.size() + l.bk.size() + l.bv.size() +
-              l.q_norm.size() + l.k_norm.size());
+    ForEachMatrix(l, [&](const TensorView& t) { n += t.nbytes; });
+    n += 4 * NumVectorElements(l);
   }
   return n + 4 * weights_.final_norm.size();
 }
@@ -48,10 +67,8 @@ int64_t Model::num_parameters() const {
   int64_t n = weights_.token_embedding.numel();
   if (weights_.lm_head.data != weights_.token_embedding.data) n += weights_.lm_head.numel();
   for (const LayerWeights& l : weights_.layers) {
-    n += l.wq.numel() + l.wk.numel() + l.wv.numel() + l.wo.numel() + l.w_gate.numel() +
-         l.w_up.numel() + l.w_down.numel();
-    n += static_cast<int64_t>(l.attn_norm.size() + l.ffn_norm.size() + l.bq.size() + l.bk.size() +
-                              l.bv.size() + l.q_norm.size() + l.k_norm.size());
+    ForEachMatrix(l, [&](const TensorView& t) { n += t.empty() ? 0 : t.numel(); });
+    n += static_cast<int64_t>(NumVectorElements(l));
   }
   return n + static_cast<int64_t>(weights_.final_norm.size());
 }
@@ -96,6 +113,21 @@ Result<std::vector<float>> VectorF32(const TensorView& t, std::string_view file,
   return v;
 }
 
+// Rows [begin, begin + rows) of a matrix (a part of a fused q/k/v or gate/up matrix).
+TensorView RowSlice(const TensorView& t, int64_t begin, int64_t rows) {
+  TensorView s = t;
+  s.ndim = 2;
+  s.shape = {rows, t.cols(), 0, 0};
+  s.data = t.row(begin);
+  s.nbytes = static_cast<size_t>(rows) * t.row_bytes();
+  return s;
+}
+
+// Expert e's [rows, cols] matrix of a stacked [experts, rows, cols] tensor.
+TensorView ExpertSlice(const TensorView& t, int64_t e) {
+  return RowSlice(t, e * t.shape[1], t.shape[1]);
+}
+
 }  // namespace
 
 // Fills a Model from each format; a friend of Model.
@@ -120,8 +152,23 @@ class ModelBuilder {
     std::string embed, final_norm, lm_head;
     std::string attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, ffn_norm, gate, up, down;
   };
-  static Status FillWeights(Model& m, const TensorSource& src, const Names& names);
+  // Family extras; empty where a format has none.
+  struct ExtraNames {
+    std::string post_attn_norm, post_ffn_norm;  // Gemma
+    std::string wqkv, gate_up;                  // Phi-3: fused q/k/v and gate/up (gate first)
+    std::string router;                         // mixture of experts
+    // Experts: HF names one tensor per expert ("...experts.{1}.w1.weight", {0} the layer);
+    // GGUF stacks them ([experts, rows, cols], `experts_stacked`).
+    std::string expert_gate, expert_up, expert_down;
+    bool experts_stacked = false;
+  };
+  static Status FillExperts(Model& m, const TensorSource& src, const ExtraNames& names,
+                            int64_t layer);
+  static Status FillWeights(Model& m, const TensorSource& src, const Names& names,
+                            const ExtraNames& extra);
   static void PackWeights(Model& m, const LoadProgressFn& progress);
+  // HF Gemma norms scale by (1 + weight); GGUF stores 1 + weight already.
+  static void AddOneToNorms(Model& m);
 };
 
 namespace {
@@ -169,7 +216,8 @@ class SafetensorsSource : public ModelBuilder::TensorSource {
 
 }  // namespace
 
-Status ModelBuilder::FillWeights(Model& m, const TensorSource& src, const Names& n) {
+Status ModelBuilder::FillWeights(Model& m, const TensorSource& src, const Names& n,
+                                 const ExtraNames& x) {
   const ModelConfig& c = m.config_;
   ModelWeights& w = m.weights_;
   const std::string file = src.file();
@@ -212,9 +260,17 @@ Status ModelBuilder::FillWeights(Model& m, const TensorSource& src, const Names&
       return Status::Ok();
     };
     KINFER_RETURN_IF_ERROR(vec(n.attn_norm, H, &L.attn_norm));
-    KINFER_RETURN_IF_ERROR(matrix(n.wq, qdim, H, &L.wq));
-    KINFER_RETURN_IF_ERROR(matrix(n.wk, kvdim, H, &L.wk));
-    KINFER_RETURN_IF_ERROR(matrix(n.wv, kvdim, H, &L.wv));
+    if (!x.wqkv.empty() && src.Has(layer_name(x.wqkv, i))) {
+      TensorView fused;
+      KINFER_RETURN_IF_ERROR(matrix(x.wqkv, qdim + 2 * kvdim, H, &fused));
+      L.wq = RowSlice(fused, 0, qdim);
+      L.wk = RowSlice(fused, qdim, kvdim);
+      L.wv = RowSlice(fused, qdim + kvdim, kvdim);
+    } else {
+      KINFER_RETURN_IF_ERROR(matrix(n.wq, qdim, H, &L.wq));
+      KINFER_RETURN_IF_ERROR(matrix(n.wk, kvdim, H, &L.wk));
+      KINFER_RETURN_IF_ERROR(matrix(n.wv, kvdim, H, &L.wv));
+    }
     KINFER_RETURN_IF_ERROR(matrix(n.wo, H, qdim, &L.wo));
     if (c.attention_bias) {
       KINFER_RETURN_IF_ERROR(vec(n.bq, qdim, &L.bq));
@@ -226,11 +282,80 @@ Status ModelBuilder::FillWeights(Model& m, const TensorSource& src, const Names&
       KINFER_RETURN_IF_ERROR(vec(n.k_norm, c.head_dim, &L.k_norm));
     }
     KINFER_RETURN_IF_ERROR(vec(n.ffn_norm, H, &L.ffn_norm));
-    KINFER_RETURN_IF_ERROR(matrix(n.gate, F, H, &L.w_gate));
-    KINFER_RETURN_IF_ERROR(matrix(n.up, F, H, &L.w_up));
-    KINFER_RETURN_IF_ERROR(matrix(n.down, H, F, &L.w_down));
+    if (c.post_norms) {
+      KINFER_RETURN_IF_ERROR(vec(x.post_attn_norm, H, &L.post_attn_norm));
+      KINFER_RETURN_IF_ERROR(vec(x.post_ffn_norm, H, &L.post_ffn_norm));
+    }
+    if (c.moe.num_experts > 0) {
+      KINFER_RETURN_IF_ERROR(FillExperts(m, src, x, i));
+    } else if (!x.gate_up.empty() && src.Has(layer_name(x.gate_up, i))) {
+      TensorView fused;
+      KINFER_RETURN_IF_ERROR(matrix(x.gate_up, 2 * F, H, &fused));
+      L.w_gate = RowSlice(fused, 0, F);
+      L.w_up = RowSlice(fused, F, F);
+    } else {
+      KINFER_RETURN_IF_ERROR(matrix(n.gate, F, H, &L.w_gate));
+      KINFER_RETURN_IF_ERROR(matrix(n.up, F, H, &L.w_up));
+    }
+    if (c.moe.num_experts == 0) KINFER_RETURN_IF_ERROR(matrix(n.down, H, F, &L.w_down));
   }
   return Status::Ok();
+}
+
+Status ModelBuilder::FillExperts(Model& m, const TensorSource& src, const ExtraNames& n,
+                                 int64_t i) {
+  const ModelConfig& c = m.config_;
+  LayerWeights& L = m.weights_.layers[static_cast<size_t>(i)];
+  const std::string file = src.file();
+  const int64_t H = c.hidden_size, F = c.moe.expert_intermediate_size, E = c.moe.num_experts;
+  const std::string router = fmt::format(fmt::runtime(n.router), i);
+  KINFER_ASSIGN_OR_RETURN(L.router, src.Get(router));
+  KINFER_RETURN_IF_ERROR(CheckMatrix(L.router, file, router, E, H));
+  struct Part {
+    const std::string* pattern;
+    int64_t rows, cols;
+    std::vector<TensorView>* out;
+  };
+  for (const Part& p :
+       {Part{&n.expert_gate, F, H, &L.expert_gate}, Part{&n.expert_up, F, H, &L.expert_up},
+        Part{&n.expert_down, H, F, &L.expert_down}}) {
+    p.out->resize(static_cast<size_t>(E));
+    if (n.experts_stacked) {
+      const std::string name = fmt::format(fmt::runtime(*p.pattern), i);
+      KINFER_ASSIGN_OR_RETURN(TensorView t, src.Get(name));
+      if (t.ndim != 3 || t.shape[0] != E || t.shape[1] != p.rows || t.shape[2] != p.cols) {
+        return InvalidArgumentError(
+            "{}: tensor '{}': expected shape [{}, {}, {}] from the config, got {}", file, name, E,
+            p.rows, p.cols, ShapeString(t));
+      }
+      for (int64_t e = 0; e < E; ++e) {
+        (*p.out)[static_cast<size_t>(e)] = ExpertSlice(t, e);
+        KINFER_RETURN_IF_ERROR(
+            CheckMatrix((*p.out)[static_cast<size_t>(e)], file, name, p.rows, p.cols));
+      }
+    } else {
+      for (int64_t e = 0; e < E; ++e) {
+        const std::string name = fmt::format(fmt::runtime(*p.pattern), i, e);
+        KINFER_ASSIGN_OR_RETURN((*p.out)[static_cast<size_t>(e)], src.Get(name));
+        KINFER_RETURN_IF_ERROR(
+            CheckMatrix((*p.out)[static_cast<size_t>(e)], file, name, p.rows, p.cols));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+void ModelBuilder::AddOneToNorms(Model& m) {
+  auto add = [](std::vector<float>& v) {
+    for (float& x : v) x += 1.0f;
+  };
+  add(m.weights_.final_norm);
+  for (LayerWeights& L : m.weights_.layers) {
+    for (auto* v :
+         {&L.attn_norm, &L.ffn_norm, &L.q_norm, &L.k_norm, &L.post_attn_norm, &L.post_ffn_norm}) {
+      add(*v);
+    }
+  }
 }
 
 namespace {
@@ -255,7 +380,10 @@ void ModelBuilder::PackWeights(Model& m, const LoadProgressFn& progress) {
   if (!w.lm_head.empty()) count(w.lm_head);
   for (const LayerWeights& L : w.layers) {
     for (const TensorView* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      count(*t);
+      if (!t->empty()) count(*t);
+    }
+    for (const auto* experts : {&L.expert_gate, &L.expert_up, &L.expert_down}) {
+      for (const TensorView& t : *experts) count(t);
     }
   }
   if (total == 0) return;
@@ -271,7 +399,12 @@ void ModelBuilder::PackWeights(Model& m, const LoadProgressFn& progress) {
   if (!w.lm_head.empty()) pack(w.lm_head);
   if (tied) w.token_embedding = w.lm_head;
   for (LayerWeights& L : w.layers) {
-    for (TensorView* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*t);
+    for (TensorView* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      if (!t->empty()) pack(*t);
+    }
+    for (auto* experts : {&L.expert_gate, &L.expert_up, &L.expert_down}) {
+      for (TensorView& t : *experts) pack(t);
+    }
   }
 }
 
@@ -288,9 +421,31 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromGguf(const std::string& path,
           "blk.{}.attn_k.bias",        "blk.{}.attn_v.bias",        "blk.{}.attn_q_norm.weight",
           "blk.{}.attn_k_norm.weight", "blk.{}.ffn_norm.weight",    "blk.{}.ffn_gate.weight",
           "blk.{}.ffn_up.weight",      "blk.{}.ffn_down.weight"};
+  ExtraNames x;
+  x.post_attn_norm = "blk.{}.post_attention_norm.weight";
+  x.post_ffn_norm = "blk.{}.post_ffw_norm.weight";
+  x.wqkv = "blk.{}.attn_qkv.weight";
+  if (m->config_.architecture == "phi3") x.gate_up = "blk.{}.ffn_up.weight";
+  x.router = "blk.{}.ffn_gate_inp.weight";
+  x.expert_gate = "blk.{}.ffn_gate_exps.weight";
+  x.expert_up = "blk.{}.ffn_up_exps.weight";
+  x.expert_down = "blk.{}.ffn_down_exps.weight";
+  x.experts_stacked = true;
   KINFER_ASSIGN_OR_RETURN(m->pooling_, PoolingFromGguf(*gguf));
   GgufSource src(*gguf);
-  KINFER_RETURN_IF_ERROR(FillWeights(*m, src, n));
+  // Phi-3's LongRoPE factors are tensors in GGUF, config fields in HF.
+  if (m->config_.rope_scaling.type == RopeScalingType::kLongRope) {
+    const int64_t half = m->config_.rope_dim / 2;
+    for (auto [name, out] :
+         {std::pair{"rope_factors_short.weight", &m->config_.rope_scaling.short_factor},
+          std::pair{"rope_factors_long.weight", &m->config_.rope_scaling.long_factor}}) {
+      KINFER_ASSIGN_OR_RETURN(TensorView t, src.Get(name));
+      KINFER_ASSIGN_OR_RETURN(std::vector<float> v, VectorF32(t, path, name, half));
+      out->assign(v.begin(), v.end());
+    }
+    KINFER_RETURN_IF_ERROR(m->config_.Validate(path));
+  }
+  KINFER_RETURN_IF_ERROR(FillWeights(*m, src, n, x));
   if (options.pack_weights) PackWeights(*m, options.progress);
   if (const GgufTensorInfo* rf = gguf->FindTensor("rope_freqs.weight")) {
     KINFER_ASSIGN_OR_RETURN(
@@ -334,17 +489,61 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromHf(const std::string& dir) {
           "model.layers.{}.mlp.gate_proj.weight",
           "model.layers.{}.mlp.up_proj.weight",
           "model.layers.{}.mlp.down_proj.weight"};
+  const std::string& arch = m->config_.architecture;
+  ExtraNames x;
+  if (arch == "gemma2" || arch == "gemma3") {
+    // Gemma's post_attention_layernorm normalizes the attention output; the FFN's input norm is
+    // pre_feedforward_layernorm.
+    n.ffn_norm = "model.layers.{}.pre_feedforward_layernorm.weight";
+    x.post_attn_norm = "model.layers.{}.post_attention_layernorm.weight";
+    x.post_ffn_norm = "model.layers.{}.post_feedforward_layernorm.weight";
+  }
+  x.wqkv = "model.layers.{}.self_attn.qkv_proj.weight";
+  x.gate_up = "model.layers.{}.mlp.gate_up_proj.weight";
+  if (arch == "mixtral") {
+    x.router = "model.layers.{}.block_sparse_moe.gate.weight";
+    x.expert_gate = "model.layers.{}.block_sparse_moe.experts.{}.w1.weight";
+    x.expert_up = "model.layers.{}.block_sparse_moe.experts.{}.w3.weight";
+    x.expert_down = "model.layers.{}.block_sparse_moe.experts.{}.w2.weight";
+  } else {
+    x.router = "model.layers.{}.mlp.gate.weight";
+    x.expert_gate = "model.layers.{}.mlp.experts.{}.gate_proj.weight";
+    x.expert_up = "model.layers.{}.mlp.experts.{}.up_proj.weight";
+    x.expert_down = "model.layers.{}.mlp.experts.{}.down_proj.weight";
+  }
   // A base model (XxxModel, as sentence-transformers saves one) names its tensors without the
   // "model." prefix of the causal-LM class.
   if (!st->Find(n.embed) && st->Find("embed_tokens.weight")) {
-    for (std::string* name :
-         {&n.embed, &n.final_norm, &n.attn_norm, &n.wq, &n.wk, &n.wv, &n.wo, &n.bq, &n.bk, &n.bv,
-          &n.q_norm, &n.k_norm, &n.ffn_norm, &n.gate, &n.up, &n.down}) {
-      *name = name->substr(6);
+    for (std::string* name : {&n.embed,
+                              &n.final_norm,
+                              &n.attn_norm,
+                              &n.wq,
+                              &n.wk,
+                              &n.wv,
+                              &n.wo,
+                              &n.bq,
+                              &n.bk,
+                              &n.bv,
+                              &n.q_norm,
+                              &n.k_norm,
+                              &n.ffn_norm,
+                              &n.gate,
+                              &n.up,
+                              &n.down,
+                              &x.post_attn_norm,
+                              &x.post_ffn_norm,
+                              &x.wqkv,
+                              &x.gate_up,
+                              &x.router,
+                              &x.expert_gate,
+                              &x.expert_up,
+                              &x.expert_down}) {
+      if (name->starts_with("model.")) *name = name->substr(6);
     }
   }
   SafetensorsSource src(*st, dir);
-  KINFER_RETURN_IF_ERROR(FillWeights(*m, src, n));
+  KINFER_RETURN_IF_ERROR(FillWeights(*m, src, n, x));
+  if (arch == "gemma2" || arch == "gemma3") AddOneToNorms(*m);
   m->safetensors_ = std::move(st);
   return m;
 }

@@ -37,8 +37,15 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv;      // biases, empty when the family has none
   std::vector<float> q_norm, k_norm;  // [head_dim], Qwen3 only
   std::vector<float> ffn_norm;        // [hidden]
-  TensorView w_gate, w_up;            // [ffn, hidden]
+  TensorView w_gate, w_up;            // [ffn, hidden]; empty in a mixture-of-experts layer
   TensorView w_down;                  // [hidden, ffn]
+  // Gemma: norms of the attention and feed-forward outputs before the residual add.
+  std::vector<float> post_attn_norm, post_ffn_norm;  // [hidden]; empty elsewhere
+  // Mixture of experts (config.moe.num_experts > 0): the router and each expert's matrices, in
+  // the file's type (slices of GGUF's stacked ffn_*_exps tensors or HF's per-expert tensors).
+  TensorView router;                               // [experts, hidden]
+  std::vector<TensorView> expert_gate, expert_up;  // [expert_ffn, hidden] each
+  std::vector<TensorView> expert_down;             // [hidden, expert_ffn] each
 };
 
 struct ModelWeights {

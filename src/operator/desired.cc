@@ -203,9 +203,11 @@ Json EngineDeployment(const LLMService& s, const ReconcileConfig& cfg, const Chi
       {"imagePullPolicy", cfg.image_pull_policy},
       {"args", args},
       {"ports", Ports()},
-      // /health answers while the model loads: up to 15 minutes to start.
-      {"startupProbe", HttpProbe("/health", 5, 180, 3)},
-      {"readinessProbe", HttpProbe("/ready", 5, 2, 3)},
+      // /health answers while the model loads: up to 15 minutes to start. Both probes run every
+      // second: a cold start (scale from zero) waits for the kubelet's next probe twice, once to
+      // end the startup probe and once for /ready; at 5 s periods that added up to 10 s.
+      {"startupProbe", HttpProbe("/health", 1, 900, 3)},
+      {"readinessProbe", HttpProbe("/ready", 1, 3, 3)},
       {"livenessProbe", HttpProbe("/health", 10, 3, 5)},
       {"lifecycle", {{"preStop", {{"sleep", {{"seconds", cfg.pre_stop_seconds}}}}}}},
       {"resources", ResourcesJson(sp.resources.requests, sp.resources.limits, sp.resources.gpu)},

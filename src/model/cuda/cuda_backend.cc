@@ -17,6 +17,7 @@
 #include "kernels/cuda/layer_ops.h"
 #include "kernels/cuda/matmul.h"
 #include "kernels/pack.h"
+#include "model/cuda/support.h"
 #include "model/decoder.h"
 
 namespace kinfer::model::cuda {
@@ -94,7 +95,7 @@ class CudaBackend final : public Backend {
   Result<int64_t> Reserve(int64_t max_tokens) override;
   Status AllocateKvCache(const KvStoreConfig& config, int64_t max_positions) override;
   Status Forward(const ForwardBatch& batch, std::span<float> logits) override;
-  void CopyKvSlots(int32_t src, int32_t dst, int32_t num_slots) override;
+  void CopyKvSlots(KvBlockGroup group, int32_t src, int32_t dst, int32_t num_slots) override;
 
  private:
   Result<kc::DeviceMatrix> UploadMatrix(const TensorView& w, const std::string& name);
@@ -310,6 +311,11 @@ Status CudaBackend::AllocateKvCache(const KvStoreConfig& config, int64_t max_pos
     return InvalidArgumentError("KV cache dtype must be f16 or f32, got {}",
                                 DTypeName(config.dtype));
   }
+  if (!config.sliding_layers.empty() || config.num_sliding_blocks > 0) {
+    return UnimplementedError(
+        "{}: the CUDA backend has no sliding-window block group in its KV cache; use --device cpu",
+        model_.path());
+  }
   kv_config_ = config;
   KINFER_RETURN_IF_ERROR(kv_.Reserve(KvStore::BytesFor(config), "the KV cache"));
   KINFER_CUDA_RETURN(cudaMemsetAsync(kv_.as<uint8_t>(), 0, kv_.bytes(), stream_),
@@ -354,8 +360,12 @@ kc::PagedCache CudaBackend::LayerCache(int64_t layer) const {
   return pc;
 }
 
-void CudaBackend::CopyKvSlots(int32_t src, int32_t dst, int32_t num_slots) {
+void CudaBackend::CopyKvSlots(KvBlockGroup group, int32_t src, int32_t dst, int32_t num_slots) {
   const KvStoreConfig& c = kv_config_;
+  if (group != KvBlockGroup::kGlobal) {  // the GPU cache has no sliding-window group
+    if (pending_.ok()) pending_ = InternalError("CUDA: a KV copy in a sliding-window group");
+    return;
+  }
   const size_t elem = c.dtype == DType::kF32 ? 4 : 2;
   const size_t head_bytes = static_cast<size_t>(c.block_size * c.head_dim) * elem;
   const size_t width = static_cast<size_t>(num_slots * c.head_dim) * elem;
@@ -556,6 +566,8 @@ int DeviceCount(std::string* why) {
 
 Result<std::unique_ptr<Backend>> CreateCudaBackend(const Model& model,
                                                    const CudaBackendOptions& options) {
+  // Before any upload: a model the kernels do not compute exactly is refused, not run.
+  KINFER_RETURN_IF_ERROR(CheckCudaSupport(model));
   auto b = std::make_unique<CudaBackend>(model, options);
   KINFER_RETURN_IF_ERROR(b->Init());
   return std::unique_ptr<Backend>(std::move(b));

@@ -62,5 +62,45 @@ TEST(KvCacheManager, ForkSharesFullBlocksAndCopiesThePartialOne) {
   EXPECT_EQ(kv.pool().num_free(), 8);
 }
 
+// The sliding-window pool (window 6, blocks of 4): a sequence keeps the blocks its window still
+// reaches; a prefix hit needs the global blocks before the hit point and the sliding blocks the
+// next token's window reaches, and shrinks to what is still cached there.
+TEST(KvCacheManager, SlidingBlocksLeaveWithTheWindowAndBoundPrefixHits) {
+  KvCacheManager kv(16, 4, true, nullptr, /*sliding_blocks=*/6, /*sliding_window=*/6);
+  ASSERT_TRUE(kv.has_sliding());
+  auto prompt = Tokens(20);
+  ASSERT_TRUE(kv.Allocate(1, 20));
+  EXPECT_EQ(kv.sliding_pool().num_free(), 1);
+  kv.CacheComputedBlocks(1, prompt, 20, 0);
+  kv.ReleaseOutOfWindow(1, 20);
+  // The token at 20 reaches back to 15: block 3 (12..15) on; blocks 0-2 are given back.
+  auto sliding = kv.SlidingBlockTable(1);
+  ASSERT_EQ(sliding.size(), 5u);
+  EXPECT_EQ(sliding[0], -1);
+  EXPECT_EQ(sliding[2], -1);
+  EXPECT_GE(sliding[3], 0);
+  EXPECT_EQ(kv.sliding_pool().num_free(), 4);
+  EXPECT_EQ(kv.pool().num_free(), 11);  // the global layers keep every block
+
+  // Another request with the same 21-token prefix: 5 global blocks hit, and the window of the
+  // token at 20 needs sliding blocks 3-4, which are held (still cached).
+  auto longer = Tokens(21);
+  PrefixHit hit = kv.FindCachedPrefix(longer, 0);
+  ASSERT_EQ(hit.size(), 5u);
+  EXPECT_EQ(hit.sliding[2], -1);
+  EXPECT_EQ(hit.sliding[4], sliding[4]);
+  ASSERT_TRUE(kv.Allocate(2, 21, hit));
+  kv.Free(1);
+  kv.Free(2);
+  EXPECT_EQ(kv.pool().num_free(), 16);
+  EXPECT_EQ(kv.sliding_pool().num_free(), 6);
+
+  // A request that reuses the free sliding blocks evicts their hashes: the hit then stops
+  // where the sliding blocks its window needs are still cached: nowhere, here.
+  ASSERT_TRUE(kv.Allocate(3, 24));
+  kv.Free(3);
+  EXPECT_EQ(kv.FindCachedPrefix(longer, 0).size(), 0u);
+}
+
 }  // namespace
 }  // namespace kinfer::engine

@@ -253,7 +253,7 @@ TEST(Pooling, BackendWithoutHiddenStatesRefusesPoolingBatches) {
       ++forwards;
       return Status::Ok();
     }
-    void CopyKvSlots(int32_t, int32_t, int32_t) override {}
+    void CopyKvSlots(model::KvBlockGroup, int32_t, int32_t, int32_t) override {}
     int forwards = 0;
   } backend;
   const std::vector<int32_t> tokens = {1, 2, 3}, blocks = {0};

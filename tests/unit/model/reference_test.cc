@@ -25,8 +25,10 @@ const std::string kFixtures = KINFER_FIXTURES_DIR "/models";
 const std::string kShared = KINFER_SHARED_DIR;
 
 // Runs `tokens` from position 0 as one sequence and returns logits for every position.
+// `context_length` is the Decoder's (LongRoPE picks its factors by it); 0: as transformers
+// picks them for this one sequence (long factors when it is longer than the original context).
 std::vector<float> RunAll(const Model& model, const std::vector<int32_t>& tokens, DType kv_dtype,
-                          ThreadPool& pool, int64_t chunk = 0) {
+                          ThreadPool& pool, int64_t chunk = 0, int64_t context_length = 0) {
   const ModelConfig& c = model.config();
   KvStoreConfig kc{
       c.num_layers, c.num_kv_heads, c.head_dim, 16, static_cast<int64_t>(tokens.size()) / 16 + 1,
@@ -36,7 +38,8 @@ std::vector<float> RunAll(const Model& model, const std::vector<int32_t>& tokens
   std::vector<int32_t> table(static_cast<size_t>(kc.num_blocks));
   std::iota(table.begin(), table.end(), 0);
   std::reverse(table.begin(), table.end());  // physical order must not matter
-  Decoder dec(model, pool);
+  if (context_length == 0) context_length = static_cast<int64_t>(tokens.size());
+  Decoder dec(model, pool, context_length);
   std::vector<float> out(tokens.size() * static_cast<size_t>(c.vocab_size));
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (chunk <= 0) chunk = n;
@@ -109,8 +112,11 @@ std::string ModelPath(const Case& c) {
 // K-quants on CPUs with AVX-512 VNNI, to bf16 for BF16/F16 weights on AMX tiles. Issue 17's rule
 // for it: its error may not exceed what transformers' own BF16 run deviates from its F32 run on
 // the same fixture. tests/reference/make_bf16_runs.py measured that deviation for every fixture
-// and format (reference.json "bf16_run_error": 0.003 to 0.016, max over positions, scaled by
-// max |logit|); it is the bound here.
+// and format (reference.json "bf16_run_error": 0.003 to 0.024, max over positions, scaled by
+// max |logit|; for the mixture-of-experts fixtures over the positions compared below, before the
+// first router near-tie); it is the bound here. Gemma's post-norms (each attention and FFN output
+// normalized again before the residual add) scale rounding up, in transformers' bf16 run too
+// (0.024 on gemma3, against 0.01-0.017 elsewhere).
 TEST_P(ReferenceLogits, MatchTransformersWithinF32Tolerance) {
   const Case& c = GetParam();
   auto text = ReadFileToString(kFixtures + "/" + c.name + "/reference.json");
@@ -122,6 +128,21 @@ TEST_P(ReferenceLogits, MatchTransformersWithinF32Tolerance) {
   ASSERT_TRUE((*ref)["bf16_run_error"].contains(c.format)) << "run make_bf16_runs.py";
   const double bf16_run_error = (*ref)["bf16_run_error"][c.format].get<double>();
   ThreadPool pool(2);
+  // Mixture of experts on the rounding path: where the reference router ranks the k-th and
+  // (k+1)-th experts within 1% of each other (reference.json router_near_ties, e.g. 0.1318 vs
+  // 0.1307), the activation rounding may pick the other expert, as it may in llama.cpp, and that
+  // token's logits (0.14 measured) and those after it (through attention) are another model's.
+  // Those positions are not compared on that path; everything before them is, at its bound.
+  std::vector<size_t> near_tie;  // per sequence: first position the rounding path skips
+  for (size_t i = 0; i < (*ref)["sequences"].size(); ++i) {
+    near_tie.push_back((*ref)["sequences"][i].size());
+  }
+  if (ref->contains("router_near_ties") && (*ref)["router_near_ties"].contains(c.format)) {
+    for (const auto& tie : (*ref)["router_near_ties"][c.format]) {
+      size_t si = tie[0].get<size_t>(), pos = tie[1].get<size_t>();
+      near_tie[si] = std::min(near_tie[si], pos);
+    }
+  }
   for (auto precision : {kernels::MatMulPrecision::kFast, kernels::MatMulPrecision::kExact}) {
     kernels::SetMatMulPrecision(precision);  // before loading: packing follows the paths
     auto model = LoadModel(ModelPath(c));
@@ -133,7 +154,7 @@ TEST_P(ReferenceLogits, MatchTransformersWithinF32Tolerance) {
     EXPECT_TRUE(!exact || !rounds);
     const double tol = rounds ? bf16_run_error : 1e-4;
     const std::string what = c.name + " " + c.format + (exact ? " exact" : " fast");
-    size_t offset = 0;
+    size_t offset = 0, seq_index = 0;
     double worst = 0;
     const size_t vocab = static_cast<size_t>((*model)->config().vocab_size);
     for (const auto& seq_json : (*ref)["sequences"]) {
@@ -142,15 +163,30 @@ TEST_P(ReferenceLogits, MatchTransformersWithinF32Tolerance) {
                               expected.begin() + static_cast<long>(offset + seq.size() * vocab));
       offset += seq.size() * vocab;
       std::vector<float> got = RunAll(**model, seq, DType::kF32, pool);
+      // Prefill in chunks of 3 must give bit-identical logits to one pass (compared whole; only
+      // the tolerance checks stop at a router near-tie).
+      std::vector<float> chunked = RunAll(**model, seq, DType::kF32, pool, 3);
+      EXPECT_EQ(chunked, got) << what << " chunked prefill";
+      const size_t compared = (rounds ? near_tie[seq_index] : seq.size()) * vocab;
+      ++seq_index;
+      got.resize(compared);
+      want.resize(compared);
+      if (compared == 0) continue;
       worst = std::max(worst, ScaledError(got, want));
       EXPECT_LE(ScaledError(got, want), tol) << what << " len " << seq.size();
+      // Greedy decoding picks the reference's token at every position (f32 activations).
+      for (size_t p = 0; !rounds && p < seq.size(); ++p) {
+        auto at = [&](const std::vector<float>& v) {
+          return std::max_element(v.begin() + p * vocab, v.begin() + (p + 1) * vocab) -
+                 (v.begin() + p * vocab);
+        };
+        EXPECT_EQ(at(got), at(want)) << what << " greedy token at " << p;
+      }
       // The f16 KV cache rounds keys and values to 11 significant bits (relative 2^-11); through
       // softmax and a few layers that stays well under 1% of the logits' range.
       std::vector<float> got16 = RunAll(**model, seq, DType::kF16, pool);
+      got16.resize(compared);
       EXPECT_LE(ScaledError(got16, want), std::max(1e-2, tol)) << what << " f16 KV";
-      // Prefill in chunks of 3 must give bit-identical logits to one pass.
-      std::vector<float> chunked = RunAll(**model, seq, DType::kF32, pool, 3);
-      EXPECT_EQ(chunked, got) << what << " chunked prefill";
     }
     EXPECT_EQ(offset, expected.size());
     if (rounds) {
@@ -176,7 +212,8 @@ TEST(ReferenceLogits, CoversEveryFamilyAndFormat) {
     names.insert(c.name);
     formats.insert(c.format);
   }
-  for (const char* n : {"llama", "llama3", "mistral", "qwen2", "qwen3", "kquant"}) {
+  for (const char* n : {"llama", "llama3", "mistral", "qwen2", "qwen3", "kquant", "gemma2",
+                        "gemma3", "phi3", "qwen3moe", "mixtral"}) {
     EXPECT_TRUE(names.count(n)) << n;
   }
   for (const char* f : {"hf", "f32.gguf", "f16.gguf", "q8_0.gguf", "q4_0.gguf", "q4_1.gguf",
@@ -187,10 +224,12 @@ TEST(ReferenceLogits, CoversEveryFamilyAndFormat) {
 
 // Q8_0, Q4_0 and K-quant matrices repacked at load (kernels/pack.h, where this CPU's MatMul
 // reads them faster) give the logits of the stored layout bit for bit, prefill and chunked, tied
-// embeddings included (qwen2's embedding is its LM head, looked up from the packed matrix).
+// embeddings included (qwen2's embedding is its LM head, looked up from the packed matrix),
+// and so do the new families' (Phi-3's fused row slices, Gemma, every expert of the MoE ones).
 TEST(ReferenceLogits, PackedWeightsGiveStoredLayoutLogits) {
   int tested = 0;
-  for (const char* name : {"qwen2", "llama", "llama3", "mistral", "qwen3", "kquant"}) {
+  for (const char* name : {"qwen2", "llama", "llama3", "mistral", "qwen3", "kquant", "gemma2",
+                           "gemma3", "phi3", "qwen3moe", "mixtral"}) {
     for (const char* type : {"q8_0", "q4_0", "q4_k", "q6_k"}) {
       const std::string path = kFixtures + "/" + name + "/" + name + "." + type + ".gguf";
       if (!fs::exists(path)) continue;
@@ -216,7 +255,7 @@ TEST(ReferenceLogits, PackedWeightsGiveStoredLayoutLogits) {
           << path << " one token at a time";
     }
   }
-  EXPECT_EQ(tested, 11);
+  EXPECT_EQ(tested, 17);
 }
 
 // transformers 4's `rope_theta` + `rope_scaling` keys describe the same llama3 model as
