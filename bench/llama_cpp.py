@@ -5,6 +5,7 @@ One shared builder for everyone who needs llama.cpp's tools (the benchmark, fixt
 
   python3 bench/llama_cpp.py                       # build, print {"bin_dir": ..., ...} as JSON
   python3 bench/llama_cpp.py --target llama-cli    # also build another llama.cpp target
+  python3 bench/llama_cpp.py --amx off             # native minus AMX even where AMX is granted
 
 It takes ~/.cache/kinfer/llama.cpp.lock itself (do not wrap it in `flock` on that file: the
 lock is not re-entrant across processes, it would wait on itself). From Python:
@@ -18,7 +19,9 @@ What it does:
      process, arch_prctl(ARCH_REQ_XCOMP_PERM); the probe then runs tile instructions for real);
   3. builds with GGML_NATIVE (-march=native), minus AMX (-mno-amx-tile -mno-amx-int8
      -mno-amx-bf16) where the CPU advertises AMX but a process may not use it: llama.cpp's AMX
-     kernels would otherwise die with SIGILL on Q4_0/Q4_1/Q8_0 models;
+     kernels would otherwise die with SIGILL on Q4_0/Q4_1/Q8_0 models; where AMX is usable and
+     the compiler is GCC < 13, with clang (GCC 12 drops the stores into llama.cpp's tile config:
+     SIGILL/SIGSEGV in its AMX matmul); `--amx off` forces the minus-AMX build;
   4. into ~/.cache/kinfer/llama.cpp-<version>/build-<variant>-<cpu key>: a native build only
      runs on the CPU it was made for, so each CPU (model and usable extensions) gets its own
      build directory, and a build made on another machine's CPU is never reused.
@@ -69,18 +72,53 @@ def probe_cpu():
     return json.loads(subprocess.run([exe], check=True, capture_output=True, text=True).stdout)
 
 
-def plan(cpu):
-    """(variant, extra cmake arguments, description of llama.cpp's SIMD target)."""
+def gcc_drops_tile_config():
+    """True where the default C++ compiler is GCC < 13. GCC 12's amxtileintrin.h declares that
+    _tile_loadconfig reads 8 bytes ("m" (*(const void **)cfg)), so at -O2/-O3 it drops the
+    stores of the rows/colsb fields into a local config as dead: llama.cpp's
+    ggml_tile_config_init then loads palette 1 with zero or stale shapes and its AMX matmul
+    (ggml_backend_amx_mul_mat: Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K prefill) dies at its first tile
+    instruction: SIGILL (tilezero on an unconfigured tile) or SIGSEGV si_code=SI_KERNEL (#GP
+    from ldtilecfg on garbage). Kinfer's own tile code works around it (matmul_amx.cc)."""
+    cxx = shutil.which(os.environ.get("CXX", "c++"))
+    if not cxx:
+        return False
+    r = subprocess.run([cxx, "-dumpfullversion", "-dumpversion"], capture_output=True, text=True)
+    v = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
+    if "clang" in v or r.returncode != 0:
+        return False
+    try:
+        return int(r.stdout.strip().split(".")[0]) < 13
+    except ValueError:
+        return False
+
+
+def plan(cpu, amx="auto"):
+    """(variant, extra cmake arguments, description of llama.cpp's SIMD target).
+
+    amx="off" builds native minus AMX even where the kernel grants it (a fallback, e.g. for a
+    machine where AMX misbehaves); "auto" uses AMX where the kernel grants it, built with clang
+    where the default compiler is GCC < 13 (see gcc_drops_tile_config)."""
     feats = set(cpu["features"].split())
     isa = ", ".join(x for x in ["avx2", "avx512f", "avx512-vnni", "avx512-bf16", "avx512-fp16"]
                     if x in feats) or "no AVX2"
+    no_amx = ("native-noamx", [f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}"])
+    if "amx-tile" in feats and amx == "off":
+        return no_amx + (f"GGML_NATIVE -march=native ({isa}) {NO_AMX}: AMX "
+                         f"{'usable' if cpu['amx_usable'] else 'not usable'}, turned off (--amx off)",)
     if "amx-tile" in feats and not cpu["amx_usable"]:
-        return ("native-noamx", [f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}"],
-                f"GGML_NATIVE -march=native ({isa}) {NO_AMX}: AMX advertised but not usable "
-                f"({cpu['amx_detail']})")
+        return no_amx + (f"GGML_NATIVE -march=native ({isa}) {NO_AMX}: AMX advertised but not "
+                         f"usable ({cpu['amx_detail']})",)
     if "amx-tile" in feats:
-        return ("native", [], f"GGML_NATIVE -march=native ({isa}, AMX-INT8/BF16: its AMX kernels "
-                              f"run Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K matmuls)")
+        simd = (f"GGML_NATIVE -march=native ({isa}, AMX-INT8/BF16: its AMX kernels run "
+                f"Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K matmuls of more than one token)")
+        if gcc_drops_tile_config():
+            if shutil.which("clang") and shutil.which("clang++"):
+                return ("native-clang", ["-DCMAKE_C_COMPILER=clang", "-DCMAKE_CXX_COMPILER=clang++"],
+                        simd + ", built with clang: GCC < 13 drops its AMX tile config")
+            return no_amx + (f"GGML_NATIVE -march=native ({isa}) {NO_AMX}: AMX usable, but GCC "
+                             f"< 13 would miscompile llama.cpp's tile config and no clang",)
+        return "native", [], simd
     return "native", [], f"GGML_NATIVE -march=native ({isa})"
 
 
@@ -106,11 +144,11 @@ def source(version):
     return src
 
 
-def build(version=VERSION, jobs=2, targets=(), cpu=None):
+def build(version=VERSION, jobs=2, targets=(), cpu=None, amx="auto"):
     """Builds the targets (DEFAULT_TARGETS and `targets`) unless built; the caller holds LOCK.
     Returns {"bin_dir", "variant", "simd", "cpu"}."""
     cpu = cpu or probe_cpu()
-    variant, cmake_args, simd = plan(cpu)
+    variant, cmake_args, simd = plan(cpu, amx)
     key = hashlib.sha256(f"{cpu['cpu']}|{cpu['features']}|{cpu['amx_usable']}".encode()).hexdigest()
     build_dir = os.path.join(CACHE, f"llama.cpp-{version}", f"build-{variant}-{key[:8]}")
     bin_dir = os.path.join(build_dir, "bin")
@@ -137,7 +175,7 @@ def build(version=VERSION, jobs=2, targets=(), cpu=None):
     return {"bin_dir": bin_dir, "variant": variant, "simd": simd, "cpu": cpu}
 
 
-def locked_build(version=VERSION, jobs=2, targets=()):
+def locked_build(version=VERSION, jobs=2, targets=(), amx="auto"):
     """build() under ~/.cache/kinfer/llama.cpp.lock, shared with everyone who builds llama.cpp."""
     os.makedirs(CACHE, exist_ok=True)
     with open(LOCK, "a") as lock:
@@ -146,7 +184,7 @@ def locked_build(version=VERSION, jobs=2, targets=()):
         except BlockingIOError:
             log(f"waiting for {LOCK} (another llama.cpp build)")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        return build(version, jobs, targets)
+        return build(version, jobs, targets, amx=amx)
 
 
 def main():
@@ -154,8 +192,10 @@ def main():
     ap.add_argument("--version", default=VERSION, help="llama-cpp-python sdist version")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--target", action="append", default=[], help="another llama.cpp target")
+    ap.add_argument("--amx", choices=["auto", "off"], default="auto",
+                    help="auto: use AMX where the kernel grants it; off: native minus AMX")
     args = ap.parse_args()
-    print(json.dumps(locked_build(args.version, args.jobs, args.target)))
+    print(json.dumps(locked_build(args.version, args.jobs, args.target, args.amx)))
     return 0
 
 

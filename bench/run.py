@@ -124,6 +124,25 @@ def build_llama_cpp(version, jobs):
     return os.path.join(b["bin_dir"], "llama-bench"), os.path.join(b["bin_dir"], "llama-server")
 
 
+def prebuilt_llama_cpp(bin_dir):
+    """build()'s answer for a bin/ directory built earlier (by bench/llama_cpp.py or by hand)."""
+    bin_dir = os.path.abspath(bin_dir)
+    stamp = os.path.join(os.path.dirname(bin_dir), "kinfer-build.json")
+    cpu = llama_cpp.probe_cpu()
+    simd = f"prebuilt in {bin_dir}"
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            simd = json.load(f)["simd"] + f" (prebuilt in {bin_dir})"
+    else:
+        cache = os.path.join(os.path.dirname(bin_dir), "CMakeCache.txt")
+        if os.path.exists(cache):
+            with open(cache) as f:
+                keep = [l.strip() for l in f if l.startswith(("CMAKE_C_FLAGS:", "CMAKE_CXX_COMPILER:",
+                                                              "GGML_NATIVE:"))]
+            simd += ": " + ", ".join(keep)
+    return {"bin_dir": bin_dir, "variant": "prebuilt", "simd": simd, "cpu": cpu}
+
+
 def make_models(shapes, types, quantize=None):
     """[(shape, type, Kinfer's path, llama.cpp's path)]: the same weights for both (BF16: an HF
     checkpoint directory for Kinfer, its GGUF for llama.cpp); llama-quantize types from F16."""
@@ -209,12 +228,20 @@ def stream_bandwidth(kinfer_bench, threads):
 def kinfer_pp_tg(kinfer_bench, path, threads, p, n):
     j = json.loads(output([kinfer_bench, "--model", path, "--threads", str(threads), "-p", str(p),
                            "-n", str(n), "-r", "1"], timeout=1800).strip().splitlines()[-1])
+    kinfer_pp_tg.decode_tps_cpu = j.get("decode_tps_cpu")
     return j["prefill_tps"], j["decode_tps"]
 
 
-def llama_pp_tg(llama_bench, path, threads, p, n):
-    out = output([llama_bench, "-m", path, "-t", str(threads), "-p", str(p), "-n", str(n),
-                  "-r", "1", "-o", "json"], timeout=1800)
+def llama_pp_tg(llama_bench, path, threads, p, n, extra=()):
+    try:
+        out = output([llama_bench, "-m", path, "-t", str(threads), "-p", str(p), "-n", str(n),
+                      "-r", "1", "-o", "json"] + list(extra), timeout=1800)
+    except subprocess.CalledProcessError as e:
+        # A crash of the peer (e.g. llama.cpp's AMX matmul on a VM, see llama_cpp.plan) costs
+        # its figures of this round, not Kinfer's nor the other rows'.
+        how = f"signal {-e.returncode}" if e.returncode < 0 else f"exit {e.returncode}"
+        log(f"llama-bench failed ({how}) on {path}: {(e.stderr or '')[-300:]}")
+        return None, None
     pp = tg = None
     for row in json.loads(out):
         if row.get("n_prompt", 0) > 0 and row.get("n_gen", 0) == 0:
@@ -467,6 +494,14 @@ def main():
     ap.add_argument("--max-model-len", type=int, default=1024)
     ap.add_argument("--jobs", type=int, default=2, help="build parallelism")
     ap.add_argument("--llama-cpp-python", default=LLAMA_CPP_PYTHON_VERSION)
+    ap.add_argument("--llama-amx", choices=["auto", "off"], default="auto",
+                    help="off: llama.cpp native minus AMX even where AMX is granted (the "
+                         "header says which)")
+    ap.add_argument("--llama-bin", help="use the llama.cpp tools already built in this bin/ "
+                    "directory (no build, no lock); the header says which")
+    ap.add_argument("--llama-no-repack", action="store_true",
+                    help="llama.cpp without its extra buffer types (llama-bench --repack 0, "
+                         "llama-server --no-repack): no AMX or interleaved-repack matmuls")
     ap.add_argument("--quick", action="store_true", help="Qwen2.5-0.5B Q4_0 only, 1 round")
     ap.add_argument("--serve-only", action="store_true", help="skip bandwidth, prefill and decode")
     args = ap.parse_args()
@@ -486,7 +521,12 @@ def main():
     phases.next()
     kinfer, kinfer_bench = build_kinfer(args.jobs)
     phases.next()
-    llama = llama_cpp.locked_build(args.llama_cpp_python, args.jobs)
+    if args.llama_bin:
+        llama = prebuilt_llama_cpp(args.llama_bin)
+    else:
+        llama = llama_cpp.locked_build(args.llama_cpp_python, args.jobs, amx=args.llama_amx)
+    if args.llama_no_repack:
+        llama["simd"] += "; run without extra buffer types (--repack 0 / --no-repack)"
     llama_bench = os.path.join(llama["bin_dir"], "llama-bench")
     llama_server = os.path.join(llama["bin_dir"], "llama-server")
     quantize = os.path.join(llama["bin_dir"], "llama-quantize")
@@ -510,38 +550,45 @@ def main():
 
     # Prefill and decode, alternated.
     rows = [["model", "size", f"prefill t/s Kinfer", "llama.cpp", "ratio", "decode t/s Kinfer",
-             "llama.cpp", "ratio", "bound t/s", "Kinfer/bound", "llama.cpp/bound"]]
+             "llama.cpp", "ratio", "bound t/s", "Kinfer/bound", "llama.cpp/bound",
+             "Kinfer decode t/s per CPU-s", "its /bound"]]
     measured = []
     phases.next(f"{len(models)} models x {args.rounds} rounds x 2 tools")
     for m, (shape, typ, kpath, path) in enumerate(models):
         ms = model_shape(path)
-        k_pp, k_tg, l_pp, l_tg = [], [], [], []
+        k_pp, k_tg, l_pp, l_tg, k_tg_cpu = [], [], [], [], []
         for r in range(args.rounds):
             log(f"{shape} {typ} (model {m + 1}/{len(models)}): round {r + 1}/{args.rounds}")
             a, b = kinfer_pp_tg(kinfer_bench, kpath, T, args.prompt, args.decode)
             k_pp.append(a)
             k_tg.append(b)
-            a, b = llama_pp_tg(llama_bench, path, T, args.prompt, args.decode)
+            k_tg_cpu.append(getattr(kinfer_pp_tg, "decode_tps_cpu", None))
+            a, b = llama_pp_tg(llama_bench, path, T, args.prompt, args.decode,
+                               ["--repack", "0"] if args.llama_no_repack else [])
             l_pp.append(a)
             l_tg.append(b)
         med = lambda xs: statistics.median([x for x in xs if x is not None]) if any(
             x is not None for x in xs) else None
         kp, kt, lp, lt = med(k_pp), med(k_tg), med(l_pp), med(l_tg)
         bw_samples.append(stream_bandwidth(kinfer_bench, T))
-        measured.append((shape, typ, ms, kp, kt, lp, lt))
+        measured.append((shape, typ, ms, kp, kt, lp, lt, med(k_tg_cpu)))
         log(f"{shape} {typ}: prefill {kp} vs {lp}, decode {kt} vs {lt}")
     bw = max(bw_samples)
-    for shape, typ, ms, kp, kt, lp, lt in measured:
+    for shape, typ, ms, kp, kt, lp, lt, kt_cpu in measured:
         bound = bw / decode_bytes_per_token(ms, args.prompt + args.decode // 2)
         rows.append([f"{shape} {typ}", fmt(ms[3], "MiB"), fmt(kp), fmt(lp), ratio(kp, lp),
                      fmt(kt), fmt(lt), ratio(kt, lt), fmt(bound), ratio(kt, bound),
-                     ratio(lt, bound)])
+                     ratio(lt, bound), fmt(kt_cpu), ratio(kt_cpu, bound)])
     print(f"\nread bandwidth (STREAM-style sum, {T} threads, best of {len(bw_samples)} samples "
           f"{', '.join(f'{b / 1e9:.1f}' for b in bw_samples)} GB/s): {fmt(bw, 'GB/s')}; "
           f"decode bound = bandwidth / (2-D weight bytes + f16 KV bytes at context "
-          f"{args.prompt + args.decode // 2})")
+          f"{args.prompt + args.decode // 2}). \"per CPU-s\": decode tokens x threads / "
+          f"Kinfer's process CPU seconds, what it would do if each thread had its core; on a "
+          f"loaded machine the bandwidth samples are low too, so its /bound can exceed 1")
     print_table(rows, f"prefill ({args.prompt}-token prompt) and decode ({args.decode} tokens, "
                       f"batch 1), median of {args.rounds} alternated rounds")
+    load = os.getloadavg()
+    print(f"\nload average after prefill/decode: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     mixes = [(f"{s} {t}", gguf_type_mix(p)) for s, t, _, p in models if t in QUANTIZE_TYPES]
     if mixes:
         print("\nllama-quantize's mixes (2-D weight bytes by type; K-quants need rows of 256, "
@@ -598,7 +645,7 @@ def serve(args, kinfer, llama_server, quantize, T):
         servers.append(("llama-server", [
             llama_server, "-m", path, "--host", "127.0.0.1", "--port", str(port), "-t", str(T),
             "-np", str(slots), "-c", str(ctx * slots), "--cont-batching", "--no-webui",
-            "-cram", "0"], port, name))
+            "-cram", "0"] + (["--no-repack"] if args.llama_no_repack else []), port, name))
         results = serve_alternated(servers, "default", args.levels, args)
         results["llama"] = results.pop("llama-server")
         k, l = results.get("kinfer"), results["llama"]

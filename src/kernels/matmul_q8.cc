@@ -420,7 +420,9 @@ void MatMulQ8RowsImpl(const TensorView&, const int8_t*, const float*, const int3
 
 bool UsesQ8ActivationsImpl(DType t, int64_t K) {
   return kHaveQ8Path &&
-         (t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ8_0x16 || t == DType::kQ4_0x16) &&
+         (t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ5_1 ||
+          t == DType::kQ8_0x16 || t == DType::kQ4_0x16 || t == DType::kQ5_0x16 ||
+          t == DType::kQ5_1x16) &&
          K % kQK == 0;
 }
 
