@@ -7,12 +7,11 @@ the base model, in Kinfer and in llama-server serving the same GGUF LoRA files, 
   python3 bench/lora_bench.py --targets q v   # PEFT's default targets
   python3 bench/lora_bench.py --help
 
-  # On this team's machine (GCC 12, AMX granted): llama.cpp's AMX kernels crash when GCC 12
-  # builds them (SIGILL/SIGSEGV at warm-up), so llama-server runs without its extra buffer types
-  # (-nr: no AMX, no repacked Q4_0); on a loaded 2-core machine its 2 threads spin at every op's
-  # barrier, so both servers get one thread:
-  python3 bench/lora_bench.py --llama-server ~/.cache/kinfer/llama.cpp-0.3.36/build-native-*/bin/llama-server \
-      --llama-args=-nr --threads 1 --rounds 3 --max-tokens 32
+  # Where AMX is usable, llama.cpp's AMX kernels need the clang build bench/llama_cpp.py makes
+  # (GCC 12 drops their tile config); with a GCC-built llama-server pass --llama-args=-nr (no
+  # AMX, no repacked Q4_0), which slows it. The fair run on this team's machine (2026-11-27):
+  python3 bench/lora_bench.py --threads 2 --rounds 3 --max-tokens 64 --llama-server
+      ~/.cache/kinfer/llama.cpp-0.3.36/build-native-clang-*/bin/llama-server   # (one line)
 
 1. builds Kinfer (release) and llama-server (as bench/run.py, from the llama-cpp-python sdist,
    under flock ~/.cache/kinfer/llama.cpp.lock so parallel checkouts share one build);
