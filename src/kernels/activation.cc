@@ -20,13 +20,12 @@
 HWY_BEFORE_NAMESPACE();
 namespace kinfer::kernels::HWY_NAMESPACE {
 
-void SiluMulImpl(const float* gate, const float* up, int64_t n, float* out) {
+// out[i] = f(gate[i], up[i]) for a vector function f; the tail goes through the same vector code,
+// so an element's value never depends on n.
+template <typename F>
+void GatedMul(const float* gate, const float* up, int64_t n, float* out, F f) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const auto one = hn::Set(d, 1.0f);
-  auto f = [&](auto g, auto u) {
-    return hn::Mul(hn::Div(g, hn::Add(one, hn::Exp(d, hn::Neg(g)))), u);
-  };
   int64_t i = 0;
   for (; i + N <= n; i += N)
     hn::StoreU(f(hn::LoadU(d, gate + i), hn::LoadU(d, up + i)), d, out + i);
@@ -40,27 +39,22 @@ void SiluMulImpl(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+void SiluMulImpl(const float* gate, const float* up, int64_t n, float* out) {
+  const DF d;
+  const auto one = hn::Set(d, 1.0f);
+  GatedMul(gate, up, n, out, [&](auto g, auto u) {
+    return hn::Mul(hn::Div(g, hn::Add(one, hn::Exp(d, hn::Neg(g)))), u);
+  });
+}
+
 void GeluTanhMulImpl(const float* gate, const float* up, int64_t n, float* out) {
   const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const auto half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f);
   const auto k0 = hn::Set(d, 0.7978845608028654f), k1 = hn::Set(d, 0.044715f);
-  auto f = [&](auto g, auto u) {
+  GatedMul(gate, up, n, out, [&](auto g, auto u) {
     const auto inner = hn::Mul(k0, hn::MulAdd(hn::Mul(k1, g), hn::Mul(g, g), g));
     return hn::Mul(hn::Mul(hn::Mul(half, g), hn::Add(one, hn::Tanh(d, inner))), u);
-  };
-  int64_t i = 0;
-  for (; i + N <= n; i += N)
-    hn::StoreU(f(hn::LoadU(d, gate + i), hn::LoadU(d, up + i)), d, out + i);
-  if (i < n) {
-    // The tail through the same vector code, so an element's value never depends on n.
-    HWY_ALIGN float g[kMaxLanesF32] = {}, u[kMaxLanesF32] = {};
-    const size_t rest = static_cast<size_t>(n - i);
-    std::memcpy(g, gate + i, rest * 4);
-    std::memcpy(u, up + i, rest * 4);
-    hn::Store(f(hn::Load(d, g), hn::Load(d, u)), d, g);
-    std::memcpy(out + i, g, rest * 4);
-  }
+  });
 }
 
 }  // namespace kinfer::kernels::HWY_NAMESPACE

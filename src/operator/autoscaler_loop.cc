@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 
-#include <ctime>
 #include <set>
 
 #include <fmt/format.h>
@@ -21,15 +20,6 @@ namespace {
 
 // The pod the ReplicaSet deletes first: the lowest cost goes first (default 0).
 constexpr const char* kRemoveFirstCost = "-1000";
-
-std::string Rfc3339(AutoscalerTime t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // The HPA in `hpas` whose scaleTargetRef is this LLMService, or "".
 std::string TargetingHpa(const std::vector<Json>& hpas, const std::string& name) {
@@ -175,12 +165,13 @@ Status AutoscalerLoop::SetCondition(const Json& obj, const AutoscalerDecision& d
        {{"name", obj["metadata"]["name"]}, {"namespace", obj["metadata"]["namespace"]}}},
       {"status",
        {{"conditions",
-         Json::array({{{"type", "Autoscaling"},
-                       {"status", active ? "True" : "False"},
-                       {"reason", d.reason.empty() ? "Unknown" : d.reason},
-                       {"message", d.message},
-                       {"observedGeneration", obj["metadata"].value("generation", int64_t{0})},
-                       {"lastTransitionTime", Rfc3339(std::chrono::system_clock::now())}}})}}}};
+         Json::array(
+             {{{"type", "Autoscaling"},
+               {"status", active ? "True" : "False"},
+               {"reason", d.reason.empty() ? "Unknown" : d.reason},
+               {"message", d.message},
+               {"observedGeneration", obj["metadata"].value("generation", int64_t{0})},
+               {"lastTransitionTime", k8s::FormatTime(std::chrono::system_clock::now())}}})}}}};
   k8s::ApplyOptions ao;
   ao.field_manager = options_.field_manager;
   ao.subresource = "status";

@@ -116,21 +116,23 @@ class JsonCall {
   enum class Step {
     kNotACall,  // failed, a bad name, or an object without one: the caller decides what it was
     kDone,      // the object closed (arguments that never appeared went out as "{}")
-    kAgain,     // stopped at the name with input left: step again
     kNeedMore,  // every byte consumed, the object still open
   };
   template <typename BeginFn, typename ArgsFn>
   Step Advance(std::string& buf, std::string* raw, BeginFn begin, ArgsFn args) {
-    const size_t used = Push(buf);
-    if (raw) raw->append(buf, 0, used);
-    buf.erase(0, used);
-    Update(begin, args);
-    if (failed() || bad_name() || (done() && !begun())) return Step::kNotACall;
-    if (done()) {
-      Close(args);
-      return Step::kDone;
+    while (true) {
+      const size_t used = Push(buf);
+      if (raw) raw->append(buf, 0, used);
+      buf.erase(0, used);
+      Update(begin, args);
+      if (failed() || bad_name() || (done() && !begun())) return Step::kNotACall;
+      if (done()) {
+        Close(args);
+        return Step::kDone;
+      }
+      if (used == 0 || buf.empty()) return Step::kNeedMore;
+      // Push stopped right after the name with input left: go on with the rest.
     }
-    return used > 0 && !buf.empty() ? Step::kAgain : Step::kNeedMore;
   }
 
  private:
@@ -239,8 +241,6 @@ class HermesParser final : public Base {
           case JsonCall::Step::kDone:
             state_ = State::kAfterCall;
             continue;
-          case JsonCall::Step::kAgain:
-            continue;
           case JsonCall::Step::kNeedMore:
             return;
         }
@@ -339,8 +339,6 @@ class Llama3JsonParser final : public Base {
             case JsonCall::Step::kDone:
               state_ = State::kBetween;
               raw_.clear();
-              continue;
-            case JsonCall::Step::kAgain:
               continue;
             case JsonCall::Step::kNeedMore:
               return;
@@ -450,8 +448,6 @@ class JsonArrayParser final : public Base {
               continue;
             case JsonCall::Step::kDone:
               state_ = State::kArray;
-              continue;
-            case JsonCall::Step::kAgain:
               continue;
             case JsonCall::Step::kNeedMore:
               return;

@@ -39,7 +39,7 @@ import time
 import requests
 import yaml
 
-from e2e_lib import Api, figure
+from e2e_lib import Api, Failure, figure, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NS = "kinfer-as"
@@ -53,21 +53,6 @@ T0 = time.monotonic()
 def say(msg: str) -> None:
     print(f"\033[1m[k8s]\033[0m autoscale e2e [{time.monotonic() - T0:6.1f}s]: {msg}", file=sys.stderr,
           flush=True)
-
-
-def wait_for(what, fn, timeout, interval=0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise Failure(f"no {what} within {timeout}s")
-        time.sleep(interval)
-
-
-class Failure(Exception):
-    pass
 
 
 class Relay:

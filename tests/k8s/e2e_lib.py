@@ -2,9 +2,26 @@
 test cluster's API server, authenticated with the admin client certificate that
 tests/k8s/cluster.sh exports (K8S_API, K8S_CA, K8S_CLIENT_CERT, K8S_CLIENT_KEY)."""
 import os
+import time
 
 import requests
 import yaml
+
+
+class Failure(Exception):
+    """A wait that ran out or a broken promise: the script reports it and exits non-zero."""
+
+
+def wait_for(what, fn, timeout, interval=0.25):
+    """fn's first truthy result, polled every `interval` s; Failure after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise Failure(f"no {what} within {timeout}s")
+        time.sleep(interval)
 
 
 def figure(msg: str) -> None:

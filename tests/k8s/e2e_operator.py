@@ -28,7 +28,7 @@ import time
 import requests
 import yaml
 
-from e2e_lib import Api, figure
+from e2e_lib import Api, Failure, figure, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NS = "kinfer-llm"
@@ -41,17 +41,6 @@ ROUTED, DIRECT = "tiny", "tiny-direct"
 
 def say(msg: str) -> None:
     print(f"\033[1m[k8s]\033[0m operator e2e: {msg}", file=sys.stderr, flush=True)
-
-
-def wait_for(what, fn, timeout, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise SystemExit(f"operator e2e: no {what} within {timeout}s")
-        time.sleep(interval)
 
 
 def conditions(obj):
@@ -458,4 +447,7 @@ def run(api: Api, model: pathlib.Path, work: pathlib.Path, with_router: bool, me
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except Failure as e:
+        sys.exit(f"operator e2e: {e}")
