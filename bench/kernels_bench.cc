@@ -48,11 +48,16 @@ Weight MakeWeight(DType t, int64_t rows, int64_t cols) {
 }
 
 // `packed`: the layout the loader makes for this CPU (kernels/pack.h), where it makes one.
-// `exact`: MatMulPrecision::kExact (f32 activations on every path). `vnni`: K-quants keep
-// the VNNI kernel at every batch (no AMX-INT8 tiles), to compare the two.
-void MatMul(benchmark::State& state, DType t, bool packed, bool exact = false, bool vnni = false) {
+// `exact`: MatMulPrecision::kExact (f32 activations on every path). `k_path`: which K-quant
+// kernel runs: kDefault (AMX-INT8 tiles from kAmxInt8KMinTokens virtual tokens), kVnni (VNNI at
+// every batch) or kAmx (tiles at every batch), to find where one overtakes the other.
+enum KPath { kDefault, kVnni, kAmx };
+void MatMul(benchmark::State& state, DType t, bool packed, bool exact = false,
+            KPath k_path = kDefault) {
   const int64_t amx_min = kinfer::kernels::internal::SetAmxInt8KMinTokensForTest(
-      vnni ? INT64_MAX : kinfer::kernels::internal::kAmxInt8KMinTokens);
+      k_path == kVnni  ? INT64_MAX
+      : k_path == kAmx ? 1
+                       : kinfer::kernels::internal::kAmxInt8KMinTokens);
   kinfer::kernels::SetMatMulPrecision(exact ? kinfer::kernels::MatMulPrecision::kExact
                                             : kinfer::kernels::MatMulPrecision::kFast);
   const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
@@ -110,17 +115,17 @@ BENCHMARK_CAPTURE(MatMul, Q6_Kx16, DType::kQ6_K, true)->Apply(Args);
 // K-quant prefill and batched decode: AMX-INT8 tiles against the VNNI kernel (Llama-3.2-1B
 // shapes).
 void KArgs(benchmark::internal::Benchmark* b) {
-  for (int64_t tokens : {1, 4, 8, 16, 64}) {
+  for (int64_t tokens : {1, 2, 4, 8, 16, 64}) {
     b->Args({2048, 2048, tokens})->Args({8192, 2048, tokens});
   }
   b->Unit(benchmark::kMicrosecond);
 }
-BENCHMARK_CAPTURE(MatMul, KAmx_Q4_Kx16, DType::kQ4_K, true)->Apply(KArgs);
-BENCHMARK_CAPTURE(MatMul, KVnni_Q4_Kx16, DType::kQ4_K, true, false, true)->Apply(KArgs);
-BENCHMARK_CAPTURE(MatMul, KAmx_Q5_Kx16, DType::kQ5_K, true)->Apply(KArgs);
-BENCHMARK_CAPTURE(MatMul, KVnni_Q5_Kx16, DType::kQ5_K, true, false, true)->Apply(KArgs);
-BENCHMARK_CAPTURE(MatMul, KAmx_Q6_Kx16, DType::kQ6_K, true)->Apply(KArgs);
-BENCHMARK_CAPTURE(MatMul, KVnni_Q6_Kx16, DType::kQ6_K, true, false, true)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KAmx_Q4_Kx16, DType::kQ4_K, true, false, kAmx)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KVnni_Q4_Kx16, DType::kQ4_K, true, false, kVnni)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KAmx_Q5_Kx16, DType::kQ5_K, true, false, kAmx)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KVnni_Q5_Kx16, DType::kQ5_K, true, false, kVnni)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KAmx_Q6_Kx16, DType::kQ6_K, true, false, kAmx)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KVnni_Q6_Kx16, DType::kQ6_K, true, false, kVnni)->Apply(KArgs);
 
 }  // namespace
 

@@ -44,6 +44,9 @@ constexpr int64_t kTile = 16;  // tokens a tile holds, and rows of a packed grou
 // Bytes of one super-block's prepared weights in a group: 4 chunks of 64 elements, each two B
 // tiles (16 x 64 bytes: 16 rows x 4 bytes a tile row), the low and the high part (below).
 constexpr int64_t kPrepared = 4 * 2 * 1024;
+// How far ahead of the weights being read to prefetch (as matmul_kquant.cc: this VM's hardware
+// prefetchers alone leave a one-thread stream at a fraction of the bandwidth).
+constexpr int64_t kPrefetchBytes = 16384;
 
 // Every tile 16 rows of 64 bytes. 0, 1: token tile 0's int32 sums of the low and high weight
 // parts; 2, 3: token tile 1's; 4, 5: activations of token tiles 0, 1; 6, 7: weights, low and
@@ -76,39 +79,51 @@ KINFER_AMX_INT8 inline __m512i HighPair(__m512i v, int from) {
   return _mm512_and_si512(v, _mm512_set1_epi8(0x30));
 }
 
-// 16 scale bytes (one a row) as 16-bit lanes, each row's in the two lanes of its 4 bytes.
-KINFER_AMX_INT8 inline __m512i RowScales(const uint8_t* p, bool sign) {
+// A row's scale for ScaleSplit: 16 scale bytes (one a row) placed for the byte multiply-adds,
+// each row's in the even bytes of its 4 (`even`, the odd ones 0) and in the odd bytes (`odd`),
+// and `off` times it in every 16-bit lane of the row (`sub`).
+struct RowScale {
+  __m512i even, odd, sub;
+};
+KINFER_AMX_INT8 inline RowScale RowScales(const uint8_t* p, bool sign, int off) {
   const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   const __m512i x = sign ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b);
-  return _mm512_or_si512(_mm512_and_si512(x, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(x, 16));
+  const __m512i x16 =
+      _mm512_or_si512(_mm512_and_si512(x, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(x, 16));
+  const __m512i even = _mm512_and_si512(x16, _mm512_set1_epi16(0x00FF));
+  return {even, _mm512_slli_epi16(even, 8),
+          _mm512_mullo_epi16(x16, _mm512_set1_epi16(static_cast<int16_t>(off)))};
 }
 
-// One B-tile row of weights w (bytes, unsigned) times their rows' scales sc, less `off` first:
-// v = sc * (w - off) exactly, written as 64 * hi + lo with lo in [0, 64) and hi in int8 range
-// (|v| <= 4096), so that the tile sums of lo and hi give sum(q * v) = sums(lo) + 64 sums(hi).
-KINFER_AMX_INT8 inline void ScaleSplit(__m512i w, __m512i sc, int off, uint8_t* lo, uint8_t* hi) {
-  const __m512i m8 = _mm512_set1_epi16(0x00FF), m6 = _mm512_set1_epi16(63);
-  __m512i we = _mm512_and_si512(w, m8), wo = _mm512_srli_epi16(w, 8);
-  if (off != 0) {
-    we = _mm512_sub_epi16(we, _mm512_set1_epi16(static_cast<int16_t>(off)));
-    wo = _mm512_sub_epi16(wo, _mm512_set1_epi16(static_cast<int16_t>(off)));
+// One B-tile row of weights w (bytes, unsigned, < 64) times their rows' scales, less `off`
+// times the scale: v = sc * (w - off) exactly (16-bit products, |v| <= 4096), written as
+// 64 * hi + lo with lo in [0, 64) and hi in int8 range, so that the tile sums of lo and hi give
+// sum(q * v) = sums(lo) + 64 sums(hi).
+KINFER_AMX_INT8 inline void ScaleSplit(__m512i w, const RowScale& sc, bool off, uint8_t* lo,
+                                       uint8_t* hi) {
+  const __m512i m8 = _mm512_set1_epi16(0x00FF);
+  __m512i pe = _mm512_maddubs_epi16(w, sc.even), po = _mm512_maddubs_epi16(w, sc.odd);
+  if (off) {
+    pe = _mm512_sub_epi16(pe, sc.sub);
+    po = _mm512_sub_epi16(po, sc.sub);
   }
-  const __m512i pe = _mm512_mullo_epi16(we, sc), po = _mm512_mullo_epi16(wo, sc);
-  _mm512_storeu_si512(lo, _mm512_or_si512(_mm512_and_si512(pe, m6),
-                                          _mm512_slli_epi16(_mm512_and_si512(po, m6), 8)));
-  _mm512_storeu_si512(hi, _mm512_or_si512(_mm512_and_si512(_mm512_srai_epi16(pe, 6), m8),
-                                          _mm512_slli_epi16(_mm512_srai_epi16(po, 6), 8)));
+  // 0xE4: bits of the first operand where the third is set, else the second's.
+  const __m512i l = _mm512_ternarylogic_epi32(pe, _mm512_slli_epi16(po, 8), m8, 0xE4);
+  _mm512_storeu_si512(lo, _mm512_and_si512(l, _mm512_set1_epi8(63)));
+  _mm512_storeu_si512(
+      hi, _mm512_ternarylogic_epi32(_mm512_srai_epi16(pe, 6), _mm512_slli_epi16(po, 2), m8, 0xE4));
 }
 
 // One packed Q4_K/Q5_K super-block of a group (pack.h) prepared: chunk c (elements 64c..) as
 // the low then the high B tile of sc * w, tile rows 0-7 sub-block 2c (the low nibbles of
 // vectors 8c + j, plus the fifth bits), 8-15 sub-block 2c + 1 (the high nibbles).
 KINFER_AMX_INT8 void PrepareQ45K(const uint8_t* p, bool q5, uint8_t* out) {
+  for (int l = 0; l < (q5 ? 2880 : 2368); l += 64) __builtin_prefetch(p + kPrefetchBytes + l);
   const int64_t kSc = q5 ? 2560 : 2048;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int c = 0; c < 4; ++c) {
-    const __m512i sc_lo = RowScales(p + kSc + 16 * (2 * c), false);
-    const __m512i sc_hi = RowScales(p + kSc + 16 * (2 * c + 1), false);
+    const RowScale sc_lo = RowScales(p + kSc + 16 * (2 * c), false, 0);
+    const RowScale sc_hi = RowScales(p + kSc + 16 * (2 * c + 1), false, 0);
     uint8_t* o = out + c * 2048;
     for (int j = 0; j < 8; ++j) {
       const __m512i v = _mm512_loadu_si512(p + (8 * c + j) * 64);
@@ -119,8 +134,8 @@ KINFER_AMX_INT8 void PrepareQ45K(const uint8_t* p, bool q5, uint8_t* out) {
         lo = _mm512_or_si512(lo, FifthBit(h, 2 * c));
         hi = _mm512_or_si512(hi, FifthBit(h, 2 * c + 1));
       }
-      ScaleSplit(lo, sc_lo, 0, o + j * 64, o + 1024 + j * 64);
-      ScaleSplit(hi, sc_hi, 0, o + (8 + j) * 64, o + 1024 + (8 + j) * 64);
+      ScaleSplit(lo, sc_lo, false, o + j * 64, o + 1024 + j * 64);
+      ScaleSplit(hi, sc_hi, false, o + (8 + j) * 64, o + 1024 + (8 + j) * 64);
     }
   }
 }
@@ -129,20 +144,27 @@ KINFER_AMX_INT8 void PrepareQ45K(const uint8_t* p, bool q5, uint8_t* out) {
 // quant): chunk c holds groups 4c..4c+3 of 16 elements, tile rows 4(g - 4c).., as
 // matmul_kquant.cc's QuarterQ6K reads them.
 KINFER_AMX_INT8 void PrepareQ6K(const uint8_t* p, uint8_t* out) {
+  for (int l = 0; l < 3360; l += 64) __builtin_prefetch(p + kPrefetchBytes + l);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int h = 0; h < 2; ++h) {
     for (int pp = 0; pp < 2; ++pp) {
-      for (int j = 0; j < 8; ++j) {
-        const __m512i l = _mm512_loadu_si512(p + (16 * h + 8 * pp + j) * 64);
-        const __m512i hb = _mm512_loadu_si512(p + 2048 + (8 * h + j) * 64);
-        const __m512i lo = _mm512_or_si512(_mm512_and_si512(l, m4), HighPair(hb, 2 * pp));
-        const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                           HighPair(hb, 2 * pp + 4));
-        const int g = 8 * h + 2 * pp + j / 4, r = 4 * (g % 4) + j % 4;
-        uint8_t* o = out + (g / 4) * 2048 + r * 64;
-        ScaleSplit(lo, RowScales(p + 3072 + 16 * g, true), 32, o, o + 1024);
-        o = out + ((g + 4) / 4) * 2048 + r * 64;
-        ScaleSplit(hi, RowScales(p + 3072 + 16 * (g + 4), true), 32, o, o + 1024);
+      for (int q = 0; q < 2; ++q) {
+        const int g = 8 * h + 2 * pp + q;
+        const RowScale sc_lo = RowScales(p + 3072 + 16 * g, true, 32);
+        const RowScale sc_hi = RowScales(p + 3072 + 16 * (g + 4), true, 32);
+        for (int jj = 0; jj < 4; ++jj) {
+          const int j = 4 * q + jj;
+          const __m512i l = _mm512_loadu_si512(p + (16 * h + 8 * pp + j) * 64);
+          const __m512i hb = _mm512_loadu_si512(p + 2048 + (8 * h + j) * 64);
+          const __m512i lo = _mm512_or_si512(_mm512_and_si512(l, m4), HighPair(hb, 2 * pp));
+          const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                             HighPair(hb, 2 * pp + 4));
+          const int r = 4 * (g % 4) + jj;
+          uint8_t* o = out + (g / 4) * 2048 + r * 64;
+          ScaleSplit(lo, sc_lo, true, o, o + 1024);
+          o = out + ((g + 4) / 4) * 2048 + r * 64;
+          ScaleSplit(hi, sc_hi, true, o, o + 1024);
+        }
       }
     }
   }
