@@ -17,8 +17,25 @@ want() { local s; for s in "${stages[@]}"; do [[ $s == "$1" ]] && return 0; done
 say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 jobs=$(nproc)
 
+# Free disk where the build trees and the caches go, said at the start and after each build: a
+# full run takes about 5 GB of build trees plus ~/.cache/kinfer, and a full disk otherwise shows
+# up only as a linker error. KINFER_LEAN=1 (set by .ci/run) deletes each build tree once no later
+# stage needs it.
+disk_note() {
+  local avail
+  avail=$(df -Pk . | awk 'NR == 2 { printf "%.1f", $4 / 1048576 }')
+  say "disk: $avail GiB free here ($*)"
+  if awk -v a="$avail" 'BEGIN { exit !(a < 6) }'; then
+    say "warning: less than 6 GiB free; the build may fail with \"No space left on device\""
+  fi
+}
+drop_tree() { if [[ ${KINFER_LEAN:-0} == 1 && -d $1 ]]; then rm -rf "$1" && disk_note "$1 removed"; fi; }
+disk_note "start"
+
 scripts/setup.sh
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/kinfer/ccache}"
+# Bounded, so that a cache kept between runs does not grow into the disk's last gigabytes.
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-3G}"
 # Paths relative to the checkout, so a clone elsewhere hits the cache of an earlier one.
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 export KINFER_DEFAULT_MODEL="$(scripts/fetch_default_model.sh)"
@@ -50,6 +67,7 @@ if want unit || want compat || want api || want k8s || want playground || want p
   say "release build"
   cmake --preset release >/dev/null
   cmake --build --preset release -j "$jobs"
+  disk_note "release build"
 fi
 if want unit; then
   say "unit tests (release)"
@@ -65,6 +83,7 @@ if want cuda; then
   cmake --preset cuda >/dev/null
   cmake --build --preset cuda -j "$jobs" --target kinfer cuda_tests
   build/cuda/tests/unit/cuda_tests --gtest_brief=1
+  drop_tree build/cuda
 fi
 if want compat && [[ -d tests/compat ]]; then
   say "compatibility tests (tokenizers, sentencepiece and jinja2 run live)"
@@ -74,6 +93,7 @@ if want asan; then
   say "ASan/UBSan build and unit tests"
   cmake --preset asan >/dev/null
   cmake --build --preset asan -j "$jobs"
+  disk_note "ASan build"
   ctest --preset asan -j "$jobs"
 fi
 if want fuzz && [[ -d fuzz ]] && ls fuzz/*_fuzz.cc >/dev/null 2>&1; then
@@ -89,6 +109,8 @@ if want api; then
       python3 -m pytest -q tests/api -k "not soak"
   fi
 fi
+# The ASan tree serves the asan, fuzz and api stages; the rest run the release build.
+drop_tree build/asan
 if want playground; then
   say "playground page in headless Chromium, driven by Selenium (tests/playground/setup.sh installs them)"
   tests/playground/setup.sh

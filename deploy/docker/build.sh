@@ -86,6 +86,9 @@ build() {
     tail -n 40 "$CACHE/image/build.log" >&2
     return 1
   }
+  # The build stage and the image this one replaced are left untagged; on a machine that builds
+  # every test run they pile up by the gigabyte.
+  podman image prune -f >/dev/null || true
   grep -E "^\s*(Hits|Misses):" "$CACHE/image/build.log" | sed 's/^ */  ccache /' >&2 || true
   local size
   size="$(podman image inspect --format '{{.Size}}' "$IMAGE:$TAG")"

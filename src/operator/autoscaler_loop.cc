@@ -20,6 +20,11 @@ namespace {
 
 // The pod the ReplicaSet deletes first: the lowest cost goes first (default 0).
 constexpr const char* kRemoveFirstCost = "-1000";
+// On a state ConfigMap: the LLMService it belongs to, "namespace/name" (the ConfigMap's name
+// alone is ambiguous when names contain '-').
+constexpr const char* kStateOwnerAnnotation = "kinfer.dev/llmservice";
+constexpr const char* kStateSelector =
+    "app.kubernetes.io/managed-by=kinfer-operator,app.kubernetes.io/component=autoscaler";
 
 // The HPA in `hpas` whose scaleTargetRef is this LLMService, or "".
 std::string TargetingHpa(const std::vector<Json>& hpas, const std::string& name) {
@@ -110,8 +115,49 @@ void AutoscalerLoop::Tick(AutoscalerTime now, std::stop_token stop) {
       KINFER_LOG_WARN("autoscaler: {}: {}", key, s.ToString());
     }
   }
-  std::lock_guard<std::mutex> lk(mu_);
-  std::erase_if(entries_, [&](const auto& e) { return !seen.contains(e.first); });
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    std::erase_if(entries_, [&](const auto& e) { return !seen.contains(e.first); });
+  }
+  if (now - last_collect_ >= options_.save_period && !stop.stop_requested()) {
+    last_collect_ = now;
+    CollectStaleState(seen, stop);
+  }
+}
+
+void AutoscalerLoop::CollectStaleState(const std::set<std::string>& live, std::stop_token stop) {
+  k8s::ListOptions lo;
+  lo.label_selector = kStateSelector;
+  auto list = client_.List(k8s::kConfigMaps, options_.state_namespace, lo, stop);
+  if (!list.ok()) {
+    if (list.status().code() != StatusCode::kCancelled) {
+      KINFER_LOG_WARN("autoscaler: listing state ConfigMaps: {}", list.status().ToString());
+    }
+    return;
+  }
+  for (const Json& cm : list->items) {
+    const Json& meta = cm["metadata"];
+    std::string owner;
+    if (meta.contains("annotations") && meta["annotations"].is_object()) {
+      owner = meta["annotations"].value(kStateOwnerAnnotation, "");
+    }
+    const size_t slash = owner.find('/');
+    if (slash == std::string::npos || live.contains(owner)) continue;
+    // Another operator may watch another namespace and keep its state here too.
+    if (!options_.watch_namespace.empty() &&
+        owner.compare(0, slash, options_.watch_namespace) != 0) {
+      continue;
+    }
+    const std::string name = meta.value("name", "");
+    Status s = client_.Delete(k8s::kConfigMaps, options_.state_namespace, name, {}, stop);
+    if (s.ok() || k8s::IsNotFound(s)) {
+      KINFER_LOG_INFO("autoscaler: deleted the state of {} (configmap {}/{}): it is gone", owner,
+                      options_.state_namespace, name);
+    } else if (s.code() != StatusCode::kCancelled) {
+      KINFER_LOG_WARN("autoscaler: deleting configmap {}/{}: {}", options_.state_namespace, name,
+                      s.ToString());
+    }
+  }
 }
 
 Result<std::unique_ptr<Autoscaler>> AutoscalerLoop::Load(const std::string& ns,
@@ -148,7 +194,7 @@ Status AutoscalerLoop::Save(const std::string& ns, const std::string& name, cons
                {"labels",
                 {{"app.kubernetes.io/managed-by", "kinfer-operator"},
                  {"app.kubernetes.io/component", "autoscaler"}}},
-               {"annotations", {{"kinfer.dev/llmservice", fmt::format("{}/{}", ns, name)}}}}},
+               {"annotations", {{kStateOwnerAnnotation, fmt::format("{}/{}", ns, name)}}}}},
              {"data", {{"state", a.SaveState().dump()}}}};
   k8s::ApplyOptions ao;
   ao.field_manager = options_.field_manager;

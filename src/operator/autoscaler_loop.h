@@ -11,7 +11,9 @@
 //    fieldManager kinfer-autoscaler, so the controller's own conditions stay), when its reason
 //    changes;
 //  - the windows, every `save_period`, into the ConfigMap kinfer-autoscaler-<ns>-<name> in the
-//    operator's namespace, from which the next leader resumes.
+//    operator's namespace, from which the next leader resumes; as often, the ConfigMaps of
+//    LLMServices that are gone are deleted (an owner reference cannot cross namespaces, so the
+//    garbage collector never would).
 //
 //   AutoscalerLoop loop(client, {.state_namespace = "kinfer-system"}, &metrics);
 //   on_started_leading: loop.Start(leading);   on_stopped_leading: loop.Stop();
@@ -21,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -84,6 +87,8 @@ class AutoscalerLoop {
               std::stop_token stop);
   Status SetCondition(const Json& obj, const AutoscalerDecision& d, std::stop_token stop);
   Status Label(const std::string& ns, const std::string& pod, bool serving, std::stop_token stop);
+  // Deletes the state ConfigMaps whose LLMService ("namespace/name") is not in `live`.
+  void CollectStaleState(const std::set<std::string>& live, std::stop_token stop);
 
   k8s::Client& client_;
   AutoscalerLoopOptions options_;
@@ -92,6 +97,7 @@ class AutoscalerLoop {
   server::MetricFamily* writes_counter_ = nullptr;
   std::mutex mu_;  // entries_ (Tick runs on one thread at a time)
   std::map<std::string, Entry> entries_;
+  AutoscalerTime last_collect_{};  // CollectStaleState's last run (Tick's thread only)
   std::jthread thread_;
 };
 

@@ -694,8 +694,9 @@ def test_the_autoscaler_steps_down_through_scale_and_stands_down_for_an_hpa(api,
     (controller.kubernetes.io/pod-deletion-cost) so the ReplicaSet deletes that one; its window
     state saved in a ConfigMap in the operator's namespace; the Autoscaling condition on the
     status next to the controller's own four; and when an HPA targets the LLMService it stands
-    down (condition False) and writes nothing. Pods stay Pending here (no kubelet): a replica that
-    never became ready needs no drain."""
+    down (condition False) and writes nothing. Once the LLMService is deleted, so is its state
+    ConfigMap (an owner reference cannot cross namespaces, so the autoscaler collects it). Pods
+    stay Pending here (no kubelet): a replica that never became ready needs no drain."""
     name = "auto"
     obj = llm(name, replicas=2, router={"enabled": False},
               autoscaling={"minReplicas": 1, "maxReplicas": 3, "stableWindow": "4s",
@@ -742,8 +743,28 @@ def test_the_autoscaler_steps_down_through_scale_and_stands_down_for_an_hpa(api,
                      lambda: conditions(get_llm(api, name)).get("Autoscaling", {}).get("status") == "False", 30)
         finally:
             api.delete(f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/{name}")
+        # Another LLMService's state stays: only the deleted one's is collected.
+        other = f"/api/v1/namespaces/{OPNS}/configmaps/kinfer-autoscaler-{NS}-keep"
+        r = api.post(f"/api/v1/namespaces/{OPNS}/configmaps", {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"kinfer-autoscaler-{NS}-keep", "namespace": OPNS,
+                         "labels": cm["metadata"]["labels"],
+                         "annotations": {"kinfer.dev/llmservice": f"{NS}/{name}-keep"}},
+            "data": {"state": "{}"}})
+        assert r.status_code == 201, r.text
+        keep = llm(f"{name}-keep", replicas=1, router={"enabled": False})
+        assert api.post(f"{LLM}/namespaces/{NS}/llmservices", keep).status_code == 201
     finally:
         api.delete(f"{LLM}/namespaces/{NS}/llmservices/{name}")
+    state = f"/api/v1/namespaces/{OPNS}/configmaps/kinfer-autoscaler-{NS}-{name}"
+    try:
+        t0 = time.monotonic()
+        wait_for("the deleted LLMService's state ConfigMap to go", lambda: api.get(state).status_code == 404, 40)
+        figure(f"autoscaler state ConfigMap deleted {time.monotonic() - t0:.1f} s after its LLMService")
+        assert api.get(other).status_code == 200, "the live LLMService's state was deleted"
+    finally:
+        api.delete(f"{LLM}/namespaces/{NS}/llmservices/{name}-keep")
+        api.delete(other)
 
 
 def test_the_charts_rbac_is_enough_and_no_more(api, helm, operators):

@@ -67,7 +67,7 @@ def test_rbac_is_cluster_wide_or_one_namespace_and_the_lease_stays_home(helm):
     assert lease["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                                "verbs": ["get", "create", "update"]},
                               {"apiGroups": [""], "resources": ["configmaps"],
-                               "verbs": ["get", "create", "patch"]}]
+                               "verbs": ["get", "list", "create", "patch", "delete"]}]
     for rule in objs[("ClusterRole", "kop-kinfer-operator")]["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
         assert not {"get", "update"} & set(rule["verbs"]) or rule["resources"] in (

@@ -44,6 +44,25 @@ k8s_ldflags() {
   echo "$ld"
 }
 
+# k8s_go ARGS...: the go command with its build and module caches in a scratch directory under
+# $K8S_CACHE, removed afterwards. These builds run once per version and their binaries are what
+# is kept; Kubernetes' caches (about 4.5 GB) would otherwise stay on the disk for good, next to
+# the CI's build trees. KINFER_KEEP_GO_CACHE=1 keeps go's usual caches (faster rebuilds while
+# changing tools/go.mod).
+k8s_go() {
+  if [[ ${KINFER_KEEP_GO_CACHE:-0} == 1 ]]; then
+    go "$@"
+    return
+  fi
+  local scratch rc=0 flags
+  flags="$(go env GOFLAGS)"
+  scratch="$(mktemp -d "$K8S_CACHE/.go.XXXXXX")"
+  GOCACHE="$scratch/build" GOMODCACHE="$scratch/mod" GOFLAGS="-modcacherw${flags:+ $flags}" \
+    go "$@" || rc=$?
+  rm -rf "$scratch"
+  return $rc
+}
+
 # k8s_build_components NAME...: builds the named commands (kube-apiserver, etcd, ...) that the
 # cache lacks. One `go build` for all of them so shared packages compile once.
 k8s_build_components() {
@@ -61,7 +80,7 @@ k8s_build_components() {
   k8s_say "building ${names[*]} (Kubernetes $K8S_VERSION from the Go module proxy; minutes on a cold cache)"
   local tmp start=$SECONDS
   tmp="$(mktemp -d "$K8S_CACHE/.build.XXXXXX")"
-  (cd "$K8S_TOOLS_DIR" && go build -buildvcs=false -trimpath -ldflags "$(k8s_ldflags)" -o "$tmp/" "${pkgs[@]}")
+  k8s_go -C "$K8S_TOOLS_DIR" build -buildvcs=false -trimpath -ldflags "$(k8s_ldflags)" -o "$tmp/" "${pkgs[@]}"
   [[ -e $tmp/server ]] && mv "$tmp/server" "$tmp/etcd"  # go.etcd.io/etcd/server/v3's command
   mkdir -p "$bin"
   mv "$tmp"/* "$bin/"
@@ -75,7 +94,7 @@ k8s_build_helm() {
   k8s_say "building helm $HELM_VERSION (go install helm.sh/helm/v3/cmd/helm)"
   local start=$SECONDS h=helm.sh/helm/v3
   mkdir -p "$dir"
-  GOBIN="$dir" go install -buildvcs=false -trimpath -ldflags "-s -w -X $h/internal/version.version=$HELM_VERSION \
+  GOBIN="$dir" k8s_go install -buildvcs=false -trimpath -ldflags "-s -w -X $h/internal/version.version=$HELM_VERSION \
     -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=35 \
     -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=35" \
     "$h/cmd/helm@$HELM_VERSION"
