@@ -1,10 +1,11 @@
 // The K-quant 8-bit-activation MatMul (Q4_K, Q5_K, Q6_K) on Intel AMX-INT8 tiles, for batches
-// with enough virtual tokens to fill them (matmul_kquant.cc decides). A tile dot product
-// (TDPBSSD) gives each sub-block's integer sums for 16 virtual tokens x 16 rows at once; those
-// int32 sums are exactly the VNNI kernel's, and the float epilogue after them is the VNNI
-// kernel's (BlockQ45K, BlockQ6K in matmul_kquant.cc), operation for operation, in the same
-// order: outputs are bit-identical to the VNNI path, so a token's result does not depend on
-// how many tokens share the batch.
+// with enough virtual tokens to fill them (matmul_kquant.cc decides). Each row's sub-block
+// scales are folded into its weights, v = sc * w (Q6_K: sc * (w - 32)), split exactly into two
+// int8 tiles, v = 64 hi + lo; tile dot products (TDPBSSD) of 16 virtual tokens x 16 rows then
+// give a super-block's isum = sum_j sc_j U_j as sums(lo) + 64 sums(hi): the same int32 the VNNI
+// kernel computes. The float epilogue after it is the VNNI kernel's (BlockQ45K, BlockQ6K in
+// matmul_kquant.cc), operation for operation, in the same order: outputs are bit-identical to
+// the VNNI path, so a token's result does not depend on how many tokens share the batch.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>

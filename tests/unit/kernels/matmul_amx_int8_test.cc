@@ -63,6 +63,19 @@ TEST(MatMulAmxInt8, KQuantsBitIdenticalToVnniPathAndReference) {
         }
       }
     }
+    // 8192 columns: more virtual tokens than one token block of the tile path (its activations
+    // kept in L2), so later blocks start past token 0.
+    {
+      auto bytes = RandomRows(t, 37, 8192, 76);
+      const TensorView w = View(t, 37, 8192, bytes);
+      for (int64_t n : {1, 33, 40}) {
+        auto x = Random(static_cast<size_t>(n * 8192), 77);
+        std::vector<float> want(static_cast<size_t>(n * 37)), got(want.size());
+        WithAmx(false, [&] { MatMul(w, x.data(), n, want.data(), pool1); });
+        WithAmx(true, [&] { MatMul(w, x.data(), n, got.data(), pool3); });
+        ASSERT_TRUE(SameBits(got, want)) << DTypeName(t) << " 8192 columns n " << n;
+      }
+    }
     // Jobs of 37, 5 and 70 rows laid end to end: rows of the later ones start mid-group.
     const int64_t cols = 512;
     auto b1 = RandomRows(t, 37, cols, 72), b2 = RandomRows(t, 5, cols, 73),
