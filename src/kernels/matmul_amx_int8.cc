@@ -119,7 +119,7 @@ KINFER_AMX_INT8 inline void ScaleSplit(__m512i w, const RowScale& sc, bool off, 
 // the low then the high B tile of sc * w, tile rows 0-7 sub-block 2c (the low nibbles of
 // vectors 8c + j, plus the fifth bits), 8-15 sub-block 2c + 1 (the high nibbles).
 KINFER_AMX_INT8 void PrepareQ45K(const uint8_t* p, bool q5, uint8_t* out) {
-  for (int l = 0; l < (q5 ? 2880 : 2368); l += 64) __builtin_prefetch(p + kPrefetchBytes + l);
+  const int lines = (q5 ? 2880 : 2368) / 64;
   const int64_t kSc = q5 ? 2560 : 2048;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int c = 0; c < 4; ++c) {
@@ -127,6 +127,10 @@ KINFER_AMX_INT8 void PrepareQ45K(const uint8_t* p, bool q5, uint8_t* out) {
     const RowScale sc_hi = RowScales(p + kSc + 16 * (2 * c + 1), false, 0);
     uint8_t* o = out + c * 2048;
     for (int j = 0; j < 8; ++j) {
+      // Prefetches spread over the loop: issued all at once, they wait for free fill buffers.
+      const int i = 8 * c + j;
+      __builtin_prefetch(p + kPrefetchBytes + 64 * i);
+      if (32 + i < lines) __builtin_prefetch(p + kPrefetchBytes + 64 * (32 + i));
       const __m512i v = _mm512_loadu_si512(p + (8 * c + j) * 64);
       __m512i lo = _mm512_and_si512(v, m4);
       __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
@@ -145,7 +149,6 @@ KINFER_AMX_INT8 void PrepareQ45K(const uint8_t* p, bool q5, uint8_t* out) {
 // quant): chunk c holds groups 4c..4c+3 of 16 elements, tile rows 4(g - 4c).., as
 // matmul_kquant.cc's QuarterQ6K reads them.
 KINFER_AMX_INT8 void PrepareQ6K(const uint8_t* p, uint8_t* out) {
-  for (int l = 0; l < 3360; l += 64) __builtin_prefetch(p + kPrefetchBytes + l);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int h = 0; h < 2; ++h) {
     for (int pp = 0; pp < 2; ++pp) {
@@ -154,7 +157,9 @@ KINFER_AMX_INT8 void PrepareQ6K(const uint8_t* p, uint8_t* out) {
         const RowScale sc_lo = RowScales(p + 3072 + 16 * g, true, 32);
         const RowScale sc_hi = RowScales(p + 3072 + 16 * (g + 4), true, 32);
         for (int jj = 0; jj < 4; ++jj) {
-          const int j = 4 * q + jj;
+          const int j = 4 * q + jj, i = 16 * h + 8 * pp + j;
+          __builtin_prefetch(p + kPrefetchBytes + 64 * i);
+          if (32 + i < 3360 / 64) __builtin_prefetch(p + kPrefetchBytes + 64 * (32 + i));
           const __m512i l = _mm512_loadu_si512(p + (16 * h + 8 * pp + j) * 64);
           const __m512i hb = _mm512_loadu_si512(p + 2048 + (8 * h + j) * 64);
           const __m512i lo = _mm512_or_si512(_mm512_and_si512(l, m4), HighPair(hb, 2 * pp));
