@@ -41,6 +41,10 @@ namespace {
       target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni," \
              "f16c,fma")))
 
+// The steps of a group below stay separate functions: each runs hundreds of cycles a call, and
+// inlined into one they made a function that clang's ASan build took over ten minutes to compile.
+#define KINFER_NOINLINE __attribute__((noinline))
+
 constexpr int64_t kTile = 16;  // tokens a tile holds, and rows of a packed group
 // Bytes of one super-block's prepared weights in a group: 4 chunks of 64 elements, each two B
 // tiles (16 x 64 bytes: 16 rows x 4 bytes a tile row), the low and the high part (below).
@@ -118,7 +122,7 @@ KINFER_AMX_INT8 inline void ScaleSplit(__m512i w, const RowScale& sc, bool off, 
 // One packed Q4_K/Q5_K super-block of a group (pack.h) prepared: chunk c (elements 64c..) as
 // the low then the high B tile of sc * w, tile rows 0-7 sub-block 2c (the low nibbles of
 // vectors 8c + j, plus the fifth bits), 8-15 sub-block 2c + 1 (the high nibbles).
-KINFER_AMX_INT8 void PrepareQ45K(const uint8_t* p, bool q5, uint8_t* out) {
+KINFER_AMX_INT8 KINFER_NOINLINE void PrepareQ45K(const uint8_t* p, bool q5, uint8_t* out) {
   const int lines = (q5 ? 2880 : 2368) / 64;
   const int64_t kSc = q5 ? 2560 : 2048;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -130,7 +134,7 @@ KINFER_AMX_INT8 void PrepareQ45K(const uint8_t* p, bool q5, uint8_t* out) {
       // Prefetches spread over the loop: issued all at once, they wait for free fill buffers.
       const int i = 8 * c + j;
       __builtin_prefetch(p + kPrefetchBytes + 64 * i);
-      if (32 + i < lines) __builtin_prefetch(p + kPrefetchBytes + 64 * (32 + i));
+      __builtin_prefetch(p + kPrefetchBytes + 64 * std::min(32 + i, lines - 1));
       const __m512i v = _mm512_loadu_si512(p + (8 * c + j) * 64);
       __m512i lo = _mm512_and_si512(v, m4);
       __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
@@ -148,7 +152,7 @@ KINFER_AMX_INT8 void PrepareQ45K(const uint8_t* p, bool q5, uint8_t* out) {
 // One packed Q6_K super-block prepared the same way, v = sc * (w - 32) (w the unsigned 6-bit
 // quant): chunk c holds groups 4c..4c+3 of 16 elements, tile rows 4(g - 4c).., as
 // matmul_kquant.cc's QuarterQ6K reads them.
-KINFER_AMX_INT8 void PrepareQ6K(const uint8_t* p, uint8_t* out) {
+KINFER_AMX_INT8 KINFER_NOINLINE void PrepareQ6K(const uint8_t* p, uint8_t* out) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int h = 0; h < 2; ++h) {
     for (int pp = 0; pp < 2; ++pp) {
@@ -159,7 +163,7 @@ KINFER_AMX_INT8 void PrepareQ6K(const uint8_t* p, uint8_t* out) {
         for (int jj = 0; jj < 4; ++jj) {
           const int j = 4 * q + jj, i = 16 * h + 8 * pp + j;
           __builtin_prefetch(p + kPrefetchBytes + 64 * i);
-          if (32 + i < 3360 / 64) __builtin_prefetch(p + kPrefetchBytes + 64 * (32 + i));
+          __builtin_prefetch(p + kPrefetchBytes + 64 * std::min(32 + i, 3360 / 64 - 1));
           const __m512i l = _mm512_loadu_si512(p + (16 * h + 8 * pp + j) * 64);
           const __m512i hb = _mm512_loadu_si512(p + 2048 + (8 * h + j) * 64);
           const __m512i lo = _mm512_or_si512(_mm512_and_si512(l, m4), HighPair(hb, 2 * pp));
@@ -178,9 +182,9 @@ KINFER_AMX_INT8 void PrepareQ6K(const uint8_t* p, uint8_t* out) {
 
 // Super-block b's integer sums for token tiles a0 (and a1 where `two`), `stride` bytes a token,
 // against its prepared weights wp: lo sums then hi sums at u0 (and u1), 16 x 16 int32 each.
-KINFER_AMX_INT8 inline void SuperBlockSums(const int8_t* a0, const int8_t* a1, bool two,
-                                           int64_t stride, const uint8_t* wp, int32_t* u0,
-                                           int32_t* u1) {
+KINFER_AMX_INT8 KINFER_NOINLINE void SuperBlockSums(const int8_t* a0, const int8_t* a1, bool two,
+                                                    int64_t stride, const uint8_t* wp, int32_t* u0,
+                                                    int32_t* u1) {
   _tile_zero(0);
   _tile_zero(1);
   if (two) {
@@ -212,9 +216,9 @@ KINFER_AMX_INT8 inline void SuperBlockSums(const int8_t* a0, const int8_t* a1, b
 // as lo + 64 hi), acc = fma(float(isum), d * dx, acc), and for Q4_K/Q5_K
 // acc = fnma(float(msum), dmin * dx, acc) with msum from the activation sums.
 template <DType kStored>
-KINFER_AMX_INT8 inline void Epilogue(const uint8_t* p, const int32_t* u, const float* dx,
-                                     const int32_t* sums, int64_t nb, int64_t b, int64_t n,
-                                     float* acc) {
+KINFER_AMX_INT8 KINFER_NOINLINE void Epilogue(const uint8_t* p, const int32_t* u, const float* dx,
+                                              const int32_t* sums, int64_t nb, int64_t b, int64_t n,
+                                              float* acc) {
   if constexpr (kStored == DType::kQ6_K) {
     const __m512 d =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 3328)));
