@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "kernels/internal/matmul_paths.h"
+#include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/ops.h"
 #include "kernels/pack.h"
 #include "kernels/quant.h"

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/internal/matmul_paths.h"
 #include "kernels/internal/two_term.h"
 #include "kernels/matmul_kquant.h"

@@ -34,18 +34,6 @@ void QuantizeQ8K(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx, in
 Q8RowsFn Q8KActivationRows();
 bool UsesQ8KActivations(DType t, int64_t cols);
 
-// The same K-quant path on AMX-INT8 tiles (matmul_amx_int8.cc), bit-identical to the VNNI
-// kernel: the VNNI rows function hands T >= SetAmxInt8KMinTokensForTest's value (virtual
-// tokens, kAmxInt8KMinTokens unless a test changed it) to AmxInt8KRows where UseAmxInt8K.
-constexpr int64_t kAmxInt8KMinTokens = 16;
-bool AmxInt8KUsable();
-bool UseAmxInt8K(int64_t T);
-void AmxInt8KRows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sums,
-                  int64_t T, float* y, int64_t row_begin, int64_t row_end);
-// Sets the fewest virtual tokens that take AMX tiles (a test runs both paths on the same input);
-// returns the previous value.
-int64_t SetAmxInt8KMinTokensForTest(int64_t n);
-
 // bf16 activations on AMX tiles (matmul_amx.cc), for BF16 and F16 weights where UsesAmxBf16:
 // x rounded to bf16 by ToBf16Activations into xb, AmxActivationElements(T, K) elements: tiles of
 // 16 tokens (the padding ones zero) by 32 columns, laid out as the tile dot product reads them.
