@@ -4,12 +4,14 @@
 //   kernels_bench --benchmark_filter=MatMul/Q4_0
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/ops.h"
 #include "kernels/pack.h"
 #include "kernels/quant.h"
@@ -46,8 +48,16 @@ Weight MakeWeight(DType t, int64_t rows, int64_t cols) {
 }
 
 // `packed`: the layout the loader makes for this CPU (kernels/pack.h), where it makes one.
-// `exact`: MatMulPrecision::kExact (f32 activations on every path).
-void MatMul(benchmark::State& state, DType t, bool packed, bool exact = false) {
+// `exact`: MatMulPrecision::kExact (f32 activations on every path). `k_path`: which K-quant
+// kernel runs: kDefault (AMX-INT8 tiles from kAmxInt8KMinTokens virtual tokens), kVnni (VNNI at
+// every batch) or kAmx (tiles at every batch), to find where one overtakes the other.
+enum KPath { kDefault, kVnni, kAmx };
+void MatMul(benchmark::State& state, DType t, bool packed, bool exact = false,
+            KPath k_path = kDefault) {
+  const int64_t amx_min = kinfer::kernels::internal::SetAmxInt8KMinTokensForTest(
+      k_path == kVnni  ? INT64_MAX
+      : k_path == kAmx ? 1
+                       : kinfer::kernels::internal::kAmxInt8KMinTokens);
   kinfer::kernels::SetMatMulPrecision(exact ? kinfer::kernels::MatMulPrecision::kExact
                                             : kinfer::kernels::MatMulPrecision::kFast);
   const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
@@ -71,6 +81,7 @@ void MatMul(benchmark::State& state, DType t, bool packed, bool exact = false) {
   state.SetItemsProcessed(state.iterations() * rows * cols * tokens);
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.bytes.size()));
   kinfer::kernels::SetMatMulPrecision(kinfer::kernels::MatMulPrecision::kFast);
+  kinfer::kernels::internal::SetAmxInt8KMinTokensForTest(amx_min);
 }
 
 void Args(benchmark::internal::Benchmark* b) {
@@ -100,6 +111,21 @@ BENCHMARK_CAPTURE(MatMul, Q4_Kx16, DType::kQ4_K, true)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, Q4_K_exact, DType::kQ4_K, false, true)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, Q6_K, DType::kQ6_K, false)->Apply(Args);
 BENCHMARK_CAPTURE(MatMul, Q6_Kx16, DType::kQ6_K, true)->Apply(Args);
+
+// K-quant prefill and batched decode: AMX-INT8 tiles against the VNNI kernel (Llama-3.2-1B
+// shapes).
+void KArgs(benchmark::internal::Benchmark* b) {
+  for (int64_t tokens : {1, 2, 4, 8, 16, 64}) {
+    b->Args({2048, 2048, tokens})->Args({8192, 2048, tokens});
+  }
+  b->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK_CAPTURE(MatMul, KAmx_Q4_Kx16, DType::kQ4_K, true, false, kAmx)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KVnni_Q4_Kx16, DType::kQ4_K, true, false, kVnni)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KAmx_Q5_Kx16, DType::kQ5_K, true, false, kAmx)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KVnni_Q5_Kx16, DType::kQ5_K, true, false, kVnni)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KAmx_Q6_Kx16, DType::kQ6_K, true, false, kAmx)->Apply(KArgs);
+BENCHMARK_CAPTURE(MatMul, KVnni_Q6_Kx16, DType::kQ6_K, true, false, kVnni)->Apply(KArgs);
 
 }  // namespace
 
