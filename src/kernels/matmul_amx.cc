@@ -6,8 +6,10 @@
 //
 // Every (token, row) output is the tiles' accumulation over k in chunks of 32, in order (hi then
 // lo per chunk for F16), whatever the number of tokens or how rows are split over threads: one
-// token alone (decode) runs the same tile instructions as a batch of 512, so results are
-// bit-identical alone or batched.
+// token alone (decode) gives the same bits as a batch of 512, so results are bit-identical alone
+// or batched. One F16 token runs on AVX-512 instead (VectorRowsImpl), which reproduces the
+// tiles' arithmetic bit for bit and needs less work per weight byte than splitting F16 tiles.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -49,8 +51,9 @@ KINFER_AMX void ConfigureTiles() {
   _tile_loadconfig(cfg);
 }
 
-// 16 rows of 16 dwords (one 64-byte row chunk each) -> their transpose, in place.
-KINFER_AMX void Transpose16(__m512i (&r)[16]) {
+// 16 rows of 16 dwords (one 64-byte row chunk each) -> their transpose, in place. Inlined: out
+// of line (as GCC leaves it), the rows go through memory, which the decode path cannot afford.
+KINFER_AMX __attribute__((always_inline)) inline void Transpose16(__m512i (&r)[16]) {
   __m512i t[16];
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
@@ -485,6 +488,198 @@ KINFER_AMX void AmxPackedRowsImpl(const TensorView& w, const uint16_t* xb, int64
   _tile_release();
 }
 
+// A few tokens (decode) on AVX-512 instead of the tiles, with the same bits as TDPBF16PS. Its
+// arithmetic, measured on Sapphire Rapids against other orders of the sums on random tiles with
+// overflow, underflow, subnormal inputs, cancelling pairs and zeros of both signs (15 million
+// outputs, none off by a bit), is, for an output element and one 16-pair tile row: E = the even
+// products summed in order from +0, O the same for the odd ones, each an f32 FMA of exact bf16
+// products, then acc = acc + (E + O), all in RNE with DAZ and FTZ. It is neither a sequence of
+// VDPBF16PS on the pairs (which adds the odd then the even product to acc) nor one rounding of
+// the exact sum. Each lane below is one weight row, and MXCSR has FTZ and DAZ set while the
+// kernel runs.
+constexpr int64_t kPairs = kChunk / 2;  // k pairs a tile row holds
+
+// Token t's bf16 activations from the tile layout (ToBf16Impl, block 0), pair p (elements 2p and
+// 2p + 1) in the two forms the kernels below read: xf[t * K + 2p + e] the element as f32 bits
+// (F16), and pe[t * K / 2 + p] = (even, 0), po[...] = (0, odd) as bf16 pairs (BF16).
+KINFER_AMX void SplitActivations(const uint16_t* xb, int64_t T, int64_t K, uint32_t* xf,
+                                 uint32_t* pe, uint32_t* po) {
+  const int64_t half = K / 2;
+  for (int64_t p = 0; p < half; ++p) {
+    const uint16_t* pair = xb + p * kTile * 2;  // pair p of 16 tokens
+    for (int64_t t = 0; t < T; ++t) {
+      uint32_t d;
+      std::memcpy(&d, pair + 2 * t, 4);
+      xf[t * K + 2 * p] = d << 16;
+      xf[t * K + 2 * p + 1] = d & 0xFFFF0000u;
+      pe[t * half + p] = d & 0xFFFFu;
+      po[t * half + p] = d & 0xFFFF0000u;
+    }
+  }
+}
+
+// Chunk c of rows r0.. (group g): a packed tile as it is, or 16 stored rows' 64 bytes (zero past
+// the last row), prefetching kPrefetchBytes ahead in all.
+KINFER_AMX __attribute__((always_inline)) inline void LoadRows(const TensorView& w, bool packed,
+                                                               int64_t g, int64_t r0, int64_t valid,
+                                                               int64_t c, __m512i (&r)[16]) {
+  if (packed) {
+    const uint8_t* src = PackedTile(w, g, c);
+    for (int l = 0; l < 1024; l += 64) __builtin_prefetch(src + kPrefetchBytes + l);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(src + 64 * i);
+    return;
+  }
+  // 16 row streams: each prefetched kPrefetchBytes / 16 ahead.
+  for (int i = 0; i < 16; ++i) {
+    if (i >= valid) {
+      r[i] = _mm512_setzero_si512();
+      continue;
+    }
+    const uint8_t* src = w.row(r0 + i) + c * 64;
+    if (c * 64 + kPrefetchBytes / 16 < w.cols() * 2) __builtin_prefetch(src + kPrefetchBytes / 16);
+    r[i] = _mm512_loadu_si512(src);
+  }
+}
+
+// Token t's activations, in the forms SplitActivations makes.
+struct VectorActivations {
+  const uint32_t* xf;  // K a token
+  const uint32_t* pe;  // K / 2 a token
+  const uint32_t* po;
+  int64_t K;
+};
+
+// Rows [row_begin, row_end) for kT tokens, 16 rows (one tile's) at a time, one in each lane; the
+// rows' k pairs for the lanes come from a 16 x 16 dword transpose of the tile.
+//
+// BF16: VDPBF16PS on the pairs as they are, x's pair with the other element zeroed, so that it
+// adds the even (odd) product to E (O) in RNE with DAZ and FTZ, as the tile does; the zero
+// product it adds as well leaves E as it was, E never being -0 (it starts at +0, and
+// +0 + -0 = +0). (A weight of inf or NaN would give NaN where the tile gives inf: such a weight
+// makes the output meaningless anyway.)
+//
+// F16: f32 FMAs under MXCSR's FTZ and DAZ on the values split into bf16 hi + lo as SplitTile
+// does (hi the top 16 bits, lo the exact rest), the hi products of a chunk added before the lo
+// ones. Converted, 8 rows' pairs fill a vector as (even, odd) lanes, so that one FMA against x's
+// pair broadcast runs 8 rows' E and O chains; a chunk's E and O are then gathered into one vector
+// each to be added as the tile adds them.
+template <int kT, bool kF16>
+KINFER_AMX void VectorRowsImpl(const TensorView& w, const VectorActivations& x, float* y,
+                               int64_t row_begin, int64_t row_end) {
+  const int64_t O = w.rows(), K = w.cols(), chunks = K / kChunk, half = K / 2;
+  const bool packed = IsPackedTile(w.dtype);
+  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  // Lane j of E (O) from lane 2j (2j + 1) of the rows 0-7 vector and the rows 8-15 one.
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t g = row_begin / kTile; g * kTile < row_end; ++g) {
+    const int64_t r0 = g * kTile;
+    const int64_t lo = std::max<int64_t>(row_begin - r0, 0);
+    const int64_t hi = std::min<int64_t>(row_end - r0, kTile);
+    const int64_t valid = std::min<int64_t>(O - r0, kTile);  // stored rows that exist
+    __m512 acc[kT];
+    for (int t = 0; t < kT; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < chunks; ++c) {
+      __m512i r[16];
+      LoadRows(w, packed, g, r0, valid, c, r);
+      Transpose16(r);  // r[i]: pair i of the 16 rows
+      const int64_t p0 = c * kPairs;
+      if constexpr (kF16) {
+        // Rows 0-7 (a) and 8-15 (b), hi and lo parts: lanes (row, even/odd).
+        __m512 ah[kT], bh[kT], al[kT], bl[kT];
+        for (int t = 0; t < kT; ++t) ah[t] = bh[t] = al[t] = bl[t] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+        for (int i = 0; i < kPairs; ++i) {
+          const __m512 a = _mm512_cvtph_ps(_mm512_castsi512_si256(r[i]));
+          const __m512 b = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(r[i], 1));
+          const __m512 a_hi = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), mask));
+          const __m512 b_hi = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), mask));
+          const __m512 a_lo = _mm512_sub_ps(a, a_hi);
+          const __m512 b_lo = _mm512_sub_ps(b, b_hi);
+          for (int t = 0; t < kT; ++t) {
+            uint64_t pair;
+            std::memcpy(&pair, x.xf + t * x.K + 2 * (p0 + i), 8);
+            const __m512 xv = _mm512_castsi512_ps(_mm512_set1_epi64(static_cast<int64_t>(pair)));
+            ah[t] = _mm512_fmadd_ps(a_hi, xv, ah[t]);
+            bh[t] = _mm512_fmadd_ps(b_hi, xv, bh[t]);
+            al[t] = _mm512_fmadd_ps(a_lo, xv, al[t]);
+            bl[t] = _mm512_fmadd_ps(b_lo, xv, bl[t]);
+          }
+        }
+        for (int t = 0; t < kT; ++t) {
+          const __m512 e = _mm512_permutex2var_ps(ah[t], even, bh[t]);
+          const __m512 o = _mm512_permutex2var_ps(ah[t], odd, bh[t]);
+          acc[t] = _mm512_add_ps(acc[t], _mm512_add_ps(e, o));
+          const __m512 el = _mm512_permutex2var_ps(al[t], even, bl[t]);
+          const __m512 ol = _mm512_permutex2var_ps(al[t], odd, bl[t]);
+          acc[t] = _mm512_add_ps(acc[t], _mm512_add_ps(el, ol));
+        }
+      } else {
+        __m512 e[kT], o[kT];
+        for (int t = 0; t < kT; ++t) e[t] = o[t] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+        for (int i = 0; i < kPairs; ++i) {
+          const __m512bh wp = reinterpret_cast<__m512bh>(r[i]);
+          for (int t = 0; t < kT; ++t) {
+            const __m512i pe = _mm512_set1_epi32(static_cast<int>(x.pe[t * half + p0 + i]));
+            const __m512i po = _mm512_set1_epi32(static_cast<int>(x.po[t * half + p0 + i]));
+            e[t] = _mm512_dpbf16_ps(e[t], wp, reinterpret_cast<__m512bh>(pe));
+            o[t] = _mm512_dpbf16_ps(o[t], wp, reinterpret_cast<__m512bh>(po));
+          }
+        }
+        for (int t = 0; t < kT; ++t) acc[t] = _mm512_add_ps(acc[t], _mm512_add_ps(e[t], o[t]));
+      }
+    }
+    const __mmask16 m = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+    for (int t = 0; t < kT; ++t) _mm512_mask_storeu_ps(y + t * O + r0, m, acc[t]);
+  }
+}
+
+template <int kT>
+KINFER_AMX void VectorRows(const TensorView& w, const VectorActivations& x, float* y,
+                           int64_t row_begin, int64_t row_end) {
+  if (StoredTypeOf(w.dtype) == DType::kF16) {
+    VectorRowsImpl<kT, true>(w, x, y, row_begin, row_end);
+  } else {
+    VectorRowsImpl<kT, false>(w, x, y, row_begin, row_end);
+  }
+}
+
+KINFER_AMX void AmxVectorRowsImpl(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
+                                  int64_t row_begin, int64_t row_end) {
+  const int64_t K = w.cols(), half = K / 2;
+  thread_local std::vector<uint32_t> xs;
+  if (xs.size() < static_cast<size_t>(2 * T * K)) xs.resize(static_cast<size_t>(2 * T * K));
+  uint32_t* xf = xs.data();
+  uint32_t* pe = xf + T * K;
+  uint32_t* po = pe + T * half;
+  SplitActivations(xb, T, K, xf, pe, po);
+  const unsigned int csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040);  // FTZ | DAZ, as the tiles
+  for (int64_t t = 0; t < T;) {
+    // The tokens in groups the templates unroll: up to 4 at a time.
+    const int64_t nt = std::min<int64_t>(T - t, 4);
+    const VectorActivations x{xf + t * K, pe + t * half, po + t * half, K};
+    float* yt = y + t * w.rows();
+    switch (nt) {
+      case 1:
+        VectorRows<1>(w, x, yt, row_begin, row_end);
+        break;
+      case 2:
+        VectorRows<2>(w, x, yt, row_begin, row_end);
+        break;
+      case 3:
+        VectorRows<3>(w, x, yt, row_begin, row_end);
+        break;
+      default:
+        VectorRows<4>(w, x, yt, row_begin, row_end);
+    }
+    t += nt;
+  }
+  _mm_setcsr(csr);
+}
+
 // Activations in bf16 as the second operand of TDPBF16PS: for token block b (16 tokens, the
 // padding ones zero) and chunk c, 1 KiB at (b * chunks + c) * 512 with element [i][j][p] =
 // x[16b + j][32c + 2i + p].
@@ -534,10 +729,23 @@ void ToBf16Activations(const float* x, int64_t T, int64_t K, uint16_t* xb) {
   ToBf16Impl(x, T, K, xb);
 }
 
-void AmxBf16Rows(const TensorView& w, const uint16_t* xb, int64_t T, float* y, int64_t row_begin,
-                 int64_t row_end) {
+void AmxBf16TileRows(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
+                     int64_t row_begin, int64_t row_end) {
   if (IsPackedTile(w.dtype)) return AmxPackedRowsImpl(w, xb, T, y, row_begin, row_end);
   AmxRowsImpl(w, xb, T, y, row_begin, row_end);
+}
+
+void AmxBf16VectorRows(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
+                       int64_t row_begin, int64_t row_end) {
+  AmxVectorRowsImpl(w, xb, T, y, row_begin, row_end);
+}
+
+void AmxBf16Rows(const TensorView& w, const uint16_t* xb, int64_t T, float* y, int64_t row_begin,
+                 int64_t row_end) {
+  if (StoredTypeOf(w.dtype) == DType::kF16 && T <= kAmxVectorMaxTokens) {
+    return AmxVectorRowsImpl(w, xb, T, y, row_begin, row_end);
+  }
+  AmxBf16TileRows(w, xb, T, y, row_begin, row_end);
 }
 
 #else
@@ -545,6 +753,8 @@ bool UsesAmxBf16(DType, int64_t) { return false; }
 size_t AmxActivationElements(int64_t, int64_t) { return 0; }
 void ToBf16Activations(const float*, int64_t, int64_t, uint16_t*) {}
 void AmxBf16Rows(const TensorView&, const uint16_t*, int64_t, float*, int64_t, int64_t) {}
+void AmxBf16TileRows(const TensorView&, const uint16_t*, int64_t, float*, int64_t, int64_t) {}
+void AmxBf16VectorRows(const TensorView&, const uint16_t*, int64_t, float*, int64_t, int64_t) {}
 #endif
 
 }  // namespace kinfer::kernels::internal

@@ -40,7 +40,19 @@ bool UsesQ8KActivations(DType t, int64_t cols);
 bool UsesAmxBf16(DType t, int64_t cols);
 size_t AmxActivationElements(int64_t T, int64_t K);
 void ToBf16Activations(const float* x, int64_t T, int64_t K, uint16_t* xb);
+// F16 weights with up to kAmxVectorMaxTokens tokens (decode) run on AVX-512 (the tiles would do
+// one useful row in 16, and splitting F16 tiles into bf16 costs more than the vector path's whole
+// dot product), the rest on the tiles: both give the same bits for every token, so a token's
+// outputs do not depend on T. (BF16 tiles are cheap enough that the vector path measured slower
+// for them, on Sapphire Rapids at 1 and 2 threads.)
 void AmxBf16Rows(const TensorView& w, const uint16_t* xb, int64_t T, float* y, int64_t row_begin,
                  int64_t row_end);
+constexpr int64_t kAmxVectorMaxTokens = 1;
+// The two paths by themselves, for the tests that hold them to each other: the tiles, and
+// AVX-512 for BF16 or F16 weights and T <= 16.
+void AmxBf16TileRows(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
+                     int64_t row_begin, int64_t row_end);
+void AmxBf16VectorRows(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
+                       int64_t row_begin, int64_t row_end);
 
 }  // namespace kinfer::kernels::internal
