@@ -235,19 +235,16 @@ KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_
       const int64_t t = t0 + i * kTile;
       const int64_t m = std::min(kTile, n - i * kTile);
       float* a = acc + i * kTile * kTile;
+      const int32_t* c = kStored == DType::kQ8_0 ? cx + t * nb : nullptr;  // empty otherwise
       switch (nk) {
         case 4:
-          return Epilogue<kStored, 4>(u[i & 1], s, b0, dx + t * nb, sx + t * nb, cx + t * nb, nb, m,
-                                      a);
+          return Epilogue<kStored, 4>(u[i & 1], s, b0, dx + t * nb, sx + t * nb, c, nb, m, a);
         case 3:
-          return Epilogue<kStored, 3>(u[i & 1], s, b0, dx + t * nb, sx + t * nb, cx + t * nb, nb, m,
-                                      a);
+          return Epilogue<kStored, 3>(u[i & 1], s, b0, dx + t * nb, sx + t * nb, c, nb, m, a);
         case 2:
-          return Epilogue<kStored, 2>(u[i & 1], s, b0, dx + t * nb, sx + t * nb, cx + t * nb, nb, m,
-                                      a);
+          return Epilogue<kStored, 2>(u[i & 1], s, b0, dx + t * nb, sx + t * nb, c, nb, m, a);
         default:
-          return Epilogue<kStored, 1>(u[i & 1], s, b0, dx + t * nb, sx + t * nb, cx + t * nb, nb, m,
-                                      a);
+          return Epilogue<kStored, 1>(u[i & 1], s, b0, dx + t * nb, sx + t * nb, c, nb, m, a);
       }
     };
     for (int64_t i = 0; i < tiles; ++i) {
