@@ -48,9 +48,10 @@ Weight MakeWeight(DType t, int64_t rows, int64_t cols) {
 }
 
 // `packed`: the layout the loader makes for this CPU (kernels/pack.h), where it makes one.
-// `exact`: MatMulPrecision::kExact (f32 activations on every path). `k_path`: which K-quant
-// kernel runs: kDefault (AMX-INT8 tiles from kAmxInt8KMinTokens virtual tokens), kVnni (VNNI at
-// every batch) or kAmx (tiles at every batch), to find where one overtakes the other.
+// `exact`: MatMulPrecision::kExact (f32 activations on every path). `k_path`: which 8-bit
+// kernel runs (K-quants and Q8_0/Q4_0/Q5_0/Q5_1 alike): kDefault (AMX-INT8 tiles from
+// kAmxInt8KMinTokens / kAmxInt8Q8MinTokens virtual tokens), kVnni (VNNI at every batch) or kAmx
+// (tiles at every batch), to find where one overtakes the other.
 enum KPath { kDefault, kVnni, kAmx };
 void MatMul(benchmark::State& state, DType t, bool packed, bool exact = false,
             KPath k_path = kDefault) {
@@ -58,6 +59,10 @@ void MatMul(benchmark::State& state, DType t, bool packed, bool exact = false,
       k_path == kVnni  ? INT64_MAX
       : k_path == kAmx ? 1
                        : kinfer::kernels::internal::kAmxInt8KMinTokens);
+  const int64_t amx_q8_min = kinfer::kernels::internal::SetAmxInt8Q8MinTokensForTest(
+      k_path == kVnni  ? INT64_MAX
+      : k_path == kAmx ? 1
+                       : kinfer::kernels::internal::kAmxInt8Q8MinTokens);
   kinfer::kernels::SetMatMulPrecision(exact ? kinfer::kernels::MatMulPrecision::kExact
                                             : kinfer::kernels::MatMulPrecision::kFast);
   const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
@@ -82,6 +87,7 @@ void MatMul(benchmark::State& state, DType t, bool packed, bool exact = false,
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.bytes.size()));
   kinfer::kernels::SetMatMulPrecision(kinfer::kernels::MatMulPrecision::kFast);
   kinfer::kernels::internal::SetAmxInt8KMinTokensForTest(amx_min);
+  kinfer::kernels::internal::SetAmxInt8Q8MinTokensForTest(amx_q8_min);
 }
 
 void Args(benchmark::internal::Benchmark* b) {
@@ -126,6 +132,21 @@ BENCHMARK_CAPTURE(MatMul, KAmx_Q5_Kx16, DType::kQ5_K, true, false, kAmx)->Apply(
 BENCHMARK_CAPTURE(MatMul, KVnni_Q5_Kx16, DType::kQ5_K, true, false, kVnni)->Apply(KArgs);
 BENCHMARK_CAPTURE(MatMul, KAmx_Q6_Kx16, DType::kQ6_K, true, false, kAmx)->Apply(KArgs);
 BENCHMARK_CAPTURE(MatMul, KVnni_Q6_Kx16, DType::kQ6_K, true, false, kVnni)->Apply(KArgs);
+
+// Q8_0/Q4_0/Q5_0/Q5_1 batched decode and prefill: AMX-INT8 tiles against the VNNI kernel
+// (Qwen2.5-0.5B shapes; 8, 16, 32 tokens are 16, 32, 64 virtual tokens).
+void Q8Args(benchmark::internal::Benchmark* b) {
+  for (int64_t tokens : {4, 8, 16, 32, 64}) {
+    b->Args({896, 896, tokens})->Args({4864, 896, tokens})->Args({896, 4864, tokens});
+  }
+  b->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK_CAPTURE(MatMul, Q8Amx_Q8_0x16, DType::kQ8_0, true, false, kAmx)->Apply(Q8Args);
+BENCHMARK_CAPTURE(MatMul, Q8Vnni_Q8_0x16, DType::kQ8_0, true, false, kVnni)->Apply(Q8Args);
+BENCHMARK_CAPTURE(MatMul, Q8Amx_Q4_0x16, DType::kQ4_0, true, false, kAmx)->Apply(Q8Args);
+BENCHMARK_CAPTURE(MatMul, Q8Vnni_Q4_0x16, DType::kQ4_0, true, false, kVnni)->Apply(Q8Args);
+BENCHMARK_CAPTURE(MatMul, Q8Amx_Q5_0x16, DType::kQ5_0, true, false, kAmx)->Apply(Q8Args);
+BENCHMARK_CAPTURE(MatMul, Q8Vnni_Q5_0x16, DType::kQ5_0, true, false, kVnni)->Apply(Q8Args);
 
 }  // namespace
 

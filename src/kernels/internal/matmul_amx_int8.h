@@ -1,7 +1,9 @@
-// The K-quant 8-bit-activation path of matmul_paths.h (Q8KActivationRows) on AMX-INT8 tiles
-// (matmul_amx_int8.cc; internal to src/kernels), bit-identical to the VNNI kernel: the VNNI
-// rows function hands calls of T >= kAmxInt8KMinTokens virtual tokens (unless a test changed
-// the threshold) to AmxInt8KRows where UseAmxInt8K.
+// The 8-bit-activation paths of matmul_paths.h on AMX-INT8 tiles (internal to src/kernels), each
+// bit-identical to the VNNI kernel it stands in for: the K-quant path (Q8KActivationRows;
+// matmul_amx_int8.cc) hands calls of T >= kAmxInt8KMinTokens virtual tokens to AmxInt8KRows
+// where UseAmxInt8K, and the Q8_0/Q4_0/Q5_0/Q5_1 path (Q8ActivationRows; matmul_amx_q8.cc)
+// calls of T >= kAmxInt8Q8MinTokens to AmxInt8Q8Rows where UseAmxInt8Q8 (unless a test changed
+// the thresholds).
 #pragma once
 
 #include <cstdint>
@@ -26,5 +28,13 @@ void AmxInt8KRows(const TensorView& w, const int8_t* qx, const float* dx, const 
 // Sets the fewest virtual tokens that take the tiles (1: every call; INT64_MAX: none), so that a
 // test or benchmark runs both kernels on the same input; returns the previous value.
 int64_t SetAmxInt8KMinTokensForTest(int64_t n);
+
+// Q8RowsFn of matmul_paths.h for Q8_0, Q4_0, Q5_0 and Q5_1 weights, stored or packed; the caller
+// runs on a target with AVX-512 VBMI (Q5's fifth bits are unpacked with vpmultishiftqb).
+constexpr int64_t kAmxInt8Q8MinTokens = 16;
+bool UseAmxInt8Q8(int64_t T);
+void AmxInt8Q8Rows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sx,
+                   int64_t T, float* y, int64_t row_begin, int64_t row_end);
+int64_t SetAmxInt8Q8MinTokensForTest(int64_t n);
 
 }  // namespace kinfer::kernels::internal
