@@ -144,7 +144,7 @@ class ModelBuilder {
 
   static Result<std::unique_ptr<Model>> FromGguf(const std::string& path,
                                                  const LoadOptions& options);
-  static Result<std::unique_ptr<Model>> FromHf(const std::string& dir);
+  static Result<std::unique_ptr<Model>> FromHf(const std::string& dir, const LoadOptions& options);
   static Result<std::unique_ptr<Model>> FromLlama2c(const std::string& path);
 
  private:
@@ -456,7 +456,8 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromGguf(const std::string& path,
   return m;
 }
 
-Result<std::unique_ptr<Model>> ModelBuilder::FromHf(const std::string& dir) {
+Result<std::unique_ptr<Model>> ModelBuilder::FromHf(const std::string& dir,
+                                                    const LoadOptions& options) {
   std::string config_path = (fs::path(dir) / "config.json").string();
   KINFER_ASSIGN_OR_RETURN(std::string text, ReadFileToString(config_path));
   std::unique_ptr<Model> m(new Model());
@@ -544,6 +545,7 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromHf(const std::string& dir) {
   SafetensorsSource src(*st, dir);
   KINFER_RETURN_IF_ERROR(FillWeights(*m, src, n, x));
   if (arch == "gemma2" || arch == "gemma3") AddOneToNorms(*m);
+  if (options.pack_weights) PackWeights(*m, options.progress);
   m->safetensors_ = std::move(st);
   return m;
 }
@@ -680,7 +682,7 @@ Result<std::unique_ptr<Model>> ModelBuilder::FromLlama2c(const std::string& path
 Result<std::unique_ptr<Model>> LoadModel(const std::string& path, const LoadOptions& options) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    if (fs::exists(fs::path(path) / "config.json", ec)) return ModelBuilder::FromHf(path);
+    if (fs::exists(fs::path(path) / "config.json", ec)) return ModelBuilder::FromHf(path, options);
     // A directory with a single GGUF file in it (as `kinfer pull` leaves it) is that file.
     std::string gguf;
     int count = 0;
@@ -704,7 +706,7 @@ Result<std::unique_ptr<Model>> LoadModel(const std::string& path, const LoadOpti
   if (magic == 0x46554747u) return ModelBuilder::FromGguf(path, options);
   if (fs::path(path).extension() == ".bin") return ModelBuilder::FromLlama2c(path);
   if (fs::path(path).extension() == ".safetensors") {
-    return ModelBuilder::FromHf(fs::path(path).parent_path().string());
+    return ModelBuilder::FromHf(fs::path(path).parent_path().string(), options);
   }
   return InvalidArgumentError(
       "{}: unknown model format: expected a GGUF file, a llama2.c .bin, or an HF directory", path);

@@ -97,8 +97,8 @@ class Model {
 struct LoadOptions {
   // Repacking progress (load_progress.h), for loads that take a while.
   LoadProgressFn progress;
-  // Repack Q8_0 and Q4_0 matrices of a GGUF file where MatMul reads them faster on this CPU
-  // (kernels::ShouldPack), dropping the mapped pages they came from, so memory holds one copy.
+  // Repack the matrices of a GGUF file or an HF checkpoint where MatMul reads them faster on this
+  // CPU (kernels::ShouldPack), dropping the mapped pages they came from, so memory holds one copy.
   // Off for tools that only describe the file.
   bool pack_weights = true;
 };

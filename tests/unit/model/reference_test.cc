@@ -222,16 +222,18 @@ TEST(ReferenceLogits, CoversEveryFamilyAndFormat) {
   }
 }
 
-// Q8_0, Q4_0 and K-quant matrices repacked at load (kernels/pack.h, where this CPU's MatMul
-// reads them faster) give the logits of the stored layout bit for bit, prefill and chunked, tied
-// embeddings included (qwen2's embedding is its LM head, looked up from the packed matrix),
-// and so do the new families' (Phi-3's fused row slices, Gemma, every expert of the MoE ones).
+// Q8_0, Q4_0, K-quant, F16 and BF16 matrices repacked at load (kernels/pack.h, where this CPU's
+// MatMul reads them faster), from GGUF files and HF checkpoints alike, give the logits of the
+// stored layout bit for bit, prefill and chunked, tied embeddings included (qwen2's embedding is
+// its LM head, looked up from the packed matrix), and so do the new families' (Phi-3's fused row
+// slices, Gemma, every expert of the MoE ones).
 TEST(ReferenceLogits, PackedWeightsGiveStoredLayoutLogits) {
   int tested = 0;
   for (const char* name : {"qwen2", "llama", "llama3", "mistral", "qwen3", "kquant", "gemma2",
                            "gemma3", "phi3", "qwen3moe", "mixtral"}) {
-    for (const char* type : {"q8_0", "q4_0", "q4_k", "q6_k"}) {
-      const std::string path = kFixtures + "/" + name + "/" + name + "." + type + ".gguf";
+    for (const char* type : {"q8_0", "q4_0", "q4_k", "q6_k", "f16", "hf"}) {
+      const std::string t = type, dir = kFixtures + "/" + name + "/";
+      const std::string path = t == "hf" ? dir + "hf" : dir + name + "." + t + ".gguf";
       if (!fs::exists(path)) continue;
       ++tested;
       LoadOptions stored_opts;
@@ -255,7 +257,7 @@ TEST(ReferenceLogits, PackedWeightsGiveStoredLayoutLogits) {
           << path << " one token at a time";
     }
   }
-  EXPECT_EQ(tested, 17);
+  EXPECT_EQ(tested, 33);
 }
 
 // transformers 4's `rope_theta` + `rope_scaling` keys describe the same llama3 model as
