@@ -34,11 +34,8 @@
 //     scales, byte 16s + r = scale s of row r; [3328, 3360) d, f16, one a row.
 //
 // The tile layouts of F16 and BF16 (kF16x16, kBF16x16), for AMX: group g's 32 columns from 32c
-// are 1 KiB at (g * C + c) * 1024, C = cols / 32: 16 k pairs of 64 bytes, bytes 4r..4r+3 of
-// pair i = row 16g + r's values 32c + 2i and 32c + 2i + 1 (zero past the last row). That is
-// TDPBF16PS's second operand (the activations are the first, and the result comes out
-// [token][row]), and for one token it puts 16 rows in the 16 lanes of a vector with no
-// transpose; a decode step reads the matrix front to back.
+// are 1 KiB at (g * C + c) * 1024, C = cols / 32: k pair i's 64 bytes at 64i, bytes 4r..4r+3 =
+// row 16g + r's columns 32c + 2i, 2i + 1 (zero past the last row): TDPBF16PS's B operand.
 #pragma once
 
 #include <cstddef>
