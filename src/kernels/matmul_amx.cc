@@ -7,8 +7,10 @@
 // Every (token, row) output is the tiles' accumulation over k in chunks of 32, in order (hi then
 // lo per chunk for F16), whatever the number of tokens or how rows are split over threads: one
 // token alone (decode) gives the same bits as a batch of 512, so results are bit-identical alone
-// or batched. One F16 token runs on AVX-512 instead (VectorRowsImpl), which reproduces the
-// tiles' arithmetic bit for bit and needs less work per weight byte than splitting F16 tiles.
+// or batched. One token (decode) runs on AVX-512 instead (VectorRowsImpl), which reproduces the
+// tiles' arithmetic bit for bit: the packed layout (pack.h) holds a k pair of 16 rows in each 64
+// bytes, one row a lane, so it reads the weights where they are with no transpose, and for F16
+// needs less work a byte than splitting tiles.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -38,6 +40,18 @@ constexpr int64_t kTile = 16;   // rows of a tile, and f32 columns of an accumul
 // How far ahead of the weights being read to prefetch: this VM's hardware prefetchers alone
 // leave a one-thread stream at a fraction of the bandwidth (as matmul_f32.cc measured).
 constexpr int64_t kPrefetchBytes = 16384;
+// Where a tile's lines are prefetched, and how far ahead. The prefill tiles prefetch into L1
+// from kPrefetchBytes ahead. Decode reads every weight once, in one stream a thread, and at two
+// threads (Llama-3.2-1B, this VM) was limited by how many lines were in flight: prefetches into
+// L1 from 16 KiB ahead stalled on the L1 fill buffers, while prefetches into L2 a few KiB ahead
+// (about the same time ahead for both types: F16 takes longer a KiB) read 1.3-1.5x faster.
+struct Prefetch {
+  int64_t ahead;
+  bool l2;
+};
+constexpr Prefetch kPrefillPrefetch{kPrefetchBytes, false};
+constexpr Prefetch kDecodePrefetchBf16{4096, true};
+constexpr Prefetch kDecodePrefetchF16{2048, true};
 
 KINFER_AMX void ConfigureTiles() {
   alignas(64) unsigned char cfg[64] = {};
@@ -81,34 +95,65 @@ KINFER_AMX __attribute__((always_inline)) inline void Transpose16(__m512i (&r)[1
   }
 }
 
-// Columns [k0, k0 + kn) of rows [r0, r0 + n) of w (n <= 32) as bf16 rows of kn at hi (and lo):
-// BF16 copied; F16 split exactly into hi + lo, hi the top 16 bits of the f32 value and lo the
-// rest (at most 3 significant bits, so both conversions below are exact). The next block's
-// lines of the same rows are prefetched: 32 rows read a block at a time are 32 streams, more
-// than the hardware prefetchers follow.
-KINFER_AMX void StageBlock(const TensorView& w, int64_t r0, int64_t n, int64_t k0, int64_t kn,
-                           bool f16, uint16_t* hi, uint16_t* lo) {
-  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
-  const bool more = k0 + kn < w.cols();
-  for (int64_t j = 0; j < n; ++j) {
-    const uint8_t* src = w.row(r0 + j) + k0 * 2;
-    uint16_t* h = hi + j * kn;
-    uint16_t* l = lo + j * kn;
-    for (int64_t k = 0; k < kn; k += kChunk, src += 64) {
-      if (more) __builtin_prefetch(src + kn * 2);
-      if (!f16) {
-        _mm512_storeu_si512(h + k, _mm512_loadu_si512(src));
-        continue;
+// Chunk c of row group g (rows 16g.., zero past the last) in the tile layout (pack.h): 16 k
+// pairs of 64 bytes, dword j of pair i = row 16g + j's columns 32c + 2i and 2i + 1, which is how
+// TDPBF16PS reads its second operand and how the vector path wants one row in each lane. A packed
+// tile is read where it is, prefetching as `pf` says (the hardware prefetchers alone leave a
+// stream at a fraction of the bandwidth); 16 stored rows are transposed into `staged`.
+KINFER_AMX __attribute__((always_inline)) inline const uint8_t* TileBytes(const TensorView& w,
+                                                                          bool packed, int64_t g,
+                                                                          int64_t c, Prefetch pf,
+                                                                          uint8_t* staged) {
+  if (packed) {
+    const uint8_t* src = PackedTile(w, g, c);
+    for (int l = 0; l < 1024; l += 64) {
+      if (pf.l2) {
+        __builtin_prefetch(src + pf.ahead + l, 0, 2);
+      } else {
+        __builtin_prefetch(src + pf.ahead + l);
       }
-      const __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
-      const __m512 b =
-          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32)));
-      const __m512 ah = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), mask));
-      const __m512 bh = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), mask));
-      _mm512_storeu_si512(h + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(bh, ah)));
-      _mm512_storeu_si512(l + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(
-                                     _mm512_sub_ps(b, bh), _mm512_sub_ps(a, ah))));
     }
+    return src;
+  }
+  const int64_t r0 = g * kTile, valid = std::min<int64_t>(w.rows() - r0, kTile);
+  __m512i r[16];
+  for (int i = 0; i < 16; ++i) {
+    if (i >= valid) {
+      r[i] = _mm512_setzero_si512();
+      continue;
+    }
+    const uint8_t* src = w.row(r0 + i) + c * 64;
+    if (c * 64 + kPrefetchBytes / 16 < w.cols() * 2) __builtin_prefetch(src + kPrefetchBytes / 16);
+    r[i] = _mm512_loadu_si512(src);
+  }
+  Transpose16(r);
+  for (int i = 0; i < 16; ++i) _mm512_store_si512(staged + 64 * i, r[i]);
+  return staged;
+}
+
+// Chunk c of row group g as the tiles take it, into 64-byte aligned hi (BF16: the pairs as they
+// are) and, for F16, lo: F16 split exactly into bf16 hi + lo in the same places, hi the top 16
+// bits of the f32 value and lo the rest (at most 3 significant bits, so both conversions are
+// exact).
+KINFER_AMX void StageTile(const TensorView& w, bool packed, bool f16, int64_t g, int64_t c,
+                          Prefetch pf, uint16_t* hi, uint16_t* lo) {
+  alignas(64) uint8_t staged[1024];
+  const uint8_t* src = TileBytes(w, packed, g, c, pf, staged);
+  if (!f16) {
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) _mm512_store_si512(hi + 32 * i, _mm512_loadu_si512(src + 64 * i));
+    return;
+  }
+  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  for (int i = 0; i < 16; ++i, src += 64) {
+    const __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
+    const __m512 b =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32)));
+    const __m512 ah = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), mask));
+    const __m512 bh = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), mask));
+    _mm512_store_si512(hi + 32 * i, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(bh, ah)));
+    _mm512_store_si512(lo + 32 * i, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(
+                                        _mm512_sub_ps(b, bh), _mm512_sub_ps(a, ah))));
   }
 }
 
@@ -148,10 +193,10 @@ KINFER_AMX void LoadTile(int reg, const void* src, int64_t stride) {
 
 #define KINFER_DP(c, a, b)            \
   case (c)*4 + ((a)-4) * 2 + ((b)-6): \
-    _tile_dpbf16ps(c, a, b);          \
+    _tile_dpbf16ps(c, b, a);          \
     return;
 
-// Accumulator c (0-3) += weights a (4-5) . activations b (6-7).
+// Accumulator c (0-3) += activations b (6-7) . weights a (4-5).
 KINFER_AMX void Dot(int c, int a, int b) {
   switch (c * 4 + (a - 4) * 2 + (b - 6)) {
     KINFER_DP(0, 4, 6)
@@ -176,33 +221,15 @@ KINFER_AMX void Dot(int c, int a, int b) {
 }
 #undef KINFER_DP
 
-// Stores accumulator tile `reg` (weight rows i from r0, tokens j of a block from t0) into y, for
-// the valid rows (i0 <= i < i1) and tokens (j < mt): a 16x16 transpose, y being [token][row].
+// Stores accumulator tile `reg` (tokens j of a block from t0, weight rows i from r0) into y, for
+// the valid tokens (j < mt) and rows (i0 <= i < i1): the tile is [token][row], as y.
 KINFER_AMX void StoreAcc(int reg, float* y, int64_t O, int64_t t0, int64_t r0, int64_t mt,
                          int64_t i0, int64_t i1) {
   alignas(64) float tmp[kTile * kTile];
   StoreTile(reg, tmp, 64);
-  __m512i r[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_si512(tmp + 16 * i);
-  Transpose16(r);
   const __mmask16 mask = static_cast<__mmask16>(((1u << i1) - 1) & ~((1u << i0) - 1));
   for (int64_t j = 0; j < mt; ++j) {
-    _mm512_mask_storeu_ps(y + (t0 + j) * O + r0, mask, _mm512_castsi512_ps(r[j]));
-  }
-}
-
-// F16 tile (16 rows of 32 f16) -> its bf16 hi and lo tiles, hi + lo exactly each value.
-KINFER_AMX void SplitTile(const uint8_t* src, uint16_t* hi, uint16_t* lo) {
-  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
-  for (int r = 0; r < kTile; ++r, src += 64) {
-    const __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
-    const __m512 b =
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32)));
-    const __m512 ah = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), mask));
-    const __m512 bh = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), mask));
-    _mm512_storeu_si512(hi + 32 * r, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(bh, ah)));
-    _mm512_storeu_si512(lo + 32 * r, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(
-                                         _mm512_sub_ps(b, bh), _mm512_sub_ps(a, ah))));
+    _mm512_mask_storeu_ps(y + (t0 + j) * O + r0, mask, _mm512_load_ps(tmp + kTile * j));
   }
 }
 
@@ -246,109 +273,14 @@ KINFER_AMX void LoadAcc(int reg, const float* src) {
   }
 }
 
-KINFER_AMX void AmxRowsImpl(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
-                            int64_t row_begin, int64_t row_end) {
+// The tiles over a packed matrix (pack.h's tile layout, kBF16x16 / kF16x16: groups of 16 rows,
+// each chunk of 32 columns one contiguous KiB in TDPBF16PS's second-operand form, so a decode
+// step streams the matrix front to back) or a stored one (transposed into that form as it is
+// staged). Weight tiles are staged in L1 (split into hi and lo for F16) before the tile loads.
+KINFER_AMX void AmxTileRowsImpl(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
+                                int64_t row_begin, int64_t row_end) {
   const int64_t O = w.rows(), K = w.cols(), chunks = K / kChunk;
-  const bool f16 = w.dtype == DType::kF16;
-  const int64_t blocks = (T + kTile - 1) / kTile, pairs = (blocks + 1) / 2;
-  const size_t tile = kTile * kChunk;
-  // F16 rows, and partial groups, are staged as bf16: [hi, lo][32 rows][kBlock].
-  alignas(64) static thread_local uint16_t staged[2][2 * kTile * kBlock];
-  // Accumulators between k blocks: [token pair][tile][16 x 16].
-  thread_local std::vector<float> acc;
-  if (pairs > 1 && acc.size() < static_cast<size_t>(pairs * 4 * kTile * kTile)) {
-    acc.resize(static_cast<size_t>(pairs * 4 * kTile * kTile));
-  }
-  ConfigureTiles();
-  for (int64_t r0 = row_begin; r0 < row_end; r0 += 2 * kTile) {
-    const int64_t n0 = std::min<int64_t>(kTile, row_end - r0);
-    const int64_t n1 = std::min<int64_t>(kTile, std::max<int64_t>(0, row_end - r0 - kTile));
-    const bool stage = f16 || n0 + n1 < 2 * kTile;
-    if (stage && n0 + n1 < 2 * kTile) std::memset(staged, 0, sizeof(staged));
-    // BF16 panels are read in place, whole rows at a time (the accumulators stay in the tiles
-    // for up to 32 tokens); F16 ones are staged a k block at a time.
-    const int64_t block = stage ? kBlock : K;
-    for (int64_t k0 = 0; k0 < K; k0 += block) {
-      const int64_t kn = std::min(block, K - k0);
-      const uint16_t* a[2];  // hi, lo: the block's first column of the panel's first row
-      size_t stride;         // bytes from one row to the next
-      if (stage) {
-        StageBlock(w, r0, n0 + n1, k0, kn, f16, staged[0], staged[1]);
-        a[0] = staged[0];
-        a[1] = staged[1];
-        stride = static_cast<size_t>(kn) * 2;
-      } else {
-        a[0] = reinterpret_cast<const uint16_t*>(w.row(r0)) + k0;
-        a[1] = nullptr;
-        stride = w.row_bytes();
-      }
-      const int64_t rs = static_cast<int64_t>(stride / 2);
-      const bool first = k0 == 0, last = k0 + kn == K;
-      for (int64_t p = 0; p < pairs; ++p) {
-        const int64_t b = 2 * p;
-        const bool two = b + 1 < blocks;
-        float* saved = pairs > 1 ? acc.data() + p * 4 * kTile * kTile : nullptr;
-        if (first || saved == nullptr) {
-          if (first) {
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-          }
-        } else {
-          for (int reg = 0; reg < 4; ++reg) LoadAcc(reg, saved + reg * kTile * kTile);
-        }
-        const uint16_t* xa = xb + static_cast<size_t>(b * chunks + k0 / kChunk) * tile;
-        const uint16_t* xc = xa + static_cast<size_t>(chunks) * tile;
-        for (int64_t c = 0; c < kn / kChunk; ++c) {
-          if (!stage && p == 0 && r0 + 4 * kTile <= row_end) {
-            // The next panel's lines of this chunk: 32 rows read 64 bytes at a time are 32
-            // streams, more than the hardware prefetchers follow.
-            for (int64_t j = 0; j < 2 * kTile; ++j) {
-              __builtin_prefetch(w.row(r0 + 2 * kTile + j) + (k0 + c * kChunk) * 2);
-            }
-          }
-          _tile_loadd(6, xa + c * tile, 64);
-          if (two) _tile_loadd(7, xc + c * tile, 64);
-          for (int part = 0; part < (f16 ? 2 : 1); ++part) {
-            _tile_loadd(4, a[part] + c * kChunk, stride);
-            _tile_dpbf16ps(0, 4, 6);
-            if (two) _tile_dpbf16ps(1, 4, 7);
-            if (n1 > 0) {
-              _tile_loadd(5, a[part] + kTile * rs + c * kChunk, stride);
-              _tile_dpbf16ps(2, 5, 6);
-              if (two) _tile_dpbf16ps(3, 5, 7);
-            }
-          }
-        }
-        if (!last) {
-          if (saved != nullptr) {
-            for (int reg = 0; reg < 4; ++reg) StoreTile(reg, saved + reg * kTile * kTile, 64);
-          }
-          continue;
-        }
-        const int64_t m0 = std::min<int64_t>(kTile, T - b * kTile);
-        StoreAcc(0, y, O, b * kTile, r0, m0, 0, n0);
-        if (n1 > 0) StoreAcc(2, y, O, b * kTile, r0 + kTile, m0, 0, n1);
-        if (two) {
-          const int64_t m1 = std::min<int64_t>(kTile, T - (b + 1) * kTile);
-          StoreAcc(1, y, O, (b + 1) * kTile, r0, m1, 0, n0);
-          if (n1 > 0) StoreAcc(3, y, O, (b + 1) * kTile, r0 + kTile, m1, 0, n1);
-        }
-      }
-    }
-  }
-  _tile_release();
-}
-
-// The same tile arithmetic over a packed matrix (pack.h's tile layout, kBF16x16 / kF16x16):
-// groups of 16 rows, each chunk of 32 columns one contiguous KiB, so a decode step streams the
-// matrix front to back. BF16 tiles are loaded in place; F16 ones are split into hi and lo tiles a
-// k block at a time.
-KINFER_AMX void AmxPackedRowsImpl(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
-                                  int64_t row_begin, int64_t row_end) {
-  const int64_t O = w.rows(), K = w.cols(), chunks = K / kChunk;
-  const bool f16 = w.dtype == DType::kF16x16;
+  const bool f16 = StoredTypeOf(w.dtype) == DType::kF16, packed = IsPackedTile(w.dtype);
   const int64_t blocks = (T + kTile - 1) / kTile, pairs = (blocks + 1) / 2;
   const size_t tile = kTile * kChunk;
   constexpr int64_t kBlockChunks = kBlock / kChunk;
@@ -368,16 +300,8 @@ KINFER_AMX void AmxPackedRowsImpl(const TensorView& w, const uint16_t* xb, int64
     auto stage = [&](int64_t g, int64_t ng, int64_t c0, int64_t nc, int buf) KINFER_AMX {
       for (int64_t gi = 0; gi < ng; ++gi) {
         for (int64_t c = 0; c < nc; ++c) {
-          const uint8_t* src = PackedTile(w, g + gi, c0 + c);
-          for (int l = 0; l < 1024; l += 64) __builtin_prefetch(src + kPrefetchBytes + l);
-          uint16_t* hi = split[gi][buf * kDecodeChunks + c][0];
-          if (f16) {
-            SplitTile(src, hi, split[gi][buf * kDecodeChunks + c][1]);
-          } else {
-            for (int l = 0; l < 1024; l += 64) {
-              _mm512_store_si512(reinterpret_cast<uint8_t*>(hi) + l, _mm512_loadu_si512(src + l));
-            }
-          }
+          uint16_t(&t)[2][kTile * kChunk] = split[gi][buf * kDecodeChunks + c];
+          StageTile(w, packed, f16, g + gi, c0 + c, kDecodePrefetchBf16, t[0], t[1]);
         }
       }
     };
@@ -424,16 +348,8 @@ KINFER_AMX void AmxPackedRowsImpl(const TensorView& w, const uint16_t* xb, int64
       // than tile loads do (split into hi and lo for F16).
       for (int64_t gi = 0; gi < (has1 ? 2 : 1); ++gi) {
         for (int64_t c = 0; c < nc; ++c) {
-          const uint8_t* src = PackedTile(w, g + gi, c0 + c);
-          for (int l = 0; l < 1024; l += 64) __builtin_prefetch(src + kPrefetchBytes + l);
-          if (f16) {
-            SplitTile(src, split[gi][c][0], split[gi][c][1]);
-          } else {
-            for (int l = 0; l < 1024; l += 64) {
-              _mm512_store_si512(reinterpret_cast<uint8_t*>(split[gi][c][0]) + l,
-                                 _mm512_loadu_si512(src + l));
-            }
-          }
+          StageTile(w, packed, f16, g + gi, c0 + c, kPrefillPrefetch, split[gi][c][0],
+                    split[gi][c][1]);
         }
       }
       auto weights = [&](int64_t gi, int64_t c, int part) -> const void* {
@@ -459,12 +375,12 @@ KINFER_AMX void AmxPackedRowsImpl(const TensorView& w, const uint16_t* xb, int64
           if (two) _tile_loadd(7, xc + c * tile, 64);
           for (int part = 0; part < (f16 ? 2 : 1); ++part) {
             _tile_loadd(4, weights(0, c, part), 64);
-            _tile_dpbf16ps(0, 4, 6);
-            if (two) _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(0, 6, 4);
+            if (two) _tile_dpbf16ps(1, 7, 4);
             if (has1) {
               _tile_loadd(5, weights(1, c, part), 64);
-              _tile_dpbf16ps(2, 5, 6);
-              if (two) _tile_dpbf16ps(3, 5, 7);
+              _tile_dpbf16ps(2, 6, 5);
+              if (two) _tile_dpbf16ps(3, 7, 5);
             }
           }
         }
@@ -499,46 +415,23 @@ KINFER_AMX void AmxPackedRowsImpl(const TensorView& w, const uint16_t* xb, int64
 // kernel runs.
 constexpr int64_t kPairs = kChunk / 2;  // k pairs a tile row holds
 
-// Token t's bf16 activations from the tile layout (ToBf16Impl, block 0), pair p (elements 2p and
-// 2p + 1) in the two forms the kernels below read: xf[t * K + 2p + e] the element as f32 bits
-// (F16), and pe[t * K / 2 + p] = (even, 0), po[...] = (0, odd) as bf16 pairs (BF16).
+// Token t's bf16 activations from the tile layout (ToBf16Impl), pair p (elements 2p and 2p + 1)
+// in the two forms the kernels below read: xf[t * K + 2p + e] the element as f32 bits (F16), and
+// pe[t * K / 2 + p] = (even, 0), po[...] = (0, odd) as bf16 pairs (BF16).
 KINFER_AMX void SplitActivations(const uint16_t* xb, int64_t T, int64_t K, uint32_t* xf,
                                  uint32_t* pe, uint32_t* po) {
-  const int64_t half = K / 2;
-  for (int64_t p = 0; p < half; ++p) {
-    const uint16_t* pair = xb + p * kTile * 2;  // pair p of 16 tokens
-    for (int64_t t = 0; t < T; ++t) {
+  const int64_t half = K / 2, chunks = K / kChunk;
+  for (int64_t t = 0; t < T; ++t) {
+    // Token t's columns 32c.. are row t % 16 of tile (t / 16, c).
+    const uint16_t* row = xb + (t / kTile) * chunks * kTile * kChunk + (t % kTile) * kChunk;
+    for (int64_t p = 0; p < half; ++p) {
       uint32_t d;
-      std::memcpy(&d, pair + 2 * t, 4);
+      std::memcpy(&d, row + (p / kPairs) * kTile * kChunk + 2 * (p % kPairs), 4);
       xf[t * K + 2 * p] = d << 16;
       xf[t * K + 2 * p + 1] = d & 0xFFFF0000u;
       pe[t * half + p] = d & 0xFFFFu;
       po[t * half + p] = d & 0xFFFF0000u;
     }
-  }
-}
-
-// Chunk c of rows r0.. (group g): a packed tile as it is, or 16 stored rows' 64 bytes (zero past
-// the last row), prefetching kPrefetchBytes ahead in all.
-KINFER_AMX __attribute__((always_inline)) inline void LoadRows(const TensorView& w, bool packed,
-                                                               int64_t g, int64_t r0, int64_t valid,
-                                                               int64_t c, __m512i (&r)[16]) {
-  if (packed) {
-    const uint8_t* src = PackedTile(w, g, c);
-    for (int l = 0; l < 1024; l += 64) __builtin_prefetch(src + kPrefetchBytes + l);
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(src + 64 * i);
-    return;
-  }
-  // 16 row streams: each prefetched kPrefetchBytes / 16 ahead.
-  for (int i = 0; i < 16; ++i) {
-    if (i >= valid) {
-      r[i] = _mm512_setzero_si512();
-      continue;
-    }
-    const uint8_t* src = w.row(r0 + i) + c * 64;
-    if (c * 64 + kPrefetchBytes / 16 < w.cols() * 2) __builtin_prefetch(src + kPrefetchBytes / 16);
-    r[i] = _mm512_loadu_si512(src);
   }
 }
 
@@ -550,8 +443,8 @@ struct VectorActivations {
   int64_t K;
 };
 
-// Rows [row_begin, row_end) for kT tokens, 16 rows (one tile's) at a time, one in each lane; the
-// rows' k pairs for the lanes come from a 16 x 16 dword transpose of the tile.
+// Rows [row_begin, row_end) for kT tokens, 16 rows (one tile's) at a time, one in each lane: a
+// packed tile holds a k pair of its 16 rows in each 64 bytes (TileBytes).
 //
 // BF16: VDPBF16PS on the pairs as they are, x's pair with the other element zeroed, so that it
 // adds the even (odd) product to E (O) in RNE with DAZ and FTZ, as the tile does; the zero
@@ -559,7 +452,7 @@ struct VectorActivations {
 // +0 + -0 = +0). (A weight of inf or NaN would give NaN where the tile gives inf: such a weight
 // makes the output meaningless anyway.)
 //
-// F16: f32 FMAs under MXCSR's FTZ and DAZ on the values split into bf16 hi + lo as SplitTile
+// F16: f32 FMAs under MXCSR's FTZ and DAZ on the values split into bf16 hi + lo as StageTile
 // does (hi the top 16 bits, lo the exact rest), the hi products of a chunk added before the lo
 // ones. Converted, 8 rows' pairs fill a vector as (even, odd) lanes, so that one FMA against x's
 // pair broadcast runs 8 rows' E and O chains; a chunk's E and O are then gathered into one vector
@@ -569,6 +462,8 @@ KINFER_AMX void VectorRowsImpl(const TensorView& w, const VectorActivations& x, 
                                int64_t row_begin, int64_t row_end) {
   const int64_t O = w.rows(), K = w.cols(), chunks = K / kChunk, half = K / 2;
   const bool packed = IsPackedTile(w.dtype);
+  alignas(64) uint8_t staged[1024];  // a stored matrix's chunk, transposed
+  const Prefetch pf = kF16 ? kDecodePrefetchF16 : kDecodePrefetchBf16;
   const __m512i mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
   // Lane j of E (O) from lane 2j (2j + 1) of the rows 0-7 vector and the rows 8-15 one.
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
@@ -577,13 +472,10 @@ KINFER_AMX void VectorRowsImpl(const TensorView& w, const VectorActivations& x, 
     const int64_t r0 = g * kTile;
     const int64_t lo = std::max<int64_t>(row_begin - r0, 0);
     const int64_t hi = std::min<int64_t>(row_end - r0, kTile);
-    const int64_t valid = std::min<int64_t>(O - r0, kTile);  // stored rows that exist
     __m512 acc[kT];
     for (int t = 0; t < kT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t c = 0; c < chunks; ++c) {
-      __m512i r[16];
-      LoadRows(w, packed, g, r0, valid, c, r);
-      Transpose16(r);  // r[i]: pair i of the 16 rows
+      const uint8_t* src = TileBytes(w, packed, g, c, pf, staged);  // 64 bytes: pair i of 16 rows
       const int64_t p0 = c * kPairs;
       if constexpr (kF16) {
         // Rows 0-7 (a) and 8-15 (b), hi and lo parts: lanes (row, even/odd).
@@ -591,8 +483,11 @@ KINFER_AMX void VectorRowsImpl(const TensorView& w, const VectorActivations& x, 
         for (int t = 0; t < kT; ++t) ah[t] = bh[t] = al[t] = bl[t] = _mm512_setzero_ps();
 #pragma GCC unroll 16
         for (int i = 0; i < kPairs; ++i) {
-          const __m512 a = _mm512_cvtph_ps(_mm512_castsi512_si256(r[i]));
-          const __m512 b = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(r[i], 1));
+          const uint8_t* pair = src + 64 * i;
+          const __m512 a =
+              _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair)));
+          const __m512 b =
+              _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + 32)));
           const __m512 a_hi = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), mask));
           const __m512 b_hi = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), mask));
           const __m512 a_lo = _mm512_sub_ps(a, a_hi);
@@ -620,7 +515,7 @@ KINFER_AMX void VectorRowsImpl(const TensorView& w, const VectorActivations& x, 
         for (int t = 0; t < kT; ++t) e[t] = o[t] = _mm512_setzero_ps();
 #pragma GCC unroll 16
         for (int i = 0; i < kPairs; ++i) {
-          const __m512bh wp = reinterpret_cast<__m512bh>(r[i]);
+          const __m512bh wp = reinterpret_cast<__m512bh>(_mm512_loadu_si512(src + 64 * i));
           for (int t = 0; t < kT; ++t) {
             const __m512i pe = _mm512_set1_epi32(static_cast<int>(x.pe[t * half + p0 + i]));
             const __m512i po = _mm512_set1_epi32(static_cast<int>(x.po[t * half + p0 + i]));
@@ -680,27 +575,24 @@ KINFER_AMX void AmxVectorRowsImpl(const TensorView& w, const uint16_t* xb, int64
   _mm_setcsr(csr);
 }
 
-// Activations in bf16 as the second operand of TDPBF16PS: for token block b (16 tokens, the
-// padding ones zero) and chunk c, 1 KiB at (b * chunks + c) * 512 with element [i][j][p] =
-// x[16b + j][32c + 2i + p].
+// Activations in bf16 as the first operand of TDPBF16PS: for token block b (16 tokens, the
+// padding ones zero) and chunk c, 1 KiB at (b * chunks + c) * 512 with row j = token 16b + j's
+// columns 32c...
 KINFER_AMX void ToBf16Impl(const float* x, int64_t T, int64_t K, uint16_t* xb) {
   const int64_t chunks = K / kChunk, blocks = (T + kTile - 1) / kTile;
   for (int64_t b = 0; b < blocks; ++b) {
     for (int64_t c = 0; c < chunks; ++c) {
-      __m512i r[16];
+      uint16_t* out = xb + static_cast<size_t>(b * chunks + c) * kTile * kChunk;
       for (int64_t j = 0; j < kTile; ++j) {
         const int64_t t = b * kTile + j;
-        if (t >= T) {
-          r[j] = _mm512_setzero_si512();
-          continue;
+        __m512i r = _mm512_setzero_si512();
+        if (t < T) {
+          const float* in = x + t * K + c * kChunk;
+          r = reinterpret_cast<__m512i>(
+              _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + 16), _mm512_loadu_ps(in)));
         }
-        const float* in = x + t * K + c * kChunk;
-        r[j] = reinterpret_cast<__m512i>(
-            _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + 16), _mm512_loadu_ps(in)));
+        _mm512_storeu_si512(out + kChunk * j, r);
       }
-      Transpose16(r);
-      uint16_t* out = xb + static_cast<size_t>(b * chunks + c) * kTile * kChunk;
-      for (int i = 0; i < 16; ++i) _mm512_storeu_si512(out + 32 * i, r[i]);
     }
   }
 }
@@ -731,8 +623,7 @@ void ToBf16Activations(const float* x, int64_t T, int64_t K, uint16_t* xb) {
 
 void AmxBf16TileRows(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
                      int64_t row_begin, int64_t row_end) {
-  if (IsPackedTile(w.dtype)) return AmxPackedRowsImpl(w, xb, T, y, row_begin, row_end);
-  AmxRowsImpl(w, xb, T, y, row_begin, row_end);
+  AmxTileRowsImpl(w, xb, T, y, row_begin, row_end);
 }
 
 void AmxBf16VectorRows(const TensorView& w, const uint16_t* xb, int64_t T, float* y,
@@ -742,7 +633,7 @@ void AmxBf16VectorRows(const TensorView& w, const uint16_t* xb, int64_t T, float
 
 void AmxBf16Rows(const TensorView& w, const uint16_t* xb, int64_t T, float* y, int64_t row_begin,
                  int64_t row_end) {
-  if (StoredTypeOf(w.dtype) == DType::kF16 && T <= kAmxVectorMaxTokens) {
+  if (T <= kAmxVectorMaxTokens) {
     return AmxVectorRowsImpl(w, xb, T, y, row_begin, row_end);
   }
   AmxBf16TileRows(w, xb, T, y, row_begin, row_end);

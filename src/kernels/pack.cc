@@ -208,7 +208,8 @@ void PackGroupK(DType stored, const uint8_t* rows, size_t row_bytes, int64_t n, 
 void UnpackRow(const TensorView& w, int64_t r, uint8_t* dst) {
   if (IsPackedTile(w.dtype)) {
     for (int64_t c = 0; c < w.cols() / 32; ++c) {
-      std::memcpy(dst + c * 64, PackedTile(w, r / kPackRows, c) + (r % kPackRows) * 64, 64);
+      const uint8_t* tile = PackedTile(w, r / kPackRows, c) + (r % kPackRows) * 4;
+      for (int64_t i = 0; i < 16; ++i) std::memcpy(dst + c * 64 + i * 4, tile + i * 64, 4);
     }
     return;
   }
@@ -331,8 +332,10 @@ std::unique_ptr<PackedMatrix> PackMatrix(
       for (int64_t c = 0; c < w.cols() / 32; ++c) {
         auto* t = const_cast<uint8_t*>(PackedTile(v, g, c));
         std::memset(t, 0, 1024);
-        for (int64_t r = 0; r < n; ++r)
-          std::memcpy(t + r * 64, group_rows + r * row_bytes + c * 64, 64);
+        for (int64_t r = 0; r < n; ++r) {
+          const uint8_t* row = group_rows + r * row_bytes + c * 64;
+          for (int64_t i = 0; i < 16; ++i) std::memcpy(t + i * 64 + r * 4, row + i * 4, 4);
+        }
       }
     } else if (k) {
       const PackedKLayout p(v);

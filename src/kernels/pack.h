@@ -34,8 +34,8 @@
 //     scales, byte 16s + r = scale s of row r; [3328, 3360) d, f16, one a row.
 //
 // The tile layouts of F16 and BF16 (kF16x16, kBF16x16), for AMX: group g's 32 columns from 32c
-// are 1 KiB at (g * C + c) * 1024, C = cols / 32: 16 rows of 64 bytes, row r = row 16g + r's
-// values (zero past the last row), so that a decode step reads the matrix front to back.
+// are 1 KiB at (g * C + c) * 1024, C = cols / 32: k pair i's 64 bytes at 64i, bytes 4r..4r+3 =
+// row 16g + r's columns 32c + 2i, 2i + 1 (zero past the last row): TDPBF16PS's B operand.
 #pragma once
 
 #include <cstddef>
@@ -61,8 +61,8 @@ inline bool IsPacked(DType t) {
          t == DType::kQ6_Kx16 || IsPackedTile(t);
 }
 
-// The tile (1 KiB: 16 rows x 32 values of 2 bytes) of a packed F16/BF16 matrix holding rows
-// 16g.. and columns 32c..
+// The tile (1 KiB: 16 k pairs of 16 rows, above) of a packed F16/BF16 matrix holding rows 16g..
+// and columns 32c..
 inline const uint8_t* PackedTile(const TensorView& w, int64_t g, int64_t c) {
   return static_cast<const uint8_t*>(w.data) +
          static_cast<size_t>((g * (w.cols() / 32) + c)) * 1024;

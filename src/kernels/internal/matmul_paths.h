@@ -40,11 +40,11 @@ bool UsesQ8KActivations(DType t, int64_t cols);
 bool UsesAmxBf16(DType t, int64_t cols);
 size_t AmxActivationElements(int64_t T, int64_t K);
 void ToBf16Activations(const float* x, int64_t T, int64_t K, uint16_t* xb);
-// F16 weights with up to kAmxVectorMaxTokens tokens (decode) run on AVX-512 (the tiles would do
-// one useful row in 16, and splitting F16 tiles into bf16 costs more than the vector path's whole
-// dot product), the rest on the tiles: both give the same bits for every token, so a token's
-// outputs do not depend on T. (BF16 tiles are cheap enough that the vector path measured slower
-// for them, on Sapphire Rapids at 1 and 2 threads.)
+// Up to kAmxVectorMaxTokens tokens (decode) run on AVX-512, reading the packed weights where
+// they are (the tiles would do one useful row in 16 after staging each tile in L1, and for F16
+// splitting tiles into bf16 costs more than the vector path's whole dot product), the rest on
+// the tiles: both give the same bits for every token, so a token's outputs do not depend on T
+// (matmul_amx_test.cc holds the two paths to each other bit for bit).
 void AmxBf16Rows(const TensorView& w, const uint16_t* xb, int64_t T, float* y, int64_t row_begin,
                  int64_t row_end);
 constexpr int64_t kAmxVectorMaxTokens = 1;
