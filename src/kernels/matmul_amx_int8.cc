@@ -213,10 +213,12 @@ KINFER_AMX_INT8 inline void ZeroSums(bool two) {
 
 KINFER_AMX_INT8 inline void ChunkSums(const int8_t* a0, const int8_t* a1, bool two,
                                       const uint8_t* wp, int c) {
-  _tile_loadd(6, wp + c * 2048, 64);
-  _tile_loadd(7, wp + c * 2048 + 1024, 64);
+  // Each load comes after the products that read the tile before it, the latest last (tile
+  // 7 is the previous chunk's last product's), so that no load waits with others queued behind.
   _tile_loadd(4, a0 + c * 1024, 64);
+  _tile_loadd(6, wp + c * 2048, 64);
   _tile_dpbssd(0, 4, 6);
+  _tile_loadd(7, wp + c * 2048 + 1024, 64);
   _tile_dpbssd(1, 4, 7);
   if (two) {
     _tile_loadd(5, a1 + c * 1024, 64);
