@@ -68,7 +68,7 @@ TEST(MatMulAmxInt8, KQuantsBitIdenticalToVnniPathAndReference) {
     {
       auto bytes = RandomRows(t, 37, 8192, 76);
       const TensorView w = View(t, 37, 8192, bytes);
-      for (int64_t n : {1, 33, 40}) {
+      for (int64_t n : {1, 33, 40, 70}) {
         auto x = Random(static_cast<size_t>(n * 8192), 77);
         std::vector<float> want(static_cast<size_t>(n * 37)), got(want.size());
         WithAmx(false, [&] { MatMul(w, x.data(), n, want.data(), pool1); });
