@@ -30,8 +30,7 @@ namespace {
 using kinfer::DType;
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 struct Matrix {
@@ -87,8 +86,8 @@ int main(int argc, char** argv) {
   std::vector<Layer> layers;
   size_t total = 0;
   while (static_cast<double>(total) < mib * (1 << 20)) {
-    Layer l{MakePacked(t, kD, kD, rng),   MakePacked(t, kKv, kD, rng), MakePacked(t, kKv, kD, rng),
-            MakePacked(t, kD, kD, rng),   MakePacked(t, kFf, kD, rng), MakePacked(t, kFf, kD, rng),
+    Layer l{MakePacked(t, kD, kD, rng), MakePacked(t, kKv, kD, rng), MakePacked(t, kKv, kD, rng),
+            MakePacked(t, kD, kD, rng), MakePacked(t, kFf, kD, rng), MakePacked(t, kFf, kD, rng),
             MakePacked(t, kD, kFf, rng)};
     for (const Matrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
       total += m->view().nbytes;
@@ -103,10 +102,9 @@ int main(int argc, char** argv) {
 
   auto run_matmuls = [&] {
     for (const Layer& l : layers) {
-      const kinfer::kernels::MatMulJob qkv[] = {
-          {&l.q.view(), x.data(), y.data()},
-          {&l.k.view(), x.data(), y2.data()},
-          {&l.v.view(), x.data(), y3.data()}};
+      const kinfer::kernels::MatMulJob qkv[] = {{&l.q.view(), x.data(), y.data()},
+                                                {&l.k.view(), x.data(), y2.data()},
+                                                {&l.v.view(), x.data(), y3.data()}};
       kinfer::kernels::MatMulMany(qkv, tokens, pool);
       kinfer::kernels::MatMul(l.o.view(), x.data(), tokens, y.data(), pool);
       const kinfer::kernels::MatMulJob gu[] = {{&l.gate.view(), x.data(), y.data()},
@@ -127,7 +125,8 @@ int main(int argc, char** argv) {
           int64_t first = 0;
           for (const Matrix* m : ms) {
             const int64_t g = (m->view().rows() + 15) / 16;
-            const int64_t lo = std::max(begin, first) - first, hi = std::min(end, first + g) - first;
+            const int64_t lo = std::max(begin, first) - first,
+                          hi = std::min(end, first + g) - first;
             if (lo < hi) {
               const size_t gb = m->view().nbytes / static_cast<size_t>(g);
               const auto* p = static_cast<const uint8_t*>(m->view().data) + lo * gb;
@@ -182,10 +181,10 @@ int main(int argc, char** argv) {
     return v[v.size() / 2];
   };
   auto best = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
-  std::printf("GB/s median (best): matmuls %.2f (%.2f), sum per matmul %.2f (%.2f), "
-              "sum one region %.2f (%.2f); matmuls / sum one region %.3f\n",
-              median(mm), best(mm), median(sm), best(sm), median(so), best(so),
-              median(mm) / median(so));
+  std::printf(
+      "GB/s median (best): matmuls %.2f (%.2f), sum per matmul %.2f (%.2f), "
+      "sum one region %.2f (%.2f); matmuls / sum one region %.3f\n",
+      median(mm), best(mm), median(sm), best(sm), median(so), best(so), median(mm) / median(so));
   float s = 0;
   for (float v : sums) s += v;
   return s == 42.0f ? 1 : 0;

@@ -244,8 +244,7 @@ KINFER_VNNI void PackedGroup(const uint8_t* q, const uint16_t* s, int64_t nb, co
   KINFER_UNROLL for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* qb = q + b * kQBytes;
-    KINFER_UNROLL for (int j = 0; j < F::kVecs; ++j)
-        PrefetchStream(qb + 64 * j);
+    KINFER_UNROLL for (int j = 0; j < F::kVecs; ++j) PrefetchStream(qb + 64 * j);
     __m512i w[8];
     F::Unpack(qb, w);
     const uint16_t* sb = s + b * F::kScaleWords;
