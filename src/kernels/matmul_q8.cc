@@ -137,7 +137,7 @@ KINFER_VNNI void Q8Rows8(const uint8_t* w, size_t row_bytes, int64_t rows, const
     uint16_t hs[8];
     KINFER_UNROLL for (int r = 0; r < 8; ++r) {
       const uint8_t* blk = rp[r] + b * F::kBlockBytes;
-      __builtin_prefetch(blk + kPrefetchBytes);
+      PrefetchStream(blk);
       wv[r] = F::Unpack(blk);
       std::memcpy(&hs[r], blk, 2);
     }
@@ -244,8 +244,7 @@ KINFER_VNNI void PackedGroup(const uint8_t* q, const uint16_t* s, int64_t nb, co
   KINFER_UNROLL for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* qb = q + b * kQBytes;
-    KINFER_UNROLL for (int j = 0; j < F::kVecs; ++j)
-        __builtin_prefetch(qb + kPrefetchBytes + 64 * j);
+    KINFER_UNROLL for (int j = 0; j < F::kVecs; ++j) PrefetchStream(qb + 64 * j);
     __m512i w[8];
     F::Unpack(qb, w);
     const uint16_t* sb = s + b * F::kScaleWords;

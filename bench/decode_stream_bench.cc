@@ -1,0 +1,191 @@
+// Decode's matmuls against the memory bandwidth they stream at: Llama-3.2-1B-shaped layers
+// (q/k/v together, o, gate/up together, down) of one weight type, packed as the loader packs
+// them, enough layers that the weights exceed the last-level cache; one "token" runs every layer's
+// matmuls in the decoder's order and dispatch (MatMulMany for q/k/v and gate/up). Prints, for
+// alternated repetitions, the bytes a second that the matmuls stream and that a plain f32 sum
+// over the same bytes streams, with the same dispatches ("sum, per matmul") and in one
+// dispatch ("sum, one region": what kinfer_bench --stream-gib measures).
+//
+//   decode_stream_bench [--type Q4_K|Q5_K|Q6_K|Q8_0|Q4_0] [--threads T] [--mib M] [-r REPS]
+//                       [--tokens N]
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/matmul.h"
+#include "kernels/pack.h"
+#include "kernels/quant.h"
+#include "kernels/vector_ops.h"
+
+namespace {
+
+using kinfer::DType;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Matrix {
+  std::unique_ptr<kinfer::kernels::PackedMatrix> packed;
+  const kinfer::TensorView& view() const { return packed->view(); }
+};
+
+// A packed [rows, cols] matrix of random blocks (bytes below 0x40: finite f16 scales).
+Matrix MakePacked(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+  const size_t bytes = *kinfer::RowBytes(t, cols) * static_cast<size_t>(rows);
+  std::vector<uint8_t> data(bytes);
+  for (auto& b : data) b = static_cast<uint8_t>(rng() & 0x3F);
+  kinfer::TensorView v;
+  v.dtype = t;
+  v.ndim = 2;
+  v.shape = {rows, cols, 0, 0};
+  v.data = data.data();
+  v.nbytes = bytes;
+  return Matrix{kinfer::kernels::PackMatrix(v)};
+}
+
+struct Layer {
+  Matrix q, k, v, o, gate, up, down;
+};
+
+DType ParseType(const std::string& s) {
+  if (s == "Q4_K") return DType::kQ4_K;
+  if (s == "Q5_K") return DType::kQ5_K;
+  if (s == "Q6_K") return DType::kQ6_K;
+  if (s == "Q8_0") return DType::kQ8_0;
+  if (s == "Q4_0") return DType::kQ4_0;
+  std::fprintf(stderr, "unknown type %s\n", s.c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string type = "Q4_K";
+  int threads = 2, reps = 5, tokens = 1;
+  double mib = 1024;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--type") type = argv[i + 1];
+    if (a == "--threads") threads = std::atoi(argv[i + 1]);
+    if (a == "--mib") mib = std::atof(argv[i + 1]);
+    if (a == "-r") reps = std::atoi(argv[i + 1]);
+    if (a == "--tokens") tokens = std::atoi(argv[i + 1]);
+  }
+  const DType t = ParseType(type);
+  constexpr int64_t kD = 2048, kKv = 512, kFf = 8192;
+  std::mt19937 rng(1);
+  std::vector<Layer> layers;
+  size_t total = 0;
+  while (static_cast<double>(total) < mib * (1 << 20)) {
+    Layer l{MakePacked(t, kD, kD, rng), MakePacked(t, kKv, kD, rng), MakePacked(t, kKv, kD, rng),
+            MakePacked(t, kD, kD, rng), MakePacked(t, kFf, kD, rng), MakePacked(t, kFf, kD, rng),
+            MakePacked(t, kD, kFf, rng)};
+    for (const Matrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      total += m->view().nbytes;
+    }
+    layers.push_back(std::move(l));
+  }
+  kinfer::ThreadPool pool(threads);
+  std::vector<float> x(static_cast<size_t>(kFf * tokens)), y(static_cast<size_t>(kFf * tokens)),
+      y2(static_cast<size_t>(kFf * tokens)), y3(static_cast<size_t>(kFf * tokens));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i)) * 0.5f;
+  std::vector<float> sums(static_cast<size_t>(threads) * 64);
+
+  auto run_matmuls = [&] {
+    for (const Layer& l : layers) {
+      const kinfer::kernels::MatMulJob qkv[] = {{&l.q.view(), x.data(), y.data()},
+                                                {&l.k.view(), x.data(), y2.data()},
+                                                {&l.v.view(), x.data(), y3.data()}};
+      kinfer::kernels::MatMulMany(qkv, tokens, pool);
+      kinfer::kernels::MatMul(l.o.view(), x.data(), tokens, y.data(), pool);
+      const kinfer::kernels::MatMulJob gu[] = {{&l.gate.view(), x.data(), y.data()},
+                                               {&l.up.view(), x.data(), y2.data()}};
+      kinfer::kernels::MatMulMany(gu, tokens, pool);
+      kinfer::kernels::MatMul(l.down.view(), x.data(), tokens, y.data(), pool);
+    }
+  };
+  // Sums the bytes of the given matrices, laid end to end, in one parallel region split as
+  // MatMulMany splits rows (16-row groups, four ranges a thread).
+  auto sum_region = [&](std::initializer_list<const Matrix*> ms) {
+    int64_t groups = 0;
+    for (const Matrix* m : ms) groups += (m->view().rows() + 15) / 16;
+    pool.ParallelFor(
+        groups,
+        [&](int64_t begin, int64_t end) {
+          float s = 0;
+          int64_t first = 0;
+          for (const Matrix* m : ms) {
+            const int64_t g = (m->view().rows() + 15) / 16;
+            const int64_t lo = std::max(begin, first) - first,
+                          hi = std::min(end, first + g) - first;
+            if (lo < hi) {
+              const size_t gb = m->view().nbytes / static_cast<size_t>(g);
+              const auto* p = static_cast<const uint8_t*>(m->view().data) + lo * gb;
+              s += kinfer::kernels::SumF32(reinterpret_cast<const float*>(p),
+                                           static_cast<int64_t>((hi - lo) * gb / 4));
+            }
+            first += g;
+          }
+          sums[static_cast<size_t>(begin % threads) * 16] += s;
+        },
+        1);
+  };
+  auto run_sums = [&] {
+    for (const Layer& l : layers) {
+      sum_region({&l.q, &l.k, &l.v});
+      sum_region({&l.o});
+      sum_region({&l.gate, &l.up});
+      sum_region({&l.down});
+    }
+  };
+  auto run_one_region = [&] {
+    pool.Run([&](int th, int nt) {
+      float s = 0;
+      for (const Layer& l : layers) {
+        for (const Matrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+          const int64_t n = static_cast<int64_t>(m->view().nbytes / 4);
+          const int64_t b = n * th / nt / 16 * 16, e = n * (th + 1) / nt / 16 * 16;
+          s += kinfer::kernels::SumF32(static_cast<const float*>(m->view().data) + b, e - b);
+        }
+      }
+      sums[static_cast<size_t>(th) * 16] += s;
+    });
+  };
+  std::printf("%s, %zu layers, %.0f MiB, %d threads, %d tokens\n", type.c_str(), layers.size(),
+              static_cast<double>(total) / (1 << 20), threads, tokens);
+  run_matmuls();
+  run_sums();
+  std::vector<double> mm, sm, so;
+  for (int r = 0; r < reps; ++r) {
+    double t0 = Now();
+    run_matmuls();
+    mm.push_back(static_cast<double>(total) / (Now() - t0) / 1e9);
+    t0 = Now();
+    run_sums();
+    sm.push_back(static_cast<double>(total) / (Now() - t0) / 1e9);
+    t0 = Now();
+    run_one_region();
+    so.push_back(static_cast<double>(total) / (Now() - t0) / 1e9);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  auto best = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
+  std::printf(
+      "GB/s median (best): matmuls %.2f (%.2f), sum per matmul %.2f (%.2f), "
+      "sum one region %.2f (%.2f); matmuls / sum one region %.3f\n",
+      median(mm), best(mm), median(sm), best(sm), median(so), best(so), median(mm) / median(so));
+  float s = 0;
+  for (float v : sums) s += v;
+  return s == 42.0f ? 1 : 0;
+}
