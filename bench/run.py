@@ -259,6 +259,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _die_with_parent():
+    """In the child before exec: SIGTERM it when the harness dies, even by SIGKILL, so that a
+    killed benchmark leaves no server spinning on the cores the next run measures."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Server:
     """A server process on 127.0.0.1 whose peak RSS is read from /proc before it is stopped."""
 
@@ -267,7 +275,7 @@ class Server:
         self.log = open(log_path, "w")
         log(f"starting {name}: " + " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
 
     def wait_ready(self, timeout=600):
         deadline = time.time() + timeout
@@ -475,7 +483,15 @@ def print_table(rows, title):
     sys.stdout.flush()
 
 
+def _exit_on_signal(signum, _frame):
+    # SIGTERM/SIGHUP (timeout, a closed terminal) unwind like Ctrl-C: the `finally` blocks stop
+    # the servers this run started.
+    raise SystemExit(128 + signum)
+
+
 def main():
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--shapes", nargs="+", default=["qwen2.5-0.5b", "llama-3.2-1b"])
