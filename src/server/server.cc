@@ -474,6 +474,14 @@ void Server::Impl::Load() {
         "(pass --chat-template FILE)");
   }
   engine::EngineOptions eo = options.engine;
+  // Test hook: every sampled token takes this long, so tests can act while streams are in flight
+  // on a model that would otherwise finish them in a fraction of a second.
+  if (const char* delay = std::getenv("KINFER_TEST_TOKEN_DELAY_MS")) {
+    eo.logits_observer = [ms = std::atoi(delay)](const std::string&, int32_t,
+                                                 std::span<const float>) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    };
+  }
   const tokenizer::Tokenizer* tp = tok.get();
   eo.text_decoder = tokenizer::EngineTextDecoder(*tp);
   if (eo.eos_token_ids.empty()) {

@@ -108,8 +108,9 @@ def test_client_disconnect_frees_the_kv_blocks(stories):
 
 
 def test_sigterm_drains_in_flight_streams_and_exits_zero():
-    s = Server(STORIES, "--kv-cache-memory", "32MiB")
-    s.proc.args  # noqa: B018
+    # stories260K writes 400 tokens in a fifth of a second: each token is slowed to 5 ms so the
+    # streams are still running when new work is refused, on however fast a machine.
+    s = Server(STORIES, "--kv-cache-memory", "32MiB", env={"KINFER_TEST_TOKEN_DELAY_MS": "5"})
     results = {}
 
     def stream(name):
