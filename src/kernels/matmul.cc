@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/internal/matmul_paths.h"
 #include "kernels/quant.h"
 
@@ -124,7 +125,11 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
       const int64_t lo = std::max(begin, first) - first;
       const int64_t hi = std::min(end, first + w.rows()) - first;
       if (lo < hi) {
-        if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
+        if (act[j].kind == ActKind::kInt8K && internal::UseAmxInt8K(2 * n_tokens)) {
+          // The tiles add each token's two terms' outputs themselves, as they store them.
+          internal::AmxInt8KTokenRows(w, act[j].qx, act[j].dx, act[j].sx, n_tokens, jobs[j].y,
+                                      lo, hi);
+        } else if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
           const internal::Q8RowsFn f = act[j].kind == ActKind::kInt8 ? q8_rows : q8k_rows;
           f(w, act[j].qx, act[j].dx, act[j].sx, 2 * n_tokens, act[j].y2, lo, hi);
           // A token's output: its first term's plus its second's.
