@@ -127,8 +127,8 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
       if (lo < hi) {
         if (act[j].kind == ActKind::kInt8K && internal::UseAmxInt8K(2 * n_tokens)) {
           // The tiles add each token's two terms' outputs themselves, as they store them.
-          internal::AmxInt8KTokenRows(w, act[j].qx, act[j].dx, act[j].sx, n_tokens, jobs[j].y,
-                                      lo, hi);
+          internal::AmxInt8KTokenRows(w, act[j].qx, act[j].dx, act[j].sx, n_tokens, jobs[j].y, lo,
+                                      hi);
         } else if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
           const internal::Q8RowsFn f = act[j].kind == ActKind::kInt8 ? q8_rows : q8k_rows;
           f(w, act[j].qx, act[j].dx, act[j].sx, 2 * n_tokens, act[j].y2, lo, hi);

@@ -474,9 +474,8 @@ void AmxInt8KRows(const TensorView& w, const int8_t* qx, const float* dx, const 
   Rows(w, qx, dx, sums, T, y, row_begin, row_end, false);
 }
 
-void AmxInt8KTokenRows(const TensorView& w, const int8_t* qx, const float* dx,
-                       const int32_t* sums, int64_t n_tokens, float* y, int64_t row_begin,
-                       int64_t row_end) {
+void AmxInt8KTokenRows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sums,
+                       int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end) {
   Rows(w, qx, dx, sums, 2 * n_tokens, y, row_begin, row_end, true);
 }
 

@@ -29,9 +29,8 @@ void AmxInt8KRows(const TensorView& w, const int8_t* qx, const float* dx, const 
 // (two_term.h), where UseAmxInt8K(2 n_tokens): y [n_tokens][O] gets each token's two outputs
 // added as MatMul adds them (the same bits), as the tiles store them: half the stores, and no
 // pass over [2 n_tokens][O] outputs.
-void AmxInt8KTokenRows(const TensorView& w, const int8_t* qx, const float* dx,
-                       const int32_t* sums, int64_t n_tokens, float* y, int64_t row_begin,
-                       int64_t row_end);
+void AmxInt8KTokenRows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sums,
+                       int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end);
 
 // Sets the fewest virtual tokens that take the tiles (1: every call; INT64_MAX: none), so that a
 // test or benchmark runs both kernels on the same input; returns the previous value.
