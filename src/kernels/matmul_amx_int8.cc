@@ -375,31 +375,19 @@ KINFER_AMX_INT8 void Group(const uint8_t* blocks, int64_t gb, int64_t nb, const 
   }
 }
 
-// Rows [row_begin, row_end) of all T virtual tokens into y ([T][O]), or where `add_terms` of
-// the T / 2 tokens whose two terms they are ([T / 2][O]).
-template <DType kStored>
-KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* qx, const float* dx,
-                           const int32_t* sums, int64_t T, float* y, int64_t row_begin,
-                           int64_t row_end, bool add_terms) {
-  const int64_t O = w.rows(), K = w.cols(), nb = K / kQKK;
-  const int64_t gb = PackedKBlockBytes(*PackedTypeOf(kStored));
-  const bool packed = IsPackedK(w.dtype);
-  thread_local std::vector<uint8_t> scratch;                   // a stored group, packed
-  alignas(64) static thread_local uint8_t wbuf[2][kPrepared];  // prepared super-blocks
-  thread_local std::vector<float> acc;
-  // The activations as A tiles: token tile i, chunk c (64 columns) at (i * K / 64 + c) * 1024, 16
-  // tokens x 64 bytes, the padding tokens zero. Rows K bytes apart would fall into few L1 sets.
-  thread_local std::vector<int8_t> at;
-  if (!packed && scratch.size() < static_cast<size_t>(nb * gb)) {
-    scratch.resize(static_cast<size_t>(nb * gb));
-  }
+// The activations qx [T][K] as A tiles at `at` (TileBytes(T, K)): token tile i, chunk c (64
+// columns) at (i * K / 64 + c) * 1024, 16 tokens x 64 bytes, the padding tokens zero. Rows K
+// bytes apart would fall into few L1 and L2 sets.
+size_t TileBytes(int64_t T, int64_t K) {
+  return static_cast<size_t>((T + kTile - 1) / kTile * kTile * K);
+}
+
+KINFER_AMX_INT8 void ToTiles(const int8_t* qx, int64_t T, int64_t K, int8_t* at) {
   const int64_t tiles = (T + kTile - 1) / kTile, chunks = K / 64;
-  if (at.size() < static_cast<size_t>(tiles * kTile * K))
-    at.resize(static_cast<size_t>(tiles * kTile * K));
   for (int64_t i = 0; i < tiles; ++i) {
     for (int64_t r = 0; r < kTile; ++r) {
       const int64_t t = i * kTile + r;
-      int8_t* dst = at.data() + i * kTile * K + r * 64;
+      int8_t* dst = at + i * kTile * K + r * 64;
       if (t >= T) {
         for (int64_t c = 0; c < chunks; ++c)
           _mm512_storeu_si512(dst + c * 1024, _mm512_setzero_si512());
@@ -410,6 +398,24 @@ KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* qx, const float* d
         _mm512_storeu_si512(dst + c * 1024, _mm512_loadu_si512(src + c * 64));
       }
     }
+  }
+}
+
+// Rows [row_begin, row_end) of all T virtual tokens into y ([T][O]), or where `add_terms` of
+// the T / 2 tokens whose two terms they are ([T / 2][O]); the activations as A tiles at `at`
+// (ToTiles).
+template <DType kStored>
+KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* at, const float* dx,
+                           const int32_t* sums, int64_t T, float* y, int64_t row_begin,
+                           int64_t row_end, bool add_terms) {
+  const int64_t O = w.rows(), K = w.cols(), nb = K / kQKK;
+  const int64_t gb = PackedKBlockBytes(*PackedTypeOf(kStored));
+  const bool packed = IsPackedK(w.dtype);
+  thread_local std::vector<uint8_t> scratch;                   // a stored group, packed
+  alignas(64) static thread_local uint8_t wbuf[2][kPrepared];  // prepared super-blocks
+  thread_local std::vector<float> acc;
+  if (!packed && scratch.size() < static_cast<size_t>(nb * gb)) {
+    scratch.resize(static_cast<size_t>(nb * gb));
   }
   ConfigureTiles();
   // Tokens whose activations stay in L2 while a thread's groups stream past them (whole pairs
@@ -431,7 +437,7 @@ KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* qx, const float* d
       const int64_t lo = std::max<int64_t>(row_begin - g * kPackRows, 0);
       const int64_t hi = std::min<int64_t>(row_end - g * kPackRows, kPackRows);
       const auto mask = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-      Group<kStored>(blocks, gb, nb, at.data(), K, t1, t1_end, dx, sums, acc.data(), wbuf,
+      Group<kStored>(blocks, gb, nb, at, K, t1, t1_end, dx, sums, acc.data(), wbuf,
                      y + g * kPackRows, O, mask, add_terms);
     }
   }
@@ -455,15 +461,15 @@ bool UseAmxInt8K(int64_t T) {
 
 namespace {
 
-void Rows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sums, int64_t T,
+void Rows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sums, int64_t T,
           float* y, int64_t row_begin, int64_t row_end, bool add_terms) {
   switch (StoredTypeOf(w.dtype)) {
     case DType::kQ4_K:
-      return RowsT<DType::kQ4_K>(w, qx, dx, sums, T, y, row_begin, row_end, add_terms);
+      return RowsT<DType::kQ4_K>(w, at, dx, sums, T, y, row_begin, row_end, add_terms);
     case DType::kQ5_K:
-      return RowsT<DType::kQ5_K>(w, qx, dx, sums, T, y, row_begin, row_end, add_terms);
+      return RowsT<DType::kQ5_K>(w, at, dx, sums, T, y, row_begin, row_end, add_terms);
     default:
-      return RowsT<DType::kQ6_K>(w, qx, dx, sums, T, y, row_begin, row_end, add_terms);
+      return RowsT<DType::kQ6_K>(w, at, dx, sums, T, y, row_begin, row_end, add_terms);
   }
 }
 
@@ -471,12 +477,21 @@ void Rows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t*
 
 void AmxInt8KRows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sums,
                   int64_t T, float* y, int64_t row_begin, int64_t row_end) {
-  Rows(w, qx, dx, sums, T, y, row_begin, row_end, false);
+  thread_local std::vector<int8_t> at;
+  if (at.size() < TileBytes(T, w.cols())) at.resize(TileBytes(T, w.cols()));
+  ToTiles(qx, T, w.cols(), at.data());
+  Rows(w, at.data(), dx, sums, T, y, row_begin, row_end, false);
 }
 
-void AmxInt8KTokenRows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sums,
+size_t AmxInt8KTileBytes(int64_t n_tokens, int64_t K) { return TileBytes(2 * n_tokens, K); }
+
+void AmxInt8KTiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at) {
+  ToTiles(qx, 2 * n_tokens, K, at);
+}
+
+void AmxInt8KTokenRows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sums,
                        int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end) {
-  Rows(w, qx, dx, sums, 2 * n_tokens, y, row_begin, row_end, true);
+  Rows(w, at, dx, sums, 2 * n_tokens, y, row_begin, row_end, true);
 }
 
 #else
@@ -484,6 +499,8 @@ bool AmxInt8KUsable() { return false; }
 bool UseAmxInt8K(int64_t) { return false; }
 void AmxInt8KRows(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t, float*,
                   int64_t, int64_t) {}
+size_t AmxInt8KTileBytes(int64_t, int64_t) { return 0; }
+void AmxInt8KTiles(const int8_t*, int64_t, int64_t, int8_t*) {}
 void AmxInt8KTokenRows(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t,
                        float*, int64_t, int64_t) {}
 #endif
