@@ -76,7 +76,10 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     work += w.rows() * in * n_tokens;
     act[j].kind = ActivationsFor(w.dtype, in);
     if (act[j].kind == ActKind::kF32) continue;
-    if (act[j].kind != ActKind::kBf16) {  // each job's own virtual-token outputs
+    // K-quants on AMX tiles write each token's output (AmxInt8KTokenRows), the rest each of
+    // its two virtual tokens' into y2.
+    const bool tiles = act[j].kind == ActKind::kInt8K && internal::UseAmxInt8K(2 * n_tokens);
+    if (act[j].kind != ActKind::kBf16 && !tiles) {  // each job's own virtual-token outputs
       const size_t n = static_cast<size_t>(2 * n_tokens * w.rows());
       if (y2_buf[j].size() < n) y2_buf[j].resize(n);
       act[j].y2 = y2_buf[j].data();
@@ -108,7 +111,7 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     if (k) {
       internal::QuantizeQ8K(jobs[j].x, n_tokens, in, qx_buf[j].data(), dx_buf[j].data(),
                             sx_buf[j].data());
-      if (internal::UseAmxInt8K(2 * n_tokens)) {
+      if (tiles) {
         at_buf[j].resize(internal::AmxInt8KTileBytes(n_tokens, in));
         internal::AmxInt8KTiles(qx_buf[j].data(), n_tokens, in, at_buf[j].data());
         act[j].at = at_buf[j].data();
