@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/internal/matmul_paths.h"
 #include "kernels/quant.h"
 
@@ -58,12 +59,14 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     const int32_t* sx = nullptr;
     const uint16_t* xb = nullptr;  // kBf16
     float* y2 = nullptr;           // kInt8/kInt8K: outputs of the 2T virtual tokens
+    const int8_t* at = nullptr;    // kInt8K on AMX tiles: qx as the tiles read it
   };
   thread_local std::vector<int8_t> qx_buf[kMaxJobs];
   thread_local std::vector<float> dx_buf[kMaxJobs];
   thread_local std::vector<int32_t> sx_buf[kMaxJobs];
   thread_local std::vector<uint16_t> xb_buf[kMaxJobs];
   thread_local std::vector<float> y2_buf[kMaxJobs];
+  thread_local std::vector<int8_t> at_buf[kMaxJobs];
   Act act[kMaxJobs];
   int64_t total_rows = 0, work = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
@@ -73,7 +76,10 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     work += w.rows() * in * n_tokens;
     act[j].kind = ActivationsFor(w.dtype, in);
     if (act[j].kind == ActKind::kF32) continue;
-    if (act[j].kind != ActKind::kBf16) {  // each job's own virtual-token outputs
+    // K-quants on AMX tiles write each token's output (AmxInt8KTokenRows), the rest each of
+    // its two virtual tokens' into y2.
+    const bool tiles = act[j].kind == ActKind::kInt8K && internal::UseAmxInt8K(2 * n_tokens);
+    if (act[j].kind != ActKind::kBf16 && !tiles) {  // each job's own virtual-token outputs
       const size_t n = static_cast<size_t>(2 * n_tokens * w.rows());
       if (y2_buf[j].size() < n) y2_buf[j].resize(n);
       act[j].y2 = y2_buf[j].data();
@@ -105,6 +111,11 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     if (k) {
       internal::QuantizeQ8K(jobs[j].x, n_tokens, in, qx_buf[j].data(), dx_buf[j].data(),
                             sx_buf[j].data());
+      if (tiles) {
+        at_buf[j].resize(internal::AmxInt8KTileBytes(n_tokens, in));
+        internal::AmxInt8KTiles(qx_buf[j].data(), n_tokens, in, at_buf[j].data());
+        act[j].at = at_buf[j].data();
+      }
     } else {
       internal::QuantizeQ8(jobs[j].x, n_tokens, in, qx_buf[j].data(), dx_buf[j].data(),
                            sx_buf[j].data());
@@ -124,7 +135,11 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
       const int64_t lo = std::max(begin, first) - first;
       const int64_t hi = std::min(end, first + w.rows()) - first;
       if (lo < hi) {
-        if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
+        if (act[j].at != nullptr) {
+          // The tiles add each token's two terms' outputs themselves, as they store them.
+          internal::AmxInt8KTokenRows(w, act[j].at, act[j].dx, act[j].sx, n_tokens, jobs[j].y, lo,
+                                      hi);
+        } else if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
           const internal::Q8RowsFn f = act[j].kind == ActKind::kInt8 ? q8_rows : q8k_rows;
           f(w, act[j].qx, act[j].dx, act[j].sx, 2 * n_tokens, act[j].y2, lo, hi);
           // A token's output: its first term's plus its second's.

@@ -266,11 +266,11 @@ KINFER_AMX_INT8 KINFER_NOINLINE void Epilogue(const uint8_t* p, const int32_t* u
       const __m512i isum =
           _mm512_add_epi32(_mm512_load_si512(u + t * kTile),
                            _mm512_slli_epi32(_mm512_load_si512(u + 256 + t * kTile), 6));
-      const __m512i msum =
-          _mm512_add_epi32(_mm512_dpwssd_epi32(_mm512_madd_epi16(m0, _mm512_set1_epi32(sb[0])), m1,
-                                               _mm512_set1_epi32(sb[1])),
-                           _mm512_dpwssd_epi32(_mm512_madd_epi16(m2, _mm512_set1_epi32(sb[2])), m3,
-                                               _mm512_set1_epi32(sb[3])));
+      // One chain (the tokens' chains overlap one another): an add fewer than two halves.
+      __m512i msum = _mm512_madd_epi16(m0, _mm512_set1_epi32(sb[0]));
+      msum = _mm512_dpwssd_epi32(msum, m1, _mm512_set1_epi32(sb[1]));
+      msum = _mm512_dpwssd_epi32(msum, m2, _mm512_set1_epi32(sb[2]));
+      msum = _mm512_dpwssd_epi32(msum, m3, _mm512_set1_epi32(sb[3]));
       const __m512 vdx = _mm512_set1_ps(dx[t * nb + b]);
       float* at = acc + t * kTile;
       __m512 a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, vdx), prior(at));
@@ -300,8 +300,10 @@ KINFER_AMX_INT8 inline void EpilogueQuarter(const Pending& e, int c, int64_t t0,
                     acc + (e.r + tile * kTile) * kTile);
 }
 
-// One group (nb packed super-blocks `blocks`, gb bytes apart) for tokens [t0, t_end) (t0 a
-// multiple of 16; activations as A tiles at `at`, K columns): y[t * O] for the rows in `mask`.
+// One group (nb packed super-blocks `blocks`, gb bytes apart) for virtual tokens [t0, t_end) (t0
+// a multiple of 16; activations as A tiles at `at`, K columns): y[t * O] for the rows in `mask`,
+// or where `add_terms` (t0, t_end even) token t / 2's output y[t / 2 * O], the sum of its two
+// terms' (virtual tokens t, t + 1) as MatMul adds them.
 // Super-block by super-block, each prepared once (into wbuf, two in turn) and run against every
 // token tile while it stays in L1; acc ([t - t0][16], f32) carries each output over the
 // super-blocks in order (super-block 0's epilogue starts it). The vector work (the previous pair's
@@ -311,7 +313,7 @@ template <DType kStored>
 KINFER_AMX_INT8 void Group(const uint8_t* blocks, int64_t gb, int64_t nb, const int8_t* at,
                            int64_t K, int64_t t0, int64_t t_end, const float* dx,
                            const int32_t* sums, float* acc, uint8_t (*wbuf)[kPrepared], float* y,
-                           int64_t O, __mmask16 mask) {
+                           int64_t O, __mmask16 mask, bool add_terms) {
   const int64_t n = t_end - t0, pairs = (n + 2 * kTile - 1) / (2 * kTile);
   const int steps = static_cast<int>(4 * pairs);  // chunk products a super-block
   alignas(64) int32_t u[2][2][512];               // [pair parity][token tile][lo, hi]
@@ -351,34 +353,31 @@ KINFER_AMX_INT8 void Group(const uint8_t* blocks, int64_t gb, int64_t nb, const 
     }
   }
   for (int c = 0; c < 4; ++c) EpilogueQuarter<kStored>(e, c, t0, dx, sums, nb, acc);
+  if (add_terms) {
+    for (int64_t t = 0; t < n; t += 2) {
+      const __m512 a = _mm512_loadu_ps(acc + t * kTile), b = _mm512_loadu_ps(acc + (t + 1) * kTile);
+      _mm512_mask_storeu_ps(y + (t0 + t) / 2 * O, mask, _mm512_add_ps(a, b));
+    }
+    return;
+  }
   for (int64_t t = 0; t < n; ++t) {
     _mm512_mask_storeu_ps(y + (t0 + t) * O, mask, _mm512_loadu_ps(acc + t * kTile));
   }
 }
 
-template <DType kStored>
-KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* qx, const float* dx,
-                           const int32_t* sums, int64_t T, float* y, int64_t row_begin,
-                           int64_t row_end) {
-  const int64_t O = w.rows(), K = w.cols(), nb = K / kQKK;
-  const int64_t gb = PackedKBlockBytes(*PackedTypeOf(kStored));
-  const bool packed = IsPackedK(w.dtype);
-  thread_local std::vector<uint8_t> scratch;                   // a stored group, packed
-  alignas(64) static thread_local uint8_t wbuf[2][kPrepared];  // prepared super-blocks
-  thread_local std::vector<float> acc;
-  // The activations as A tiles: token tile i, chunk c (64 columns) at (i * K / 64 + c) * 1024, 16
-  // tokens x 64 bytes, the padding tokens zero. Rows K bytes apart would fall into few L1 sets.
-  thread_local std::vector<int8_t> at;
-  if (!packed && scratch.size() < static_cast<size_t>(nb * gb)) {
-    scratch.resize(static_cast<size_t>(nb * gb));
-  }
+// The activations qx [T][K] as A tiles at `at` (TileBytes(T, K)): token tile i, chunk c (64
+// columns) at (i * K / 64 + c) * 1024, 16 tokens x 64 bytes, the padding tokens zero. Rows K
+// bytes apart would fall into few L1 and L2 sets.
+size_t TileBytes(int64_t T, int64_t K) {
+  return static_cast<size_t>((T + kTile - 1) / kTile * kTile * K);
+}
+
+KINFER_AMX_INT8 void ToTiles(const int8_t* qx, int64_t T, int64_t K, int8_t* at) {
   const int64_t tiles = (T + kTile - 1) / kTile, chunks = K / 64;
-  if (at.size() < static_cast<size_t>(tiles * kTile * K))
-    at.resize(static_cast<size_t>(tiles * kTile * K));
   for (int64_t i = 0; i < tiles; ++i) {
     for (int64_t r = 0; r < kTile; ++r) {
       const int64_t t = i * kTile + r;
-      int8_t* dst = at.data() + i * kTile * K + r * 64;
+      int8_t* dst = at + i * kTile * K + r * 64;
       if (t >= T) {
         for (int64_t c = 0; c < chunks; ++c)
           _mm512_storeu_si512(dst + c * 1024, _mm512_setzero_si512());
@@ -389,6 +388,24 @@ KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* qx, const float* d
         _mm512_storeu_si512(dst + c * 1024, _mm512_loadu_si512(src + c * 64));
       }
     }
+  }
+}
+
+// Rows [row_begin, row_end) of all T virtual tokens into y ([T][O]), or where `add_terms` of
+// the T / 2 tokens whose two terms they are ([T / 2][O]); the activations as A tiles at `at`
+// (ToTiles).
+template <DType kStored>
+KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* at, const float* dx,
+                           const int32_t* sums, int64_t T, float* y, int64_t row_begin,
+                           int64_t row_end, bool add_terms) {
+  const int64_t O = w.rows(), K = w.cols(), nb = K / kQKK;
+  const int64_t gb = PackedKBlockBytes(*PackedTypeOf(kStored));
+  const bool packed = IsPackedK(w.dtype);
+  thread_local std::vector<uint8_t> scratch;                   // a stored group, packed
+  alignas(64) static thread_local uint8_t wbuf[2][kPrepared];  // prepared super-blocks
+  thread_local std::vector<float> acc;
+  if (!packed && scratch.size() < static_cast<size_t>(nb * gb)) {
+    scratch.resize(static_cast<size_t>(nb * gb));
   }
   LoadTileConfig(kFullTiles);
   // Tokens whose activations stay in L2 while a thread's groups stream past them (whole pairs
@@ -410,8 +427,8 @@ KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* qx, const float* d
       const int64_t lo = std::max<int64_t>(row_begin - g * kPackRows, 0);
       const int64_t hi = std::min<int64_t>(row_end - g * kPackRows, kPackRows);
       const auto mask = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-      Group<kStored>(blocks, gb, nb, at.data(), K, t1, t1_end, dx, sums, acc.data(), wbuf,
-                     y + g * kPackRows, O, mask);
+      Group<kStored>(blocks, gb, nb, at, K, t1, t1_end, dx, sums, acc.data(), wbuf,
+                     y + g * kPackRows, O, mask, add_terms);
     }
   }
   _tile_release();
@@ -432,16 +449,39 @@ bool UseAmxInt8K(int64_t T) {
   return T >= g_min_tokens.load(std::memory_order_relaxed) && AmxInt8KUsable();
 }
 
-void AmxInt8KRows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sums,
-                  int64_t T, float* y, int64_t row_begin, int64_t row_end) {
+namespace {
+
+void Rows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sums, int64_t T,
+          float* y, int64_t row_begin, int64_t row_end, bool add_terms) {
   switch (StoredTypeOf(w.dtype)) {
     case DType::kQ4_K:
-      return RowsT<DType::kQ4_K>(w, qx, dx, sums, T, y, row_begin, row_end);
+      return RowsT<DType::kQ4_K>(w, at, dx, sums, T, y, row_begin, row_end, add_terms);
     case DType::kQ5_K:
-      return RowsT<DType::kQ5_K>(w, qx, dx, sums, T, y, row_begin, row_end);
+      return RowsT<DType::kQ5_K>(w, at, dx, sums, T, y, row_begin, row_end, add_terms);
     default:
-      return RowsT<DType::kQ6_K>(w, qx, dx, sums, T, y, row_begin, row_end);
+      return RowsT<DType::kQ6_K>(w, at, dx, sums, T, y, row_begin, row_end, add_terms);
   }
+}
+
+}  // namespace
+
+void AmxInt8KRows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sums,
+                  int64_t T, float* y, int64_t row_begin, int64_t row_end) {
+  thread_local std::vector<int8_t> at;
+  if (at.size() < TileBytes(T, w.cols())) at.resize(TileBytes(T, w.cols()));
+  ToTiles(qx, T, w.cols(), at.data());
+  Rows(w, at.data(), dx, sums, T, y, row_begin, row_end, false);
+}
+
+size_t AmxInt8KTileBytes(int64_t n_tokens, int64_t K) { return TileBytes(2 * n_tokens, K); }
+
+void AmxInt8KTiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at) {
+  ToTiles(qx, 2 * n_tokens, K, at);
+}
+
+void AmxInt8KTokenRows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sums,
+                       int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end) {
+  Rows(w, at, dx, sums, 2 * n_tokens, y, row_begin, row_end, true);
 }
 
 #else
@@ -449,6 +489,10 @@ bool AmxInt8KUsable() { return false; }
 bool UseAmxInt8K(int64_t) { return false; }
 void AmxInt8KRows(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t, float*,
                   int64_t, int64_t) {}
+size_t AmxInt8KTileBytes(int64_t, int64_t) { return 0; }
+void AmxInt8KTiles(const int8_t*, int64_t, int64_t, int8_t*) {}
+void AmxInt8KTokenRows(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t,
+                       float*, int64_t, int64_t) {}
 #endif
 
 }  // namespace kinfer::kernels::internal

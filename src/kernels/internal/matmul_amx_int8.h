@@ -6,6 +6,7 @@
 // the thresholds).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -24,6 +25,17 @@ bool UseAmxInt8K(int64_t T);
 // Q8RowsFn of matmul_paths.h for Q4_K, Q5_K and Q6_K weights, stored or packed.
 void AmxInt8KRows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sums,
                   int64_t T, float* y, int64_t row_begin, int64_t row_end);
+
+// The same for the 2 n_tokens virtual tokens that are the two terms of n_tokens tokens
+// (two_term.h), where UseAmxInt8K(2 n_tokens), in two steps: AmxInt8KTiles lays their
+// activations qx out as the tiles read them, into AmxInt8KTileBytes(n_tokens, K) bytes at `at`,
+// once for all the row ranges of a MatMul; AmxInt8KTokenRows then writes y [n_tokens][O], each
+// token's two outputs added as MatMul adds them (the same bits) as the tiles store them: half
+// the stores, and no pass over [2 n_tokens][O] outputs.
+size_t AmxInt8KTileBytes(int64_t n_tokens, int64_t K);
+void AmxInt8KTiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at);
+void AmxInt8KTokenRows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sums,
+                       int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end);
 
 // Sets the fewest virtual tokens that take the tiles (1: every call; INT64_MAX: none), so that a
 // test or benchmark runs both kernels on the same input; returns the previous value.
