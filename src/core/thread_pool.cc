@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <string>
 
 #include "core/status.h"
@@ -35,6 +36,23 @@ int DefaultThreadCount() {
   // A pod's CPU limit is a quota, not an affinity mask: more threads than it would only queue.
   if (auto limit = CgroupCpuLimit()) n = std::min(n, *limit);
   return n;
+}
+
+ThreadPool::ChunkSplit::ChunkSplit(int64_t n, int64_t grain, int threads)
+    : n_(n), grain_(grain), grains_((n + grain - 1) / grain) {
+  // Head chunks take 7/8 of the items; the tail is cut into 8 chunks a thread. Measured on
+  // Llama-3.2-1B Q4_K_M decode at 2 threads: the pool's spin fell from 5.3% to 2.5% of kernel
+  // time (4 equal chunks a thread, or half the items as heads, leave twice the spin; a finer
+  // tail gains nothing). Below 16 grains a thread, head chunks would be too few grains to cut.
+  constexpr int64_t kHeadEighths = 7, kTailChunksPerThread = 8, kMinGrainsPerThread = 16;
+  const int64_t p = threads;
+  if (grains_ >= kMinGrainsPerThread * p) {
+    head_chunks_ = p;
+    head_grains_ = grains_ * kHeadEighths / 8;
+    tail_chunks_ = std::min(grains_ - head_grains_, kTailChunksPerThread * p);
+  } else {
+    tail_chunks_ = std::min(grains_, 4 * p);
+  }
 }
 
 ThreadPool::ThreadPool(int num_threads)

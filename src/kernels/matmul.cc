@@ -10,6 +10,7 @@
 #include "core/status.h"
 #include "kernels/internal/matmul_paths.h"
 #include "kernels/quant.h"
+#include "kernels/vector_ops.h"
 
 namespace kinfer::kernels {
 namespace {
@@ -127,13 +128,14 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
         if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
           const internal::Q8RowsFn f = act[j].kind == ActKind::kInt8 ? q8_rows : q8k_rows;
           f(w, act[j].qx, act[j].dx, act[j].sx, 2 * n_tokens, act[j].y2, lo, hi);
-          // A token's output: its first term's plus its second's.
+          // A token's output: its first term's plus its second's (copy, then a SIMD add: the
+          // plain loop stays scalar, as the compiler cannot rule out that y aliases y2).
           const int64_t O = w.rows();
           for (int64_t t = 0; t < n_tokens; ++t) {
             const float* a = act[j].y2 + (2 * t) * O;
-            const float* b = a + O;
             float* y = jobs[j].y + t * O;
-            for (int64_t o = lo; o < hi; ++o) y[o] = a[o] + b[o];
+            std::copy(a + lo, a + hi, y + lo);
+            Add(y + lo, a + O + lo, hi - lo);
           }
         } else if (act[j].kind == ActKind::kBf16) {
           internal::AmxBf16Rows(w, act[j].xb, n_tokens, jobs[j].y, lo, hi);
