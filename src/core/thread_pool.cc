@@ -38,15 +38,15 @@ int DefaultThreadCount() {
   return n;
 }
 
-ThreadPool::ChunkSplit::ChunkSplit(int64_t n, int64_t grain, int threads)
+ThreadPool::ChunkSplit::ChunkSplit(int64_t n, int64_t grain, int threads, Split how)
     : n_(n), grain_(grain), grains_((n + grain - 1) / grain) {
-  // Head chunks take 7/8 of the items; the tail is cut into 8 chunks a thread. Measured on
-  // Llama-3.2-1B Q4_K_M decode at 2 threads: the pool's spin fell from 5.3% to 2.5% of kernel
-  // time (4 equal chunks a thread, or half the items as heads, leave twice the spin; a finer
-  // tail gains nothing). Below 16 grains a thread, head chunks would be too few grains to cut.
+  // kHeadTail: head chunks take 7/8 of the items, the tail is cut into 8 chunks a thread.
+  // Measured on Llama-3.2-1B Q4_K_M decode at 2 threads (perf): the pool's spin was 5.3% of
+  // kernel time with even chunks, 2.4-2.9% with 3/4 or 7/8 as heads and 4 to 16 tail chunks a
+  // thread (7/8 and 8 the lowest). Below 16 grains a thread, heads would leave too few to cut.
   constexpr int64_t kHeadEighths = 7, kTailChunksPerThread = 8, kMinGrainsPerThread = 16;
   const int64_t p = threads;
-  if (grains_ >= kMinGrainsPerThread * p) {
+  if (how == Split::kHeadTail && grains_ >= kMinGrainsPerThread * p) {
     head_chunks_ = p;
     head_grains_ = grains_ * kHeadEighths / 8;
     tail_chunks_ = std::min(grains_ - head_grains_, kTailChunksPerThread * p);

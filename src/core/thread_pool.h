@@ -45,18 +45,27 @@ class ThreadPool {
         const_cast<void*>(static_cast<const void*>(&fn)), num_threads_);
   }
 
+  // How ParallelFor cuts a range (ChunkSplit says exactly).
+  enum class Split {
+    // About four equal chunks a thread: a preempted thread delays the region by one small chunk.
+    kEven,
+    // One large head chunk a thread, then a tail of small chunks: fewer claims and less spin at
+    // the end of short, bandwidth-bound regions such as one token's matmuls.
+    kHeadTail,
+  };
+
   // Calls fn(begin, end) over contiguous ranges that cover [0, n) once, each aligned to `grain`
-  // items. The ranges (ChunkSplit) depend only on n, grain and the number of threads, never on
-  // timing.
+  // items. The ranges (ChunkSplit) depend only on n, grain, the split and the number of
+  // threads, never on timing.
   template <typename F>
-  void ParallelFor(int64_t n, F&& fn, int64_t grain = 1) {
+  void ParallelFor(int64_t n, F&& fn, int64_t grain = 1, Split how = Split::kEven) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     if (num_threads_ == 1 || n <= grain) {
       fn(int64_t{0}, n);
       return;
     }
-    const ChunkSplit split(n, grain, num_threads_);
+    const ChunkSplit split(n, grain, num_threads_, how);
     auto range = [&](int64_t c) {
       const auto [begin, end] = split.Range(c);
       if (begin < end) fn(begin, end);
@@ -66,14 +75,14 @@ class ThreadPool {
               split.chunks());
   }
 
-  // How ParallelFor cuts [0, n) into chunks that threads claim in order. A large range first
-  // gives each thread one big head chunk (its share of most of the work), then a tail of small
-  // chunks: a thread that started late or streams slower leaves at most one small chunk for the
-  // others to wait on, and no thread goes back to the counter more than a few times. A short
-  // range is cut into about four equal chunks per thread.
+  // How ParallelFor cuts [0, n) into chunks that threads claim in order. kHeadTail on a long
+  // range first gives each thread one big head chunk (its share of most of the work), then a
+  // tail of small chunks: a thread that started late or streams slower leaves at most one small
+  // chunk for the others to wait on. kEven, or a short range, gives about four equal chunks a
+  // thread.
   class ChunkSplit {
    public:
-    ChunkSplit(int64_t n, int64_t grain, int threads);
+    ChunkSplit(int64_t n, int64_t grain, int threads, Split how);
     int64_t chunks() const { return head_chunks_ + tail_chunks_; }
     // Items [begin, end) of chunk c, in [0, chunks()); empty for none.
     std::pair<int64_t, int64_t> Range(int64_t c) const {

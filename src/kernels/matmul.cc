@@ -151,7 +151,12 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
   if (work < kMinParallelWork || pool.num_threads() == 1) {
     rows(0, total_rows);
   } else {
-    pool.ParallelFor(total_rows, rows, 16);
+    // A few tokens' matmul streams its weights once, in a region short enough that the spin at
+    // its end shows; more tokens' regions are long and even chunks measured as fast.
+    constexpr int64_t kHeadTailMaxTokens = 4;
+    pool.ParallelFor(
+        total_rows, rows, 16,
+        n_tokens <= kHeadTailMaxTokens ? ThreadPool::Split::kHeadTail : ThreadPool::Split::kEven);
   }
 }
 
