@@ -145,7 +145,9 @@ int main(int argc, char** argv) {
   const engine::Device dev = engine::ResolveDevice(*device);
   model::LoadOptions load;
   load.pack_weights = dev == engine::Device::kCpu;
+  const double load_t0 = Now();
   auto model = model::LoadModel(path, load);
+  const double load_seconds = Now() - load_t0;  // read, convert and repack; page cache as found
   if (!model.ok()) {
     std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;
@@ -208,9 +210,10 @@ int main(int argc, char** argv) {
       "{\"model\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"prompt\": %lld, \"decode\": "
       "%lld, \"reps\": %d, "
       "\"prefill_tps\": %.3f, \"decode_tps\": %.3f, \"prefill_tps_cpu\": %.3f, "
-      "\"decode_tps_cpu\": %.3f, \"weight_bytes\": %zu}\n",
+      "\"decode_tps_cpu\": %.3f, \"weight_bytes\": %zu, \"load_s\": %.3f}\n",
       path.c_str(), dec.Describe().c_str(), pool.num_threads(), static_cast<long long>(prompt),
       static_cast<long long>(decode), reps, Median(pp), tg.empty() ? 0.0 : Median(tg),
-      Median(pp_cpu), tg_cpu.empty() ? 0.0 : Median(tg_cpu), (*model)->weight_bytes());
+      Median(pp_cpu), tg_cpu.empty() ? 0.0 : Median(tg_cpu), (*model)->weight_bytes(),
+      load_seconds);
   return 0;
 }

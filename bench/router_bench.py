@@ -42,6 +42,8 @@ import tempfile
 import threading
 import time
 
+from child_process import die_with_parent
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.expanduser(os.environ.get("KINFER_BENCH_CACHE", "~/.cache/kinfer"))
 SHARED = os.environ.get("KINFER_SHARED_DIR") or os.path.join(os.path.dirname(REPO), "shared")
@@ -115,7 +117,7 @@ class Proc:
         self.name = name
         self.log = open(os.path.join(LOGS, f"{name}.log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_parent)
 
     def wait_http(self, port, path="/ready", timeout=300):
         deadline = time.time() + timeout

@@ -42,6 +42,7 @@ import tarfile
 import time
 
 import llama_cpp
+from child_process import die_with_parent
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.expanduser(os.environ.get("KINFER_BENCH_CACHE", "~/.cache/kinfer"))
@@ -259,14 +260,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _die_with_parent():
-    """In the child before exec: SIGTERM it when the harness dies, even by SIGKILL, so that a
-    killed benchmark leaves no server spinning on the cores the next run measures."""
-    import ctypes
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class Server:
     """A server process on 127.0.0.1 whose peak RSS is read from /proc before it is stopped."""
 
@@ -275,7 +268,7 @@ class Server:
         self.log = open(log_path, "w")
         log(f"starting {name}: " + " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
 
     def wait_ready(self, timeout=600):
         deadline = time.time() + timeout

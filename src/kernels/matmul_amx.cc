@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "kernels/internal/amx_tiles.h"
 #include "kernels/internal/matmul_paths.h"
 #include "kernels/pack.h"
 
@@ -52,18 +53,6 @@ struct Prefetch {
 constexpr Prefetch kPrefillPrefetch{kPrefetchBytes, false};
 constexpr Prefetch kDecodePrefetchBf16{4096, true};
 constexpr Prefetch kDecodePrefetchF16{2048, true};
-
-KINFER_AMX void ConfigureTiles() {
-  alignas(64) unsigned char cfg[64] = {};
-  cfg[0] = 1;
-  for (int t = 0; t < 8; ++t) {
-    cfg[16 + 2 * t] = 64;  // bytes a row
-    cfg[48 + t] = kTile;   // rows
-  }
-  // GCC 12 does not see that ldtilecfg reads `cfg` and drops the stores above without this.
-  __asm__ volatile("" : : "r"(cfg) : "memory");
-  _tile_loadconfig(cfg);
-}
 
 // 16 rows of 16 dwords (one 64-byte row chunk each) -> their transpose, in place. Inlined: out
 // of line (as GCC leaves it), the rows go through memory, which the decode path cannot afford.
@@ -289,7 +278,7 @@ KINFER_AMX void AmxTileRowsImpl(const TensorView& w, const uint16_t* xb, int64_t
   if (pairs > 1 && acc.size() < static_cast<size_t>(pairs * 4 * kTile * kTile)) {
     acc.resize(static_cast<size_t>(pairs * 4 * kTile * kTile));
   }
-  ConfigureTiles();
+  LoadTileConfig(kFullTiles);
   const int64_t g_end = (row_end + kTile - 1) / kTile;
   if (blocks == 1) {
     // Up to 16 tokens (decode): four row groups at a time, one accumulator each, weight and

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "kernels/internal/amx_tiles.h"
 #include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/internal/matmul_paths.h"
 #include "kernels/pack.h"
@@ -54,20 +55,9 @@ constexpr int64_t kPrepared = 4 * 2 * 1024;
 // prefetchers alone leave a one-thread stream at a fraction of the bandwidth).
 constexpr int64_t kPrefetchBytes = 16384;
 
-// Every tile 16 rows of 64 bytes. 0, 1: token tile 0's int32 sums of the low and high weight
-// parts; 2, 3: token tile 1's; 4, 5: activations of token tiles 0, 1; 6, 7: weights, low and
-// high.
-KINFER_AMX_INT8 void ConfigureTiles() {
-  alignas(64) unsigned char cfg[64] = {};
-  cfg[0] = 1;
-  for (int t = 0; t < 8; ++t) {
-    cfg[16 + 2 * t] = 64;
-    cfg[48 + t] = kTile;
-  }
-  // As in matmul_amx.cc: GCC 12 does not see that ldtilecfg reads `cfg` and drops the stores.
-  __asm__ volatile("" : : "r"(cfg) : "memory");
-  _tile_loadconfig(cfg);
-}
+// Every tile 16 rows of 64 bytes (kFullTiles). 0, 1: token tile 0's int32 sums of the low and
+// high weight parts; 2, 3: token tile 1's; 4, 5: activations of token tiles 0, 1; 6, 7: weights,
+// low and high.
 
 // Bit `from` of every byte moved to bit 4, the rest cleared.
 KINFER_AMX_INT8 inline __m512i FifthBit(__m512i v, int from) {
@@ -400,7 +390,7 @@ KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* qx, const float* d
       }
     }
   }
-  ConfigureTiles();
+  LoadTileConfig(kFullTiles);
   // Tokens whose activations stay in L2 while a thread's groups stream past them (whole pairs
   // of tiles, so that only the last tile of all can be partial).
   const int64_t tb = std::max<int64_t>(2 * kTile, (1 << 20) / K / (2 * kTile) * (2 * kTile));

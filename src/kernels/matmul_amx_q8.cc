@@ -15,6 +15,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/internal/amx_tiles.h"
 #include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/pack.h"
 #include "kernels/quant.h"
@@ -53,17 +54,8 @@ constexpr int64_t kPrefetchBytes = 16384;
 
 // Tiles 0-3: C, the int32 sums of 4 blocks (16 tokens x 16 rows); 4, 5: A, activations of a
 // block (16 tokens x 32 bytes); 6, 7: B, a block's weights (8 x 64 bytes: 16 rows x 4 bytes).
-KINFER_AMX_Q8 void ConfigureTiles() {
-  alignas(64) unsigned char cfg[64] = {};
-  cfg[0] = 1;
-  for (int t = 0; t < 8; ++t) {
-    cfg[16 + 2 * t] = t == 4 || t == 5 ? 32 : 64;
-    cfg[48 + t] = t >= 6 ? 8 : kTile;
-  }
-  // As in matmul_amx.cc: GCC 12 does not see that ldtilecfg reads `cfg` and drops the stores.
-  __asm__ volatile("" : : "r"(cfg) : "memory");
-  _tile_loadconfig(cfg);
-}
+constexpr TileShapes kTiles = {{kTile, kTile, kTile, kTile, kTile, kTile, 8, 8},
+                               {64, 64, 64, 64, 32, 32, 64, 64}};
 
 // The formats as matmul_q8.cc's Pack* (same offsets, same epilogue).
 template <DType kStored>
@@ -303,7 +295,7 @@ KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* qx, const float* dx,
       }
     }
   }
-  ConfigureTiles();
+  LoadTileConfig(kTiles);
   // Tokens whose activations stay in L2 while a thread's groups stream past them.
   const int64_t tb = std::max<int64_t>(kTile, (512 << 10) / K / kTile * kTile);
   if (acc.size() < static_cast<size_t>(tb * kTile)) acc.resize(static_cast<size_t>(tb * kTile));

@@ -26,7 +26,7 @@ cp -L "$(g++ -print-file-name=libstdc++.so.6)" "$(g++ -print-file-name=libgcc_s.
 strip --strip-unneeded "$dest"/lib/*.so* "$dest"/lib/cxx/* 2>/dev/null || true
 cp "$shared/models/stories260K/stories260K.gguf" "$dest/models/"
 cp -r tests/fixtures/models "$dest/fixtures/"  # every family's, for model_tests too
-cp bench/run.py bench/make_models.py bench/cuda_bench.py "$dest/bench/"
+cp bench/run.py bench/child_process.py bench/make_models.py bench/cuda_bench.py "$dest/bench/"
 cp tests/cuda/device_check.sh "$dest/"
 python3 -m pip download -q --no-deps --only-binary=:all: -d "$dest/whl" "gguf==0.19.0"
 version=$(sed -n 's/^LLAMA_CPP_PYTHON_VERSION = "\(.*\)"/\1/p' bench/run.py)

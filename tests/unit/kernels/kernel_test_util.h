@@ -1,5 +1,5 @@
-// Helpers the kernel tests share: random inputs, random weight rows of every type, and a loop
-// over every SIMD target this CPU supports.
+// Helpers the kernel tests share: random inputs, random weight rows of every type, a loop over
+// every SIMD target this CPU supports, and jobs laid end to end in one MatMulMany region.
 #pragma once
 
 // The kernels opt in to Highway's AVX3_DL target (VNNI); so must the target list here. Include
@@ -12,13 +12,17 @@
 
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "kernels/matmul.h"
 #include "kernels/matmul_kquant.h"
 #include "kernels/matmul_q8.h"
+#include "kernels/pack.h"
 #include "kernels/quant.h"
 
 namespace kinfer::kernels {
@@ -125,6 +129,44 @@ inline int64_t Q8Ref(const TensorView& w, const float* x, int64_t n, float* y) {
   }
   MatMulQ8Ref(w, x, n, y);
   return kQK;
+}
+
+// Jobs of 37, 5 and 70 rows of type t laid end to end in one MatMulMany region on `pool`, the
+// first and last packed, so the later jobs' rows start mid-group: each job's output must be bit
+// for bit what MatMul gives its stored matrix alone on one thread, for every token count in
+// `token_counts`. `alone` and `together` each get the call to make (e.g. under a forced path).
+template <typename Alone, typename Together>
+void ExpectJobsLaidEndToEndExact(DType t, int64_t cols, std::initializer_list<int64_t> token_counts,
+                                 uint32_t seed, ThreadPool& pool, Alone&& alone,
+                                 Together&& together) {
+  const int64_t rows[3] = {37, 5, 70};
+  std::vector<uint8_t> bytes[3];
+  TensorView stored[3];
+  for (int j = 0; j < 3; ++j) {
+    bytes[j] = RandomRows(t, rows[j], cols, seed + static_cast<uint32_t>(j));
+    stored[j] = View(t, rows[j], cols, bytes[j]);
+  }
+  auto p0 = PackMatrix(stored[0]), p2 = PackMatrix(stored[2]);
+  const TensorView* in_region[3] = {&p0->view(), &stored[1], &p2->view()};
+  ThreadPool pool1(1);
+  for (int64_t n : token_counts) {
+    auto x = Random(static_cast<size_t>(n * cols), seed + 3);
+    std::vector<float> want[3], got[3];
+    MatMulJob jobs[3];
+    for (int j = 0; j < 3; ++j) {
+      want[j].resize(static_cast<size_t>(n * rows[j]));
+      got[j].resize(want[j].size());
+      jobs[j] = {in_region[j], x.data(), got[j].data()};
+    }
+    alone([&] {
+      for (int j = 0; j < 3; ++j) MatMul(stored[j], x.data(), n, want[j].data(), pool1);
+    });
+    together([&] { MatMulMany(jobs, n, pool); });
+    for (int j = 0; j < 3; ++j) {
+      ASSERT_EQ(0, std::memcmp(got[j].data(), want[j].data(), want[j].size() * sizeof(float)))
+          << DTypeName(t) << " job " << j << " n " << n;
+    }
+  }
 }
 
 }  // namespace kinfer::kernels
