@@ -1,13 +1,13 @@
-// Decode's matmuls against the memory bandwidth they stream at: Llama-3.2-1B-shaped layers
-// (q/k/v together, o, gate/up together, down) of one weight type, packed as the loader packs
-// them, enough layers that the weights exceed the last-level cache; one "token" runs every layer's
-// matmuls in the decoder's order and dispatch (MatMulMany for q/k/v and gate/up). Prints, for
-// alternated repetitions, the bytes a second that the matmuls stream and that a plain f32 sum
-// over the same bytes streams, with the same dispatches ("sum, per matmul") and in one
-// dispatch ("sum, one region": what kinfer_bench --stream-gib measures).
+// Decode's matmuls against the memory bandwidth they stream at: Llama-3.2-1B- or
+// Qwen2.5-0.5B-shaped layers (q/k/v together, o, gate/up together, down) of one weight type, packed
+// as the loader packs them, enough layers that the weights exceed the last-level cache; one "token"
+// runs every layer's matmuls in the decoder's order and dispatch (MatMulMany for q/k/v and
+// gate/up). Prints, for alternated repetitions, the bytes a second that the matmuls stream and that
+// a plain f32 sum over the same bytes streams, with the same dispatches ("sum, per matmul") and in
+// one dispatch ("sum, one region": what kinfer_bench --stream-gib measures).
 //
-//   decode_stream_bench [--type Q4_K|Q5_K|Q6_K|Q8_0|Q4_0] [--threads T] [--mib M] [-r REPS]
-//                       [--tokens N]
+//   decode_stream_bench [--type Q4_K|Q5_K|Q6_K|Q8_0|Q4_0] [--shape llama-3.2-1b|qwen2.5-0.5b]
+//                       [--threads T] [--mib M] [-r REPS] [--tokens N]
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -69,19 +69,32 @@ DType ParseType(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string type = "Q4_K";
+  std::string type = "Q4_K", shape = "llama-3.2-1b";
   int threads = 2, reps = 5, tokens = 1;
   double mib = 1024;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--type") type = argv[i + 1];
+    if (a == "--shape") shape = argv[i + 1];
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
     if (a == "--mib") mib = std::atof(argv[i + 1]);
     if (a == "-r") reps = std::atoi(argv[i + 1]);
     if (a == "--tokens") tokens = std::atoi(argv[i + 1]);
   }
   const DType t = ParseType(type);
-  constexpr int64_t kD = 2048, kKv = 512, kFf = 8192;
+  // Hidden size, k/v rows, feed-forward size. Qwen's rows are short (896 columns: 28 blocks of
+  // 32), so a row's fixed costs weigh more than on Llama's 2048; they are no whole number of
+  // K-quant super-blocks (llama-quantize gives those tensors a 32-block type instead).
+  const bool qwen = shape == "qwen2.5-0.5b";
+  if (!qwen && shape != "llama-3.2-1b") {
+    std::fprintf(stderr, "unknown shape %s\n", shape.c_str());
+    return 2;
+  }
+  if (qwen && kinfer::GetDTypeInfo(t).block_size != 32) {
+    std::fprintf(stderr, "qwen2.5-0.5b's 896 columns take a type of 32-element blocks\n");
+    return 2;
+  }
+  const int64_t kD = qwen ? 896 : 2048, kKv = qwen ? 128 : 512, kFf = qwen ? 4864 : 8192;
   std::mt19937 rng(1);
   std::vector<Layer> layers;
   size_t total = 0;
@@ -160,8 +173,8 @@ int main(int argc, char** argv) {
       sums[static_cast<size_t>(th) * 16] += s;
     });
   };
-  std::printf("%s, %zu layers, %.0f MiB, %d threads, %d tokens\n", type.c_str(), layers.size(),
-              static_cast<double>(total) / (1 << 20), threads, tokens);
+  std::printf("%s %s, %zu layers, %.0f MiB, %d threads, %d tokens\n", shape.c_str(), type.c_str(),
+              layers.size(), static_cast<double>(total) / (1 << 20), threads, tokens);
   run_matmuls();
   run_sums();
   std::vector<double> mm, sm, so;
