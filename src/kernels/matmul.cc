@@ -128,14 +128,12 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
         if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
           const internal::Q8RowsFn f = act[j].kind == ActKind::kInt8 ? q8_rows : q8k_rows;
           f(w, act[j].qx, act[j].dx, act[j].sx, 2 * n_tokens, act[j].y2, lo, hi);
-          // A token's output: its first term's plus its second's (copy, then a SIMD add: the
-          // plain loop stays scalar, as the compiler cannot rule out that y aliases y2).
+          // A token's output: its first term's plus its second's (SIMD: the plain loop stays
+          // scalar, as the compiler cannot rule out that y aliases y2).
           const int64_t O = w.rows();
           for (int64_t t = 0; t < n_tokens; ++t) {
-            const float* a = act[j].y2 + (2 * t) * O;
-            float* y = jobs[j].y + t * O;
-            std::copy(a + lo, a + hi, y + lo);
-            Add(y + lo, a + O + lo, hi - lo);
+            const float* a = act[j].y2 + (2 * t) * O + lo;
+            Add(jobs[j].y + t * O + lo, a, a + O, hi - lo);
           }
         } else if (act[j].kind == ActKind::kBf16) {
           internal::AmxBf16Rows(w, act[j].xb, n_tokens, jobs[j].y, lo, hi);
