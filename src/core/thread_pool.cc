@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <string>
 
 #include "core/status.h"
@@ -35,6 +36,23 @@ int DefaultThreadCount() {
   // A pod's CPU limit is a quota, not an affinity mask: more threads than it would only queue.
   if (auto limit = CgroupCpuLimit()) n = std::min(n, *limit);
   return n;
+}
+
+ThreadPool::ChunkSplit::ChunkSplit(int64_t n, int64_t grain, int threads, Split how)
+    : n_(n), grain_(grain), grains_((n + grain - 1) / grain) {
+  // kHeadTail: head chunks take 7/8 of the items, the tail is cut into 8 chunks a thread.
+  // Measured on Llama-3.2-1B Q4_K_M decode at 2 threads (perf): the pool's spin was 5.3% of
+  // kernel time with even chunks, 2.4-2.9% with 3/4 or 7/8 as heads and 4 to 16 tail chunks a
+  // thread (7/8 and 8 the lowest). Below 16 grains a thread, heads would leave too few to cut.
+  constexpr int64_t kHeadEighths = 7, kTailChunksPerThread = 8, kMinGrainsPerThread = 16;
+  const int64_t p = threads;
+  if (how == Split::kHeadTail && grains_ >= kMinGrainsPerThread * p) {
+    head_chunks_ = p;
+    head_grains_ = grains_ * kHeadEighths / 8;
+    tail_chunks_ = std::min(grains_ - head_grains_, kTailChunksPerThread * p);
+  } else {
+    tail_chunks_ = std::min(grains_, 4 * p);
+  }
 }
 
 ThreadPool::ThreadPool(int num_threads)

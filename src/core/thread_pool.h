@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace kinfer {
@@ -44,29 +45,63 @@ class ThreadPool {
         const_cast<void*>(static_cast<const void*>(&fn)), num_threads_);
   }
 
+  // How ParallelFor cuts a range (ChunkSplit says exactly).
+  enum class Split {
+    // About four equal chunks a thread: a preempted thread delays the region by one small chunk.
+    kEven,
+    // One large head chunk a thread, then a tail of small chunks: fewer claims and less spin at
+    // the end of short, bandwidth-bound regions such as one token's matmuls.
+    kHeadTail,
+  };
+
   // Calls fn(begin, end) over contiguous ranges that cover [0, n) once, each aligned to `grain`
-  // items. The ranges depend only on n, grain and the number of threads (about four per thread,
-  // so a late thread's work is picked up by the others); never on timing.
+  // items. The ranges (ChunkSplit) depend only on n, grain, the split and the number of
+  // threads, never on timing.
   template <typename F>
-  void ParallelFor(int64_t n, F&& fn, int64_t grain = 1) {
+  void ParallelFor(int64_t n, F&& fn, int64_t grain = 1, Split how = Split::kEven) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     if (num_threads_ == 1 || n <= grain) {
       fn(int64_t{0}, n);
       return;
     }
-    const int64_t grains = (n + grain - 1) / grain;
-    const int64_t chunks = grains < 4 * num_threads_ ? grains : 4 * num_threads_;
-    auto range = [&](void* /*unused*/, int64_t c, int64_t /*chunks*/) {
-      int64_t begin = grains * c / chunks * grain;
-      int64_t end = grains * (c + 1) / chunks * grain;
-      if (end > n) end = n;
+    const ChunkSplit split(n, grain, num_threads_, how);
+    auto range = [&](int64_t c) {
+      const auto [begin, end] = split.Range(c);
       if (begin < end) fn(begin, end);
     };
     using R = decltype(range);
-    RunChunks([](void* ctx, int64_t c, int64_t k) { (*static_cast<R*>(ctx))(nullptr, c, k); },
-              &range, chunks);
+    RunChunks([](void* ctx, int64_t c, int64_t /*chunks*/) { (*static_cast<R*>(ctx))(c); }, &range,
+              split.chunks());
   }
+
+  // How ParallelFor cuts [0, n) into chunks that threads claim in order. kHeadTail on a long
+  // range first gives each thread one big head chunk (its share of most of the work), then a
+  // tail of small chunks: a thread that started late or streams slower leaves at most one small
+  // chunk for the others to wait on. kEven, or a short range, gives about four equal chunks a
+  // thread.
+  class ChunkSplit {
+   public:
+    ChunkSplit(int64_t n, int64_t grain, int threads, Split how);
+    int64_t chunks() const { return head_chunks_ + tail_chunks_; }
+    // Items [begin, end) of chunk c, in [0, chunks()); empty for none.
+    std::pair<int64_t, int64_t> Range(int64_t c) const {
+      int64_t b, e;
+      if (c < head_chunks_) {
+        b = head_grains_ * c / head_chunks_;
+        e = head_grains_ * (c + 1) / head_chunks_;
+      } else {
+        const int64_t k = c - head_chunks_, tail = grains_ - head_grains_;
+        b = head_grains_ + tail * k / tail_chunks_;
+        e = head_grains_ + tail * (k + 1) / tail_chunks_;
+      }
+      return {b * grain_, e * grain_ < n_ ? e * grain_ : n_};
+    }
+
+   private:
+    int64_t n_, grain_, grains_;
+    int64_t head_grains_ = 0, head_chunks_ = 0, tail_chunks_ = 0;
+  };
 
  private:
   using ChunkFn = void (*)(void* ctx, int64_t chunk, int64_t chunks);

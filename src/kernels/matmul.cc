@@ -11,6 +11,7 @@
 #include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/internal/matmul_paths.h"
 #include "kernels/quant.h"
+#include "kernels/vector_ops.h"
 
 namespace kinfer::kernels {
 namespace {
@@ -142,13 +143,12 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
         } else if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
           const internal::Q8RowsFn f = act[j].kind == ActKind::kInt8 ? q8_rows : q8k_rows;
           f(w, act[j].qx, act[j].dx, act[j].sx, 2 * n_tokens, act[j].y2, lo, hi);
-          // A token's output: its first term's plus its second's.
+          // A token's output: its first term's plus its second's (SIMD: the plain loop stays
+          // scalar, as the compiler cannot rule out that y aliases y2).
           const int64_t O = w.rows();
           for (int64_t t = 0; t < n_tokens; ++t) {
-            const float* a = act[j].y2 + (2 * t) * O;
-            const float* b = a + O;
-            float* y = jobs[j].y + t * O;
-            for (int64_t o = lo; o < hi; ++o) y[o] = a[o] + b[o];
+            const float* a = act[j].y2 + (2 * t) * O + lo;
+            Add(jobs[j].y + t * O + lo, a, a + O, hi - lo);
           }
         } else if (act[j].kind == ActKind::kBf16) {
           internal::AmxBf16Rows(w, act[j].xb, n_tokens, jobs[j].y, lo, hi);
@@ -164,7 +164,12 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
   if (work < kMinParallelWork || pool.num_threads() == 1) {
     rows(0, total_rows);
   } else {
-    pool.ParallelFor(total_rows, rows, 16);
+    // A few tokens' matmul streams its weights once, in a region short enough that the spin at
+    // its end shows; more tokens' regions are long and even chunks measured as fast.
+    constexpr int64_t kHeadTailMaxTokens = 4;
+    pool.ParallelFor(
+        total_rows, rows, 16,
+        n_tokens <= kHeadTailMaxTokens ? ThreadPool::Split::kHeadTail : ThreadPool::Split::kEven);
   }
 }
 

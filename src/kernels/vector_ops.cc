@@ -51,13 +51,14 @@ float SumF32Impl(const float* a, int64_t n) {
   return sum;
 }
 
-void AddImpl(float* y, const float* x, int64_t n) {
+// y may be a or b.
+void AddImpl(float* y, const float* a, const float* b, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   int64_t i = 0;
   for (; i + N <= n; i += N)
-    hn::StoreU(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, x + i)), d, y + i);
-  for (; i < n; ++i) y[i] += x[i];
+    hn::StoreU(hn::Add(hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, y + i);
+  for (; i < n; ++i) y[i] = a[i] + b[i];
 }
 
 }  // namespace kinfer::kernels::HWY_NAMESPACE
@@ -76,7 +77,11 @@ float DotF32(const float* a, const float* b, int64_t n) {
 
 float SumF32(const float* a, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumF32Impl)(a, n); }
 
-void Add(float* y, const float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(AddImpl)(y, x, n); }
+void Add(float* y, const float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(AddImpl)(y, y, x, n); }
+
+void Add(float* y, const float* a, const float* b, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(AddImpl)(y, a, b, n);
+}
 
 }  // namespace kinfer::kernels
 #endif  // HWY_ONCE

@@ -14,4 +14,7 @@ float SumF32(const float* a, int64_t n);
 // y[i] += x[i]
 void Add(float* y, const float* x, int64_t n);
 
+// y[i] = a[i] + b[i]
+void Add(float* y, const float* a, const float* b, int64_t n);
+
 }  // namespace kinfer::kernels

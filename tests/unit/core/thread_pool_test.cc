@@ -3,7 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace kinfer {
@@ -23,6 +28,80 @@ TEST(ThreadPool, ParallelForVisitsEveryIndexOnce) {
     }
     for (int64_t i = 0; i < n; ++i)
       ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 50) << n << " " << i;
+  }
+}
+
+// Every chunk is a grain-aligned range; together, in order, they tile [0, n) once.
+TEST(ThreadPool, ChunkSplitTilesTheRangeInOrder) {
+  for (int threads : {2, 3, 4, 16}) {
+    for (int64_t grain : {1, 7, 16}) {
+      for (int64_t n : {1, 2, 15, 16, 17, 100, 511, 512, 513, 2048, 3072, 16384, 128256}) {
+        for (auto how : {ThreadPool::Split::kEven, ThreadPool::Split::kHeadTail}) {
+          const ThreadPool::ChunkSplit split(n, grain, threads, how);
+          int64_t next = 0;
+          for (int64_t c = 0; c < split.chunks(); ++c) {
+            const auto [b, e] = split.Range(c);
+            ASSERT_EQ(b, next) << n << " " << grain << " " << threads << " chunk " << c;
+            ASSERT_LT(b, e) << n << " " << grain << " " << threads << " chunk " << c;
+            ASSERT_TRUE(b % grain == 0 && (e % grain == 0 || e == n));
+            next = e;
+          }
+          ASSERT_EQ(next, n) << n << " " << grain << " " << threads;
+        }
+      }
+    }
+  }
+}
+
+// kHeadTail on a long range: one large head chunk a thread first, then a tail of small chunks,
+// so a late thread leaves the others at most a small chunk to wait on. kEven, or a short range:
+// equal chunks.
+TEST(ThreadPool, ChunkSplitHeadsThenSmallTail) {
+  const ThreadPool::ChunkSplit split(2048, 16, 2, ThreadPool::Split::kHeadTail);  // 128 grains
+  ASSERT_EQ(split.chunks(), 2 + 16);
+  EXPECT_EQ(split.Range(0), (std::pair<int64_t, int64_t>{0, 56 * 16}));
+  EXPECT_EQ(split.Range(1), (std::pair<int64_t, int64_t>{56 * 16, 112 * 16}));
+  for (int64_t c = 2; c < split.chunks(); ++c) {
+    EXPECT_EQ(split.Range(c).second - split.Range(c).first, 16) << c;
+  }
+  const ThreadPool::ChunkSplit even(2048, 16, 2, ThreadPool::Split::kEven);
+  ASSERT_EQ(even.chunks(), 8);
+  for (int64_t c = 0; c < even.chunks(); ++c) {
+    EXPECT_EQ(even.Range(c).second - even.Range(c).first, 256) << c;
+  }
+  // 13 grains: too few for heads, 8 near-equal chunks.
+  const ThreadPool::ChunkSplit small(100, 8, 2, ThreadPool::Split::kHeadTail);
+  ASSERT_EQ(small.chunks(), 8);
+  for (int64_t c = 0; c < small.chunks(); ++c) {
+    const int64_t len = small.Range(c).second - small.Range(c).first;
+    EXPECT_TRUE((len >= 8 && len <= 16) || c == 7) << c << " " << len;  // the last is clipped
+  }
+}
+
+// Whatever thread runs a chunk, and however late, ParallelFor hands out exactly ChunkSplit's
+// ranges.
+TEST(ThreadPool, ParallelForRangesDoNotDependOnTiming) {
+  ThreadPool pool(3);
+  const int64_t n = 5000, grain = 16;
+  for (auto how : {ThreadPool::Split::kEven, ThreadPool::Split::kHeadTail}) {
+    const ThreadPool::ChunkSplit split(n, grain, pool.num_threads(), how);
+    std::vector<std::pair<int64_t, int64_t>> want;
+    for (int64_t c = 0; c < split.chunks(); ++c) want.push_back(split.Range(c));
+    for (int rep = 0; rep < 20; ++rep) {
+      std::mutex mu;
+      std::vector<std::pair<int64_t, int64_t>> got;
+      pool.ParallelFor(
+          n,
+          [&](int64_t b, int64_t e) {
+            if ((b / grain + rep) % 3 == 0)
+              std::this_thread::sleep_for(std::chrono::microseconds(50));
+            std::lock_guard<std::mutex> lock(mu);
+            got.emplace_back(b, e);
+          },
+          grain, how);
+      std::sort(got.begin(), got.end());
+      ASSERT_EQ(got, want) << rep;
+    }
   }
 }
 

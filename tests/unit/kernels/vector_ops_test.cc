@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "tests/unit/kernels/kernel_test_util.h"
 
@@ -19,6 +20,20 @@ TEST(VectorOps, DotF32MatchesDoubleReferenceForOddSizes) {
       mag += std::fabs(static_cast<double>(a[i]) * b[i]);
     }
     EXPECT_NEAR(DotF32(a.data(), b.data(), n), ref, 1e-6 * mag + 1e-7) << n;
+  }
+}
+
+// One f32 add an element: the bits of the scalar sum, out of place and in place.
+TEST(VectorOps, AddIsExactForOddSizes) {
+  for (int64_t n : {1, 7, 16, 33, 1023}) {
+    const auto a = Random(static_cast<size_t>(n), 3), b = Random(static_cast<size_t>(n), 4);
+    std::vector<float> y(static_cast<size_t>(n)), acc = a;
+    Add(y.data(), a.data(), b.data(), n);
+    Add(acc.data(), b.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(y[i], a[i] + b[i]) << n << " " << i;
+      ASSERT_EQ(acc[i], a[i] + b[i]) << n << " " << i;
+    }
   }
 }
 
