@@ -1,5 +1,5 @@
 // The K-quant 8-bit-activation MatMul (Q4_K, Q5_K, Q6_K) on Intel AMX-INT8 tiles, for batches
-// with enough virtual tokens to fill them (matmul_kquant.cc decides). Each row's sub-block
+// with enough virtual tokens to fill them (MatMulMany in matmul.cc decides). Each row's sub-block
 // scales are folded into its weights, v = sc * w (Q6_K: sc * (w - 32)), split exactly into two
 // int8 tiles, v = 64 hi + lo; tile dot products (TDPBSSD) of 16 virtual tokens x 16 rows then
 // give a super-block's isum = sum_j sc_j U_j as sums(lo) + 64 sums(hi): the same int32 the VNNI
@@ -301,9 +301,9 @@ KINFER_AMX_INT8 inline void EpilogueQuarter(const Pending& e, int c, int64_t t0,
 }
 
 // One group (nb packed super-blocks `blocks`, gb bytes apart) for virtual tokens [t0, t_end) (t0
-// a multiple of 16; activations as A tiles at `at`, K columns): y[t * O] for the rows in `mask`,
-// or where `add_terms` (t0, t_end even) token t / 2's output y[t / 2 * O], the sum of its two
-// terms' (virtual tokens t, t + 1) as MatMul adds them.
+// a multiple of 16, t_end even; activations as A tiles at `at`, K columns): for the rows in
+// `mask`, token t / 2's output y[t / 2 * O], the sum of its two terms' (virtual tokens t, t + 1)
+// as the VNNI path's caller adds them.
 // Super-block by super-block, each prepared once (into wbuf, two in turn) and run against every
 // token tile while it stays in L1; acc ([t - t0][16], f32) carries each output over the
 // super-blocks in order (super-block 0's epilogue starts it). The vector work (the previous pair's
@@ -313,7 +313,7 @@ template <DType kStored>
 KINFER_AMX_INT8 void Group(const uint8_t* blocks, int64_t gb, int64_t nb, const int8_t* at,
                            int64_t K, int64_t t0, int64_t t_end, const float* dx,
                            const int32_t* sums, float* acc, uint8_t (*wbuf)[kPrepared], float* y,
-                           int64_t O, __mmask16 mask, bool add_terms) {
+                           int64_t O, __mmask16 mask) {
   const int64_t n = t_end - t0, pairs = (n + 2 * kTile - 1) / (2 * kTile);
   const int steps = static_cast<int>(4 * pairs);  // chunk products a super-block
   alignas(64) int32_t u[2][2][512];               // [pair parity][token tile][lo, hi]
@@ -353,15 +353,9 @@ KINFER_AMX_INT8 void Group(const uint8_t* blocks, int64_t gb, int64_t nb, const 
     }
   }
   for (int c = 0; c < 4; ++c) EpilogueQuarter<kStored>(e, c, t0, dx, sums, nb, acc);
-  if (add_terms) {
-    for (int64_t t = 0; t < n; t += 2) {
-      const __m512 a = _mm512_loadu_ps(acc + t * kTile), b = _mm512_loadu_ps(acc + (t + 1) * kTile);
-      _mm512_mask_storeu_ps(y + (t0 + t) / 2 * O, mask, _mm512_add_ps(a, b));
-    }
-    return;
-  }
-  for (int64_t t = 0; t < n; ++t) {
-    _mm512_mask_storeu_ps(y + (t0 + t) * O, mask, _mm512_loadu_ps(acc + t * kTile));
+  for (int64_t t = 0; t < n; t += 2) {
+    const __m512 a = _mm512_loadu_ps(acc + t * kTile), b = _mm512_loadu_ps(acc + (t + 1) * kTile);
+    _mm512_mask_storeu_ps(y + (t0 + t) / 2 * O, mask, _mm512_add_ps(a, b));
   }
 }
 
@@ -391,13 +385,12 @@ KINFER_AMX_INT8 void ToTiles(const int8_t* qx, int64_t T, int64_t K, int8_t* at)
   }
 }
 
-// Rows [row_begin, row_end) of all T virtual tokens into y ([T][O]), or where `add_terms` of
-// the T / 2 tokens whose two terms they are ([T / 2][O]); the activations as A tiles at `at`
-// (ToTiles).
+// Rows [row_begin, row_end) of the T / 2 tokens whose two terms the T virtual tokens are, into
+// y ([T / 2][O]); the activations as A tiles at `at` (ToTiles).
 template <DType kStored>
 KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* at, const float* dx,
                            const int32_t* sums, int64_t T, float* y, int64_t row_begin,
-                           int64_t row_end, bool add_terms) {
+                           int64_t row_end) {
   const int64_t O = w.rows(), K = w.cols(), nb = K / kQKK;
   const int64_t gb = PackedKBlockBytes(*PackedTypeOf(kStored));
   const bool packed = IsPackedK(w.dtype);
@@ -428,7 +421,7 @@ KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* at, const float* d
       const int64_t hi = std::min<int64_t>(row_end - g * kPackRows, kPackRows);
       const auto mask = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
       Group<kStored>(blocks, gb, nb, at, K, t1, t1_end, dx, sums, acc.data(), wbuf,
-                     y + g * kPackRows, O, mask, add_terms);
+                     y + g * kPackRows, O, mask);
     }
   }
   _tile_release();
@@ -449,30 +442,6 @@ bool UseAmxInt8K(int64_t T) {
   return T >= g_min_tokens.load(std::memory_order_relaxed) && AmxInt8KUsable();
 }
 
-namespace {
-
-void Rows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sums, int64_t T,
-          float* y, int64_t row_begin, int64_t row_end, bool add_terms) {
-  switch (StoredTypeOf(w.dtype)) {
-    case DType::kQ4_K:
-      return RowsT<DType::kQ4_K>(w, at, dx, sums, T, y, row_begin, row_end, add_terms);
-    case DType::kQ5_K:
-      return RowsT<DType::kQ5_K>(w, at, dx, sums, T, y, row_begin, row_end, add_terms);
-    default:
-      return RowsT<DType::kQ6_K>(w, at, dx, sums, T, y, row_begin, row_end, add_terms);
-  }
-}
-
-}  // namespace
-
-void AmxInt8KRows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sums,
-                  int64_t T, float* y, int64_t row_begin, int64_t row_end) {
-  thread_local std::vector<int8_t> at;
-  if (at.size() < TileBytes(T, w.cols())) at.resize(TileBytes(T, w.cols()));
-  ToTiles(qx, T, w.cols(), at.data());
-  Rows(w, at.data(), dx, sums, T, y, row_begin, row_end, false);
-}
-
 size_t AmxInt8KTileBytes(int64_t n_tokens, int64_t K) { return TileBytes(2 * n_tokens, K); }
 
 void AmxInt8KTiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at) {
@@ -481,14 +450,20 @@ void AmxInt8KTiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at) {
 
 void AmxInt8KTokenRows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sums,
                        int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end) {
-  Rows(w, at, dx, sums, 2 * n_tokens, y, row_begin, row_end, true);
+  const int64_t T = 2 * n_tokens;
+  switch (StoredTypeOf(w.dtype)) {
+    case DType::kQ4_K:
+      return RowsT<DType::kQ4_K>(w, at, dx, sums, T, y, row_begin, row_end);
+    case DType::kQ5_K:
+      return RowsT<DType::kQ5_K>(w, at, dx, sums, T, y, row_begin, row_end);
+    default:
+      return RowsT<DType::kQ6_K>(w, at, dx, sums, T, y, row_begin, row_end);
+  }
 }
 
 #else
 bool AmxInt8KUsable() { return false; }
 bool UseAmxInt8K(int64_t) { return false; }
-void AmxInt8KRows(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t, float*,
-                  int64_t, int64_t) {}
 size_t AmxInt8KTileBytes(int64_t, int64_t) { return 0; }
 void AmxInt8KTiles(const int8_t*, int64_t, int64_t, int8_t*) {}
 void AmxInt8KTokenRows(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t,

@@ -19,7 +19,6 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/internal/matmul_paths.h"
 #include "kernels/internal/two_term.h"
 #include "kernels/matmul_kquant.h"
@@ -338,9 +337,6 @@ KINFER_VNNI void KRowsT(const TensorView& w, const ActQ8K& act, int64_t T, float
 KINFER_VNNI void MatMulQ8KRowsImpl(const TensorView& w, const int8_t* qx, const float* dx,
                                    const int32_t* sums, int64_t T, float* y, int64_t row_begin,
                                    int64_t row_end) {
-  if (internal::UseAmxInt8K(T)) {  // bit-identical, faster for batches
-    return internal::AmxInt8KRows(w, qx, dx, sums, T, y, row_begin, row_end);
-  }
   const ActQ8K act{qx, dx, sums};
   switch (StoredTypeOf(w.dtype)) {
     case DType::kQ4_K:
