@@ -396,8 +396,8 @@ void ModelBuilder::PackWeights(Model& m, const LoadProgressFn& progress) {
   for (const TensorView* t : todo) total += static_cast<int64_t>(t->nbytes);
   if (progress) progress({"repacking weights", 0, total});
   // Matrices are packed on every core: most of a pack's time is the kernel zeroing the fresh
-  // pages it writes (70-80% of a BF16 or F16 Llama-1B load), which takes as long again on each
-  // core, so the load scales with the cores as the copy itself does.
+  // pages it writes (70-80% of a BF16 or F16 Llama-1B load), and each core zeroes the pages it
+  // faults in, so that part scales with the cores as the copy itself does.
   std::vector<std::unique_ptr<kernels::PackedMatrix>> packed(todo.size());
   std::atomic<size_t> next{0};
   std::mutex progress_mu;

@@ -64,7 +64,10 @@ constexpr int64_t kPrefetchBytes = 16384;
 // x86), 8 KiB ahead. Into L1 (T0) it competes with the kernel's own loads for the core's few L1
 // miss buffers (the likely cause): on Llama-3.2-1B shapes at 2 threads (Sapphire-Rapids-class,
 // bench/decode_stream_bench), T1 streamed Q4_K 17%, Q4_0 12% and Q6_K 8% faster than T0 at
-// 16 KiB, and T0 at 4-64 KiB, NTA or no prefetch at all were slower than T1.
+// 16 KiB, and T0 at 4-64 KiB, NTA or no prefetch at all were slower than T1. The K-quant
+// kernels issue the same prefetch as an asm statement (PrefetchInPlace in matmul_kquant.cc) so
+// that GCC keeps it beside its load; for the Q8_0/Q4_0 kernels' few prefetches a block, that
+// form measured slower than this builtin.
 constexpr int64_t kStreamPrefetchBytes = 8192;
 HWY_INLINE void PrefetchStream(const void* p) {
   __builtin_prefetch(static_cast<const char*>(p) + kStreamPrefetchBytes, 0, 2);
