@@ -15,6 +15,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/internal/amx_int8_tiles.h"
 #include "kernels/internal/amx_tiles.h"
 #include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/pack.h"
@@ -196,15 +197,16 @@ KINFER_AMX_Q8 KINFER_NOINLINE void Epilogue(const int32_t* u, const uint16_t* s,
 }
 
 // One group of 16 rows (quants q: nb blocks of Fmt::kQBytes, scales s: nb * kScaleWords) for
-// tokens [t0, t_end) (t0 a multiple of 16; activations as A tiles at `at`, nb4 blocks a tile):
-// y[t * O + r] for the rows r in `mask`. Four blocks at a time are prepared (wbuf) and run
-// against every token tile; a tile's products are issued before the previous tile's epilogue
-// reads what the tiles stored.
+// virtual tokens [t0, t_end) (t0 a multiple of 16; activations as A tiles at `at`, nb4 blocks a
+// tile): for the rows r in `mask`, y[t * O + r], or where add_terms (t0, t_end even) each
+// token's y[t / 2 * O + r], the sum of its two terms' (StoreTokenSums). Four blocks at a time are
+// prepared (wbuf) and run against every token tile; a tile's products are issued before the
+// previous tile's epilogue reads what the tiles stored.
 template <DType kStored>
 KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_t nb4,
                          const int8_t* at, int64_t t0, int64_t t_end, const float* dx,
-                         const int32_t* sx, const int32_t* cx, float* acc, uint8_t* wbuf, float* y,
-                         int64_t O, __mmask16 mask) {
+                         const int32_t* sx, const int32_t* cx, float* acc, uint8_t* wbuf,
+                         bool add_terms, float* y, int64_t O, __mmask16 mask) {
   using F = Fmt<kStored>;
   const int64_t n = t_end - t0, tiles = (n + kTile - 1) / kTile;
   std::fill(acc, acc + n * kTile, 0.0f);
@@ -246,25 +248,27 @@ KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_
     }
     epilogue(tiles - 1);
   }
+  if (add_terms) return StoreTokenSums(acc, n, y + t0 / 2 * O, O, mask);
   for (int64_t t = 0; t < n; ++t) {
     _mm512_mask_storeu_ps(y + (t0 + t) * O, mask, _mm512_loadu_ps(acc + t * kTile));
   }
 }
 
+// Blocks of a row as the tiles run them: whole chunks of kChunk (the padding ones zero in `at`).
+int64_t PaddedBlocks(int64_t K) { return (K / kBlock + kChunk - 1) / kChunk * kChunk; }
+
+// Rows [row_begin, row_end) of y for T virtual tokens, their activations as A tiles at `at`
+// (ToTiles, 32 columns a tile): y [T / 2][O] where add_terms, else [T][O].
 template <DType kStored>
-KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sx,
-                         int64_t T, float* y, int64_t row_begin, int64_t row_end) {
+KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sx,
+                         int64_t T, bool add_terms, float* y, int64_t row_begin, int64_t row_end) {
   using F = Fmt<kStored>;
-  const int64_t O = w.rows(), K = w.cols(), nb = K / kBlock;
-  const int64_t nb4 = (nb + kChunk - 1) / kChunk * kChunk;
+  const int64_t O = w.rows(), K = w.cols(), nb = K / kBlock, nb4 = PaddedBlocks(K);
   const bool packed = IsPacked(w.dtype);
   thread_local std::vector<uint8_t> pq;   // a stored group, packed: quants
   thread_local std::vector<uint16_t> ps;  // and scales
   alignas(64) static thread_local uint8_t wbuf[kChunk * kBBytes];
   thread_local std::vector<float> acc;
-  // The activations as A tiles: token tile i, block b at (i * nb4 + b) * 512, 16 tokens x 32
-  // bytes, the padding tokens and blocks zero. Rows K bytes apart would fall into few L1 sets.
-  thread_local std::vector<int8_t> at;
   if (!packed) {
     if (pq.size() < static_cast<size_t>(nb * F::kQBytes)) {
       pq.resize(static_cast<size_t>(nb * F::kQBytes));
@@ -273,27 +277,11 @@ KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* qx, const float* dx,
       ps.resize(static_cast<size_t>(nb * F::kScaleWords));
     }
   }
-  const int64_t tiles = (T + kTile - 1) / kTile;
   // Q8_0: the epilogue's -128 sum(x) a (virtual token, block), one broadcast operand.
   thread_local std::vector<int32_t> cx;
   if constexpr (kStored == DType::kQ8_0) {
     if (cx.size() < static_cast<size_t>(T * nb)) cx.resize(static_cast<size_t>(T * nb));
     for (int64_t i = 0; i < T * nb; ++i) cx[static_cast<size_t>(i)] = -128 * sx[i];
-  }
-  const size_t at_bytes = static_cast<size_t>(tiles * nb4 * kTile * kBlock);
-  if (at.size() < at_bytes) at.resize(at_bytes);
-  for (int64_t i = 0; i < tiles; ++i) {
-    for (int64_t b = 0; b < nb4; ++b) {
-      int8_t* dst = at.data() + (i * nb4 + b) * (kTile * kBlock);
-      for (int64_t r = 0; r < kTile; ++r) {
-        const int64_t t = i * kTile + r;
-        const __m256i v =
-            t < T && b < nb
-                ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + t * K + b * kBlock))
-                : _mm256_setzero_si256();
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + r * kBlock), v);
-      }
-    }
   }
   LoadTileConfig(kTiles);
   // Tokens whose activations stay in L2 while a thread's groups stream past them.
@@ -308,8 +296,8 @@ KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* qx, const float* dx,
         const int64_t lo = std::max<int64_t>(row_begin - g * kPackRows, 0);
         const int64_t hi = std::min<int64_t>(row_end - g * kPackRows, kPackRows);
         const auto mask = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-        Group<kStored>(p.quants(g, 0), p.scales(g, 0), nb, nb4, at.data(), t1, t1_end, dx, sx,
-                       cx.data(), acc.data(), wbuf, y + g * kPackRows, O, mask);
+        Group<kStored>(p.quants(g, 0), p.scales(g, 0), nb, nb4, at, t1, t1_end, dx, sx, cx.data(),
+                       acc.data(), wbuf, add_terms, y + g * kPackRows, O, mask);
       }
     } else {
       const auto* base = static_cast<const uint8_t*>(w.data);
@@ -318,12 +306,26 @@ KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* qx, const float* dx,
         const int64_t rn = std::min<int64_t>(kPackRows, row_end - r0);
         PackGroup(kStored, base + static_cast<size_t>(r0) * row_bytes, row_bytes, rn, nb, pq.data(),
                   ps.data());
-        Group<kStored>(pq.data(), ps.data(), nb, nb4, at.data(), t1, t1_end, dx, sx, cx.data(),
-                       acc.data(), wbuf, y + r0, O, static_cast<__mmask16>((1u << rn) - 1));
+        Group<kStored>(pq.data(), ps.data(), nb, nb4, at, t1, t1_end, dx, sx, cx.data(), acc.data(),
+                       wbuf, add_terms, y + r0, O, static_cast<__mmask16>((1u << rn) - 1));
       }
     }
   }
   _tile_release();
+}
+
+void Rows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sx, int64_t T,
+          bool add_terms, float* y, int64_t row_begin, int64_t row_end) {
+  switch (StoredTypeOf(w.dtype)) {
+    case DType::kQ8_0:
+      return RowsT<DType::kQ8_0>(w, at, dx, sx, T, add_terms, y, row_begin, row_end);
+    case DType::kQ4_0:
+      return RowsT<DType::kQ4_0>(w, at, dx, sx, T, add_terms, y, row_begin, row_end);
+    case DType::kQ5_0:
+      return RowsT<DType::kQ5_0>(w, at, dx, sx, T, add_terms, y, row_begin, row_end);
+    default:
+      return RowsT<DType::kQ5_1>(w, at, dx, sx, T, add_terms, y, row_begin, row_end);
+  }
 }
 
 }  // namespace
@@ -332,22 +334,34 @@ bool UseAmxInt8Q8(int64_t T) {
   return T >= g_q8_min_tokens.load(std::memory_order_relaxed) && AmxInt8KUsable();
 }
 
+size_t AmxInt8Q8TileBytes(int64_t n_tokens, int64_t K) {
+  return AmxTileBytes(2 * n_tokens, PaddedBlocks(K) * kBlock);
+}
+
+void AmxInt8Q8Tiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at) {
+  ToTiles(qx, 2 * n_tokens, K, kBlock, PaddedBlocks(K) * kBlock, at);
+}
+
+void AmxInt8Q8TokenRows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sx,
+                        int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end) {
+  Rows(w, at, dx, sx, 2 * n_tokens, true, y, row_begin, row_end);
+}
+
 void AmxInt8Q8Rows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sx,
                    int64_t T, float* y, int64_t row_begin, int64_t row_end) {
-  switch (StoredTypeOf(w.dtype)) {
-    case DType::kQ8_0:
-      return RowsT<DType::kQ8_0>(w, qx, dx, sx, T, y, row_begin, row_end);
-    case DType::kQ4_0:
-      return RowsT<DType::kQ4_0>(w, qx, dx, sx, T, y, row_begin, row_end);
-    case DType::kQ5_0:
-      return RowsT<DType::kQ5_0>(w, qx, dx, sx, T, y, row_begin, row_end);
-    default:
-      return RowsT<DType::kQ5_1>(w, qx, dx, sx, T, y, row_begin, row_end);
-  }
+  const int64_t K = w.cols(), kp = PaddedBlocks(K) * kBlock;
+  thread_local std::vector<int8_t> at;
+  at.resize(AmxTileBytes(T, kp));
+  ToTiles(qx, T, K, kBlock, kp, at.data());
+  Rows(w, at.data(), dx, sx, T, false, y, row_begin, row_end);
 }
 
 #else
 bool UseAmxInt8Q8(int64_t) { return false; }
+size_t AmxInt8Q8TileBytes(int64_t, int64_t) { return 0; }
+void AmxInt8Q8Tiles(const int8_t*, int64_t, int64_t, int8_t*) {}
+void AmxInt8Q8TokenRows(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t,
+                        float*, int64_t, int64_t) {}
 void AmxInt8Q8Rows(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t, float*,
                    int64_t, int64_t) {}
 #endif
