@@ -134,11 +134,12 @@ KINFER_AMX_Q8 inline void PrepareBlock(const uint8_t* q, uint8_t* out) {
     _tile_dpbssd(c, a, b);      \
   }
 
-// Four blocks' integer sums for one token tile: activations `a` (4 blocks of 16 x 32 bytes),
-// weights `wp` (4 x 512 bytes, unsigned where kUnsigned); u[k][token][row], sum(w * x) for
-// block k.
+// Four blocks' integer sums for one token tile, in two parts so that vector work runs between
+// them while the tiles compute: IssueProducts multiplies activations `a` (4 blocks of 16 x 32
+// bytes) by weights `wp` (4 x 512 bytes, unsigned where kUnsigned) into tiles 0-3, StoreProducts
+// stores them at u: u[k][token][row], sum(w * x) for block k.
 template <bool kUnsigned>
-KINFER_AMX_Q8 KINFER_NOINLINE void Products(const int8_t* a, const uint8_t* wp, int32_t* u) {
+KINFER_AMX_Q8 inline void IssueProducts(const int8_t* a, const uint8_t* wp) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -155,6 +156,9 @@ KINFER_AMX_Q8 KINFER_NOINLINE void Products(const int8_t* a, const uint8_t* wp, 
   _tile_loadd(5, a + 1536, 32);
   _tile_loadd(7, wp + 1536, 64);
   KINFER_TILE_DP(3, 5, 7)
+}
+
+KINFER_AMX_Q8 inline void StoreProducts(int32_t* u) {
   _tile_stored(0, u, 64);
   _tile_stored(1, u + 256, 64);
   _tile_stored(2, u + 512, 64);
@@ -163,13 +167,16 @@ KINFER_AMX_Q8 KINFER_NOINLINE void Products(const int8_t* a, const uint8_t* wp, 
 
 // The float epilogue of blocks b0..b0 + nk - 1 for n tokens of one tile (sums u as Products
 // stores them), exactly as matmul_q8.cc's PackedGroup: isum = sum(w x) (= sum(u x) - corr * sx),
-// acc = fma(float(isum), dw * dx, acc), and for Q5_1 acc = fma(float(sx), m * dx, acc).
+// acc = fma(float(isum), dw * dx, acc), and for Q5_1 acc = fma(float(sx), m * dx, acc); acc
+// starts at 0 for block 0 (as the VNNI kernel's accumulators).
 template <DType kStored, int nk>
 KINFER_AMX_Q8 KINFER_NOINLINE void Epilogue(const int32_t* u, const uint16_t* s, int64_t b0,
                                             const float* dx, const int32_t* sx, const int32_t* cx,
                                             int64_t nb, int64_t n, float* acc) {
   using F = Fmt<kStored>;
+  // Unrolled, so that the scales stay in registers and the tokens' fma chains overlap.
   __m512 dw[nk], mw[nk];
+#pragma GCC unroll 4
   for (int k = 0; k < nk; ++k) {
     const uint16_t* sb = s + (b0 + k) * F::kScaleWords;
     dw[k] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb)));
@@ -180,7 +187,8 @@ KINFER_AMX_Q8 KINFER_NOINLINE void Epilogue(const int32_t* u, const uint16_t* s,
     }
   }
   for (int64_t t = 0; t < n; ++t) {
-    __m512 a = _mm512_loadu_ps(acc + t * kTile);
+    __m512 a = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + t * kTile);
+#pragma GCC unroll 4
     for (int k = 0; k < nk; ++k) {
       const int64_t i = t * nb + b0 + k;
       __m512i is = _mm512_load_si512(u + k * 256 + t * kTile);
@@ -209,7 +217,6 @@ KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_
                          bool add_terms, float* y, int64_t O, __mmask16 mask) {
   using F = Fmt<kStored>;
   const int64_t n = t_end - t0, tiles = (n + kTile - 1) / kTile;
-  std::fill(acc, acc + n * kTile, 0.0f);
   alignas(64) int32_t u[2][kChunk * 256];
   for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
     const int64_t nk = std::min(kChunk, nb - b0);
@@ -242,9 +249,10 @@ KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_
       }
     };
     for (int64_t i = 0; i < tiles; ++i) {
-      Products<kStored == DType::kQ8_0>(at + ((t0 / kTile + i) * nb4 + b0) * (kTile * kBlock), wp,
-                                        u[i & 1]);
+      IssueProducts<kStored == DType::kQ8_0>(at + ((t0 / kTile + i) * nb4 + b0) * (kTile * kBlock),
+                                             wp);
       if (i > 0) epilogue(i - 1);
+      StoreProducts(u[i & 1]);
     }
     epilogue(tiles - 1);
   }
