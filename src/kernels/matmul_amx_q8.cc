@@ -1,11 +1,12 @@
 // The 8-bit-activation MatMul for Q8_0, Q4_0, Q5_0 and Q5_1 weights (stored or packed) on Intel
-// AMX-INT8 tiles, for batches with enough virtual tokens to fill them (matmul_q8.cc decides).
-// These types carry one f16 scale per row per 32-column block, so the VNNI kernel's float
-// epilogue needs each block's integer sum by itself: the tiles compute them with K = 32 (A: 16
-// virtual tokens x 32 bytes, B: 8 rows of 16 weight rows x 4 bytes, one packed block's vectors),
-// one C tile per block: Q8_0's packed bytes u = w + 128 straight from the matrix (TDPBSUD, and
-// the epilogue takes back 128 sum(x)), the others unpacked to w = u - corr (TDPBSSD). isum =
-// sum(w x) is the same int32 the VNNI kernel computes as sum(u x) - corr * sum(x),
+// AMX-INT8 tiles, for batches with enough virtual tokens to fill them (MatMulMany in matmul.cc
+// decides). These types carry one f16 scale per row per 32-column block, so the VNNI kernel's
+// float epilogue needs each block's integer sum by itself: the tiles compute them with K = 32 (A:
+// 16 virtual tokens x 32 bytes, B: 8 rows of 16 weight rows x 4 bytes, one packed block's
+// vectors), one C tile per block, on the weights unpacked to w = u - corr (TDPBSSD) or, for Q8_0
+// against few tokens, its packed bytes u = w + 128 straight from the matrix (TDPBSUD, and the
+// epilogue takes back 128 sum(x)). isum = sum(w x) is the same int32 the VNNI kernel computes as
+// sum(u x) - corr * sum(x),
 // and the epilogue after it is the VNNI kernel's (PackedGroup in matmul_q8.cc), operation for
 // operation, in block order: outputs are bit-identical to the VNNI path, so a token's result does
 // not depend on how many tokens share the batch.
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/internal/amx_int8_tiles.h"
@@ -52,6 +54,8 @@ constexpr int64_t kBlock = 32;    // columns of a block
 constexpr int64_t kChunk = 4;     // blocks a tile pass covers (one C tile each)
 constexpr int64_t kBBytes = 512;  // one block's B tile: 8 rows of 64 bytes
 constexpr int64_t kPrefetchBytes = 16384;
+// Token tiles from which Q8_0's weights are prepared as signed bytes (Group).
+constexpr int64_t kSignedQ8MinTiles = 4;
 
 // Tiles 0-3: C, the int32 sums of 4 blocks (16 tokens x 16 rows); 4, 5: A, activations of a
 // block (16 tokens x 32 bytes); 6, 7: B, a block's weights (8 x 64 bytes: 16 rows x 4 bytes).
@@ -81,8 +85,8 @@ constexpr uint64_t Q5Control(int first) {  // as matmul_q8.cc's PackQ5::Control
 }
 
 // One packed block's 8 B-tile rows (row j: elements 4j..4j+3 of each of the 16 rows) at `out`:
-// Q8_0's unsigned u as stored, the others' signed w = u - corr, u as matmul_q8.cc's Unpack makes
-// its vectors.
+// the signed weights w = u - corr, u as matmul_q8.cc's Unpack makes its vectors (Q8_0: as
+// stored).
 template <DType kStored>
 KINFER_AMX_Q8 inline void PrepareBlock(const uint8_t* q, uint8_t* out) {
   __builtin_prefetch(q + kPrefetchBytes);
@@ -94,7 +98,10 @@ KINFER_AMX_Q8 inline void PrepareBlock(const uint8_t* q, uint8_t* out) {
     __builtin_prefetch(q + kPrefetchBytes + 320);
     __builtin_prefetch(q + kPrefetchBytes + 384);
     __builtin_prefetch(q + kPrefetchBytes + 448);
-    for (int j = 0; j < 8; ++j) _mm512_store_si512(out + 64 * j, _mm512_loadu_si512(q + 64 * j));
+    const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));  // u ^ 0x80 = u - 128
+    for (int j = 0; j < 8; ++j) {
+      _mm512_store_si512(out + 64 * j, _mm512_xor_si512(_mm512_loadu_si512(q + 64 * j), sign));
+    }
   } else if constexpr (kStored == DType::kQ4_0) {
     const __m512i m = _mm512_set1_epi8(0x0F), c8 = _mm512_set1_epi8(8);
     for (int j = 0; j < 4; ++j) {
@@ -186,22 +193,27 @@ KINFER_AMX_Q8 KINFER_NOINLINE void Epilogue(const int32_t* u, const uint16_t* s,
       mw[k] = dw[k];
     }
   }
-  for (int64_t t = 0; t < n; ++t) {
-    __m512 a = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + t * kTile);
+  // cx: Q8_0's -128 sum(x) where the tiles ran its unsigned u (Group), else null.
+  auto tokens = [&](auto correct) KINFER_AMX_Q8 {
+    for (int64_t t = 0; t < n; ++t) {
+      __m512 a = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + t * kTile);
 #pragma GCC unroll 4
-    for (int k = 0; k < nk; ++k) {
-      const int64_t i = t * nb + b0 + k;
-      __m512i is = _mm512_load_si512(u + k * 256 + t * kTile);
-      if constexpr (kStored == DType::kQ8_0) is = _mm512_add_epi32(is, _mm512_set1_epi32(cx[i]));
-      const __m512 vdx = _mm512_set1_ps(dx[i]);
-      a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw[k], vdx), a);
-      if constexpr (F::kHasMin) {
-        a = _mm512_fmadd_ps(_mm512_set1_ps(static_cast<float>(sx[i])), _mm512_mul_ps(mw[k], vdx),
-                            a);
+      for (int k = 0; k < nk; ++k) {
+        const int64_t i = t * nb + b0 + k;
+        __m512i is = _mm512_load_si512(u + k * 256 + t * kTile);
+        if constexpr (decltype(correct)::value) is = _mm512_add_epi32(is, _mm512_set1_epi32(cx[i]));
+        const __m512 vdx = _mm512_set1_ps(dx[i]);
+        a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw[k], vdx), a);
+        if constexpr (F::kHasMin) {
+          a = _mm512_fmadd_ps(_mm512_set1_ps(static_cast<float>(sx[i])), _mm512_mul_ps(mw[k], vdx),
+                              a);
+        }
       }
+      _mm512_storeu_ps(acc + t * kTile, a);
     }
-    _mm512_storeu_ps(acc + t * kTile, a);
-  }
+  };
+  if (kStored == DType::kQ8_0 && cx != nullptr) return tokens(std::true_type{});
+  tokens(std::false_type{});
 }
 
 // One group of 16 rows (quants q: nb blocks of Fmt::kQBytes, scales s: nb * kScaleWords) for
@@ -218,12 +230,15 @@ KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_
   using F = Fmt<kStored>;
   const int64_t n = t_end - t0, tiles = (n + kTile - 1) / kTile;
   alignas(64) int32_t u[2][kChunk * 256];
+  // Q8_0 against few token tiles: whole chunks are B tiles as they are in the matrix (unsigned
+  // u = w + 128; four blocks' reads stay inside it) and the epilogue takes back 128 sum(x) from
+  // each sum; against more, preparing the signed w once costs less than that add for every token.
+  const bool raw_q8 = kStored == DType::kQ8_0 && tiles < kSignedQ8MinTiles;
   for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
     const int64_t nk = std::min(kChunk, nb - b0);
-    // Q8_0's whole chunks are tiles as they are in the matrix (four blocks' reads stay inside
-    // it); a last partial chunk is copied, as the others are unpacked, into wbuf.
+    const bool raw = raw_q8 && nk == kChunk;
     const uint8_t* wp = wbuf;
-    if (kStored == DType::kQ8_0 && nk == kChunk) {
+    if (raw) {
       wp = q + b0 * F::kQBytes;
       for (int64_t j = 0; j < kChunk * kBBytes; j += 64)
         __builtin_prefetch(wp + kPrefetchBytes + j);
@@ -236,7 +251,7 @@ KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_
       const int64_t t = t0 + i * kTile;
       const int64_t m = std::min(kTile, n - i * kTile);
       float* a = acc + i * kTile * kTile;
-      const int32_t* c = kStored == DType::kQ8_0 ? cx + t * nb : nullptr;  // empty otherwise
+      const int32_t* c = raw ? cx + t * nb : nullptr;
       switch (nk) {
         case 4:
           return Epilogue<kStored, 4>(u[i & 1], s, b0, dx + t * nb, sx + t * nb, c, nb, m, a);
@@ -249,8 +264,12 @@ KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_
       }
     };
     for (int64_t i = 0; i < tiles; ++i) {
-      IssueProducts<kStored == DType::kQ8_0>(at + ((t0 / kTile + i) * nb4 + b0) * (kTile * kBlock),
-                                             wp);
+      const int8_t* a = at + ((t0 / kTile + i) * nb4 + b0) * (kTile * kBlock);
+      if (raw) {
+        IssueProducts<true>(a, wp);
+      } else {
+        IssueProducts<false>(a, wp);
+      }
       if (i > 0) epilogue(i - 1);
       StoreProducts(u[i & 1]);
     }
@@ -285,7 +304,8 @@ KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* at, const float* dx,
       ps.resize(static_cast<size_t>(nb * F::kScaleWords));
     }
   }
-  // Q8_0: the epilogue's -128 sum(x) a (virtual token, block), one broadcast operand.
+  // Q8_0 on its unsigned bytes: the epilogue's -128 sum(x) a (virtual token, block), one
+  // broadcast operand.
   thread_local std::vector<int32_t> cx;
   if constexpr (kStored == DType::kQ8_0) {
     if (cx.size() < static_cast<size_t>(T * nb)) cx.resize(static_cast<size_t>(T * nb));
