@@ -12,6 +12,7 @@
 //   pool.ParallelFor(rows, [&](int64_t begin, int64_t end) { ... rows [begin, end) ... });
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -77,9 +78,9 @@ class ThreadPool {
 
   // How ParallelFor cuts [0, n) into chunks that threads claim in order. kHeadTail on a long
   // range first gives each thread one big head chunk (its share of most of the work), then a
-  // tail of small chunks: a thread that started late or streams slower leaves at most one small
-  // chunk for the others to wait on. kEven, or a short range, gives about four equal chunks a
-  // thread.
+  // tail of chunks that shrink down to one grain: a thread that started late or streams slower
+  // leaves the others at most one grain of work to wait on. kEven, or a short range, gives about
+  // four equal chunks a thread.
   class ChunkSplit {
    public:
     ChunkSplit(int64_t n, int64_t grain, int threads, Split how);
@@ -90,17 +91,24 @@ class ThreadPool {
       if (c < head_chunks_) {
         b = head_grains_ * c / head_chunks_;
         e = head_grains_ * (c + 1) / head_chunks_;
-      } else {
-        const int64_t k = c - head_chunks_, tail = grains_ - head_grains_;
-        b = head_grains_ + tail * k / tail_chunks_;
-        e = head_grains_ + tail * (k + 1) / tail_chunks_;
+      } else if (head_chunks_ > 0) {
+        const int64_t k = c - head_chunks_;
+        b = k == 0 ? head_grains_ : tail_ends_[static_cast<size_t>(k - 1)];
+        e = tail_ends_[static_cast<size_t>(k)];
+      } else {  // equal chunks
+        b = grains_ * c / tail_chunks_;
+        e = grains_ * (c + 1) / tail_chunks_;
       }
       return {b * grain_, e * grain_ < n_ ? e * grain_ : n_};
     }
 
+    // Most tail chunks kHeadTail makes (more threads get a coarser tail).
+    static constexpr size_t kMaxTailChunks = 96;
+
    private:
     int64_t n_, grain_, grains_;
     int64_t head_grains_ = 0, head_chunks_ = 0, tail_chunks_ = 0;
+    std::array<int64_t, kMaxTailChunks> tail_ends_;  // after heads: where each tail chunk ends
   };
 
  private:

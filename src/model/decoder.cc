@@ -209,16 +209,6 @@ void Decoder::ComputeRope(int64_t n) {
   if (separate_sliding_rope_) FillRope(rope_sliding_, n);
 }
 
-void Decoder::ApplyRope(int64_t layer, float* x, int64_t n, int64_t heads) const {
-  const int64_t hd = cfg_.head_dim, half = cfg_.rope_dim / 2;
-  const bool interleaved = cfg_.rope_layout == RopeLayout::kInterleaved;
-  const RopeTable& r = separate_sliding_rope_ && cfg_.IsSlidingLayer(layer) ? rope_sliding_ : rope_;
-  for (int64_t t = 0; t < n; ++t) {
-    kernels::Rope(x + t * heads * hd, heads, hd, cfg_.rope_dim, r.cos.data() + t * half,
-                  r.sin.data() + t * half, interleaved);
-  }
-}
-
 std::span<const int32_t> Decoder::TableFor(const KvStore& kv, int64_t layer,
                                            const SequenceInput& s) {
   return kv.config().InSlidingGroup(layer) && kv.config().num_sliding_blocks > 0
@@ -226,35 +216,57 @@ std::span<const int32_t> Decoder::TableFor(const KvStore& kv, int64_t layer,
              : s.block_table;
 }
 
-void Decoder::WriteKv(int64_t layer, const ForwardBatch& batch, KvStore& kv) {
+void Decoder::WriteKvHead(int64_t layer, const ForwardBatch& batch, KvStore& kv, int64_t t,
+                          int64_t h) {
   const KvStoreConfig& kc = kv.config();
   const int64_t hd = cfg_.head_dim, nkv = cfg_.num_kv_heads, bs = kc.block_size;
-  const int64_t T = static_cast<int64_t>(batch.tokens.size());
-  for (int64_t t = 0; t < T; ++t) {
-    const SequenceInput& s = batch.seqs[static_cast<size_t>(seq_of_[static_cast<size_t>(t)])];
-    const int64_t p = pos_[static_cast<size_t>(t)];
-    const int64_t block = TableFor(kv, layer, s)[static_cast<size_t>(p / bs)];
-    const int64_t slot = p % bs;
-    for (int64_t h = 0; h < nkv; ++h) {
-      const float* ks = k_.data() + (t * nkv + h) * hd;
-      const float* vs = v_.data() + (t * nkv + h) * hd;
-      const size_t off = static_cast<size_t>((h * bs + slot) * hd);
-      if (kc.dtype == DType::kF32) {
-        std::memcpy(static_cast<float*>(kv.keys(layer, block)) + off, ks, hd * sizeof(float));
-        std::memcpy(static_cast<float*>(kv.values(layer, block)) + off, vs, hd * sizeof(float));
-      } else {
-        uint16_t* kd = static_cast<uint16_t*>(kv.keys(layer, block)) + off;
-        uint16_t* vd = static_cast<uint16_t*>(kv.values(layer, block)) + off;
-        for (int64_t d = 0; d < hd; ++d) {
-          kd[d] = Fp32ToFp16(ks[d]);
-          vd[d] = Fp32ToFp16(vs[d]);
-        }
-      }
+  const SequenceInput& s = batch.seqs[static_cast<size_t>(seq_of_[static_cast<size_t>(t)])];
+  const int64_t p = pos_[static_cast<size_t>(t)];
+  const int64_t block = TableFor(kv, layer, s)[static_cast<size_t>(p / bs)];
+  const int64_t slot = p % bs;
+  const float* ks = k_.data() + (t * nkv + h) * hd;
+  const float* vs = v_.data() + (t * nkv + h) * hd;
+  const size_t off = static_cast<size_t>((h * bs + slot) * hd);
+  if (kc.dtype == DType::kF32) {
+    std::memcpy(static_cast<float*>(kv.keys(layer, block)) + off, ks, hd * sizeof(float));
+    std::memcpy(static_cast<float*>(kv.values(layer, block)) + off, vs, hd * sizeof(float));
+  } else {
+    uint16_t* kd = static_cast<uint16_t*>(kv.keys(layer, block)) + off;
+    uint16_t* vd = static_cast<uint16_t*>(kv.values(layer, block)) + off;
+    for (int64_t d = 0; d < hd; ++d) {
+      kd[d] = Fp32ToFp16(ks[d]);
+      vd[d] = Fp32ToFp16(vs[d]);
     }
   }
 }
 
-void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore& kv) {
+void Decoder::PrepareQkv(int64_t layer, int64_t t, int64_t kvh) {
+  const LayerWeights& L = model_.weights().layers[static_cast<size_t>(layer)];
+  const int64_t hd = cfg_.head_dim, nh = cfg_.num_heads, nkv = cfg_.num_kv_heads;
+  const int64_t group = nh / nkv, h = kvh * group;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  float* q = q_.data() + (t * nh + h) * hd;
+  float* k = k_.data() + (t * nkv + kvh) * hd;
+  float* v = v_.data() + (t * nkv + kvh) * hd;
+  if (!L.bq.empty()) kernels::Add(q, L.bq.data() + h * hd, group * hd);
+  if (!L.bk.empty()) kernels::Add(k, L.bk.data() + kvh * hd, hd);
+  if (!L.bv.empty()) kernels::Add(v, L.bv.data() + kvh * hd, hd);
+  if (cfg_.qk_norm) {
+    for (int64_t i = 0; i < group; ++i) {
+      kernels::RmsNorm(q + i * hd, L.q_norm.data(), hd, eps, q + i * hd);
+    }
+    kernels::RmsNorm(k, L.k_norm.data(), hd, eps, k);
+  }
+  const int64_t half = cfg_.rope_dim / 2;
+  const bool interleaved = cfg_.rope_layout == RopeLayout::kInterleaved;
+  const RopeTable& r = separate_sliding_rope_ && cfg_.IsSlidingLayer(layer) ? rope_sliding_ : rope_;
+  const float* cos = r.cos.data() + t * half;
+  const float* sin = r.sin.data() + t * half;
+  kernels::Rope(q, group, hd, cfg_.rope_dim, cos, sin, interleaved);
+  kernels::Rope(k, 1, hd, cfg_.rope_dim, cos, sin, interleaved);
+}
+
+void Decoder::Attention(int64_t layer, const ForwardBatch& batch, KvStore& kv, bool prepare) {
   const KvStoreConfig& kc = kv.config();
   const int64_t hd = cfg_.head_dim, nh = cfg_.num_heads, nkv = cfg_.num_kv_heads;
   const int64_t group = nh / nkv, bs = kc.block_size;
@@ -275,6 +287,10 @@ void Decoder::Attention(int64_t layer, const ForwardBatch& batch, const KvStore&
     thread_local std::vector<float> scores, row;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / nkv, kvh = item % nkv, h = kvh * group;
+      if (prepare) {
+        PrepareQkv(layer, t, kvh);
+        WriteKvHead(layer, batch, kv, t, kvh);
+      }
       const SequenceInput& s = batch.seqs[static_cast<size_t>(seq_of_[static_cast<size_t>(t)])];
       const int64_t p = pos_[static_cast<size_t>(t)];
       const int64_t lo = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
@@ -319,10 +335,6 @@ void Decoder::AttentionBlock(int64_t l, const ForwardBatch& batch, KvStore& kv) 
   const int64_t nh = cfg_.num_heads, nkv = cfg_.num_kv_heads;
   const int64_t qd = nh * hd, kvd = nkv * hd;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  auto add_bias = [&](float* y, const std::vector<float>& bias, int64_t dim) {
-    if (bias.empty()) return;
-    for (int64_t t = 0; t < T; ++t) kernels::Add(y + t * dim, bias.data(), dim);
-  };
   auto norm_rows = [&](float* rows_data, const std::vector<float>& weight, int64_t rows,
                        int64_t dim) {
     for (int64_t r = 0; r < rows; ++r) {
@@ -339,17 +351,20 @@ void Decoder::AttentionBlock(int64_t l, const ForwardBatch& batch, KvStore& kv) 
   AddLora(l, LoraTarget::kQ, xn_.data(), H, q_.data(), qd);
   AddLora(l, LoraTarget::kK, xn_.data(), H, k_.data(), kvd);
   AddLora(l, LoraTarget::kV, xn_.data(), H, v_.data(), kvd);
-  add_bias(q_.data(), L.bq, qd);
-  add_bias(k_.data(), L.bk, kvd);
-  add_bias(v_.data(), L.bv, kvd);
-  if (cfg_.qk_norm) {
-    norm_rows(q_.data(), L.q_norm, T * nh, hd);
-    norm_rows(k_.data(), L.k_norm, T * nkv, hd);
+  // Biases, q/k norms, RoPE and the cache write work head by head. When every sequence brings
+  // one token, an attention item reads only the keys and values it writes itself, so it does
+  // them first, in the attention's parallel region instead of alone on this thread; a prompt's
+  // tokens read each other's keys, which must all be in the cache before attention starts.
+  const bool single_tokens = T == static_cast<int64_t>(batch.seqs.size());
+  if (!single_tokens) {
+    pool_.ParallelFor(T * nkv, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        PrepareQkv(l, item / nkv, item % nkv);
+        WriteKvHead(l, batch, kv, item / nkv, item % nkv);
+      }
+    });
   }
-  ApplyRope(l, q_.data(), T, nh);
-  ApplyRope(l, k_.data(), T, nkv);
-  WriteKv(l, batch, kv);
-  Attention(l, batch, kv);
+  Attention(l, batch, kv, single_tokens);
   kernels::MatMul(L.wo, att_.data(), T, xn_.data(), pool_);
   AddLora(l, LoraTarget::kO, att_.data(), qd, xn_.data(), H);
   if (!L.post_attn_norm.empty()) norm_rows(xn_.data(), L.post_attn_norm, T, H);

@@ -90,9 +90,15 @@ class Decoder {
  private:
   void Reserve(int64_t tokens);
   void ComputeRope(int64_t tokens);
-  void ApplyRope(int64_t layer, float* x, int64_t tokens, int64_t heads) const;
-  void WriteKv(int64_t layer, const ForwardBatch& batch, KvStore& kv);
-  void Attention(int64_t layer, const ForwardBatch& batch, const KvStore& kv);
+  // Token t's KV head `kv_head` and the query heads that share it, out of the projections: the
+  // biases, q/k norms and RoPE.
+  void PrepareQkv(int64_t layer, int64_t t, int64_t kv_head);
+  // Writes token t's key and value of `kv_head` into the cache.
+  void WriteKvHead(int64_t layer, const ForwardBatch& batch, KvStore& kv, int64_t t,
+                   int64_t kv_head);
+  // Attention of every token, an item per token and KV head; `prepare`: each item first runs
+  // PrepareQkv and WriteKvHead for itself (a batch where no token reads another's keys).
+  void Attention(int64_t layer, const ForwardBatch& batch, KvStore& kv, bool prepare);
   // The block table `layer` reads and writes for `s`.
   static std::span<const int32_t> TableFor(const KvStore& kv, int64_t layer,
                                            const SequenceInput& s);

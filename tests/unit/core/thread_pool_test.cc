@@ -33,7 +33,7 @@ TEST(ThreadPool, ParallelForVisitsEveryIndexOnce) {
 
 // Every chunk is a grain-aligned range; together, in order, they tile [0, n) once.
 TEST(ThreadPool, ChunkSplitTilesTheRangeInOrder) {
-  for (int threads : {2, 3, 4, 16}) {
+  for (int threads : {2, 3, 4, 16, 64}) {
     for (int64_t grain : {1, 7, 16}) {
       for (int64_t n : {1, 2, 15, 16, 17, 100, 511, 512, 513, 2048, 3072, 16384, 128256}) {
         for (auto how : {ThreadPool::Split::kEven, ThreadPool::Split::kHeadTail}) {
@@ -53,17 +53,32 @@ TEST(ThreadPool, ChunkSplitTilesTheRangeInOrder) {
   }
 }
 
-// kHeadTail on a long range: one large head chunk a thread first, then a tail of small chunks,
-// so a late thread leaves the others at most a small chunk to wait on. kEven, or a short range:
-// equal chunks.
-TEST(ThreadPool, ChunkSplitHeadsThenSmallTail) {
+// kHeadTail on a long range: one large head chunk a thread first, then a tail of chunks that
+// shrink to one grain, so a late thread leaves the others at most one grain to wait on. kEven,
+// or a short range: equal chunks.
+TEST(ThreadPool, ChunkSplitHeadsThenShrinkingTail) {
   const ThreadPool::ChunkSplit split(2048, 16, 2, ThreadPool::Split::kHeadTail);  // 128 grains
-  ASSERT_EQ(split.chunks(), 2 + 16);
+  // Tail of 16 grains, each chunk a quarter-thread's share of what is left: 2 2 2 2 1 1 1 1 ...
+  ASSERT_EQ(split.chunks(), 2 + 4 + 8);
   EXPECT_EQ(split.Range(0), (std::pair<int64_t, int64_t>{0, 56 * 16}));
   EXPECT_EQ(split.Range(1), (std::pair<int64_t, int64_t>{56 * 16, 112 * 16}));
   for (int64_t c = 2; c < split.chunks(); ++c) {
-    EXPECT_EQ(split.Range(c).second - split.Range(c).first, 16) << c;
+    EXPECT_EQ(split.Range(c).second - split.Range(c).first, c < 6 ? 32 : 16) << c;
   }
+  // An LM head's rows (151936, grain 16, 2 threads): sizes never grow and the last is a grain.
+  const ThreadPool::ChunkSplit lm(151936, 16, 2, ThreadPool::Split::kHeadTail);
+  int64_t last = lm.Range(2).second - lm.Range(2).first;
+  for (int64_t c = 3; c < lm.chunks(); ++c) {
+    const int64_t len = lm.Range(c).second - lm.Range(c).first;
+    EXPECT_LE(len, last) << c;
+    last = len;
+  }
+  EXPECT_EQ(last, 16);
+  EXPECT_LE(lm.chunks(), 2 + static_cast<int64_t>(ThreadPool::ChunkSplit::kMaxTailChunks));
+  // Many threads on a long range: the tail is coarser but still fits.
+  const ThreadPool::ChunkSplit many(1 << 22, 1, 64, ThreadPool::Split::kHeadTail);
+  EXPECT_LE(many.chunks(), 64 + static_cast<int64_t>(ThreadPool::ChunkSplit::kMaxTailChunks));
+  EXPECT_EQ(many.Range(many.chunks() - 1).second, 1 << 22);
   const ThreadPool::ChunkSplit even(2048, 16, 2, ThreadPool::Split::kEven);
   ASSERT_EQ(even.chunks(), 8);
   for (int64_t c = 0; c < even.chunks(); ++c) {
