@@ -60,7 +60,7 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     const int32_t* sx = nullptr;
     const uint16_t* xb = nullptr;  // kBf16
     float* y2 = nullptr;           // kInt8/kInt8K: outputs of the 2T virtual tokens
-    const int8_t* at = nullptr;    // kInt8K on AMX tiles: qx as the tiles read it
+    const int8_t* at = nullptr;    // kInt8/kInt8K on AMX tiles: qx as the tiles read it
   };
   thread_local std::vector<int8_t> qx_buf[kMaxJobs];
   thread_local std::vector<float> dx_buf[kMaxJobs];
@@ -77,9 +77,11 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     work += w.rows() * in * n_tokens;
     act[j].kind = ActivationsFor(w.dtype, in);
     if (act[j].kind == ActKind::kF32) continue;
-    // K-quants on AMX tiles write each token's output (AmxInt8KTokenRows), the rest each of
-    // its two virtual tokens' into y2.
-    const bool tiles = act[j].kind == ActKind::kInt8K && internal::UseAmxInt8K(2 * n_tokens);
+    // 8-bit activations on AMX tiles write each token's output (AmxInt8KTokenRows,
+    // AmxInt8Q8TokenRows), the rest each of its two virtual tokens' into y2.
+    const bool k = act[j].kind == ActKind::kInt8K;
+    const bool tiles = k ? internal::UseAmxInt8K(2 * n_tokens)
+                         : act[j].kind == ActKind::kInt8 && internal::UseAmxInt8Q8(2 * n_tokens);
     if (act[j].kind != ActKind::kBf16 && !tiles) {  // each job's own virtual-token outputs
       const size_t n = static_cast<size_t>(2 * n_tokens * w.rows());
       if (y2_buf[j].size() < n) y2_buf[j].resize(n);
@@ -103,7 +105,6 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
       continue;
     }
     // Two 8-bit terms a token (internal/two_term.h): 2T virtual tokens.
-    const bool k = act[j].kind == ActKind::kInt8K;
     const size_t n = static_cast<size_t>(2 * n_tokens * in), nb = n / (k ? kQKK : kQK);
     const size_t ns = k ? nb * internal::kQ8KSums : nb;
     if (qx_buf[j].size() < n) qx_buf[j].resize(n);
@@ -112,14 +113,16 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
     if (k) {
       internal::QuantizeQ8K(jobs[j].x, n_tokens, in, qx_buf[j].data(), dx_buf[j].data(),
                             sx_buf[j].data());
-      if (tiles) {
-        at_buf[j].resize(internal::AmxInt8KTileBytes(n_tokens, in));
-        internal::AmxInt8KTiles(qx_buf[j].data(), n_tokens, in, at_buf[j].data());
-        act[j].at = at_buf[j].data();
-      }
     } else {
       internal::QuantizeQ8(jobs[j].x, n_tokens, in, qx_buf[j].data(), dx_buf[j].data(),
                            sx_buf[j].data());
+    }
+    if (tiles) {
+      at_buf[j].resize(k ? internal::AmxInt8KTileBytes(n_tokens, in)
+                         : internal::AmxInt8Q8TileBytes(n_tokens, in));
+      (k ? internal::AmxInt8KTiles : internal::AmxInt8Q8Tiles)(qx_buf[j].data(), n_tokens, in,
+                                                               at_buf[j].data());
+      act[j].at = at_buf[j].data();
     }
     act[j].qx = qx_buf[j].data();
     act[j].dx = dx_buf[j].data();
@@ -138,8 +141,9 @@ void MatMulMany(std::span<const MatMulJob> jobs, int64_t n_tokens, ThreadPool& p
       if (lo < hi) {
         if (act[j].at != nullptr) {
           // The tiles add each token's two terms' outputs themselves, as they store them.
-          internal::AmxInt8KTokenRows(w, act[j].at, act[j].dx, act[j].sx, n_tokens, jobs[j].y, lo,
-                                      hi);
+          (act[j].kind == ActKind::kInt8K ? internal::AmxInt8KTokenRows
+                                          : internal::AmxInt8Q8TokenRows)(
+              w, act[j].at, act[j].dx, act[j].sx, n_tokens, jobs[j].y, lo, hi);
         } else if (act[j].kind == ActKind::kInt8 || act[j].kind == ActKind::kInt8K) {
           const internal::Q8RowsFn f = act[j].kind == ActKind::kInt8 ? q8_rows : q8k_rows;
           f(w, act[j].qx, act[j].dx, act[j].sx, 2 * n_tokens, act[j].y2, lo, hi);

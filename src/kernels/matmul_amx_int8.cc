@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "kernels/internal/amx_int8_tiles.h"
 #include "kernels/internal/amx_tiles.h"
 #include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/internal/matmul_paths.h"
@@ -353,40 +354,11 @@ KINFER_AMX_INT8 void Group(const uint8_t* blocks, int64_t gb, int64_t nb, const 
     }
   }
   for (int c = 0; c < 4; ++c) EpilogueQuarter<kStored>(e, c, t0, dx, sums, nb, acc);
-  for (int64_t t = 0; t < n; t += 2) {
-    const __m512 a = _mm512_loadu_ps(acc + t * kTile), b = _mm512_loadu_ps(acc + (t + 1) * kTile);
-    _mm512_mask_storeu_ps(y + (t0 + t) / 2 * O, mask, _mm512_add_ps(a, b));
-  }
-}
-
-// The activations qx [T][K] as A tiles at `at` (TileBytes(T, K)): token tile i, chunk c (64
-// columns) at (i * K / 64 + c) * 1024, 16 tokens x 64 bytes, the padding tokens zero. Rows K
-// bytes apart would fall into few L1 and L2 sets.
-size_t TileBytes(int64_t T, int64_t K) {
-  return static_cast<size_t>((T + kTile - 1) / kTile * kTile * K);
-}
-
-KINFER_AMX_INT8 void ToTiles(const int8_t* qx, int64_t T, int64_t K, int8_t* at) {
-  const int64_t tiles = (T + kTile - 1) / kTile, chunks = K / 64;
-  for (int64_t i = 0; i < tiles; ++i) {
-    for (int64_t r = 0; r < kTile; ++r) {
-      const int64_t t = i * kTile + r;
-      int8_t* dst = at + i * kTile * K + r * 64;
-      if (t >= T) {
-        for (int64_t c = 0; c < chunks; ++c)
-          _mm512_storeu_si512(dst + c * 1024, _mm512_setzero_si512());
-        continue;
-      }
-      const int8_t* src = qx + t * K;
-      for (int64_t c = 0; c < chunks; ++c) {
-        _mm512_storeu_si512(dst + c * 1024, _mm512_loadu_si512(src + c * 64));
-      }
-    }
-  }
+  StoreTokenSums(acc, n, y + t0 / 2 * O, O, mask);
 }
 
 // Rows [row_begin, row_end) of the T / 2 tokens whose two terms the T virtual tokens are, into
-// y ([T / 2][O]); the activations as A tiles at `at` (ToTiles).
+// y ([T / 2][O]); the activations as A tiles of 64 columns at `at` (ToTiles).
 template <DType kStored>
 KINFER_AMX_INT8 void RowsT(const TensorView& w, const int8_t* at, const float* dx,
                            const int32_t* sums, int64_t T, float* y, int64_t row_begin,
@@ -442,10 +414,10 @@ bool UseAmxInt8K(int64_t T) {
   return T >= g_min_tokens.load(std::memory_order_relaxed) && AmxInt8KUsable();
 }
 
-size_t AmxInt8KTileBytes(int64_t n_tokens, int64_t K) { return TileBytes(2 * n_tokens, K); }
+size_t AmxInt8KTileBytes(int64_t n_tokens, int64_t K) { return AmxTileBytes(2 * n_tokens, K); }
 
 void AmxInt8KTiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at) {
-  ToTiles(qx, 2 * n_tokens, K, at);
+  ToTiles(qx, 2 * n_tokens, K, 64, K, at);
 }
 
 void AmxInt8KTokenRows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sums,

@@ -1,9 +1,9 @@
 // The 8-bit-activation paths of matmul_paths.h on AMX-INT8 tiles (internal to src/kernels), each
-// bit-identical to the VNNI kernel it stands in for: MatMulMany (matmul.cc) hands K-quant
-// matmuls of T >= kAmxInt8KMinTokens virtual tokens to AmxInt8KTokenRows (matmul_amx_int8.cc)
-// instead of Q8KActivationRows where UseAmxInt8K, and the Q8_0/Q4_0/Q5_0/Q5_1 path
-// (Q8ActivationRows; matmul_amx_q8.cc) calls of T >= kAmxInt8Q8MinTokens to AmxInt8Q8Rows where
-// UseAmxInt8Q8 (unless a test changed the thresholds).
+// bit-identical to the VNNI kernel it stands in for: MatMulMany (matmul.cc) hands matmuls of
+// T >= kAmxInt8KMinTokens (K-quants; matmul_amx_int8.cc) or kAmxInt8Q8MinTokens (Q8_0, Q4_0,
+// Q5_0, Q5_1; matmul_amx_q8.cc) virtual tokens to AmxInt8KTokenRows or AmxInt8Q8TokenRows
+// instead of Q8KActivationRows or Q8ActivationRows where UseAmxInt8K or UseAmxInt8Q8 (unless a
+// test changed the thresholds).
 #pragma once
 
 #include <cstddef>
@@ -38,10 +38,18 @@ void AmxInt8KTokenRows(const TensorView& w, const int8_t* at, const float* dx, c
 // test or benchmark runs both kernels on the same input; returns the previous value.
 int64_t SetAmxInt8KMinTokensForTest(int64_t n);
 
-// Q8RowsFn of matmul_paths.h for Q8_0, Q4_0, Q5_0 and Q5_1 weights, stored or packed; the caller
-// runs on a target with AVX-512 VBMI (Q5's fifth bits are unpacked with vpmultishiftqb).
+// Q8_0, Q4_0, Q5_0 and Q5_1 weights (stored or packed) the same way: AmxInt8Q8Tiles lays the
+// activations out (AmxInt8Q8TileBytes(n_tokens, K) bytes), AmxInt8Q8TokenRows writes y
+// [n_tokens][O]. The caller runs where the 8-bit path of matmul_q8.cc does (Highway's AVX3_DL
+// target, whose AVX-512 VBMI unpacks Q5's fifth bits with vpmultishiftqb). AmxInt8Q8Rows is the
+// Q8RowsFn of matmul_paths.h on the tiles (T virtual tokens, y [T][O]), which matmul_q8.cc's
+// rows function calls where UseAmxInt8Q8(T).
 constexpr int64_t kAmxInt8Q8MinTokens = 16;
 bool UseAmxInt8Q8(int64_t T);
+size_t AmxInt8Q8TileBytes(int64_t n_tokens, int64_t K);
+void AmxInt8Q8Tiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at);
+void AmxInt8Q8TokenRows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sx,
+                        int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end);
 void AmxInt8Q8Rows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sx,
                    int64_t T, float* y, int64_t row_begin, int64_t row_end);
 int64_t SetAmxInt8Q8MinTokensForTest(int64_t n);
