@@ -1,13 +1,11 @@
 #include "kernels/pack.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstring>
 #include <memory>
 #include <mutex>
-#include <new>
 
+#include "core/huge_pages.h"
 #include "core/status.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
@@ -278,32 +276,16 @@ void PackGroup(DType stored, const uint8_t* rows, size_t row_bytes, int64_t n, i
   }
 }
 
-// A 2 MiB-aligned anonymous mapping with transparent huge pages (madvise mode included) that
-// matrices are packed into one after another. A mapping of each matrix's own size left every
-// matrix under 2 MiB (Qwen2.5-0.5B's q, k, v, o) and the tail of every larger one in 4 KiB pages,
-// whose TLB walks and prefetcher restarts cost decode: in slabs, Qwen2.5-0.5B Q4_0/Q8_0 decode
-// measured 1.25x/1.19x as fast, Llama-3.2-1B 1.11x/1.07x (kinfer_bench, 2 threads). A slab's
-// memory goes back when its last matrix does (a model's matrices go together).
+// Huge-page memory (core/huge_pages.h) that matrices are packed into one after another. A
+// mapping of each matrix's own size left every matrix under 2 MiB (Qwen2.5-0.5B's q, k, v, o)
+// and the tail of every larger one in 4 KiB pages, whose TLB walks and prefetcher restarts cost
+// decode: in slabs, Qwen2.5-0.5B Q4_0/Q8_0 decode measured 1.25x/1.19x as fast, Llama-3.2-1B
+// 1.11x/1.07x (kinfer_bench, 2 threads). A slab's memory goes back when its last matrix does (a
+// model's matrices go together).
 struct PackedMatrix::Slab {
-  static constexpr size_t kHuge = size_t{2} << 20;
-  uint8_t* base = nullptr;
-  size_t length = 0;
+  explicit Slab(size_t min_bytes) : memory(min_bytes) {}
+  HugePageMapping memory;
   size_t used = 0;  // bytes handed out, under SlabFor's lock
-
-  explicit Slab(size_t min_length) : length((min_length + kHuge - 1) / kHuge * kHuge) {
-    void* m =
-        ::mmap(nullptr, length + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) throw std::bad_alloc();
-    const uintptr_t raw = reinterpret_cast<uintptr_t>(m);
-    const uintptr_t aligned = (raw + kHuge - 1) / kHuge * kHuge;
-    if (aligned > raw) ::munmap(m, aligned - raw);
-    ::munmap(reinterpret_cast<void*>(aligned + length), raw + kHuge - aligned);
-    base = reinterpret_cast<uint8_t*>(aligned);
-    ::madvise(base, length, MADV_HUGEPAGE);
-  }
-  ~Slab() { ::munmap(base, length); }
-  Slab(const Slab&) = delete;
-  Slab& operator=(const Slab&) = delete;
 };
 
 namespace {
@@ -318,11 +300,11 @@ std::shared_ptr<PackedMatrix::Slab> SlabFor(size_t size, uint8_t** at) {
   const size_t length = (size + 4095) / 4096 * 4096;
   std::lock_guard<std::mutex> lock(mu);
   std::shared_ptr<PackedMatrix::Slab> slab = current.lock();
-  if (!slab || slab->length - slab->used < length) {
+  if (!slab || slab->memory.size() - slab->used < length) {
     slab = std::make_shared<PackedMatrix::Slab>(std::max(length, kSlabBytes));
     current = slab;
   }
-  *at = slab->base + slab->used;
+  *at = slab->memory.data() + slab->used;
   slab->used += length;
   return slab;
 }
