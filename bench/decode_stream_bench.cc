@@ -6,8 +6,10 @@
 // a plain f32 sum over the same bytes streams, with the same dispatches ("sum, per matmul") and in
 // one dispatch ("sum, one region": what kinfer_bench --stream-gib measures).
 //
-//   decode_stream_bench [--type Q4_K|Q5_K|Q6_K|Q8_0|Q4_0] [--shape llama-3.2-1b|qwen2.5-0.5b]
-//                       [--threads T] [--mib M] [-r REPS] [--tokens N]
+//   decode_stream_bench [--type Q4_K|Q5_K|Q6_K|Q8_0|Q4_0|Q5_0|Q5_1]
+//                       [--shape llama-3.2-1b|qwen2.5-0.5b] [--threads T] [--mib M] [-r REPS]
+//                       [--tokens N]
+// and, per step of a layer (q/k/v, o, gate/up, down), matmul and sum GB/s.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -39,10 +41,14 @@ struct Matrix {
 };
 
 // A packed [rows, cols] matrix of random blocks (bytes below 0x40: finite f16 scales).
-Matrix MakePacked(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+Matrix MakePacked(DType t, int64_t rows, int64_t cols, std::mt19937_64& rng) {
   const size_t bytes = *kinfer::RowBytes(t, cols) * static_cast<size_t>(rows);
   std::vector<uint8_t> data(bytes);
-  for (auto& b : data) b = static_cast<uint8_t>(rng() & 0x3F);
+  // Eight bytes a draw: one draw a byte made set-up take most of a run.
+  for (size_t i = 0; i < bytes; i += 8) {
+    const uint64_t r = rng() & 0x3F3F3F3F3F3F3F3FULL;
+    std::memcpy(data.data() + i, &r, std::min<size_t>(8, bytes - i));
+  }
   kinfer::TensorView v;
   v.dtype = t;
   v.ndim = 2;
@@ -62,6 +68,8 @@ DType ParseType(const std::string& s) {
   if (s == "Q6_K") return DType::kQ6_K;
   if (s == "Q8_0") return DType::kQ8_0;
   if (s == "Q4_0") return DType::kQ4_0;
+  if (s == "Q5_0") return DType::kQ5_0;
+  if (s == "Q5_1") return DType::kQ5_1;
   std::fprintf(stderr, "unknown type %s\n", s.c_str());
   std::exit(2);
 }
@@ -95,7 +103,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int64_t kD = qwen ? 896 : 2048, kKv = qwen ? 128 : 512, kFf = qwen ? 4864 : 8192;
-  std::mt19937 rng(1);
+  std::mt19937_64 rng(1);
   std::vector<Layer> layers;
   size_t total = 0;
   while (static_cast<double>(total) < mib * (1 << 20)) {
@@ -113,17 +121,26 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i)) * 0.5f;
   std::vector<float> sums(static_cast<size_t>(threads) * 64);
 
+  // Seconds spent in each step (q/k/v, o, gate/up, down) over all runs, matmuls and sums.
+  double mm_step[4] = {}, sum_step[4] = {};
+  auto timed = [](double* acc, auto&& f) {
+    const double t0 = Now();
+    f();
+    *acc += Now() - t0;
+  };
   auto run_matmuls = [&] {
     for (const Layer& l : layers) {
       const kinfer::kernels::MatMulJob qkv[] = {{&l.q.view(), x.data(), y.data()},
                                                 {&l.k.view(), x.data(), y2.data()},
                                                 {&l.v.view(), x.data(), y3.data()}};
-      kinfer::kernels::MatMulMany(qkv, tokens, pool);
-      kinfer::kernels::MatMul(l.o.view(), x.data(), tokens, y.data(), pool);
+      timed(&mm_step[0], [&] { kinfer::kernels::MatMulMany(qkv, tokens, pool); });
+      timed(&mm_step[1],
+            [&] { kinfer::kernels::MatMul(l.o.view(), x.data(), tokens, y.data(), pool); });
       const kinfer::kernels::MatMulJob gu[] = {{&l.gate.view(), x.data(), y.data()},
                                                {&l.up.view(), x.data(), y2.data()}};
-      kinfer::kernels::MatMulMany(gu, tokens, pool);
-      kinfer::kernels::MatMul(l.down.view(), x.data(), tokens, y.data(), pool);
+      timed(&mm_step[2], [&] { kinfer::kernels::MatMulMany(gu, tokens, pool); });
+      timed(&mm_step[3],
+            [&] { kinfer::kernels::MatMul(l.down.view(), x.data(), tokens, y.data(), pool); });
     }
   };
   // Sums the bytes of the given matrices, laid end to end, in one parallel region split as
@@ -154,10 +171,10 @@ int main(int argc, char** argv) {
   };
   auto run_sums = [&] {
     for (const Layer& l : layers) {
-      sum_region({&l.q, &l.k, &l.v});
-      sum_region({&l.o});
-      sum_region({&l.gate, &l.up});
-      sum_region({&l.down});
+      timed(&sum_step[0], [&] { sum_region({&l.q, &l.k, &l.v}); });
+      timed(&sum_step[1], [&] { sum_region({&l.o}); });
+      timed(&sum_step[2], [&] { sum_region({&l.gate, &l.up}); });
+      timed(&sum_step[3], [&] { sum_region({&l.down}); });
     }
   };
   auto run_one_region = [&] {
@@ -198,6 +215,22 @@ int main(int argc, char** argv) {
       "GB/s median (best): matmuls %.2f (%.2f), sum per matmul %.2f (%.2f), "
       "sum one region %.2f (%.2f); matmuls / sum one region %.3f\n",
       median(mm), best(mm), median(sm), best(sm), median(so), best(so), median(mm) / median(so));
+  // Per step, over all repetitions (warm-up included): where short rows (Qwen's q/k/v, o,
+  // gate/up) and long ones (down) lose against the sum.
+  const auto& l0 = layers[0];
+  const double step_bytes[4] = {
+      static_cast<double>(l0.q.view().nbytes + l0.k.view().nbytes + l0.v.view().nbytes),
+      static_cast<double>(l0.o.view().nbytes),
+      static_cast<double>(l0.gate.view().nbytes + l0.up.view().nbytes),
+      static_cast<double>(l0.down.view().nbytes)};
+  const char* step_names[4] = {"q/k/v", "o", "gate/up", "down"};
+  std::printf("per step GB/s, matmuls / sum per matmul:");
+  for (int i = 0; i < 4; ++i) {
+    const double n = step_bytes[i] * static_cast<double>(layers.size()) * (reps + 1) / 1e9;
+    std::printf(" %s %.2f / %.2f (%.3f)", step_names[i], n / mm_step[i], n / sum_step[i],
+                sum_step[i] / mm_step[i]);
+  }
+  std::printf("\n");
   float s = 0;
   for (float v : sums) s += v;
   return s == 42.0f ? 1 : 0;

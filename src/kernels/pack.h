@@ -140,18 +140,16 @@ void PackGroup(DType stored, const uint8_t* rows, size_t row_bytes, int64_t n, i
 class PackedMatrix {
  public:
   const TensorView& view() const { return view_; }
+  struct Slab;  // the memory it lies in (pack.cc)
 
  private:
   friend std::unique_ptr<PackedMatrix> PackMatrix(
       const TensorView& w, const std::function<void(const uint8_t*, const uint8_t*)>& consumed);
-  // Anonymous memory of its own, in 2 MiB pages where the kernel gives them: a decode step
-  // streams every matrix once, and the hardware prefetchers stop at page boundaries.
-  struct Unmap {
-    size_t length;
-    void operator()(uint8_t* p) const;
-  };
+  // Anonymous memory in 2 MiB pages where the kernel gives them (Slab in pack.cc), shared
+  // with the matrices packed before and after it: a decode step streams every matrix once, and
+  // the hardware prefetchers stop at page boundaries.
   TensorView view_;
-  std::unique_ptr<uint8_t, Unmap> bytes_;
+  std::shared_ptr<const Slab> slab_;
 };
 
 // Whether MatMul on this CPU runs faster on `w` packed: the types above, with whole

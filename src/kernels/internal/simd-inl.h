@@ -68,9 +68,10 @@ constexpr int64_t kPrefetchBytes = 16384;
 // kernels issue the same prefetch as an asm statement (PrefetchInPlace in matmul_kquant.cc) so
 // that GCC keeps it beside its load; for the Q8_0/Q4_0 kernels' few prefetches a block, that
 // form measured slower than this builtin.
+// The 32-block kernels (matmul_q8.cc) prefetch closer (kQ8StreamPrefetchBytes).
 constexpr int64_t kStreamPrefetchBytes = 8192;
-HWY_INLINE void PrefetchStream(const void* p) {
-  __builtin_prefetch(static_cast<const char*>(p) + kStreamPrefetchBytes, 0, 2);
+HWY_INLINE void PrefetchStream(const void* p, int64_t ahead = kStreamPrefetchBytes) {
+  __builtin_prefetch(static_cast<const char*>(p) + ahead, 0, 2);
 }
 
 }  // namespace kinfer::kernels::HWY_NAMESPACE

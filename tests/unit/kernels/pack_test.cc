@@ -66,6 +66,32 @@ TEST(Pack, MatricesComputeExactlyAsStored) {
   });
 }
 
+// Packed matrices share slabs of memory (pack.cc): each stays readable, page-aligned and its
+// own while the matrices packed before and after it are freed and new ones take their place.
+TEST(Pack, MatricesOutliveTheirSlabNeighbours) {
+  const int64_t rows = 37, cols = 544;
+  std::vector<std::vector<uint8_t>> bytes;
+  for (uint32_t seed : {70, 71, 72, 73})
+    bytes.push_back(RandomRows(DType::kQ4_0, rows, cols, seed));
+  auto expect_same = [&](const PackedMatrix& m, const std::vector<uint8_t>& stored) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(m.view().data) % 4096, 0u);
+    std::vector<uint8_t> row(*RowBytes(DType::kQ4_0, cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      UnpackRow(m.view(), r, row.data());
+      ASSERT_EQ(0, std::memcmp(row.data(), stored.data() + r * row.size(), row.size())) << r;
+    }
+  };
+  auto pack = [&](int i) { return PackMatrix(View(DType::kQ4_0, rows, cols, bytes[i])); };
+  auto a = pack(0), b = pack(1), c = pack(2);
+  a.reset();
+  c.reset();
+  auto d = pack(3);
+  expect_same(*b, bytes[1]);
+  expect_same(*d, bytes[3]);
+  b.reset();
+  expect_same(*d, bytes[3]);
+}
+
 // F16 and BF16 in the AMX tile layout (kF16x16, kBF16x16), where the CPU and kernel allow AMX:
 // the stored rows back, and MatMul bit for bit what the stored matrix gives (itself on AMX
 // tiles, held to the double reference in matmul_test.cc), for one token (the decode path) and
