@@ -217,16 +217,16 @@ KINFER_AMX_Q8 KINFER_NOINLINE void Epilogue(const int32_t* u, const uint16_t* s,
 }
 
 // One group of 16 rows (quants q: nb blocks of Fmt::kQBytes, scales s: nb * kScaleWords) for
-// virtual tokens [t0, t_end) (t0 a multiple of 16; activations as A tiles at `at`, nb4 blocks a
-// tile): for the rows r in `mask`, y[t * O + r], or where add_terms (t0, t_end even) each
-// token's y[t / 2 * O + r], the sum of its two terms' (StoreTokenSums). Four blocks at a time are
+// virtual tokens [t0, t_end) (t0 and t_end even, t0 a multiple of 16; activations as A tiles at
+// `at`, nb4 blocks a tile): for the rows r in `mask`, each token's y[t / 2 * O + r], the sum of
+// its two terms' (StoreTokenSums). Four blocks at a time are
 // prepared (wbuf) and run against every token tile; a tile's products are issued before the
 // previous tile's epilogue reads what the tiles stored.
 template <DType kStored>
 KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_t nb4,
                          const int8_t* at, int64_t t0, int64_t t_end, const float* dx,
-                         const int32_t* sx, const int32_t* cx, float* acc, uint8_t* wbuf,
-                         bool add_terms, float* y, int64_t O, __mmask16 mask) {
+                         const int32_t* sx, const int32_t* cx, float* acc, uint8_t* wbuf, float* y,
+                         int64_t O, __mmask16 mask) {
   using F = Fmt<kStored>;
   const int64_t n = t_end - t0, tiles = (n + kTile - 1) / kTile;
   alignas(64) int32_t u[2][kChunk * 256];
@@ -275,20 +275,17 @@ KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_
     }
     epilogue(tiles - 1);
   }
-  if (add_terms) return StoreTokenSums(acc, n, y + t0 / 2 * O, O, mask);
-  for (int64_t t = 0; t < n; ++t) {
-    _mm512_mask_storeu_ps(y + (t0 + t) * O, mask, _mm512_loadu_ps(acc + t * kTile));
-  }
+  StoreTokenSums(acc, n, y + t0 / 2 * O, O, mask);
 }
 
 // Blocks of a row as the tiles run them: whole chunks of kChunk (the padding ones zero in `at`).
 int64_t PaddedBlocks(int64_t K) { return (K / kBlock + kChunk - 1) / kChunk * kChunk; }
 
 // Rows [row_begin, row_end) of y for T virtual tokens, their activations as A tiles at `at`
-// (ToTiles, 32 columns a tile): y [T / 2][O] where add_terms, else [T][O].
+// (ToTiles, 32 columns a tile): y [T / 2][O], each token's two terms added.
 template <DType kStored>
 KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sx,
-                         int64_t T, bool add_terms, float* y, int64_t row_begin, int64_t row_end) {
+                         int64_t T, float* y, int64_t row_begin, int64_t row_end) {
   using F = Fmt<kStored>;
   const int64_t O = w.rows(), K = w.cols(), nb = K / kBlock, nb4 = PaddedBlocks(K);
   const bool packed = IsPacked(w.dtype);
@@ -325,7 +322,7 @@ KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* at, const float* dx,
         const int64_t hi = std::min<int64_t>(row_end - g * kPackRows, kPackRows);
         const auto mask = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
         Group<kStored>(p.quants(g, 0), p.scales(g, 0), nb, nb4, at, t1, t1_end, dx, sx, cx.data(),
-                       acc.data(), wbuf, add_terms, y + g * kPackRows, O, mask);
+                       acc.data(), wbuf, y + g * kPackRows, O, mask);
       }
     } else {
       const auto* base = static_cast<const uint8_t*>(w.data);
@@ -335,7 +332,7 @@ KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* at, const float* dx,
         PackGroup(kStored, base + static_cast<size_t>(r0) * row_bytes, row_bytes, rn, nb, pq.data(),
                   ps.data());
         Group<kStored>(pq.data(), ps.data(), nb, nb4, at, t1, t1_end, dx, sx, cx.data(), acc.data(),
-                       wbuf, add_terms, y + r0, O, static_cast<__mmask16>((1u << rn) - 1));
+                       wbuf, y + r0, O, static_cast<__mmask16>((1u << rn) - 1));
       }
     }
   }
@@ -343,16 +340,16 @@ KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* at, const float* dx,
 }
 
 void Rows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sx, int64_t T,
-          bool add_terms, float* y, int64_t row_begin, int64_t row_end) {
+          float* y, int64_t row_begin, int64_t row_end) {
   switch (StoredTypeOf(w.dtype)) {
     case DType::kQ8_0:
-      return RowsT<DType::kQ8_0>(w, at, dx, sx, T, add_terms, y, row_begin, row_end);
+      return RowsT<DType::kQ8_0>(w, at, dx, sx, T, y, row_begin, row_end);
     case DType::kQ4_0:
-      return RowsT<DType::kQ4_0>(w, at, dx, sx, T, add_terms, y, row_begin, row_end);
+      return RowsT<DType::kQ4_0>(w, at, dx, sx, T, y, row_begin, row_end);
     case DType::kQ5_0:
-      return RowsT<DType::kQ5_0>(w, at, dx, sx, T, add_terms, y, row_begin, row_end);
+      return RowsT<DType::kQ5_0>(w, at, dx, sx, T, y, row_begin, row_end);
     default:
-      return RowsT<DType::kQ5_1>(w, at, dx, sx, T, add_terms, y, row_begin, row_end);
+      return RowsT<DType::kQ5_1>(w, at, dx, sx, T, y, row_begin, row_end);
   }
 }
 
@@ -372,16 +369,7 @@ void AmxInt8Q8Tiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at) {
 
 void AmxInt8Q8TokenRows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sx,
                         int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end) {
-  Rows(w, at, dx, sx, 2 * n_tokens, true, y, row_begin, row_end);
-}
-
-void AmxInt8Q8Rows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sx,
-                   int64_t T, float* y, int64_t row_begin, int64_t row_end) {
-  const int64_t K = w.cols(), kp = PaddedBlocks(K) * kBlock;
-  thread_local std::vector<int8_t> at;
-  at.resize(AmxTileBytes(T, kp));
-  ToTiles(qx, T, K, kBlock, kp, at.data());
-  Rows(w, at.data(), dx, sx, T, false, y, row_begin, row_end);
+  Rows(w, at, dx, sx, 2 * n_tokens, y, row_begin, row_end);
 }
 
 #else
@@ -390,8 +378,6 @@ size_t AmxInt8Q8TileBytes(int64_t, int64_t) { return 0; }
 void AmxInt8Q8Tiles(const int8_t*, int64_t, int64_t, int8_t*) {}
 void AmxInt8Q8TokenRows(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t,
                         float*, int64_t, int64_t) {}
-void AmxInt8Q8Rows(const TensorView&, const int8_t*, const float*, const int32_t*, int64_t, float*,
-                   int64_t, int64_t) {}
 #endif
 
 }  // namespace kinfer::kernels::internal

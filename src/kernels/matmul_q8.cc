@@ -19,7 +19,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/internal/matmul_amx_int8.h"
 #include "kernels/internal/matmul_paths.h"
 #include "kernels/internal/two_term.h"
 #include "kernels/matmul.h"
@@ -398,9 +397,6 @@ KINFER_VNNI void Q8RowsT(const TensorView& w, const ActQ8& act, int64_t T, float
 KINFER_VNNI void MatMulQ8RowsImpl(const TensorView& w, const int8_t* qx, const float* dx,
                                   const int32_t* sx, int64_t T, float* y, int64_t row_begin,
                                   int64_t row_end) {
-  if (internal::UseAmxInt8Q8(T)) {  // bit-identical, faster for batches
-    return internal::AmxInt8Q8Rows(w, qx, dx, sx, T, y, row_begin, row_end);
-  }
   const ActQ8 act{qx, dx, sx};
   switch (w.dtype) {
     case DType::kQ8_0x16:

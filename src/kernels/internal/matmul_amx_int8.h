@@ -41,17 +41,13 @@ int64_t SetAmxInt8KMinTokensForTest(int64_t n);
 // Q8_0, Q4_0, Q5_0 and Q5_1 weights (stored or packed) the same way: AmxInt8Q8Tiles lays the
 // activations out (AmxInt8Q8TileBytes(n_tokens, K) bytes), AmxInt8Q8TokenRows writes y
 // [n_tokens][O]. The caller runs where the 8-bit path of matmul_q8.cc does (Highway's AVX3_DL
-// target, whose AVX-512 VBMI unpacks Q5's fifth bits with vpmultishiftqb). AmxInt8Q8Rows is the
-// Q8RowsFn of matmul_paths.h on the tiles (T virtual tokens, y [T][O]), which matmul_q8.cc's
-// rows function calls where UseAmxInt8Q8(T).
+// target, whose AVX-512 VBMI unpacks Q5's fifth bits with vpmultishiftqb).
 constexpr int64_t kAmxInt8Q8MinTokens = 16;
 bool UseAmxInt8Q8(int64_t T);
 size_t AmxInt8Q8TileBytes(int64_t n_tokens, int64_t K);
 void AmxInt8Q8Tiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at);
 void AmxInt8Q8TokenRows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sx,
                         int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end);
-void AmxInt8Q8Rows(const TensorView& w, const int8_t* qx, const float* dx, const int32_t* sx,
-                   int64_t T, float* y, int64_t row_begin, int64_t row_end);
 int64_t SetAmxInt8Q8MinTokensForTest(int64_t n);
 
 }  // namespace kinfer::kernels::internal
