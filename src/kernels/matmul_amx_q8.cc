@@ -6,10 +6,9 @@
 // vectors), one C tile per block, on the weights unpacked to w = u - corr (TDPBSSD) or, for Q8_0
 // against few tokens, its packed bytes u = w + 128 straight from the matrix (TDPBSUD, and the
 // epilogue takes back 128 sum(x)). isum = sum(w x) is the same int32 the VNNI kernel computes as
-// sum(u x) - corr * sum(x),
-// and the epilogue after it is the VNNI kernel's (PackedGroup in matmul_q8.cc), operation for
-// operation, in block order: outputs are bit-identical to the VNNI path, so a token's result does
-// not depend on how many tokens share the batch.
+// sum(u x) - corr * sum(x), and the epilogue after it is the VNNI kernel's (PackedGroup in
+// matmul_q8.cc), operation for operation, in block order: outputs are bit-identical to the VNNI
+// path, so a token's result does not depend on how many tokens share the batch.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -219,9 +218,9 @@ KINFER_AMX_Q8 KINFER_NOINLINE void Epilogue(const int32_t* u, const uint16_t* s,
 // One group of 16 rows (quants q: nb blocks of Fmt::kQBytes, scales s: nb * kScaleWords) for
 // virtual tokens [t0, t_end) (t0 and t_end even, t0 a multiple of 16; activations as A tiles at
 // `at`, nb4 blocks a tile): for the rows r in `mask`, each token's y[t / 2 * O + r], the sum of
-// its two terms' (StoreTokenSums). Four blocks at a time are
-// prepared (wbuf) and run against every token tile; a tile's products are issued before the
-// previous tile's epilogue reads what the tiles stored.
+// its two terms' (StoreTokenSums). Four blocks at a time are prepared (wbuf) and run against
+// every token tile; a tile's products are issued before the previous tile's epilogue reads what
+// the tiles stored.
 template <DType kStored>
 KINFER_AMX_Q8 void Group(const uint8_t* q, const uint16_t* s, int64_t nb, int64_t nb4,
                          const int8_t* at, int64_t t0, int64_t t_end, const float* dx,
