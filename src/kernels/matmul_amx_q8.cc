@@ -338,20 +338,6 @@ KINFER_AMX_Q8 void RowsT(const TensorView& w, const int8_t* at, const float* dx,
   _tile_release();
 }
 
-void Rows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sx, int64_t T,
-          float* y, int64_t row_begin, int64_t row_end) {
-  switch (StoredTypeOf(w.dtype)) {
-    case DType::kQ8_0:
-      return RowsT<DType::kQ8_0>(w, at, dx, sx, T, y, row_begin, row_end);
-    case DType::kQ4_0:
-      return RowsT<DType::kQ4_0>(w, at, dx, sx, T, y, row_begin, row_end);
-    case DType::kQ5_0:
-      return RowsT<DType::kQ5_0>(w, at, dx, sx, T, y, row_begin, row_end);
-    default:
-      return RowsT<DType::kQ5_1>(w, at, dx, sx, T, y, row_begin, row_end);
-  }
-}
-
 }  // namespace
 
 bool UseAmxInt8Q8(int64_t T) {
@@ -368,7 +354,17 @@ void AmxInt8Q8Tiles(const int8_t* qx, int64_t n_tokens, int64_t K, int8_t* at) {
 
 void AmxInt8Q8TokenRows(const TensorView& w, const int8_t* at, const float* dx, const int32_t* sx,
                         int64_t n_tokens, float* y, int64_t row_begin, int64_t row_end) {
-  Rows(w, at, dx, sx, 2 * n_tokens, y, row_begin, row_end);
+  const int64_t T = 2 * n_tokens;
+  switch (StoredTypeOf(w.dtype)) {
+    case DType::kQ8_0:
+      return RowsT<DType::kQ8_0>(w, at, dx, sx, T, y, row_begin, row_end);
+    case DType::kQ4_0:
+      return RowsT<DType::kQ4_0>(w, at, dx, sx, T, y, row_begin, row_end);
+    case DType::kQ5_0:
+      return RowsT<DType::kQ5_0>(w, at, dx, sx, T, y, row_begin, row_end);
+    default:
+      return RowsT<DType::kQ5_1>(w, at, dx, sx, T, y, row_begin, row_end);
+  }
 }
 
 #else
