@@ -3,8 +3,9 @@
 // as the loader packs them, enough layers that the weights exceed the last-level cache; one "token"
 // runs every layer's matmuls in the decoder's order and dispatch (MatMulMany for q/k/v and
 // gate/up). Prints, for alternated repetitions, the bytes a second that the matmuls stream and that
-// a plain f32 sum over the same bytes streams, with the same dispatches ("sum, per matmul") and in
-// one dispatch ("sum, one region": what kinfer_bench --stream-gib measures).
+// an f32 sum over the same bytes streams, read each of bench::kReadWays and the fastest kept
+// (stream_read.h), with the same dispatches ("sum, per matmul") and in one dispatch ("sum, one
+// region": what kinfer_bench --stream-gib measures).
 //
 //   decode_stream_bench [--type Q4_K|Q5_K|Q6_K|Q8_0|Q4_0|Q5_0|Q5_1]
 //                       [--shape llama-3.2-1b|qwen2.5-0.5b] [--threads T] [--mib M] [-r REPS]
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <string>
@@ -26,6 +28,7 @@
 #include "kernels/pack.h"
 #include "kernels/quant.h"
 #include "kernels/vector_ops.h"
+#include "stream_read.h"
 
 namespace {
 
@@ -122,7 +125,7 @@ int main(int argc, char** argv) {
   std::vector<float> sums(static_cast<size_t>(threads) * 64);
 
   // Seconds spent in each step (q/k/v, o, gate/up, down) over all runs, matmuls and sums.
-  double mm_step[4] = {}, sum_step[4] = {};
+  double mm_step[4] = {};
   auto timed = [](double* acc, auto&& f) {
     const double t0 = Now();
     f();
@@ -145,7 +148,7 @@ int main(int argc, char** argv) {
   };
   // Sums the bytes of the given matrices, laid end to end, in one parallel region split as
   // MatMulMany splits rows (16-row groups, four ranges a thread).
-  auto sum_region = [&](std::initializer_list<const Matrix*> ms) {
+  auto sum_region = [&](std::initializer_list<const Matrix*> ms, kinfer::bench::ReadWay way) {
     int64_t groups = 0;
     for (const Matrix* m : ms) groups += (m->view().rows() + 15) / 16;
     pool.ParallelFor(
@@ -160,8 +163,8 @@ int main(int argc, char** argv) {
             if (lo < hi) {
               const size_t gb = m->view().nbytes / static_cast<size_t>(g);
               const auto* p = static_cast<const uint8_t*>(m->view().data) + lo * gb;
-              s += kinfer::kernels::SumF32(reinterpret_cast<const float*>(p),
-                                           static_cast<int64_t>((hi - lo) * gb / 4));
+              s += kinfer::bench::SumRead(reinterpret_cast<const float*>(p),
+                                          static_cast<int64_t>((hi - lo) * gb / 4), way);
             }
             first += g;
           }
@@ -169,22 +172,22 @@ int main(int argc, char** argv) {
         },
         1);
   };
-  auto run_sums = [&] {
+  auto run_sums = [&](kinfer::bench::ReadWay way, double(&step)[4]) {
     for (const Layer& l : layers) {
-      timed(&sum_step[0], [&] { sum_region({&l.q, &l.k, &l.v}); });
-      timed(&sum_step[1], [&] { sum_region({&l.o}); });
-      timed(&sum_step[2], [&] { sum_region({&l.gate, &l.up}); });
-      timed(&sum_step[3], [&] { sum_region({&l.down}); });
+      timed(&step[0], [&] { sum_region({&l.q, &l.k, &l.v}, way); });
+      timed(&step[1], [&] { sum_region({&l.o}, way); });
+      timed(&step[2], [&] { sum_region({&l.gate, &l.up}, way); });
+      timed(&step[3], [&] { sum_region({&l.down}, way); });
     }
   };
-  auto run_one_region = [&] {
+  auto run_one_region = [&](kinfer::bench::ReadWay way) {
     pool.Run([&](int th, int nt) {
       float s = 0;
       for (const Layer& l : layers) {
         for (const Matrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
           const int64_t n = static_cast<int64_t>(m->view().nbytes / 4);
           const int64_t b = n * th / nt / 16 * 16, e = n * (th + 1) / nt / 16 * 16;
-          s += kinfer::kernels::SumF32(static_cast<const float*>(m->view().data) + b, e - b);
+          s += kinfer::bench::SumRead(static_cast<const float*>(m->view().data) + b, e - b, way);
         }
       }
       sums[static_cast<size_t>(th) * 16] += s;
@@ -192,20 +195,37 @@ int main(int argc, char** argv) {
   };
   std::printf("%s %s, %zu layers, %.0f MiB, %d threads, %d tokens\n", shape.c_str(), type.c_str(),
               layers.size(), static_cast<double>(total) / (1 << 20), threads, tokens);
+  // The sums read each of bench::kReadWays; each repetition keeps its fastest way.
+  constexpr size_t kWays = std::size(kinfer::bench::kReadWays);
+  double way_step[kWays][4] = {};
   run_matmuls();
-  run_sums();
+  for (size_t w = 0; w < kWays; ++w) run_sums(kinfer::bench::kReadWays[w], way_step[w]);
   std::vector<double> mm, sm, so;
   for (int r = 0; r < reps; ++r) {
     double t0 = Now();
     run_matmuls();
     mm.push_back(static_cast<double>(total) / (Now() - t0) / 1e9);
-    t0 = Now();
-    run_sums();
-    sm.push_back(static_cast<double>(total) / (Now() - t0) / 1e9);
-    t0 = Now();
-    run_one_region();
-    so.push_back(static_cast<double>(total) / (Now() - t0) / 1e9);
+    double best_sm = 0, best_so = 0;
+    for (size_t w = 0; w < kWays; ++w) {
+      t0 = Now();
+      run_sums(kinfer::bench::kReadWays[w], way_step[w]);
+      best_sm = std::max(best_sm, static_cast<double>(total) / (Now() - t0) / 1e9);
+      t0 = Now();
+      run_one_region(kinfer::bench::kReadWays[w]);
+      best_so = std::max(best_so, static_cast<double>(total) / (Now() - t0) / 1e9);
+    }
+    sm.push_back(best_sm);
+    so.push_back(best_so);
   }
+  // Per step, the way whose sums took the least time in all.
+  size_t fastest = 0;
+  auto way_total = [&](size_t w) {
+    return way_step[w][0] + way_step[w][1] + way_step[w][2] + way_step[w][3];
+  };
+  for (size_t w = 1; w < kWays; ++w) {
+    if (way_total(w) < way_total(fastest)) fastest = w;
+  }
+  const double* sum_step = way_step[fastest];
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];

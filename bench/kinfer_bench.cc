@@ -27,6 +27,7 @@
 #include "kernels/vector_ops.h"
 #include "model/backend.h"
 #include "model/model.h"
+#include "stream_read.h"
 
 namespace {
 
@@ -49,8 +50,14 @@ double Now() {
 }
 
 // STREAM-style read bandwidth: each thread sums its share of a buffer many times larger than
-// the caches; the best of `reps` passes, in bytes per second.
-double ReadBandwidth(kinfer::ThreadPool& pool, size_t bytes, int reps) {
+// the caches, each of bench::kReadWays in turn; the best pass of `reps` rounds, in bytes per
+// second, overall (`best`) and for the plain sum alone (`plain`).
+struct Bandwidth {
+  double best = 0;
+  double plain = 0;
+};
+
+Bandwidth ReadBandwidth(kinfer::ThreadPool& pool, size_t bytes, int reps) {
   // In huge pages like the packed weights whose decode it bounds: in 4 KiB pages the same sum
   // reads ~9% slower here, which would understate the bound.
   kinfer::HugePageMapping memory(bytes);
@@ -58,20 +65,24 @@ double ReadBandwidth(kinfer::ThreadPool& pool, size_t bytes, int reps) {
   const int64_t n = static_cast<int64_t>(bytes / sizeof(float));
   for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<float>(i & 1023);
   std::vector<float> sums(static_cast<size_t>(pool.num_threads()) * 16);
-  double best = 0;
+  Bandwidth bw;
   for (int r = 0; r < reps; ++r) {
-    double t0 = Now();
-    pool.Run([&](int t, int nt) {
-      const int64_t begin = n * t / nt / 64 * 64, end = n * (t + 1) / nt / 64 * 64;
-      sums[static_cast<size_t>(t) * 16] = kinfer::kernels::SumF32(buf + begin, end - begin);
-    });
-    double dt = Now() - t0;
-    best = std::max(best, static_cast<double>(n / 64 * 64) * sizeof(float) / dt);
+    for (const kinfer::bench::ReadWay& way : kinfer::bench::kReadWays) {
+      double t0 = Now();
+      pool.Run([&](int t, int nt) {
+        const int64_t begin = n * t / nt / 64 * 64, end = n * (t + 1) / nt / 64 * 64;
+        sums[static_cast<size_t>(t) * 16] += kinfer::bench::SumRead(buf + begin, end - begin, way);
+      });
+      double dt = Now() - t0;
+      const double rate = static_cast<double>(n / 64 * 64) * sizeof(float) / dt;
+      bw.best = std::max(bw.best, rate);
+      if (way.l2_ahead == 0) bw.plain = std::max(bw.plain, rate);
+    }
   }
   float total = 0;
   for (float v : sums) total += v;
   if (total == 42.0f) std::puts("");  // keeps the sums alive
-  return best;
+  return bw;
 }
 
 int Usage() {
@@ -135,8 +146,11 @@ int main(int argc, char** argv) {
   }
   if (stream_gib > 0) {
     kinfer::ThreadPool pool(threads);
-    double bw = ReadBandwidth(pool, static_cast<size_t>(stream_gib * (1 << 30)), std::max(reps, 3));
-    std::printf("{\"threads\": %d, \"read_bytes_per_s\": %.0f}\n", pool.num_threads(), bw);
+    const Bandwidth bw =
+        ReadBandwidth(pool, static_cast<size_t>(stream_gib * (1 << 30)), std::max(reps, 3));
+    std::printf(
+        "{\"threads\": %d, \"read_bytes_per_s\": %.0f, \"plain_sum_read_bytes_per_s\": %.0f}\n",
+        pool.num_threads(), bw.best, bw.plain);
     return 0;
   }
   if (path.empty() || prompt < 1 || decode < 0 || reps < 1) return Usage();

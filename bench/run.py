@@ -596,8 +596,9 @@ def main():
                      fmt(kt), fmt(lt), ratio(kt, lt), f"{bw / 1e9:.1f}", fmt(bound),
                      ratio(kt, bound), ratio(lt, bound), ratio(kt, best_bound), fmt(kt_cpu),
                      ratio(kt_cpu, bound)])
-    print(f"\nread bandwidth (STREAM-style sum, {T} threads, each sample the best of 10 passes "
-          f"over 1 GiB; {len(bw_samples)} samples {', '.join(f'{b / 1e9:.1f}' for b in bw_samples)}"
+    print(f"\nread bandwidth (a sum over 1 GiB on {T} threads, read plainly and with software "
+          f"prefetches as the decode kernels read, the fastest; each sample the best of 10 passes "
+          f"each way; {len(bw_samples)} samples {', '.join(f'{b / 1e9:.1f}' for b in bw_samples)}"
           f" GB/s, best {fmt(best_bw, 'GB/s')}); decode bound = bandwidth / (2-D weight bytes + "
           f"f16 KV bytes at context {context}), with each model's bandwidth the median of the "
           f"samples taken after each of its rounds (\"bandwidth GB/s\"), and with the run's best "

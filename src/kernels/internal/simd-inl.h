@@ -68,7 +68,9 @@ constexpr int64_t kPrefetchBytes = 16384;
 // kernels issue the same prefetch as an asm statement (PrefetchInPlace in matmul_kquant.cc) so
 // that GCC keeps it beside its load; for the Q8_0/Q4_0 kernels' few prefetches a block, that
 // form measured slower than this builtin.
-// The 32-block kernels (matmul_q8.cc) prefetch closer (kQ8StreamPrefetchBytes).
+// The 32-block kernels (matmul_q8.cc) prefetch closer (kQ8StreamPrefetchBytes). Beside this
+// one, every decode kernel prefetches each line a second time, into L1 but only 1 KiB ahead,
+// which does help (PrefetchInPlace, kQ8L1PrefetchBytes, kDecodeL1PrefetchBytes).
 constexpr int64_t kStreamPrefetchBytes = 8192;
 HWY_INLINE void PrefetchStream(const void* p, int64_t ahead = kStreamPrefetchBytes) {
   __builtin_prefetch(static_cast<const char*>(p) + ahead, 0, 2);
