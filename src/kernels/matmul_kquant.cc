@@ -402,25 +402,12 @@ Q8RowsFn Q8KActivationRows() { return HWY_DYNAMIC_DISPATCH(MatMulQ8KRowsImpl); }
 }  // namespace internal
 
 void MatMulQ8KRef(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
-  const int64_t out = w.rows(), K = w.cols(), nb = K / kQKK;
+  const int64_t nb = w.cols() / kQKK;
   const DType stored = StoredTypeOf(w.dtype);
-  std::vector<uint8_t> unpacked(IsPacked(w.dtype) ? *RowBytes(stored, K) : 0);
-  std::vector<int8_t> q1(static_cast<size_t>(K)), q2(static_cast<size_t>(K));
-  std::vector<float> d1(static_cast<size_t>(nb)), d2(static_cast<size_t>(nb));
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      internal::QuantizeTwoTermRef(x + t * K + b * kQKK, kQKK, q1.data() + b * kQKK,
-                                   q2.data() + b * kQKK, &d1[static_cast<size_t>(b)],
-                                   &d2[static_cast<size_t>(b)]);
-    }
-    for (int64_t o = 0; o < out; ++o) {
-      const uint8_t* row = w.row(o);
-      if (!unpacked.empty()) {
-        UnpackRow(w, o, unpacked.data());
-        row = unpacked.data();
-      }
-      // One term's recurrence over the super-blocks.
-      auto chain = [&](const std::vector<int8_t>& qx, const std::vector<float>& dx) {
+  // One term's recurrence over the super-blocks.
+  internal::TwoTermRefRows(
+      w, x, n_tokens, kQKK, y,
+      [&](const uint8_t* row, const std::vector<int8_t>& qx, const std::vector<float>& dx) {
         std::vector<int32_t> x16(static_cast<size_t>(nb * 16));
         for (int64_t i = 0; i < nb * 16; ++i) {
           int32_t s = 0;
@@ -476,10 +463,7 @@ void MatMulQ8KRef(const TensorView& w, const float* x, int64_t n_tokens, float* 
           acc = std::fma(static_cast<float>(msum), -(Fp16ToFp32(dmin) * xd), acc);
         }
         return acc;
-      };
-      y[t * out + o] = chain(q1, d1) + chain(q2, d2);
-    }
-  }
+      });
 }
 
 }  // namespace kinfer::kernels

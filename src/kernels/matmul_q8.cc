@@ -470,25 +470,12 @@ Q8RowsFn Q8ActivationRows() { return HWY_DYNAMIC_DISPATCH(MatMulQ8RowsImpl); }
 }  // namespace internal
 
 void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
-  const int64_t out = w.rows(), K = w.cols(), nb = K / kQK;
+  const int64_t nb = w.cols() / kQK;
   const DType stored = StoredTypeOf(w.dtype);
-  std::vector<uint8_t> unpacked(IsPacked(w.dtype) ? *RowBytes(stored, K) : 0);
-  std::vector<int8_t> q1(static_cast<size_t>(K)), q2(static_cast<size_t>(K));
-  std::vector<float> d1(static_cast<size_t>(nb)), d2(static_cast<size_t>(nb));
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      internal::QuantizeTwoTermRef(x + t * K + b * kQK, kQK, q1.data() + b * kQK,
-                                   q2.data() + b * kQK, &d1[static_cast<size_t>(b)],
-                                   &d2[static_cast<size_t>(b)]);
-    }
-    for (int64_t o = 0; o < out; ++o) {
-      const uint8_t* row = w.row(o);
-      if (!unpacked.empty()) {
-        UnpackRow(w, o, unpacked.data());
-        row = unpacked.data();
-      }
-      // One term's recurrence over the blocks.
-      auto chain = [&](const std::vector<int8_t>& qx, const std::vector<float>& dx) {
+  // One term's recurrence over the blocks.
+  internal::TwoTermRefRows(
+      w, x, n_tokens, kQK, y,
+      [&](const uint8_t* row, const std::vector<int8_t>& qx, const std::vector<float>& dx) {
         float acc = 0.0f;
         for (int64_t b = 0; b < nb; ++b) {
           int32_t isum = 0;
@@ -533,10 +520,7 @@ void MatMulQ8Ref(const TensorView& w, const float* x, int64_t n_tokens, float* y
           acc = std::fma(static_cast<float>(isum), dw * dx[static_cast<size_t>(b)], acc);
         }
         return acc;
-      };
-      y[t * out + o] = chain(q1, d1) + chain(q2, d2);
-    }
-  }
+      });
 }
 
 }  // namespace kinfer::kernels
