@@ -107,6 +107,20 @@ Status ParseRopeScaling(const Json& rs, const std::string& where, RopeScaling* o
       t);
 }
 
+// The most layers a config may declare: far more than any released model has (~130), few enough
+// that the per-layer tables sized from the count (sliding layers, weights) cost nothing. A count
+// past it is a corrupt or hostile file, refused before anything is sized from it: a GGUF that
+// claimed 2^32 Gemma layers spent half a minute filling their sliding-layer table.
+constexpr int64_t kMaxLayers = 4096;
+
+Status CheckLayerCount(int64_t n, const std::string& source, std::string_view field) {
+  if (n <= 0 || n > kMaxLayers) {
+    return InvalidArgumentError("{}: {} says {} layers; a model has 1 to {}", source, field, n,
+                                kMaxLayers);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ModelConfig::Validate(const std::string& source) const {
@@ -118,7 +132,7 @@ Status ModelConfig::Validate(const std::string& source) const {
   };
   KINFER_RETURN_IF_ERROR(positive(hidden_size, "hidden size"));
   KINFER_RETURN_IF_ERROR(positive(intermediate_size, "intermediate size"));
-  KINFER_RETURN_IF_ERROR(positive(num_layers, "number of layers"));
+  KINFER_RETURN_IF_ERROR(CheckLayerCount(num_layers, source, "the config"));
   KINFER_RETURN_IF_ERROR(positive(num_heads, "number of attention heads"));
   KINFER_RETURN_IF_ERROR(positive(num_kv_heads, "number of key/value heads"));
   KINFER_RETURN_IF_ERROR(positive(head_dim, "head dimension"));
@@ -316,6 +330,7 @@ Result<ModelConfig> ParseHfConfig(const std::string& json_text, const std::strin
   KINFER_ASSIGN_OR_RETURN(c.hidden_size, JsonInt(j, "hidden_size", path));
   KINFER_ASSIGN_OR_RETURN(c.intermediate_size, JsonInt(j, "intermediate_size", path));
   KINFER_ASSIGN_OR_RETURN(c.num_layers, JsonInt(j, "num_hidden_layers", path));
+  KINFER_RETURN_IF_ERROR(CheckLayerCount(c.num_layers, path, "field 'num_hidden_layers'"));
   KINFER_ASSIGN_OR_RETURN(c.num_heads, JsonInt(j, "num_attention_heads", path));
   KINFER_ASSIGN_OR_RETURN(c.num_kv_heads, JsonInt(j, "num_key_value_heads", c.num_heads, path));
   if (c.num_heads <= 0) {
@@ -500,6 +515,7 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
   KINFER_ASSIGN_OR_RETURN(c.hidden_size, get_int("embedding_length"));
   KINFER_ASSIGN_OR_RETURN(c.intermediate_size, get_int("feed_forward_length"));
   KINFER_ASSIGN_OR_RETURN(c.num_layers, get_int("block_count"));
+  KINFER_RETURN_IF_ERROR(CheckLayerCount(c.num_layers, g.name(), "key '" + a + ".block_count'"));
   KINFER_ASSIGN_OR_RETURN(c.num_heads, get_int("attention.head_count"));
   if (c.num_heads <= 0) {
     return InvalidArgumentError("{}: key '{}.attention.head_count' must be positive", g.name(), a);

@@ -47,6 +47,18 @@ TEST(Config, RopeScalingInBothConventions) {
   EXPECT_THAT(yarn.status().message(), HasSubstr("rope scaling type 'yarn' is not supported"));
 }
 
+TEST(Config, AbsurdLayerCountIsRefused) {
+  for (const char* layers : {"0", "-3", "1000000000"}) {
+    const std::string json =
+        std::string(R"({"architectures":["Gemma3ForCausalLM"],"hidden_size":64,)") +
+        R"("intermediate_size":128,"num_attention_heads":4,)" + R"("num_hidden_layers":)" + layers +
+        "}";
+    EXPECT_THAT(ParseHfConfig(json, "config.json").status().message(),
+                HasSubstr(std::string("config.json: field 'num_hidden_layers' says ") + layers +
+                          " layers; a model has 1 to 4096"));
+  }
+}
+
 TEST(Config, ErrorsNameTheFieldAndFile) {
   EXPECT_THAT(Parse(R"(,"model_type":"gpt2")").status().message(),
               HasSubstr("config.json: architecture '' (model_type 'gpt2') is not supported"));

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "model/config.h"
 #include "model/model.h"
 #include "tests/unit/model/gguf_builder.h"
 
@@ -109,6 +110,22 @@ TEST(Gguf, HugeCountsAreRejectedBeforeAllocating) {
   uint64_t huge = 1ull << 40;
   std::memcpy(&bytes[pos], &huge, 8);
   EXPECT_THAT(ParseBytes(bytes).message(), HasSubstr("key 'a': array of 1099511627776 strings"));
+}
+
+TEST(Gguf, AbsurdLayerCountIsRefusedBeforeLayerTablesAreSized) {
+  // Found by gguf_fuzz: a Gemma header claiming 2^32 - 1 layers spent half a minute filling
+  // its sliding-layer table before the config was validated.
+  GgufBuilder gb;
+  gb.KvString("general.architecture", "gemma3");
+  gb.KvU32("gemma3.embedding_length", 64);
+  gb.KvU32("gemma3.feed_forward_length", 128);
+  gb.KvU32("gemma3.block_count", 0xFFFFFFFFu);
+  gb.KvU32("gemma3.attention.head_count", 4);
+  auto g = GgufFile::Parse(gb.Build(), "big.gguf");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_THAT(ConfigFromGguf(**g).status().message(),
+              HasSubstr("big.gguf: key 'gemma3.block_count' says 4294967295 layers; a model has "
+                        "1 to 4096"));
 }
 
 // A llama GGUF with tiny shapes that the loader can be pointed at, missing or misshaping one
