@@ -74,6 +74,7 @@ CpuFeatures Detect() {
     f.avx512bw = os_avx512 && Bit(b7, 30);
     f.avx512vl = os_avx512 && Bit(b7, 31);
     f.avx512_vnni = os_avx512 && Bit(c7, 11);
+    f.gfni = Bit(c7, 8);
     f.avx512_fp16 = os_avx512 && Bit(d7, 23);
     f.amx_bf16 = Bit(d7, 22);
     f.amx_tile = Bit(d7, 24);
@@ -177,6 +178,7 @@ std::string FeatureList(const CpuFeatures& f) {
   add(f.avx512_vnni, "avx512-vnni");
   add(f.avx512_bf16, "avx512-bf16");
   add(f.avx512_fp16, "avx512-fp16");
+  add(f.gfni, "gfni");
   add(f.amx_tile, "amx-tile");
   add(f.amx_int8, "amx-int8");
   add(f.amx_bf16, "amx-bf16");

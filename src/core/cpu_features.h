@@ -20,6 +20,7 @@ struct CpuFeatures {
   bool sse4_2 = false, avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512_vnni = false;
   bool avx512_bf16 = false, avx512_fp16 = false, avx_vnni = false;
+  bool gfni = false;  // GF2P8AFFINEQB & co. (the K-quant decode kernels move bits with it)
   // Advertised by CPUID; whether a process may use the tiles is RequestAmx()'s answer.
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
 };

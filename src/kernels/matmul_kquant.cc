@@ -16,9 +16,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "kernels/internal/matmul_paths.h"
 #include "kernels/internal/two_term.h"
 #include "kernels/matmul_kquant.h"
@@ -93,16 +93,27 @@ void QuantizeQ8KImpl(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx
 #if HWY_TARGET == HWY_AVX3_DL
 constexpr bool kHaveQ8KPath = true;
 // Highway's AVX3_DL target string lacks avx512vnni (it has the VEX avxvnni); its runtime check
-// does require AVX512-VNNI, so code for this target may use it.
-#define KINFER_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+// does require AVX512-VNNI, so code for this target may use it. It checks neither GFNI, which
+// every CPU of the target has (Ice Lake, Sapphire Rapids, Zen 4 and later) but which
+// UsesQ8KActivations checks all the same.
+#define KINFER_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni,gfni")))
 
-// Bits [from, from + width) of every byte moved to [to, to + width), the rest cleared: a 16-bit
-// shift moves a byte's own bits there as long as the distance stays inside the byte.
-template <int kFrom, int kTo, int kMask>
+// Bits [from, from + width) of every byte moved to [to, to + width), the rest cleared, in one
+// GF2P8AFFINEQB (byte 7 - i of the matrix picks the source bits of result bit i) where two
+// shifts and a mask took two instructions and a constant.
+template <int kFrom, int kTo, int kWidth>
 KINFER_VNNI HWY_INLINE __m512i MoveBits(__m512i v) {
-  if constexpr (kFrom < kTo) v = _mm512_slli_epi16(v, kTo - kFrom);
-  if constexpr (kFrom > kTo) v = _mm512_srli_epi16(v, kFrom - kTo);
-  return _mm512_and_si512(v, _mm512_set1_epi8(static_cast<char>(kMask)));
+  constexpr uint64_t kMatrix = [] {
+    uint64_t m = 0;
+    for (int k = 0; k < kWidth; ++k) m |= uint64_t{1} << (kFrom + k) << (8 * (7 - (kTo + k)));
+    return m;
+  }();
+  return _mm512_gf2p8affine_epi64_epi8(v, _mm512_set1_epi64(static_cast<int64_t>(kMatrix)), 0);
+}
+
+// (a & b) | c in one VPTERNLOGD: a quant vector's low bits masked, its high bits added.
+KINFER_VNNI HWY_INLINE __m512i AndOr(__m512i a, __m512i b, __m512i c) {
+  return _mm512_ternarylogic_epi32(a, b, c, 0xEA);
 }
 
 // PrefetchStream where the source puts it, once per vector of weights read: as a builtin, GCC
@@ -128,10 +139,14 @@ HWY_INLINE void PrefetchRest(const uint8_t* p) {
   KINFER_UNROLL for (int64_t off = kFrom; off < kEnd; off += 64) PrefetchInPlace(p + off);
 }
 
-HWY_INLINE __m512i Bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
+// acc += the unsigned bytes of w times the 4 signed bytes at p, broadcast, as one VPDPBUSD with
+// an embedded broadcast: from the intrinsic GCC emits a VPBROADCASTD beside it, one more
+// instruction in the window each of the decode loop's dot products.
+KINFER_VNNI HWY_INLINE __m512i DpbusdBcast(__m512i acc, __m512i w, const int8_t* p) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0"
+      : "+v"(acc)
+      : "v"(w), "m"(*reinterpret_cast<const int32_t*>(p)));
+  return acc;
 }
 
 HWY_INLINE __m512i Scales8(const uint8_t* p) {  // 16 unsigned bytes -> 16 int32 lanes
@@ -151,17 +166,19 @@ KINFER_VNNI HWY_INLINE void ChunkQ45K(const uint8_t* p, const int8_t* const* xb,
     const uint8_t* q = p + (8 * c + j) * 64;
     PrefetchInPlace(q);
     const __m512i v = _mm512_loadu_si512(q);
-    __m512i lo = _mm512_and_si512(v, m4);
-    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    __m512i lo, hi;
     if constexpr (kQ5) {
       if constexpr (c == 0) PrefetchInPlace(p + 2048 + j * 64);  // the fifth bits, once
       const __m512i h = _mm512_loadu_si512(p + 2048 + j * 64);
-      lo = _mm512_or_si512(lo, MoveBits<2 * c, 4, 0x10>(h));
-      hi = _mm512_or_si512(hi, MoveBits<2 * c + 1, 4, 0x10>(h));
+      lo = AndOr(v, m4, MoveBits<2 * c, 4, 1>(h));
+      hi = AndOr(_mm512_srli_epi16(v, 4), m4, MoveBits<2 * c + 1, 4, 1>(h));
+    } else {
+      lo = _mm512_and_si512(v, m4);
+      hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
     }
     KINFER_UNROLL for (int t = 0; t < C; ++t) {
-      slo[t] = _mm512_dpbusd_epi32(slo[t], lo, Bcast4(xb[t] + 64 * c + 4 * j));
-      shi[t] = _mm512_dpbusd_epi32(shi[t], hi, Bcast4(xb[t] + 64 * c + 32 + 4 * j));
+      slo[t] = DpbusdBcast(slo[t], lo, xb[t] + 64 * c + 4 * j);
+      shi[t] = DpbusdBcast(shi[t], hi, xb[t] + 64 * c + 32 + 4 * j);
     }
   }
   const __m512i sc_lo = Scales8(p + kSc + 16 * (2 * c)),
@@ -219,13 +236,12 @@ KINFER_VNNI HWY_INLINE void QuarterQ6K(const uint8_t* p, const int8_t* const* xb
     PrefetchInPlace(ql);
     if constexpr (pp == 0) PrefetchInPlace(qh);  // the high bits, once
     const __m512i l = _mm512_loadu_si512(ql), hb = _mm512_loadu_si512(qh);
-    const __m512i lo = _mm512_or_si512(_mm512_and_si512(l, m4), MoveBits<2 * pp, 4, 0x30>(hb));
-    const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                       MoveBits<2 * pp + 4, 4, 0x30>(hb));
+    const __m512i lo = AndOr(l, m4, MoveBits<2 * pp, 4, 2>(hb));
+    const __m512i hi = AndOr(_mm512_srli_epi16(l, 4), m4, MoveBits<2 * pp + 4, 4, 2>(hb));
     const int64_t e = 128 * h + 32 * pp + 4 * j;  // element of the low nibbles
     KINFER_UNROLL for (int t = 0; t < C; ++t) {
-      ulo[t] = _mm512_dpbusd_epi32(ulo[t], lo, Bcast4(xb[t] + e));
-      uhi[t] = _mm512_dpbusd_epi32(uhi[t], hi, Bcast4(xb[t] + e + 64));
+      ulo[t] = DpbusdBcast(ulo[t], lo, xb[t] + e);
+      uhi[t] = DpbusdBcast(uhi[t], hi, xb[t] + e + 64);
     }
   }
   const __m512i sc_lo =
@@ -373,8 +389,8 @@ void MatMulQ8KRowsImpl(const TensorView&, const int8_t*, const float*, const int
 
 bool UsesQ8KActivationsImpl(DType t, int64_t K) {
   const DType s = StoredTypeOf(t);
-  return kHaveQ8KPath && (s == DType::kQ4_K || s == DType::kQ5_K || s == DType::kQ6_K) &&
-         K % kQKK == 0;
+  return kHaveQ8KPath && GetCpuFeatures().gfni &&
+         (s == DType::kQ4_K || s == DType::kQ5_K || s == DType::kQ6_K) && K % kQKK == 0;
 }
 
 }  // namespace kinfer::kernels::HWY_NAMESPACE
