@@ -121,7 +121,8 @@ TEST(Gguf, AbsurdLayerCountIsRefusedBeforeLayerTablesAreSized) {
   gb.KvU32("gemma3.feed_forward_length", 128);
   gb.KvU32("gemma3.block_count", 0xFFFFFFFFu);
   gb.KvU32("gemma3.attention.head_count", 4);
-  auto g = GgufFile::Parse(gb.Build(), "big.gguf");
+  const std::vector<uint8_t> bytes = gb.Build();  // the parsed file points into it
+  auto g = GgufFile::Parse(bytes, "big.gguf");
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   EXPECT_THAT(ConfigFromGguf(**g).status().message(),
               HasSubstr("big.gguf: key 'gemma3.block_count' says 4294967295 layers; a model has "
