@@ -93,14 +93,14 @@ void QuantizeQ8KImpl(const float* x, int64_t T, int64_t K, int8_t* qx, float* dx
 #if HWY_TARGET == HWY_AVX3_DL
 constexpr bool kHaveQ8KPath = true;
 // Highway's AVX3_DL target string lacks avx512vnni (it has the VEX avxvnni); its runtime check
-// does require AVX512-VNNI, so code for this target may use it. It checks neither GFNI, which
-// every CPU of the target has (Ice Lake, Sapphire Rapids, Zen 4 and later) but which
-// UsesQ8KActivations checks all the same.
+// does require AVX512-VNNI, so code for this target may use it. Nor does it check GFNI: every
+// CPU of the target has it (Ice Lake, Sapphire Rapids, Zen 4 and later), and UsesQ8KActivations
+// checks it all the same.
 #define KINFER_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni,gfni")))
 
 // Bits [from, from + width) of every byte moved to [to, to + width), the rest cleared, in one
-// GF2P8AFFINEQB (byte 7 - i of the matrix picks the source bits of result bit i) where two
-// shifts and a mask took two instructions and a constant.
+// GF2P8AFFINEQB (byte 7 - i of the matrix picks the source bits of result bit i), where a
+// 16-bit shift and a mask took two instructions.
 template <int kFrom, int kTo, int kWidth>
 KINFER_VNNI HWY_INLINE __m512i MoveBits(__m512i v) {
   constexpr uint64_t kMatrix = [] {
