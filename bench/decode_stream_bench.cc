@@ -198,8 +198,13 @@ int main(int argc, char** argv) {
   // The sums read each of bench::kReadWays; each repetition keeps its fastest way.
   constexpr size_t kWays = std::size(kinfer::bench::kReadWays);
   double way_step[kWays][4] = {};
+  // Warm-up: its first matmul pays the one-time set-up (thread-local buffers, the first touch
+  // of the outputs), 7.8 ms against a step's 0.2, which made the first step look 2x slower
+  // than it runs; so the per-step sums start after it.
   run_matmuls();
   for (size_t w = 0; w < kWays; ++w) run_sums(kinfer::bench::kReadWays[w], way_step[w]);
+  std::fill(std::begin(mm_step), std::end(mm_step), 0.0);
+  for (auto& step : way_step) std::fill(std::begin(step), std::end(step), 0.0);
   std::vector<double> mm, sm, so;
   for (int r = 0; r < reps; ++r) {
     double t0 = Now();
@@ -235,7 +240,7 @@ int main(int argc, char** argv) {
       "GB/s median (best): matmuls %.2f (%.2f), sum per matmul %.2f (%.2f), "
       "sum one region %.2f (%.2f); matmuls / sum one region %.3f\n",
       median(mm), best(mm), median(sm), best(sm), median(so), best(so), median(mm) / median(so));
-  // Per step, over all repetitions (warm-up included): where short rows (Qwen's q/k/v, o,
+  // Per step, over all repetitions: where short rows (Qwen's q/k/v, o,
   // gate/up) and long ones (down) lose against the sum.
   const auto& l0 = layers[0];
   const double step_bytes[4] = {
@@ -246,7 +251,7 @@ int main(int argc, char** argv) {
   const char* step_names[4] = {"q/k/v", "o", "gate/up", "down"};
   std::printf("per step GB/s, matmuls / sum per matmul:");
   for (int i = 0; i < 4; ++i) {
-    const double n = step_bytes[i] * static_cast<double>(layers.size()) * (reps + 1) / 1e9;
+    const double n = step_bytes[i] * static_cast<double>(layers.size()) * reps / 1e9;
     std::printf(" %s %.2f / %.2f (%.3f)", step_names[i], n / mm_step[i], n / sum_step[i],
                 sum_step[i] / mm_step[i]);
   }
