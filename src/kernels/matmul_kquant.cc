@@ -15,6 +15,7 @@
 // clang-format on
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -101,13 +102,14 @@ constexpr bool kHaveQ8KPath = true;
 // Bits [from, from + width) of every byte moved to [to, to + width), the rest cleared, in one
 // GF2P8AFFINEQB (byte 7 - i of the matrix picks the source bits of result bit i), where a
 // 16-bit shift and a mask took two instructions.
+constexpr uint64_t MoveBitsMatrix(int from, int to, int width) {
+  uint64_t m = 0;
+  for (int k = 0; k < width; ++k) m |= uint64_t{1} << (from + k) << (8 * (7 - (to + k)));
+  return m;
+}
 template <int kFrom, int kTo, int kWidth>
 KINFER_VNNI HWY_INLINE __m512i MoveBits(__m512i v) {
-  constexpr uint64_t kMatrix = [] {
-    uint64_t m = 0;
-    for (int k = 0; k < kWidth; ++k) m |= uint64_t{1} << (kFrom + k) << (8 * (7 - (kTo + k)));
-    return m;
-  }();
+  constexpr uint64_t kMatrix = MoveBitsMatrix(kFrom, kTo, kWidth);
   return _mm512_gf2p8affine_epi64_epi8(v, _mm512_set1_epi64(static_cast<int64_t>(kMatrix)), 0);
 }
 
@@ -149,40 +151,68 @@ KINFER_VNNI HWY_INLINE __m512i DpbusdBcast(__m512i acc, __m512i w, const int8_t*
   return acc;
 }
 
+// acc += the int16 pairs of m times the pair at p, broadcast (VPDPWSSD with an embedded
+// broadcast, as DpbusdBcast).
+KINFER_VNNI HWY_INLINE __m512i DpwssdBcast(__m512i acc, __m512i m, const int32_t* p) {
+  asm("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(m), "m"(*p));
+  return acc;
+}
+
 HWY_INLINE __m512i Scales8(const uint8_t* p) {  // 16 unsigned bytes -> 16 int32 lanes
   return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
+// The matrices of MoveBits<b, 4, 1>, b = 0..7: Q5_K's fifth bits of sub-block b, for a chunk
+// index known only at run time.
+inline constexpr std::array<uint64_t, 8> kFifthBit = [] {
+  std::array<uint64_t, 8> m{};
+  for (int b = 0; b < 8; ++b) m[static_cast<size_t>(b)] = MoveBitsMatrix(b, 4, 1);
+  return m;
+}();
+
 // One 64-element chunk c of a Q4_K/Q5_K super-block against C tokens: the two sub-blocks' sums,
-// times their scales, into isum.
-template <bool kQ5, int c, int C>
-KINFER_VNNI HWY_INLINE void ChunkQ45K(const uint8_t* p, const int8_t* const* xb,
+// times their scales, into isum. The chunk is a loop's index, not a template's: unrolled four
+// times, the block streamed 1-3% slower (bench/decode_stream_bench, Q4_K and Q5_K at 1 and 2
+// threads, alternated). Q6_K's quarters, looped alike, did not gain, so they stay unrolled.
+template <bool kQ5, int C>
+KINFER_VNNI HWY_INLINE void ChunkQ45K(int c, const uint8_t* p, const int8_t* const* xb,
                                       __m512i (&isum)[C]) {
   constexpr int64_t kSc = kQ5 ? 2560 : 2048;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512i mlo = m4, mhi = m4;
+  if constexpr (kQ5) {
+    mlo = _mm512_set1_epi64(static_cast<int64_t>(kFifthBit[static_cast<size_t>(2 * c)]));
+    mhi = _mm512_set1_epi64(static_cast<int64_t>(kFifthBit[static_cast<size_t>(2 * c + 1)]));
+  }
   __m512i slo[C], shi[C];
   KINFER_UNROLL for (int t = 0; t < C; ++t) slo[t] = shi[t] = _mm512_setzero_si512();
+  const int8_t* xc[C];
+  KINFER_UNROLL for (int t = 0; t < C; ++t) xc[t] = xb[t] + 64 * c;
+  const uint8_t* pc = p + 512 * c;
   KINFER_UNROLL for (int j = 0; j < 8; ++j) {
-    const uint8_t* q = p + (8 * c + j) * 64;
+    const uint8_t* q = pc + j * 64;
     PrefetchInPlace(q);
+    // The block's scale/min/d lines, which no vector load prefetches: one a chunk, spread
+    // among the loads, and the fifth at the block's last chunk.
+    if (j == 3) PrefetchInPlace(p + kSc + 64 * c);
+    if (j == 7 && c == 3) PrefetchInPlace(p + kSc + 64 * 4);
     const __m512i v = _mm512_loadu_si512(q);
     __m512i lo, hi;
     if constexpr (kQ5) {
-      if constexpr (c == 0) PrefetchInPlace(p + 2048 + j * 64);  // the fifth bits, once
+      if (c == 0) PrefetchInPlace(p + 2048 + j * 64);  // the fifth bits, once
       const __m512i h = _mm512_loadu_si512(p + 2048 + j * 64);
-      lo = AndOr(v, m4, MoveBits<2 * c, 4, 1>(h));
-      hi = AndOr(_mm512_srli_epi16(v, 4), m4, MoveBits<2 * c + 1, 4, 1>(h));
+      lo = AndOr(v, m4, _mm512_gf2p8affine_epi64_epi8(h, mlo, 0));
+      hi = AndOr(_mm512_srli_epi16(v, 4), m4, _mm512_gf2p8affine_epi64_epi8(h, mhi, 0));
     } else {
       lo = _mm512_and_si512(v, m4);
       hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
     }
     KINFER_UNROLL for (int t = 0; t < C; ++t) {
-      slo[t] = DpbusdBcast(slo[t], lo, xb[t] + 64 * c + 4 * j);
-      shi[t] = DpbusdBcast(shi[t], hi, xb[t] + 64 * c + 32 + 4 * j);
+      slo[t] = DpbusdBcast(slo[t], lo, xc[t] + 4 * j);
+      shi[t] = DpbusdBcast(shi[t], hi, xc[t] + 32 + 4 * j);
     }
   }
-  const __m512i sc_lo = Scales8(p + kSc + 16 * (2 * c)),
-                sc_hi = Scales8(p + kSc + 16 * (2 * c + 1));
+  const __m512i sc_lo = Scales8(p + kSc + 32 * c), sc_hi = Scales8(p + kSc + 32 * c + 16);
   KINFER_UNROLL for (int t = 0; t < C; ++t) {
     isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(slo[t], sc_lo),
                                                          _mm512_mullo_epi32(shi[t], sc_hi)));
@@ -196,19 +226,14 @@ KINFER_VNNI HWY_INLINE void BlockQ45K(const uint8_t* p, const int8_t* const* xb,
   constexpr int64_t kMins = kQ5 ? 2688 : 2176, kD = kQ5 ? 2816 : 2304;
   __m512i isum[C];
   KINFER_UNROLL for (int t = 0; t < C; ++t) isum[t] = _mm512_setzero_si512();
-  ChunkQ45K<kQ5, 0, C>(p, xb, isum);
-  ChunkQ45K<kQ5, 1, C>(p, xb, isum);
-  ChunkQ45K<kQ5, 2, C>(p, xb, isum);
-  ChunkQ45K<kQ5, 3, C>(p, xb, isum);
-  PrefetchRest<kQ5 ? 2560 : 2048, kQ5 ? 2880 : 2368>(p);
+#pragma GCC unroll 1
+  for (int c = 0; c < 4; ++c) ChunkQ45K<kQ5, C>(c, p, xb, isum);
   __m512i msum[C];
   KINFER_UNROLL for (int t = 0; t < C; ++t) msum[t] = _mm512_setzero_si512();
   KINFER_UNROLL for (int k = 0; k < 4; ++k) {
     const __m512i m = _mm512_cvtepu8_epi16(
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kMins + 32 * k)));
-    KINFER_UNROLL for (int t = 0; t < C; ++t) {
-      msum[t] = _mm512_dpwssd_epi32(msum[t], m, _mm512_set1_epi32(sb[t][k]));
-    }
+    KINFER_UNROLL for (int t = 0; t < C; ++t) { msum[t] = DpwssdBcast(msum[t], m, sb[t] + k); }
   }
   const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kD)));
   const __m512 dmin =
