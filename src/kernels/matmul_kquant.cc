@@ -99,18 +99,19 @@ constexpr bool kHaveQ8KPath = true;
 // checks it all the same.
 #define KINFER_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni,gfni")))
 
-// Bits [from, from + width) of every byte moved to [to, to + width), the rest cleared, in one
-// GF2P8AFFINEQB (byte 7 - i of the matrix picks the source bits of result bit i), where a
-// 16-bit shift and a mask took two instructions.
+// The GF2P8AFFINEQB matrix that moves bits [from, from + width) of every byte to [to, to + width)
+// and clears the rest (byte 7 - i of the matrix picks the source bits of result bit i): one
+// instruction where a 16-bit shift and a mask took two.
 constexpr uint64_t MoveBitsMatrix(int from, int to, int width) {
   uint64_t m = 0;
   for (int k = 0; k < width; ++k) m |= uint64_t{1} << (from + k) << (8 * (7 - (to + k)));
   return m;
 }
-template <int kFrom, int kTo, int kWidth>
-KINFER_VNNI HWY_INLINE __m512i MoveBits(__m512i v) {
-  constexpr uint64_t kMatrix = MoveBitsMatrix(kFrom, kTo, kWidth);
-  return _mm512_gf2p8affine_epi64_epi8(v, _mm512_set1_epi64(static_cast<int64_t>(kMatrix)), 0);
+
+// The bytes of v moved by `matrix` (a MoveBitsMatrix), taken from a table: the kernels below
+// pick theirs by a loop index.
+KINFER_VNNI HWY_INLINE __m512i MoveBits(__m512i v, uint64_t matrix) {
+  return _mm512_gf2p8affine_epi64_epi8(v, _mm512_set1_epi64(static_cast<int64_t>(matrix)), 0);
 }
 
 // (a & b) | c in one VPTERNLOGD: a quant vector's low bits masked, its high bits added.
@@ -162,8 +163,7 @@ HWY_INLINE __m512i Scales8(const uint8_t* p) {  // 16 unsigned bytes -> 16 int32
   return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// The matrices of MoveBits<b, 4, 1>, b = 0..7: Q5_K's fifth bits of sub-block b, for a chunk
-// index known only at run time.
+// Q5_K's fifth bits of sub-block b (bit b of each byte) moved to bit 4: kFifthBit[b].
 inline constexpr std::array<uint64_t, 8> kFifthBit = [] {
   std::array<uint64_t, 8> m{};
   for (int b = 0; b < 8; ++b) m[static_cast<size_t>(b)] = MoveBitsMatrix(b, 4, 1);
@@ -179,11 +179,6 @@ KINFER_VNNI HWY_INLINE void ChunkQ45K(int c, const uint8_t* p, const int8_t* con
                                       __m512i (&isum)[C]) {
   constexpr int64_t kSc = kQ5 ? 2560 : 2048;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  __m512i mlo = m4, mhi = m4;
-  if constexpr (kQ5) {
-    mlo = _mm512_set1_epi64(static_cast<int64_t>(kFifthBit[static_cast<size_t>(2 * c)]));
-    mhi = _mm512_set1_epi64(static_cast<int64_t>(kFifthBit[static_cast<size_t>(2 * c + 1)]));
-  }
   __m512i slo[C], shi[C];
   KINFER_UNROLL for (int t = 0; t < C; ++t) slo[t] = shi[t] = _mm512_setzero_si512();
   const int8_t* xc[C];
@@ -201,8 +196,8 @@ KINFER_VNNI HWY_INLINE void ChunkQ45K(int c, const uint8_t* p, const int8_t* con
     if constexpr (kQ5) {
       if (c == 0) PrefetchInPlace(p + 2048 + j * 64);  // the fifth bits, once
       const __m512i h = _mm512_loadu_si512(p + 2048 + j * 64);
-      lo = AndOr(v, m4, _mm512_gf2p8affine_epi64_epi8(h, mlo, 0));
-      hi = AndOr(_mm512_srli_epi16(v, 4), m4, _mm512_gf2p8affine_epi64_epi8(h, mhi, 0));
+      lo = AndOr(v, m4, MoveBits(h, kFifthBit[2 * c]));
+      hi = AndOr(_mm512_srli_epi16(v, 4), m4, MoveBits(h, kFifthBit[2 * c + 1]));
     } else {
       lo = _mm512_and_si512(v, m4);
       hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
@@ -245,28 +240,38 @@ KINFER_VNNI HWY_INLINE void BlockQ45K(const uint8_t* p, const int8_t* const* xb,
   }
 }
 
-// Quarter q (j = 4q..4q+3) of the (h, p) part of a Q6_K super-block against C tokens: groups
-// g (low nibbles) and g + 4 (high nibbles), g = 8h + 2p + q, each (U - 32 X16) * scale into isum.
-template <int h, int pp, int q, int C>
-KINFER_VNNI HWY_INLINE void QuarterQ6K(const uint8_t* p, const int8_t* const* xb,
+// Q6_K's high bits of part p (bits 2p, 2p + 1 of each byte for the low nibbles, 2p + 4, 2p + 5
+// for the high ones) moved to bits 4 and 5: kHighBits[2p], kHighBits[2p + 1].
+inline constexpr std::array<uint64_t, 4> kHighBits = {
+    MoveBitsMatrix(0, 4, 2), MoveBitsMatrix(4, 4, 2), MoveBitsMatrix(2, 4, 2),
+    MoveBitsMatrix(6, 4, 2)};
+
+// Quarter i = 4h + 2p + q (j = 4q..4q+3) of the (h, p) part of a Q6_K super-block against C
+// tokens: groups g = 8h + 2p + q (low nibbles) and g + 4 (high nibbles), each (U - 32 X16) *
+// scale into isum. The quarter is a loop's index: unrolled, GCC interleaved all eight quarters'
+// sums and spilled them to the stack, and the block streamed 2% slower (decode_stream_bench,
+// 2 threads, alternated).
+template <int C>
+KINFER_VNNI HWY_INLINE void QuarterQ6K(int i, const uint8_t* p, const int8_t* const* xb,
                                        const int32_t* const* sb, __m512i (&isum)[C]) {
-  constexpr int g = 8 * h + 2 * pp + q;
+  const int h = i >> 2, pp = (i >> 1) & 1, q = i & 1, g = 8 * h + 2 * pp + q;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512i ulo[C], uhi[C];
   KINFER_UNROLL for (int t = 0; t < C; ++t) ulo[t] = uhi[t] = _mm512_setzero_si512();
+  const uint8_t* ql0 = p + (16 * h + 8 * pp + 4 * q) * 64;
+  const uint8_t* qh0 = p + 2048 + (8 * h + 4 * q) * 64;
+  const int64_t e0 = 128 * h + 32 * pp + 16 * q;  // element of the low nibbles
   KINFER_UNROLL for (int jj = 0; jj < 4; ++jj) {
-    const int j = 4 * q + jj;
-    const uint8_t* ql = p + (16 * h + 8 * pp + j) * 64;
-    const uint8_t* qh = p + 2048 + (8 * h + j) * 64;
+    const uint8_t* ql = ql0 + 64 * jj;
+    const uint8_t* qh = qh0 + 64 * jj;
     PrefetchInPlace(ql);
-    if constexpr (pp == 0) PrefetchInPlace(qh);  // the high bits, once
+    if (pp == 0) PrefetchInPlace(qh);  // the high bits, once
     const __m512i l = _mm512_loadu_si512(ql), hb = _mm512_loadu_si512(qh);
-    const __m512i lo = AndOr(l, m4, MoveBits<2 * pp, 4, 2>(hb));
-    const __m512i hi = AndOr(_mm512_srli_epi16(l, 4), m4, MoveBits<2 * pp + 4, 4, 2>(hb));
-    const int64_t e = 128 * h + 32 * pp + 4 * j;  // element of the low nibbles
+    const __m512i lo = AndOr(l, m4, MoveBits(hb, kHighBits[2 * pp]));
+    const __m512i hi = AndOr(_mm512_srli_epi16(l, 4), m4, MoveBits(hb, kHighBits[2 * pp + 1]));
     KINFER_UNROLL for (int t = 0; t < C; ++t) {
-      ulo[t] = DpbusdBcast(ulo[t], lo, xb[t] + e);
-      uhi[t] = DpbusdBcast(uhi[t], hi, xb[t] + e + 64);
+      ulo[t] = DpbusdBcast(ulo[t], lo, xb[t] + e0 + 4 * jj);
+      uhi[t] = DpbusdBcast(uhi[t], hi, xb[t] + e0 + 4 * jj + 64);
     }
   }
   const __m512i sc_lo =
@@ -286,14 +291,8 @@ KINFER_VNNI HWY_INLINE void BlockQ6K(const uint8_t* p, const int8_t* const* xb,
                                      const int32_t* const* sb, const float* dx, __m512 (&acc)[C]) {
   __m512i isum[C];
   KINFER_UNROLL for (int t = 0; t < C; ++t) isum[t] = _mm512_setzero_si512();
-  QuarterQ6K<0, 0, 0, C>(p, xb, sb, isum);
-  QuarterQ6K<0, 0, 1, C>(p, xb, sb, isum);
-  QuarterQ6K<0, 1, 0, C>(p, xb, sb, isum);
-  QuarterQ6K<0, 1, 1, C>(p, xb, sb, isum);
-  QuarterQ6K<1, 0, 0, C>(p, xb, sb, isum);
-  QuarterQ6K<1, 0, 1, C>(p, xb, sb, isum);
-  QuarterQ6K<1, 1, 0, C>(p, xb, sb, isum);
-  QuarterQ6K<1, 1, 1, C>(p, xb, sb, isum);
+#pragma GCC unroll 1
+  for (int i = 0; i < 8; ++i) QuarterQ6K<C>(i, p, xb, sb, isum);
   PrefetchRest<3072, 3360>(p);
   const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 3328)));
   KINFER_UNROLL for (int t = 0; t < C; ++t) {
