@@ -173,7 +173,7 @@ inline constexpr std::array<uint64_t, 8> kFifthBit = [] {
 // One 64-element chunk c of a Q4_K/Q5_K super-block against C tokens: the two sub-blocks' sums,
 // times their scales, into isum. The chunk is a loop's index, not a template's: unrolled four
 // times, the block streamed 1-3% slower (bench/decode_stream_bench, Q4_K and Q5_K at 1 and 2
-// threads, alternated). Q6_K's quarters, looped alike, did not gain, so they stay unrolled.
+// threads, alternated).
 template <bool kQ5, int C>
 KINFER_VNNI HWY_INLINE void ChunkQ45K(int c, const uint8_t* p, const int8_t* const* xb,
                                       __m512i (&isum)[C]) {
@@ -228,7 +228,7 @@ KINFER_VNNI HWY_INLINE void BlockQ45K(const uint8_t* p, const int8_t* const* xb,
   KINFER_UNROLL for (int k = 0; k < 4; ++k) {
     const __m512i m = _mm512_cvtepu8_epi16(
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kMins + 32 * k)));
-    KINFER_UNROLL for (int t = 0; t < C; ++t) { msum[t] = DpwssdBcast(msum[t], m, sb[t] + k); }
+    KINFER_UNROLL for (int t = 0; t < C; ++t) msum[t] = DpwssdBcast(msum[t], m, sb[t] + k);
   }
   const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kD)));
   const __m512 dmin =
@@ -249,8 +249,8 @@ inline constexpr std::array<uint64_t, 4> kHighBits = {
 // Quarter i = 4h + 2p + q (j = 4q..4q+3) of the (h, p) part of a Q6_K super-block against C
 // tokens: groups g = 8h + 2p + q (low nibbles) and g + 4 (high nibbles), each (U - 32 X16) *
 // scale into isum. The quarter is a loop's index: unrolled, GCC interleaved all eight quarters'
-// sums and spilled them to the stack, and the block streamed 2% slower (decode_stream_bench,
-// 2 threads, alternated).
+// sums and spilled them to the stack (the loop streams as fast, within noise, in a third of the
+// code).
 template <int C>
 KINFER_VNNI HWY_INLINE void QuarterQ6K(int i, const uint8_t* p, const int8_t* const* xb,
                                        const int32_t* const* sb, __m512i (&isum)[C]) {
