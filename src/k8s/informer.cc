@@ -141,7 +141,7 @@ void Informer::Remove(ObjectPtr obj) {
   }
 }
 
-Status Informer::ListAndReplace(std::stop_token stop) {
+Status Informer::ListAndReplace(std::stop_token stop, RelistReason reason) {
   ListOptions lo;
   lo.label_selector = options_.label_selector;
   lo.field_selector = options_.field_selector;
@@ -179,6 +179,9 @@ Status Informer::ListAndReplace(std::stop_token stop) {
     cache_ = std::move(fresh);
     resource_version_ = list.resource_version;
     ++stats_.lists;
+    if (reason == RelistReason::kGone) ++stats_.relists_gone;
+    if (reason == RelistReason::kReconnect) ++stats_.relists_reconnect;
+    if (reason == RelistReason::kPeriodic) ++stats_.relists_periodic;
   }
   for (const InformerHandlers& h : handlers_) {
     for (const ObjectPtr& o : deleted) {
@@ -253,7 +256,7 @@ void Informer::Run(std::stop_token stop) {
   Clock::time_point relist_at = Clock::time_point::max();
   while (!stop.stop_requested()) {
     if (need_list) {
-      Status s = ListAndReplace(stop);
+      Status s = ListAndReplace(stop, reason);
       if (stop.stop_requested()) return;
       if (!s.ok()) {
         {
@@ -265,12 +268,6 @@ void Informer::Run(std::stop_token stop) {
                         wait.count(), s.message());
         if (!SleepFor(wait, stop)) return;
         continue;
-      }
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (reason == RelistReason::kGone) ++stats_.relists_gone;
-        if (reason == RelistReason::kReconnect) ++stats_.relists_reconnect;
-        if (reason == RelistReason::kPeriodic) ++stats_.relists_periodic;
       }
       need_list = false;
       if (options_.relist_period.count() > 0) relist_at = Clock::now() + options_.relist_period;

@@ -115,7 +115,9 @@ class Informer {
  private:
   enum class RelistReason { kInitial, kGone, kReconnect, kPeriodic };
   void Run(std::stop_token stop);
-  Status ListAndReplace(std::stop_token stop);
+  // Lists, replaces the cache and delivers the differences; counts the list (and `reason`) in
+  // stats() before the handlers see any of them.
+  Status ListAndReplace(std::stop_token stop, RelistReason reason);
   Status WatchOnce(std::stop_token stop, std::chrono::steady_clock::time_point relist_at);
   Result<ObjectPtr> MakeObject(Json json) const;
   void Upsert(ObjectPtr obj);
