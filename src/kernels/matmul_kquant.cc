@@ -178,6 +178,8 @@ template <bool kQ5, int C>
 KINFER_VNNI HWY_INLINE void ChunkQ45K(int c, const uint8_t* p, const int8_t* const* xb,
                                       __m512i (&isum)[C]) {
   constexpr int64_t kSc = kQ5 ? 2560 : 2048;
+  static_assert(PackedKBlockBytes(kQ5 ? DType::kQ5_Kx16 : DType::kQ4_Kx16) - kSc == 5 * 64,
+                "the tail prefetches below cover five lines of scales, mins and d");
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512i slo[C], shi[C];
   KINFER_UNROLL for (int t = 0; t < C; ++t) slo[t] = shi[t] = _mm512_setzero_si512();
